@@ -1,0 +1,299 @@
+package piece
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent/bencode"
+)
+
+// BuildOptions says how Build makes a torrent. The zero value makes a public
+// torrent with no trackers and a piece length chosen from the total size.
+type BuildOptions struct {
+	// PieceLength must be 0 (choose one) or a power of two ≥ 16 KiB.
+	PieceLength int64
+	// Name replaces the base name of the path.
+	Name string
+	// Trackers are announce URLs, each in a tier of its own (BEP 12).
+	Trackers []string
+	Private  bool
+	Comment  string
+	// CreatedBy names the program; CreationDate is omitted when zero.
+	CreatedBy    string
+	CreationDate time.Time
+	// Hasher hashes the files; nil uses a zero Hasher (all cores).
+	Hasher *Hasher
+	// Logger reports skipped files (symlinks, devices); nil uses slog's default.
+	Logger *slog.Logger
+}
+
+// DefaultPieceLength picks a piece length for content of the given size:
+// about 1500 pieces, from 16 KiB to 16 MiB, so the piece layers stay small
+// while pieces stay quick to fetch and verify.
+func DefaultPieceLength(total int64) int64 {
+	pl := int64(MinPieceLength)
+	for pl < 16<<20 && total/pl > 1500 {
+		pl *= 2
+	}
+	return pl
+}
+
+type diskFile struct {
+	path string   // on disk
+	tree []string // in the file tree
+	size int64
+}
+
+// Build hashes the file or folder at path into a v2 torrent. Folders are
+// walked recursively, hidden files included; symbolic links and special
+// files are skipped, never followed, so a torrent holds only what lies
+// under path.
+func Build(ctx context.Context, path string, opts BuildOptions) (*MetaInfo, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	st, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	name := opts.Name
+	if name == "" {
+		name = filepath.Base(filepath.Clean(path))
+	}
+	if err := checkComponent(name); err != nil {
+		return nil, fmt.Errorf("name %q: %w", name, err)
+	}
+	var files []diskFile
+	switch {
+	case st.Mode().IsRegular():
+		files = []diskFile{{path: path, tree: []string{name}, size: st.Size()}}
+	case st.IsDir():
+		if files, err = listDir(path, log); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%s: not a regular file or folder", path)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s: no files to share", path)
+	}
+	var total int64
+	for _, f := range files {
+		total += f.size
+	}
+	if total == 0 {
+		return nil, fmt.Errorf("%s: every file is empty; there is nothing to share", path)
+	}
+	pl := opts.PieceLength
+	if pl == 0 {
+		pl = DefaultPieceLength(total)
+	}
+	if pl < MinPieceLength || pl > MaxPieceLength || pl&(pl-1) != 0 {
+		return nil, fmt.Errorf("piece length %d is not a power of two from %d to %d", pl, MinPieceLength, MaxPieceLength)
+	}
+
+	roots, layers, err := hashDiskFiles(ctx, files, pl, opts.Hasher)
+	if err != nil {
+		return nil, err
+	}
+
+	tree := map[string]any{}
+	for i, f := range files {
+		leaf := map[string]any{"length": f.size}
+		if f.size > 0 {
+			leaf["pieces root"] = string(roots[i][:])
+		}
+		node := tree
+		for _, c := range f.tree[:len(f.tree)-1] {
+			next, ok := node[c].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				node[c] = next
+			}
+			node = next
+		}
+		node[f.tree[len(f.tree)-1]] = map[string]any{"": leaf}
+	}
+	infoDict := map[string]any{
+		"file tree":    tree,
+		"meta version": 2,
+		"name":         name,
+		"piece length": pl,
+	}
+	if opts.Private {
+		infoDict["private"] = 1
+	}
+	infoBytes, err := bencode.Marshal(infoDict)
+	if err != nil {
+		return nil, fmt.Errorf("encode info: %w", err)
+	}
+	info, err := ParseInfo(infoBytes)
+	if err != nil {
+		// Build only makes what Parse accepts; reaching here is a bug.
+		return nil, fmt.Errorf("built an info dict that does not parse: %w", err)
+	}
+	m := &MetaInfo{
+		Info:      info,
+		Layers:    make([][]Hash, len(info.Files)),
+		Comment:   opts.Comment,
+		CreatedBy: opts.CreatedBy,
+	}
+	if !opts.CreationDate.IsZero() {
+		m.CreationDate = opts.CreationDate.Unix()
+	}
+	// files and info.Files are in the same order: both sorted by path.
+	copy(m.Layers, layers)
+	if len(opts.Trackers) > 0 {
+		m.Announce = opts.Trackers[0]
+		for _, t := range opts.Trackers {
+			m.AnnounceList = append(m.AnnounceList, []string{t})
+		}
+	}
+	return m, nil
+}
+
+// listDir returns the regular files under root sorted in file tree order.
+func listDir(root string, log *slog.Logger) ([]diskFile, error) {
+	var files []diskFile
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			log.Warn("skipping: not a regular file", "path", p, "type", d.Type().String())
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		tree := strings.Split(filepath.ToSlash(rel), "/")
+		for _, c := range tree {
+			if err := checkComponent(c); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files = append(files, diskFile{path: p, tree: tree, size: info.Size()})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// File tree order: dict keys sorted bytewise at every level, which is
+	// the same as comparing the paths component by component.
+	slices.SortFunc(files, func(a, b diskFile) int { return slices.Compare(a.tree, b.tree) })
+	return files, nil
+}
+
+// hashDiskFiles returns each file's pieces root and, for files larger than
+// a piece, its piece layer.
+func hashDiskFiles(ctx context.Context, files []diskFile, pl int64, h *Hasher) ([]Hash, [][]Hash, error) {
+	if h == nil {
+		h = &Hasher{}
+	}
+	srcs := make([]source, len(files))
+	layers := make([][]Hash, len(files))
+	for i, f := range files {
+		fh, err := os.Open(f.path)
+		if err != nil {
+			closeSources(srcs)
+			return nil, nil, err
+		}
+		srcs[i] = source{r: fh, size: f.size}
+		layers[i] = make([]Hash, (f.size+pl-1)/pl)
+	}
+	defer closeSources(srcs)
+	errs := make([]error, len(files))
+	var mu sync.Mutex
+	err := h.hashFiles(ctx, srcs, pl, func(f, p int, root Hash, err error) {
+		layers[f][p] = root
+		if err != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			// Any failing piece fails the file; which one is named matters little.
+			errs[f] = err
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	roots := make([]Hash, len(files))
+	for i, f := range files {
+		if errs[i] != nil {
+			return nil, nil, fmt.Errorf("%s: %w (did it change while being hashed?)", f.path, errs[i])
+		}
+		switch len(layers[i]) {
+		case 0:
+		case 1:
+			roots[i] = layers[i][0]
+			layers[i] = nil
+		default:
+			roots[i] = FileRoot(layers[i], int(pl))
+		}
+	}
+	return roots, layers, nil
+}
+
+func closeSources(srcs []source) {
+	for _, s := range srcs {
+		if c, ok := s.r.(interface{ Close() error }); ok && s.r != nil {
+			c.Close()
+		}
+	}
+}
+
+// Marshal encodes the torrent as a .torrent file.
+func (m *MetaInfo) Marshal() ([]byte, error) {
+	if m.Info == nil || len(m.Info.Bytes) == 0 {
+		return nil, errors.New("marshal torrent: no info dict")
+	}
+	top := map[string]any{"info": bencode.Bytes(m.Info.Bytes)}
+	if m.Announce != "" {
+		top["announce"] = m.Announce
+	}
+	if len(m.AnnounceList) > 0 {
+		top["announce-list"] = m.AnnounceList
+	}
+	if m.Comment != "" {
+		top["comment"] = m.Comment
+	}
+	if m.CreatedBy != "" {
+		top["created by"] = m.CreatedBy
+	}
+	if m.CreationDate != 0 {
+		top["creation date"] = m.CreationDate
+	}
+	layers := map[string]string{}
+	for i, l := range m.Layers {
+		if len(l) < 2 {
+			continue
+		}
+		buf := make([]byte, 0, 32*len(l))
+		for _, h := range l {
+			buf = append(buf, h[:]...)
+		}
+		// Identical files share a root and so one entry.
+		layers[string(m.Info.Files[i].PiecesRoot[:])] = string(buf)
+	}
+	if len(layers) > 0 {
+		top["piece layers"] = layers
+	}
+	return bencode.Marshal(top)
+}

@@ -1,0 +1,61 @@
+package piece
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const hexHash = "c2519e86248b9da3c237a3d527ea7bef57b2d46b72f3cab924ba9bb567840a38"
+
+func TestMagnetRoundTrip(t *testing.T) {
+	m, err := ParseMagnet("magnet:?xt=urn:btmh:1220" + hexHash + "&dn=My+File&tr=http%3A%2F%2F127.0.0.1%3A6969%2Fannounce&tr=udp%3A%2F%2Fx%3A1&x.pe=127.0.0.1:6881&x.pe=[::1]:7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Name != "My File" || len(m.Trackers) != 2 || len(m.Peers) != 2 || m.Peers[1] != "[::1]:7000" {
+		t.Fatalf("parsed %+v", m)
+	}
+	again, err := ParseMagnet(m.String())
+	if err != nil || again.String() != m.String() {
+		t.Fatalf("round trip: %v %q != %q", err, again.String(), m.String())
+	}
+	if !strings.HasPrefix(m.String(), "magnet:?xt=urn:btmh:1220"+hexHash+"&dn=") {
+		t.Errorf("xt must come first: %s", m)
+	}
+}
+
+func TestMagnetForms(t *testing.T) {
+	for _, s := range []string{hexHash, strings.ToUpper(hexHash), "urn:btmh:1220" + hexHash,
+		"magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&xt=urn:btmh:1220" + hexHash} {
+		m, err := ParseMagnet(s)
+		if err != nil {
+			t.Errorf("%s: %v", s, err)
+			continue
+		}
+		if got := m.String(); got != "magnet:?xt=urn:btmh:1220"+hexHash {
+			t.Errorf("%s: %s", s, got)
+		}
+	}
+}
+
+func TestMagnetRefuses(t *testing.T) {
+	for name, s := range map[string]string{
+		"short hex":       hexHash[:63],
+		"bad hex":         "zz" + hexHash[2:],
+		"sha1 multihash":  "urn:btmh:1114" + hexHash,
+		"wrong length":    "urn:btmh:1221" + hexHash,
+		"v1 only":         "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
+		"no xt":           "magnet:?dn=x",
+		"two hashes":      "magnet:?xt=urn:btmh:1220" + hexHash + "&xt=urn:btmh:1220" + strings.Repeat("0", 64),
+		"bad x.pe":        "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=nohost",
+		"bad x.pe port":   "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=1.2.3.4:99999",
+		"bad escape":      "magnet:?xt=urn:btmh:1220" + hexHash + "&dn=%zz",
+		"empty":           "",
+		"btmh no payload": "urn:btmh:",
+	} {
+		if _, err := ParseMagnet(s); !errors.Is(err, ErrBadMagnet) {
+			t.Errorf("%s: error %v, want ErrBadMagnet", name, err)
+		}
+	}
+}
