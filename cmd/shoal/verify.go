@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shoal-p2p/shoal/piece"
+)
+
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "check data on disk against a .torrent",
+		ArgsUsage: "FILE.torrent",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", Aliases: []string{"d"}, Value: ".", Usage: "the folder holding NAME", EnvVars: env("dir")},
+		},
+		Action: runVerify,
+	}
+}
+
+func runVerify(c *cli.Context) error {
+	if err := exactArgs(c, 1, "FILE.torrent"); err != nil {
+		return err
+	}
+	m, err := readTorrent(c.Args().First())
+	if err != nil {
+		return err
+	}
+	dir := c.String("dir")
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return usageError("verify: --dir %s: not a folder", dir)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var done atomic.Int64
+	stopBar := showBytes(c.App.ErrWriter, "verifying", m.Info.TotalLength, &done)
+	problems, err := piece.Verify(ctx, m, dir, &piece.Hasher{Progress: &done})
+	stopBar()
+	if err != nil {
+		return failure("verify: %v", err)
+	}
+	w := c.App.Writer
+	in := m.Info
+	for _, p := range problems {
+		if p.Kind != piece.BadPieces {
+			fmt.Fprintf(w, "BAD %s\n", p)
+			continue
+		}
+		f := in.Files[p.File]
+		for _, i := range p.Pieces {
+			start := int64(i) * in.PieceLength
+			end := min(start+in.PieceLength, f.Length) - 1
+			fmt.Fprintf(w, "BAD %s: piece %d (bytes %d-%d) does not match\n", p.Path, i, start, end)
+		}
+	}
+	if len(problems) > 0 {
+		files := map[int]bool{}
+		for _, p := range problems {
+			files[p.File] = true
+		}
+		return failure("verify: %d of %d files do not match the torrent", len(files), len(in.Files))
+	}
+	fmt.Fprintf(w, "OK %s: %d files, %d bytes, %d pieces verified\n", in.Name, len(in.Files), in.TotalLength, in.NumPieces)
+	return nil
+}
