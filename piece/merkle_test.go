@@ -116,3 +116,32 @@ func TestPieceRootOfShortData(t *testing.T) {
 		t.Fatalf("root %x, want %x", got, want)
 	}
 }
+
+// A single 16 KiB block of a real file is verified against the file's
+// pieces root with a proof, as a peer's hashes reply allows.
+func TestVerifyBlockAgainstFileRoot(t *testing.T) {
+	m, _ := sample(t)
+	f := m.Info.Files[0] // big.bin: 5 blocks and 123 bytes, pieces of 2 blocks
+	data := make([]byte, f.Length)
+	seed := uint32(len("big.bin")*7919 + int(f.Length))
+	for i := range data {
+		seed = seed*1664525 + 1013904223
+		data[i] = byte(seed >> 24)
+	}
+	var leaves []Hash
+	for b := 0; b < len(data); b += BlockSize {
+		leaves = append(leaves, BlockHash(data[b:min(b+BlockSize, len(data))]))
+	}
+	width := ceilPow2(len(leaves))
+	for i := range leaves {
+		proof := ProofFor(leaves, i, width, 0)
+		if !VerifyProof(leaves[i], i, proof, f.PiecesRoot) {
+			t.Fatalf("block %d does not verify against the pieces root", i)
+		}
+	}
+	bad := append([]byte(nil), data[BlockSize:2*BlockSize]...)
+	bad[100] ^= 1
+	if VerifyProof(BlockHash(bad), 1, ProofFor(leaves, 1, width, 0), f.PiecesRoot) {
+		t.Fatal("a corrupted block verified")
+	}
+}

@@ -134,6 +134,9 @@ func TestParseRefuses(t *testing.T) {
 		{"slash in component", func(top map[string]any) { treeOf(top)["a/b"] = treeOf(top)["sub"]; delete(treeOf(top), "sub") }, "contains '/'"},
 		{"absolute component", func(top map[string]any) { treeOf(top)["/etc"] = treeOf(top)["sub"]; delete(treeOf(top), "sub") }, "contains '/'"},
 		{"NUL in component", func(top map[string]any) { treeOf(top)["a\x00b"] = treeOf(top)["sub"]; delete(treeOf(top), "sub") }, "NUL"},
+		{"empty component", func(top map[string]any) {
+			treeOf(top)[""] = map[string]any{"": map[string]any{"length": 0}}
+		}, "empty path component"},
 		{"file and folder at one path", func(top map[string]any) {
 			treeOf(top)["sub"].(map[string]any)[""] = map[string]any{"length": 1, "pieces root": strings.Repeat("x", 32)}
 		}, "both a file and a folder"},
