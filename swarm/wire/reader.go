@@ -1,0 +1,279 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+)
+
+// Default limits for a Reader; see Limits.
+const (
+	// DefaultMaxBitfield allows 8M pieces while the piece count is still
+	// unknown (a magnet download gets the bitfield before the metadata).
+	DefaultMaxBitfield = 1 << 20
+	// DefaultMaxExtended is far above any legitimate extension message
+	// (ut_metadata pieces are 16 KiB, handshakes and PEX a few hundred
+	// bytes) yet caps what one message can make us buffer.
+	DefaultMaxExtended = 1 << 20
+	// DefaultMaxHashes bounds a BEP 52 hashes message: 8192 hashes is
+	// 256 KiB, more than a sane request (a piece layer chunk plus its
+	// proof) produces.
+	DefaultMaxHashes = 8192
+)
+
+// Limits bound what a Reader accepts. They exist so that a peer cannot make
+// us allocate or buffer more than we chose to: every length prefix is
+// checked against them before any of the body is read. Zero fields take the
+// defaults.
+type Limits struct {
+	// MaxBlock is the largest block a piece message may carry; default
+	// BlockSize. Raise it only if we send larger requests ourselves.
+	MaxBlock int
+	// NumPieces, when known, makes a bitfield exactly ceil(NumPieces/8)
+	// bytes with its spare bits clear, as BEP 3 requires. Zero means not
+	// yet known; then MaxBitfield applies. See Reader.SetNumPieces.
+	NumPieces int
+	// MaxBitfield caps a bitfield while NumPieces is unknown; default
+	// DefaultMaxBitfield.
+	MaxBitfield int
+	// MaxExtended caps an extended message's payload (after the extended
+	// id byte), and also the body of a message with an unknown id, which
+	// the reader must swallow to stay in step; default DefaultMaxExtended.
+	MaxExtended int
+	// MaxHashes caps the number of hashes in a hashes message; default
+	// DefaultMaxHashes.
+	MaxHashes int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBlock <= 0 {
+		l.MaxBlock = BlockSize
+	}
+	if l.MaxBitfield <= 0 {
+		l.MaxBitfield = DefaultMaxBitfield
+	}
+	if l.MaxExtended <= 0 {
+		l.MaxExtended = DefaultMaxExtended
+	}
+	if l.MaxHashes <= 0 {
+		l.MaxHashes = DefaultMaxHashes
+	}
+	return l
+}
+
+// Reader decodes messages from one connection with bounded memory. It owns
+// one body buffer, sized for a piece message up front and grown (up to the
+// limits) only when a larger message arrives, so steady-state reading does
+// not allocate.
+//
+// It issues small reads (4-byte length, 1-byte id, then the body); wrap a
+// net.Conn in a bufio.Reader to turn those into few system calls. A Reader
+// is not safe for concurrent use.
+type Reader struct {
+	r    io.Reader
+	lim  Limits
+	max  uint32 // largest body any id may have under lim
+	hdr  [4]byte
+	buf  []byte
+	bits int // NumPieces, copied so SetNumPieces need not touch lim
+}
+
+// NewReader returns a Reader on r with the given limits (zero fields take
+// the defaults).
+func NewReader(r io.Reader, lim Limits) *Reader {
+	rd := &Reader{r: r}
+	rd.setLimits(lim)
+	rd.buf = make([]byte, 1+lenPieceHdr+rd.lim.MaxBlock)
+	return rd
+}
+
+func (r *Reader) setLimits(lim Limits) {
+	r.lim = lim.withDefaults()
+	r.bits = r.lim.NumPieces
+	m := 1 + lenPieceHdr + r.lim.MaxBlock
+	m = max(m, 1+r.lim.MaxBitfield, 2+r.lim.MaxExtended, 1+lenHashHdr+HashSize*r.lim.MaxHashes)
+	if r.bits > 0 {
+		m = max(m, 1+(r.bits+7)/8)
+	}
+	r.max = uint32(min(m, math.MaxInt32))
+}
+
+// SetNumPieces tells the reader the torrent's piece count once the
+// metadata is known, so later bitfields are checked exactly. n ≤ 0 goes
+// back to the MaxBitfield cap.
+func (r *Reader) SetNumPieces(n int) {
+	r.lim.NumPieces = max(n, 0)
+	r.setLimits(r.lim)
+}
+
+// ReadMessage reads the next message.
+//
+// Payload (the block of a piece, the bits of a bitfield, the body of an
+// extended or hashes message) points into the reader's buffer and is only
+// valid until the next call to ReadMessage: copy what must outlive it. That
+// is the price of not allocating per block.
+//
+// At a clean message boundary the end of the stream gives io.EOF; in the
+// middle of a message it gives io.ErrUnexpectedEOF. A message whose id the
+// codec does not know is read in full and returned, with an UnknownIDError;
+// the stream is still in step and the caller may carry on. Every other
+// error (ErrMessageTooLong, ErrBadLength, a malformed field, an I/O error)
+// leaves the stream out of step, and the connection must be closed.
+func (r *Reader) ReadMessage() (Message, error) {
+	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
+		return Message{}, err
+	}
+	n := binary.BigEndian.Uint32(r.hdr[:])
+	if n == 0 {
+		return Message{KeepAlive: true}, nil
+	}
+	if n > r.max {
+		return Message{}, fmt.Errorf("wire: length prefix %d exceeds limit %d: %w", n, r.max, ErrMessageTooLong)
+	}
+	if _, err := io.ReadFull(r.r, r.hdr[:1]); err != nil {
+		return Message{}, fmt.Errorf("wire: reading message id: %w", noEOF(err))
+	}
+	id := ID(r.hdr[0])
+	plen := int(n - 1)
+	if err := r.checkLen(id, plen); err != nil {
+		return Message{}, err
+	}
+	if cap(r.buf) < plen {
+		// Grows only for bitfields, extended and hashes messages, once
+		// per size step, and never beyond the limits checked above.
+		r.buf = make([]byte, min(max(plen, 2*cap(r.buf)), int(r.max)))
+	}
+	body := r.buf[:plen]
+	if _, err := io.ReadFull(r.r, body); err != nil {
+		return Message{}, fmt.Errorf("wire: reading %v body (%d bytes): %w", id, plen, noEOF(err))
+	}
+	return r.decode(id, body)
+}
+
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func tooLong(id ID, n, limit int) error {
+	return fmt.Errorf("wire: %v: payload %d bytes exceeds limit %d: %w", id, n, limit, ErrMessageTooLong)
+}
+
+func badLen(id ID, n, want int) error {
+	return fmt.Errorf("wire: %v: payload %d bytes, want %d: %w", id, n, want, ErrBadLength)
+}
+
+// checkLen vets a payload length against the id before the body is read,
+// so nothing is buffered for a message we would refuse anyway.
+func (r *Reader) checkLen(id ID, n int) error {
+	switch id {
+	case Choke, Unchoke, Interested, NotInterested, HaveAll, HaveNone:
+		if n != 0 {
+			return badLen(id, n, 0)
+		}
+	case Have, Suggest, AllowedFast:
+		if n != lenIndex {
+			return badLen(id, n, lenIndex)
+		}
+	case Request, Cancel, Reject:
+		if n != lenRequest {
+			return badLen(id, n, lenRequest)
+		}
+	case Port:
+		if n != lenPort {
+			return badLen(id, n, lenPort)
+		}
+	case HashRequest, HashReject:
+		if n != lenHashHdr {
+			return badLen(id, n, lenHashHdr)
+		}
+	case Piece:
+		if n < lenPieceHdr {
+			return fmt.Errorf("wire: piece: payload %d bytes, want at least %d: %w", n, lenPieceHdr, ErrBadLength)
+		}
+		if n-lenPieceHdr > r.lim.MaxBlock {
+			return fmt.Errorf("wire: piece: block %d bytes exceeds limit %d: %w", n-lenPieceHdr, r.lim.MaxBlock, ErrMessageTooLong)
+		}
+	case Bitfield:
+		if r.bits > 0 {
+			if want := (r.bits + 7) / 8; n != want {
+				return fmt.Errorf("wire: bitfield: %d bytes, want %d for %d pieces: %w", n, want, r.bits, ErrBadLength)
+			}
+		} else if n > r.lim.MaxBitfield {
+			return tooLong(id, n, r.lim.MaxBitfield)
+		}
+	case Extended:
+		if n < 1 {
+			return fmt.Errorf("wire: extended: empty payload, want an extended id: %w", ErrBadLength)
+		}
+		if n-1 > r.lim.MaxExtended {
+			return tooLong(id, n-1, r.lim.MaxExtended)
+		}
+	case Hashes:
+		if n < lenHashHdr || (n-lenHashHdr)%HashSize != 0 {
+			return fmt.Errorf("wire: hashes: payload %d bytes, want %d + a multiple of %d: %w", n, lenHashHdr, HashSize, ErrBadLength)
+		}
+		if k := (n - lenHashHdr) / HashSize; k > r.lim.MaxHashes {
+			return fmt.Errorf("wire: hashes: %d hashes exceeds limit %d: %w", k, r.lim.MaxHashes, ErrMessageTooLong)
+		}
+	default:
+		// Unknown ids are swallowed so the caller may ignore them, but
+		// only up to the extended cap: they are extension traffic too.
+		if n > r.lim.MaxExtended {
+			return tooLong(id, n, r.lim.MaxExtended)
+		}
+	}
+	return nil
+}
+
+// decode fills a Message from a body whose length checkLen accepted.
+func (r *Reader) decode(id ID, b []byte) (Message, error) {
+	m := Message{ID: id}
+	be := binary.BigEndian
+	switch id {
+	case Choke, Unchoke, Interested, NotInterested, HaveAll, HaveNone:
+	case Have, Suggest, AllowedFast:
+		m.Index = be.Uint32(b)
+	case Request, Cancel, Reject:
+		m.Index = be.Uint32(b)
+		m.Begin = be.Uint32(b[4:])
+		m.Length = be.Uint32(b[8:])
+	case Port:
+		m.Port = be.Uint16(b)
+	case Piece:
+		m.Index = be.Uint32(b)
+		m.Begin = be.Uint32(b[4:])
+		m.Payload = b[lenPieceHdr:]
+	case Bitfield:
+		if r.bits > 0 && r.bits%8 != 0 {
+			if spare := b[len(b)-1] & (0xff >> (r.bits % 8)); spare != 0 {
+				return Message{}, fmt.Errorf("wire: bitfield: spare bits %#02x set past piece %d", spare, r.bits)
+			}
+		}
+		m.Payload = b
+	case Extended:
+		m.ExtendedID = b[0]
+		m.Payload = b[1:]
+	case HashRequest, HashReject, Hashes:
+		copy(m.PiecesRoot[:], b)
+		h := b[HashSize:]
+		m.BaseLayer = be.Uint32(h)
+		m.Index = be.Uint32(h[4:])
+		m.Length = be.Uint32(h[8:])
+		m.ProofLayers = be.Uint32(h[12:])
+		if id == Hashes {
+			m.Payload = b[lenHashHdr:]
+			if k := len(m.Payload) / HashSize; uint64(k) < uint64(m.Length) {
+				return Message{}, fmt.Errorf("wire: hashes: %d hashes, fewer than the %d base-layer hashes announced", k, m.Length)
+			}
+		}
+	default:
+		m.Payload = b
+		return m, UnknownIDError(id)
+	}
+	return m, nil
+}
