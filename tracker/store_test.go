@@ -1,0 +1,141 @@
+package tracker
+
+import (
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func storeAnnounce(t *testing.T, s Store, now time.Time, h InfoHash, n int, ev Event) ([]Peer, Swarm) {
+	t.Helper()
+	a := PeerAnnounce{InfoHash: h, PeerID: pid(n), Addr: netip.AddrPortFrom(loop4, uint16(n)), Event: ev, NumWant: 1000}
+	ps, sw, err := s.Announce(now, &a, nil)
+	if err != nil {
+		t.Fatalf("announce peer %d: %v", n, err)
+	}
+	return ps, sw
+}
+
+func TestMemStorePerTorrentCapEvictsOldest(t *testing.T) {
+	s := NewMemStore(MemStoreConfig{Shards: 1, MaxPeersPerTorrent: 3})
+	now := time.Unix(1_700_000_000, 0)
+	h := ih(30)
+	for i := 1; i <= 3; i++ {
+		storeAnnounce(t, s, now.Add(time.Duration(i)*time.Second), h, i, EventNone)
+	}
+	// Peer 1 re-announces, so peer 2 is now the oldest.
+	storeAnnounce(t, s, now.Add(4*time.Second), h, 1, EventNone)
+	ps, sw := storeAnnounce(t, s, now.Add(5*time.Second), h, 4, EventNone)
+	if sw.Incomplete != 3 {
+		t.Fatalf("swarm size %d; want cap 3", sw.Incomplete)
+	}
+	if got := ports(ps); got[2] || !got[1] || !got[3] {
+		t.Fatalf("peers %v; want peer 2 (oldest) evicted", ps)
+	}
+	if st := s.Stats(); st.EvictedPeers != 1 || st.Peers != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestMemStoreTorrentCapEvictsLeastRecent(t *testing.T) {
+	s := NewMemStore(MemStoreConfig{Shards: 1, MaxTorrents: 2})
+	now := time.Unix(1_700_000_000, 0)
+	storeAnnounce(t, s, now, ih(31), 1, EventNone)
+	storeAnnounce(t, s, now, ih(32), 2, EventNone)
+	storeAnnounce(t, s, now, ih(31), 3, EventNone) // 31 is fresher than 32
+	storeAnnounce(t, s, now, ih(33), 4, EventNone)
+	if sw := s.Scrape(now, ih(32)); sw != (Swarm{}) {
+		t.Fatalf("least recently announced torrent kept: %+v", sw)
+	}
+	if sw := s.Scrape(now, ih(31)); sw.Incomplete != 2 {
+		t.Fatalf("fresher torrent lost: %+v", sw)
+	}
+	if st := s.Stats(); st.Torrents != 2 || st.EvictedTorrents != 1 || st.Peers != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestMemStoreTotalPeerCap(t *testing.T) {
+	s := NewMemStore(MemStoreConfig{Shards: 1, MaxPeers: 4})
+	now := time.Unix(1_700_000_000, 0)
+	storeAnnounce(t, s, now, ih(34), 1, EventNone)
+	storeAnnounce(t, s, now, ih(34), 2, EventNone)
+	storeAnnounce(t, s, now, ih(35), 3, EventNone)
+	storeAnnounce(t, s, now, ih(35), 4, EventNone)
+	storeAnnounce(t, s, now, ih(36), 5, EventNone)
+	if st := s.Stats(); st.Peers != 4 || st.EvictedPeers != 1 {
+		t.Fatalf("stats %+v; want 4 peers, 1 evicted", st)
+	}
+	if sw := s.Scrape(now, ih(34)); sw.Incomplete != 1 {
+		t.Fatalf("oldest torrent should lose its oldest peer: %+v", sw)
+	}
+	// Sharded caps: the total bound holds across shards.
+	sh := NewMemStore(MemStoreConfig{Shards: 4, MaxPeers: 8, MaxTorrents: 4})
+	for i := range 100 {
+		storeAnnounce(t, sh, now, ih(byte(i)), i, EventNone)
+	}
+	if st := sh.Stats(); st.Peers > 8 || st.Torrents > 4 {
+		t.Fatalf("sharded caps exceeded: %+v", st)
+	}
+}
+
+func TestMemStoreRemovalKeepsIndexConsistent(t *testing.T) {
+	s := NewMemStore(MemStoreConfig{Shards: 1})
+	now := time.Unix(1_700_000_000, 0)
+	h := ih(37)
+	for i := 1; i <= 200; i++ {
+		storeAnnounce(t, s, now, h, i, EventNone)
+	}
+	for i := 1; i <= 200; i += 2 {
+		storeAnnounce(t, s, now, h, i, EventStopped)
+	}
+	ps, sw := storeAnnounce(t, s, now, h, 1000, EventNone)
+	if sw.Incomplete != 101 || len(ps) != 100 {
+		t.Fatalf("swarm %+v, %d peers; want 101 and 100", sw, len(ps))
+	}
+	for _, p := range ps {
+		if p.Addr.Port()%2 != 0 || p.ID != pid(int(p.Addr.Port())) {
+			t.Fatalf("stale or mismatched peer %v", p)
+		}
+	}
+	// The LRU list still orders by age: expiring walks it.
+	tor := s.shards[0].torrents[h]
+	n := 0
+	for i := tor.oldestPeer; i >= 0; i = tor.peers[i].next {
+		n++
+	}
+	if n != len(tor.peers) || len(tor.index) != n {
+		t.Fatalf("list has %d, slice %d, index %d", n, len(tor.peers), len(tor.index))
+	}
+}
+
+// TestMemStoreBytesPerPeer holds the store to its documented budget of
+// under 200 bytes per stored peer.
+func TestMemStoreBytesPerPeer(t *testing.T) {
+	const n = 100_000
+	now := time.Unix(1_700_000_000, 0)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := NewMemStore(MemStoreConfig{MaxPeers: 64 * n, MaxPeersPerTorrent: n})
+	var a PeerAnnounce
+	for i := range n {
+		a = PeerAnnounce{InfoHash: ih(byte(i % 10)), Addr: netip.AddrPortFrom(loop4, uint16(i))}
+		a.PeerID[0], a.PeerID[1], a.PeerID[2] = byte(i), byte(i>>8), byte(i>>16)
+		if _, _, err := s.Announce(now, &a, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("%.0f bytes per peer", per)
+	if st := s.Stats(); st.Peers != n {
+		t.Fatalf("stored %d peers; want %d", st.Peers, n)
+	}
+	if per >= 200 {
+		t.Fatalf("%.0f bytes per peer; budget is 200", per)
+	}
+	runtime.KeepAlive(s)
+}
