@@ -1,0 +1,255 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/shoal-p2p/shoal/internal/fsutil"
+	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/piece/bitfield"
+)
+
+// ResumeVersion is the format version SaveResume writes and LoadResume
+// accepts; a record of any other version is ignored, costing a re-hash.
+const ResumeVersion = 1
+
+// ErrBadResume is wrapped by LoadResume's errors for a record that exists
+// but cannot be used: corrupt, of another version, or for another torrent.
+var ErrBadResume = errors.New("unusable resume record")
+
+// FileStamp is a file's size and modification time (Unix nanoseconds) when
+// the resume record was saved. A file whose stamp still matches has not
+// been touched since, so its recorded pieces can be trusted unhashed.
+// Size -1 means the file did not exist.
+type FileStamp struct {
+	Size    int64
+	ModTime int64
+}
+
+// Record is a decoded resume record.
+type Record struct {
+	// InfoHash and NumPieces are the torrent's; LoadResume refuses a record
+	// whose differ.
+	InfoHash  piece.Hash
+	NumPieces int
+	// Have is the verified-pieces bitfield in wire order: piece 0 is the
+	// high bit of byte 0.
+	Have []byte
+	// Files holds one stamp per file of the torrent, in file tree order.
+	Files []FileStamp
+
+	have *bitfield.Bitfield
+}
+
+// wireRecord is the bencoded form. Keys are short but readable, so a record
+// can be inspected with any bencode tool.
+type wireRecord struct {
+	Version  int64      `bencode:"version"`
+	InfoHash []byte     `bencode:"info hash"`
+	Pieces   int64      `bencode:"pieces"`
+	Have     []byte     `bencode:"have"`
+	Files    []wireFile `bencode:"files"`
+}
+
+type wireFile struct {
+	Size  int64 `bencode:"size"`
+	MTime int64 `bencode:"mtime"`
+}
+
+// MarkVerified records that piece p was written and verified, for the next
+// Save.
+func (s *Storage) MarkVerified(p int) error { return s.mark(p, true) }
+
+// MarkMissing records that piece p is no longer good (it failed a later
+// check, or is being downloaded again), for the next Save.
+func (s *Storage) MarkMissing(p int) error { return s.mark(p, false) }
+
+func (s *Storage) mark(p int, ok bool) error {
+	if p < 0 || p >= s.info.NumPieces {
+		return fmt.Errorf("piece %d: %w (torrent has %d pieces)", p, ErrRange, s.info.NumPieces)
+	}
+	s.haveMu.Lock()
+	defer s.haveMu.Unlock()
+	changed := false
+	if ok {
+		changed = s.have.Set(p)
+	} else {
+		changed = s.have.Clear(p)
+	}
+	if changed {
+		s.changes++
+	}
+	return nil
+}
+
+// Have returns the verified pieces as a wire-order bitfield: what Check
+// found, plus MarkVerified, minus MarkMissing.
+func (s *Storage) Have() []byte {
+	s.haveMu.Lock()
+	defer s.haveMu.Unlock()
+	return s.have.Bytes()
+}
+
+// Unsaved reports whether Have changed since the last Save, so a periodic
+// saver can skip writing (and syncing) when nothing happened.
+func (s *Storage) Unsaved() bool {
+	s.haveMu.Lock()
+	defer s.haveMu.Unlock()
+	return s.changes != s.saved
+}
+
+// Save writes Have as the resume record; see SaveResume.
+func (s *Storage) Save() error {
+	s.haveMu.Lock()
+	have, changes := s.have.Bytes(), s.changes
+	s.haveMu.Unlock()
+	if err := s.SaveResume(have); err != nil {
+		return err
+	}
+	s.haveMu.Lock()
+	s.saved = max(s.saved, changes)
+	s.haveMu.Unlock()
+	return nil
+}
+
+// SaveResume writes the resume record for the verified pieces in have
+// (wire order). It syncs the written files first, so no piece is recorded
+// before its data is durable, then stamps each file as it is now; the
+// record replaces the old one atomically, so a crash leaves one or the
+// other. The state folder is created if missing.
+func (s *Storage) SaveResume(have []byte) error {
+	if _, err := bitfield.FromBytes(have, s.info.NumPieces); err != nil {
+		return fmt.Errorf("save resume %s: %w", s.resumePath, err)
+	}
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	if err := s.Sync(); err != nil {
+		return fmt.Errorf("save resume %s: %w", s.resumePath, err)
+	}
+	stamps, err := s.stamps()
+	if err != nil {
+		return fmt.Errorf("save resume %s: %w", s.resumePath, err)
+	}
+	w := wireRecord{
+		Version:  ResumeVersion,
+		InfoHash: s.info.Hash[:],
+		Pieces:   int64(s.info.NumPieces),
+		Have:     have,
+		Files:    make([]wireFile, len(stamps)),
+	}
+	for i, st := range stamps {
+		w.Files[i] = wireFile{Size: st.Size, MTime: st.ModTime}
+	}
+	data, err := bencode.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("save resume %s: encode: %w", s.resumePath, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.resumePath), 0o755); err != nil {
+		return fmt.Errorf("save resume: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(s.resumePath, data, 0o644); err != nil {
+		return fmt.Errorf("save resume %s: %w", s.resumePath, err)
+	}
+	return nil
+}
+
+// stamps returns every file's current stamp, looking again only at files
+// written since they were last stamped: with 100k files, a save every few
+// seconds must not cost 100k stat calls.
+func (s *Storage) stamps() ([]FileStamp, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	out := make([]FileStamp, len(s.files))
+	var look []int
+	for i := range s.files {
+		fs := &s.files[i]
+		if fs.stamped && !fs.stale {
+			out[i] = fs.stamp
+			continue
+		}
+		// Cleared before the look, and set by writers after their write,
+		// so a write this look misses is looked at by the next save.
+		fs.stale = false
+		look = append(look, i)
+	}
+	s.mu.Unlock()
+	for _, i := range look {
+		out[i] = FileStamp{Size: -1}
+		if st, err := s.root.Lstat(s.paths[i]); err == nil && st.Mode().IsRegular() {
+			out[i] = FileStamp{Size: st.Size(), ModTime: st.ModTime().UnixNano()}
+		}
+	}
+	s.mu.Lock()
+	for _, i := range look {
+		s.files[i].stamp, s.files[i].stamped = out[i], true
+	}
+	s.mu.Unlock()
+	return out, nil
+}
+
+// LoadResume reads the resume record and checks that it is for this
+// torrent. A missing record gives an error wrapping fs.ErrNotExist; one
+// that is corrupt or for another torrent, version or piece count wraps
+// ErrBadResume.
+func (s *Storage) LoadResume() (*Record, error) {
+	f, err := os.Open(s.resumePath)
+	if err != nil {
+		return nil, fmt.Errorf("load resume: %w", err)
+	}
+	defer f.Close()
+	// Bounded by what a genuine record for this torrent can hold, so a
+	// planted giant file cannot exhaust memory.
+	limit := int64(1<<12 + (s.info.NumPieces+7)/8 + 64*len(s.info.Files))
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("load resume %s: %w", s.resumePath, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("load resume %s: %w: larger than %d bytes", s.resumePath, ErrBadResume, limit)
+	}
+	rec, err := decodeRecord(data, s.info)
+	if err != nil {
+		return nil, fmt.Errorf("load resume %s: %w: %v", s.resumePath, ErrBadResume, err)
+	}
+	return rec, nil
+}
+
+func decodeRecord(data []byte, info *piece.Info) (*Record, error) {
+	var w wireRecord
+	if err := bencode.Unmarshal(data, &w); err != nil {
+		return nil, err
+	}
+	switch {
+	case w.Version != ResumeVersion:
+		return nil, fmt.Errorf("version %d, want %d", w.Version, ResumeVersion)
+	case !bytes.Equal(w.InfoHash, info.Hash[:]):
+		return nil, fmt.Errorf("info-hash %x is another torrent's", w.InfoHash)
+	case w.Pieces != int64(info.NumPieces):
+		return nil, fmt.Errorf("%d pieces, want %d", w.Pieces, info.NumPieces)
+	case len(w.Files) != len(info.Files):
+		return nil, fmt.Errorf("%d files, want %d", len(w.Files), len(info.Files))
+	}
+	have, err := bitfield.FromBytes(w.Have, info.NumPieces)
+	if err != nil {
+		return nil, err
+	}
+	rec := &Record{
+		InfoHash:  info.Hash,
+		NumPieces: info.NumPieces,
+		Have:      have.Bytes(),
+		Files:     make([]FileStamp, len(w.Files)),
+		have:      have,
+	}
+	for i, f := range w.Files {
+		rec.Files[i] = FileStamp{Size: f.Size, ModTime: f.MTime}
+	}
+	return rec, nil
+}

@@ -1,0 +1,525 @@
+// Package storage keeps a torrent's pieces on disk and remembers, across
+// restarts, which of them were verified.
+//
+// Every file access goes through an os.Root opened on the download folder,
+// and every path component is checked again here, so neither a hostile
+// torrent (.., separators) nor a symbolic link planted in the folder can make
+// shoal read or write outside it. Data files are created lazily, on the first
+// write of one of their pieces, and sized at once to their full length
+// (sparse) so any piece can be written at its offset in any order; empty
+// files, which have no pieces to write, are created by Open.
+package storage
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/piece/bitfield"
+)
+
+// DefaultMaxOpenFiles bounds the file handles a Storage keeps open: enough
+// that a torrent of a few large files never reopens anything, few enough
+// that a torrent of 100k small files cannot exhaust descriptors.
+const DefaultMaxOpenFiles = 64
+
+// StateDirName is the folder, inside the download folder, where the default
+// resume path keeps its records.
+const StateDirName = ".shoal"
+
+// ErrClosed is returned by every operation on a closed Storage.
+var ErrClosed = errors.New("storage closed")
+
+// ErrRange is wrapped by errors for a piece index or byte range that is not
+// in the torrent; such requests come from peers, so they are errors, never
+// panics.
+var ErrRange = errors.New("out of range")
+
+// Options tunes OpenWith. The zero value gives what Open does.
+type Options struct {
+	// ResumePath is the resume record's file; "" means DefaultResumePath.
+	ResumePath string
+	// MaxOpenFiles bounds open file handles; 0 means DefaultMaxOpenFiles.
+	MaxOpenFiles int
+	// Logger receives warnings (an unusable resume record); nil uses slog's
+	// default.
+	Logger *slog.Logger
+}
+
+// DefaultResumePath is where the CLI keeps a torrent's resume record:
+// DIR/.shoal/<info-hash hex>.resume, next to the data it describes so the
+// folder can be moved as a whole.
+func DefaultResumePath(dir string, infoHash piece.Hash) string {
+	return filepath.Join(dir, StateDirName, fmt.Sprintf("%x.resume", infoHash[:]))
+}
+
+// Storage is one torrent's data in one download folder. Its methods are safe
+// for concurrent use; concurrent writes to the same bytes are the caller's
+// business, as with any file.
+type Storage struct {
+	info       *piece.Info
+	dir        string
+	root       *os.Root
+	resumePath string
+	log        *slog.Logger
+	maxOpen    int
+	paths      []string // per file, relative to dir
+
+	mu     sync.Mutex
+	closed bool
+	open   map[int]*handle
+	peak   int       // most handles ever cached at once, for tests of the bound
+	lru    list.List // of *handle, most recently used first
+	files  []fileState
+
+	haveMu  sync.Mutex
+	have    *bitfield.Bitfield
+	changes uint64     // bumped whenever have changes
+	saved   uint64     // changes as of the last Save
+	saveMu  sync.Mutex // orders whole saves so an older record never lands last
+}
+
+// fileState is what Storage remembers about a file between saves.
+type fileState struct {
+	dirty   bool      // written since the last fsync
+	stale   bool      // written since stamp was taken
+	stamped bool      // stamp is valid
+	stamp   FileStamp // size and mtime at the last look
+}
+
+// handle is an open file shared by concurrent readers and writers. It is
+// closed when evicted and no longer in use.
+type handle struct {
+	f        *os.File
+	fi       int
+	writable bool
+	refs     int
+	evicted  bool
+	elem     *list.Element
+}
+
+// Open opens the download folder dir for info with default options: the
+// resume record at DefaultResumePath and DefaultMaxOpenFiles handles.
+func Open(dir string, info *piece.Info) (*Storage, error) {
+	return OpenWith(dir, info, Options{})
+}
+
+// OpenWith opens the download folder dir for info. It creates dir if
+// missing, checks every path of the torrent, and creates its empty files
+// (nothing else would, as they have no pieces).
+func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
+	if info == nil || len(info.Files) == 0 {
+		return nil, errors.New("open storage: no files in torrent")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	s := &Storage{
+		info:       info,
+		dir:        dir,
+		resumePath: opts.ResumePath,
+		log:        opts.Logger,
+		maxOpen:    opts.MaxOpenFiles,
+		paths:      make([]string, len(info.Files)),
+		open:       map[int]*handle{},
+		files:      make([]fileState, len(info.Files)),
+		have:       bitfield.New(info.NumPieces),
+	}
+	if s.resumePath == "" {
+		s.resumePath = DefaultResumePath(dir, info.Hash)
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.maxOpen <= 0 {
+		s.maxOpen = DefaultMaxOpenFiles
+	}
+	for i := range info.Files {
+		comps := info.DiskPath(i)
+		for _, c := range comps {
+			if err := checkComponent(c); err != nil {
+				return nil, fmt.Errorf("open storage: file %d %q: %w", i, strings.Join(comps, "/"), err)
+			}
+		}
+		s.paths[i] = filepath.Join(comps...)
+	}
+	if err := s.checkResumePath(); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	s.root = root
+	for i, f := range info.Files {
+		if f.Length != 0 {
+			continue
+		}
+		// An existing file is left alone: truncating it to its declared
+		// zero length would destroy whatever the user keeps there.
+		_, err := root.Lstat(s.paths[i])
+		if err == nil {
+			continue
+		}
+		var h *handle
+		if errors.Is(err, fs.ErrNotExist) {
+			h, err = s.openFile(i, true)
+		}
+		if err != nil {
+			root.Close()
+			return nil, fmt.Errorf("open storage: create empty file %s: %w", s.paths[i], err)
+		}
+		h.f.Close()
+	}
+	return s, nil
+}
+
+// checkResumePath refuses a resume record inside the torrent's own data
+// (a torrent named .shoal under the default path): saving it would write
+// into, or replace, a torrent file.
+func (s *Storage) checkResumePath() error {
+	top, err1 := filepath.Abs(filepath.Join(s.dir, s.info.Name))
+	rp, err2 := filepath.Abs(s.resumePath)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("open storage: %w", err)
+	}
+	rel, err := filepath.Rel(top, rp)
+	if err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("open storage: resume record %s lies inside the torrent's data %s; choose another state folder", s.resumePath, top)
+	}
+	return nil
+}
+
+// Info returns the torrent the storage holds.
+func (s *Storage) Info() *piece.Info { return s.info }
+
+// Dir returns the download folder.
+func (s *Storage) Dir() string { return s.dir }
+
+// ResumePath returns where SaveResume writes the resume record.
+func (s *Storage) ResumePath() string { return s.resumePath }
+
+// locate checks that bytes [begin, begin+n) lie in piece p and returns the
+// piece's file and the byte offset of begin in it. All arithmetic is in
+// int64 so hostile values cannot overflow past the checks.
+func (s *Storage) locate(p, begin, n int) (fi int, off int64, err error) {
+	if p < 0 || p >= s.info.NumPieces {
+		return 0, 0, fmt.Errorf("piece %d: %w (torrent has %d pieces)", p, ErrRange, s.info.NumPieces)
+	}
+	size := s.info.PieceSize(p)
+	if begin < 0 || n < 0 || int64(begin) > size || int64(n) > size-int64(begin) {
+		return 0, 0, fmt.Errorf("piece %d: bytes %d+%d: %w (piece has %d bytes)", p, begin, n, ErrRange, size)
+	}
+	fi = s.info.FileOfPiece(p)
+	f := &s.info.Files[fi]
+	return fi, int64(p-f.FirstPiece)*s.info.PieceLength + int64(begin), nil
+}
+
+// WriteBlock writes data at byte begin of piece p, straight to the file, so
+// memory use does not grow with what is downloaded.
+func (s *Storage) WriteBlock(p, begin int, data []byte) error {
+	fi, off, err := s.locate(p, begin, len(data))
+	if err != nil {
+		return err
+	}
+	h, err := s.acquire(fi, true)
+	if err != nil {
+		return fmt.Errorf("piece %d: %w", p, err)
+	}
+	_, err = h.f.WriteAt(data, off)
+	s.release(h)
+	// Marked after the write, never before, so a Sync that clears the mark
+	// has necessarily seen the data.
+	s.mu.Lock()
+	s.files[fi].dirty = true
+	s.files[fi].stale = true
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("piece %d: write %s at %d: %w", p, s.paths[fi], off, err)
+	}
+	return nil
+}
+
+// ReadBlock fills buf from byte begin of piece p, for uploads. The range
+// comes from a peer, so anything outside the piece is an error.
+func (s *Storage) ReadBlock(p, begin int, buf []byte) (int, error) {
+	fi, off, err := s.locate(p, begin, len(buf))
+	if err != nil {
+		return 0, err
+	}
+	return s.readAt(p, fi, buf, off)
+}
+
+func (s *Storage) readAt(p, fi int, buf []byte, off int64) (int, error) {
+	if len(buf) == 0 {
+		return 0, nil
+	}
+	h, err := s.acquire(fi, false)
+	if err != nil {
+		return 0, fmt.Errorf("piece %d: %w", p, err)
+	}
+	n, err := h.f.ReadAt(buf, off)
+	s.release(h)
+	if n == len(buf) {
+		return n, nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		// The file is shorter than the torrent says: someone truncated it.
+		err = io.ErrUnexpectedEOF
+	}
+	return n, fmt.Errorf("piece %d: read %s at %d: %w", p, s.paths[fi], off, err)
+}
+
+// ReadPiece reads all of piece p into buf, growing it if it is too small,
+// and returns the piece's bytes.
+func (s *Storage) ReadPiece(p int, buf []byte) ([]byte, error) {
+	if p < 0 || p >= s.info.NumPieces {
+		return nil, fmt.Errorf("piece %d: %w (torrent has %d pieces)", p, ErrRange, s.info.NumPieces)
+	}
+	size := int(s.info.PieceSize(p))
+	if cap(buf) < size {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
+	if _, err := s.ReadBlock(p, 0, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// acquire returns an open handle on file fi, writable if asked, opening the
+// file (and for writing creating and sizing it) when it is not open yet.
+// Files are opened outside the lock so that one slow open does not stall
+// I/O on the files already open.
+func (s *Storage) acquire(fi int, write bool) (*handle, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if h, ok := s.open[fi]; ok && (h.writable || !write) {
+		h.refs++
+		s.lru.MoveToFront(h.elem)
+		s.mu.Unlock()
+		return h, nil
+	}
+	s.mu.Unlock()
+
+	h, err := s.openFile(fi, write)
+	if err != nil {
+		return nil, err
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		h.f.Close()
+		return nil, ErrClosed
+	}
+	var toClose []*os.File
+	if old, ok := s.open[fi]; ok {
+		if old.writable || !h.writable {
+			// Another goroutine opened it meanwhile; share theirs.
+			old.refs++
+			s.lru.MoveToFront(old.elem)
+			s.mu.Unlock()
+			h.f.Close()
+			return old, nil
+		}
+		toClose = s.evictLocked(old, toClose) // a read-only handle being upgraded
+	}
+	h.refs = 1
+	h.elem = s.lru.PushFront(h)
+	s.open[fi] = h
+	for len(s.open) > s.maxOpen {
+		toClose = s.evictLocked(s.lru.Back().Value.(*handle), toClose)
+	}
+	s.peak = max(s.peak, len(s.open))
+	s.mu.Unlock()
+	for _, f := range toClose {
+		f.Close()
+	}
+	return h, nil
+}
+
+// evictLocked drops h from the cache. A handle still in use is closed by
+// its last release rather than under a concurrent ReadAt or WriteAt.
+func (s *Storage) evictLocked(h *handle, toClose []*os.File) []*os.File {
+	delete(s.open, h.fi)
+	s.lru.Remove(h.elem)
+	h.evicted = true
+	if h.refs == 0 {
+		toClose = append(toClose, h.f)
+	}
+	return toClose
+}
+
+func (s *Storage) release(h *handle) {
+	s.mu.Lock()
+	h.refs--
+	closeNow := h.evicted && h.refs == 0
+	s.mu.Unlock()
+	if closeNow {
+		h.f.Close()
+	}
+}
+
+// openFile opens file fi inside the root. For writing it creates the file
+// and its folders and sizes it to its length; for reading it falls back to
+// read-only so a complete download on read-only media can still be seeded.
+// Each component is looked at without following links: os.Root already
+// keeps links inside the folder, and refusing them outright means a link
+// planted in the folder cannot even redirect us within it.
+func (s *Storage) openFile(fi int, write bool) (*handle, error) {
+	rel := s.paths[fi]
+	comps := s.info.DiskPath(fi)
+	for j := 1; j < len(comps); j++ {
+		prefix := filepath.Join(comps[:j]...)
+		st, err := s.root.Lstat(prefix)
+		if errors.Is(err, fs.ErrNotExist) && write {
+			if err = s.root.Mkdir(prefix, 0o755); errors.Is(err, fs.ErrExist) {
+				st, err = s.root.Lstat(prefix) // made by a concurrent opener
+			} else if err == nil {
+				continue
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("%s: not a folder (%v)", prefix, st.Mode().Type())
+		}
+	}
+	st, err := s.root.Lstat(rel)
+	switch {
+	case err == nil && !st.Mode().IsRegular():
+		return nil, fmt.Errorf("%s: not a regular file (%v)", rel, st.Mode().Type())
+	case err != nil && !(write && errors.Is(err, fs.ErrNotExist)):
+		return nil, err
+	}
+	flag, writable := os.O_RDWR, true
+	if write {
+		flag |= os.O_CREATE
+	}
+	f, err := s.root.OpenFile(rel, flag, 0o644)
+	if err != nil && !write && errors.Is(err, fs.ErrPermission) {
+		f, err = s.root.OpenFile(rel, os.O_RDONLY, 0)
+		writable = false
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Checked again on the open file: the path may have been swapped for a
+	// device or FIFO since the Lstat.
+	fst, err := f.Stat()
+	if err == nil && !fst.Mode().IsRegular() {
+		err = fmt.Errorf("%s: not a regular file (%v)", rel, fst.Mode().Type())
+	}
+	if err == nil && write && fst.Size() != s.info.Files[fi].Length {
+		if err = f.Truncate(s.info.Files[fi].Length); err != nil {
+			err = fmt.Errorf("size %s to %d: %w", rel, s.info.Files[fi].Length, err)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &handle{f: f, fi: fi, writable: writable}, nil
+}
+
+// Sync flushes every file written since the last Sync to stable storage, so
+// that pieces recorded as verified survive a crash.
+func (s *Storage) Sync() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	var dirty []int
+	for i := range s.files {
+		if s.files[i].dirty {
+			s.files[i].dirty = false
+			dirty = append(dirty, i)
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, fi := range dirty {
+		// fsync flushes the file, not the descriptor, so a file whose
+		// writing handle was evicted is flushed through a new one.
+		h, err := s.acquire(fi, false)
+		if err == nil {
+			err = h.f.Sync()
+			s.release(h)
+		}
+		if err != nil {
+			// A file deleted behind our back has nothing left to flush;
+			// keeping it marked would fail every later save.
+			if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrClosed) {
+				s.mu.Lock()
+				s.files[fi].dirty = true
+				s.mu.Unlock()
+			}
+			errs = append(errs, fmt.Errorf("sync %s: %w", s.paths[fi], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes every file. It does not sync: call SaveResume (which does)
+// or Sync first when what was written must survive a crash.
+func (s *Storage) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var toClose []*os.File
+	for s.lru.Len() > 0 {
+		toClose = s.evictLocked(s.lru.Front().Value.(*handle), toClose)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, f := range toClose {
+		if err := f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, s.root.Close())
+	return errors.Join(errs...)
+}
+
+// openCounts reports how many handles are cached now and at most, for
+// tests of the bound.
+func (s *Storage) openCounts() (now, peak int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open), s.peak
+}
+
+// checkComponent refuses path components that could leave the download
+// folder or that no file system can hold. piece.ParseInfo checks the same,
+// but this package is the last line before the disk and does not rely on
+// every Info having come from it.
+func checkComponent(c string) error {
+	switch {
+	case c == "":
+		return errors.New("empty path component")
+	case c == "." || c == "..":
+		return fmt.Errorf("path component %q", c)
+	case strings.ContainsAny(c, `/\`):
+		return fmt.Errorf("path component %q contains a separator", c)
+	case strings.IndexByte(c, 0) >= 0:
+		return fmt.Errorf("path component %q contains NUL", c)
+	}
+	return nil
+}
