@@ -869,6 +869,12 @@ func (p *Picker) Interesting(id PeerID) bool {
 	return pe != nil && pe.interesting > 0
 }
 
+// PeerHas reports whether the peer announced the piece.
+func (p *Picker) PeerHas(id PeerID, piece int) bool {
+	pe := p.lookup(id)
+	return pe != nil && uint(piece) < uint(p.n) && pe.has.Has(piece)
+}
+
 // Availability returns the number of connected peers that have a piece.
 func (p *Picker) Availability(piece int) int {
 	if uint(piece) >= uint(p.n) {

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+
+	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/piece/storage"
+	"github.com/shoal-p2p/shoal/swarm"
+)
+
+func getCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "get",
+		Usage:     "download a torrent into a folder",
+		ArgsUsage: "FILE.torrent",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: ".", Usage: "download into `DIR` (the data goes to DIR/NAME)", EnvVars: env("output")},
+			listenFlag(),
+			peerFlag(),
+			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "also announce to `URL`", EnvVars: env("tracker")},
+			noDHTFlag(),
+			&cli.BoolFlag{Name: "seed", Usage: "keep seeding after the download completes, until interrupted", EnvVars: env("seed")},
+			&cli.DurationFlag{Name: "timeout", Usage: "give up if not complete after `DURATION` (30s, 5m)", EnvVars: env("timeout")},
+			rateFlag("max-download-rate", "downloads"),
+			rateFlag("max-upload-rate", "uploads"),
+		},
+		Action: runGet,
+	}
+}
+
+func runGet(c *cli.Context) error {
+	if err := exactArgs(c, 1, "a .torrent file"); err != nil {
+		return err
+	}
+	arg := c.Args().First()
+	if looksLikeMagnet(arg) {
+		if _, err := piece.ParseMagnet(arg); err != nil {
+			return usageError("get: %v", err)
+		}
+		return usageError("get: downloading from a magnet link or hash needs metadata exchange (BEP 9), which shoal does not have yet; pass a .torrent file")
+	}
+	m, err := readTorrent(arg)
+	if err != nil {
+		return err
+	}
+	peers, err := parsePeers(c.StringSlice("peer"))
+	if err != nil {
+		return err
+	}
+	dir := c.String("output")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return failure("get: %v", err)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if d := c.Duration("timeout"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, d, errTimeout)
+		defer cancel()
+	}
+
+	st, err := storage.Open(dir, m.Info)
+	if err != nil {
+		return failure("get: %v", err)
+	}
+	defer st.Close()
+	var hashed atomic.Int64
+	stopBar := showBytes(c.App.ErrWriter, "checking", m.Info.TotalLength, &hashed)
+	have, err := st.Check(ctx, m, &piece.Hasher{Progress: &hashed})
+	stopBar()
+	if err != nil {
+		return failure("get: checking what is on disk: %v", err)
+	}
+
+	cl, err := startClient(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	t, err := cl.Add(m, st, have)
+	if err != nil {
+		return failure("get: %v", err)
+	}
+	start := time.Now()
+	startDone := t.Stats().BytesDone
+	if startDone > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "resuming: %s of %s already verified on disk\n", formatBytes(startDone), formatBytes(m.Info.TotalLength))
+	}
+	warnNoDHT(c)
+	t.AddPeers(peers...)
+
+	var wg sync.WaitGroup
+	progCtx, stopProg := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		showDownload(progCtx, c, t, m.Info)
+	}()
+	select {
+	case <-t.Done():
+	case <-ctx.Done():
+	}
+	stopProg()
+	wg.Wait()
+
+	s := t.Stats()
+	elapsed := time.Since(start)
+	summary := fmt.Sprintf("%s: %s of %s verified; downloaded %d bytes (%d wasted) in %s, %s",
+		m.Info.Name, formatBytes(s.BytesDone), formatBytes(s.BytesTotal), s.Downloaded, s.Wasted,
+		elapsed.Round(time.Millisecond), formatRate(float64(s.BytesDone-startDone)/max(elapsed.Seconds(), 1e-3)))
+	select {
+	case <-t.Done():
+	default:
+		closeErr := t.Close()
+		_ = closeErr
+		if errors.Is(context.Cause(ctx), errTimeout) {
+			return failure("get: timed out after %s: %s", c.Duration("timeout"), summary)
+		}
+		return failure("get: interrupted; run again with the same -o to resume: %s", summary)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "done: %s\n", summary)
+	if c.Bool("seed") {
+		seedCtx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+		defer cancel()
+		statusLoop(seedCtx, c.App.ErrWriter, 10*time.Second, func() string {
+			s := t.Stats()
+			return fmt.Sprintf("seeding %s: %d peers, up %s, uploaded %s", m.Info.Name, s.Peers, formatRate(s.UpRate), formatBytes(s.Uploaded))
+		})
+	}
+	if err := t.Close(); err != nil {
+		return failure("get: saving resume record: %v", err)
+	}
+	return nil
+}
+
+var errTimeout = errors.New("timeout")
+
+// showDownload draws the progress bar (percent, rate, peers, ETA) on a
+// terminal, or prints a plain line every few seconds elsewhere.
+func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *piece.Info) {
+	w := c.App.ErrWriter
+	if !isTerminal(w) {
+		statusLoop(ctx, w, 5*time.Second, func() string {
+			s := t.Stats()
+			eta := "?"
+			if s.DownRate > 0 {
+				eta = (time.Duration(float64(s.BytesTotal-s.BytesDone)/s.DownRate) * time.Second).Round(time.Second).String()
+			}
+			return fmt.Sprintf("progress: %.1f%% %s, %s, %d peers, ETA %s", 100*float64(s.BytesDone)/float64(max(s.BytesTotal, 1)),
+				formatBytes(s.BytesDone), formatRate(s.DownRate), s.Peers, eta)
+		})
+		return
+	}
+	bar := progressbar.NewOptions64(info.TotalLength,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionClearOnFinish(),
+	)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			bar.Exit()
+			return
+		case <-tick.C:
+			s := t.Stats()
+			bar.Describe(fmt.Sprintf("%s, %d peers", info.Name, s.Peers))
+			bar.Set64(s.BytesDone)
+		}
+	}
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shoal-p2p/shoal/internal/fsutil"
+	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/piece/storage"
+)
+
+func seedCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "seed",
+		Usage:     "share a file or folder with peers until interrupted",
+		ArgsUsage: "PATH",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "torrent", Usage: "seed this `FILE.torrent` (PATH is checked against it) instead of hashing PATH", EnvVars: env("torrent")},
+			&cli.StringFlag{Name: "save-torrent", Usage: "also write the torrent to `FILE`", EnvVars: env("save-torrent")},
+			listenFlag(),
+			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "announce `URL` (repeat for more)", EnvVars: env("tracker")},
+			noDHTFlag(),
+			peerFlag(),
+			rateFlag("max-upload-rate", "uploads"),
+			&cli.StringFlag{Name: "piece-length", Usage: "piece length in `BYTES` when hashing PATH", EnvVars: env("piece-length")},
+		},
+		Action: runSeed,
+	}
+}
+
+func runSeed(c *cli.Context) error {
+	if err := exactArgs(c, 1, "PATH"); err != nil {
+		return err
+	}
+	path := filepath.Clean(c.Args().First())
+	if _, err := os.Lstat(path); err != nil {
+		return usageError("seed: %v", err)
+	}
+	peers, err := parsePeers(c.StringSlice("peer"))
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var m *piece.MetaInfo
+	fresh := false // hashed just now, so every piece is known good
+	if tf := c.String("torrent"); tf != "" {
+		if m, err = readTorrent(tf); err != nil {
+			return err
+		}
+		if filepath.Base(path) != m.Info.Name {
+			return usageError("seed: %s is named %q in the torrent; seed PATH must end in that name", tf, m.Info.Name)
+		}
+	} else {
+		var pl int64
+		if s := c.String("piece-length"); s != "" {
+			if pl, err = parseSize(s); err != nil {
+				return usageError("--piece-length: %v", err)
+			}
+		}
+		m, err = buildTorrent(ctx, c, path, piece.BuildOptions{PieceLength: pl, Trackers: c.StringSlice("tracker")})
+		if err != nil {
+			return err
+		}
+		fresh = true
+	}
+	if out := c.String("save-torrent"); out != "" {
+		data, err := m.Marshal()
+		if err == nil {
+			err = fsutil.WriteFileAtomic(out, data, 0o644)
+		}
+		if err != nil {
+			return failure("seed: --save-torrent: %v", err)
+		}
+	}
+
+	st, err := storage.OpenWith(filepath.Dir(path), m.Info, storage.Options{ResumePath: seedResumePath(m.Info.Hash)})
+	if err != nil {
+		return failure("seed: %v", err)
+	}
+	defer st.Close()
+	var have []byte
+	if fresh {
+		for p := range m.Info.NumPieces {
+			st.MarkVerified(p)
+		}
+		have = st.Have()
+	} else {
+		var done atomic.Int64
+		stopBar := showBytes(c.App.ErrWriter, "checking", m.Info.TotalLength, &done)
+		have, err = st.Check(ctx, m, &piece.Hasher{Progress: &done})
+		stopBar()
+		if err != nil {
+			return failure("seed: checking %s: %v", path, err)
+		}
+	}
+	count := 0
+	for p := range m.Info.NumPieces {
+		if have[p/8]&(0x80>>(p%8)) != 0 {
+			count++
+		}
+	}
+	if count == 0 {
+		return failure("seed: no piece of %s matches the torrent", path)
+	}
+	if count < m.Info.NumPieces {
+		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: only %d of %d pieces match; seeding those\n", count, m.Info.NumPieces)
+	}
+
+	cl, err := startClient(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	t, err := cl.Add(m, st, have)
+	if err != nil {
+		return failure("seed: %v", err)
+	}
+	mg := m.Magnet()
+	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil && !ap.Addr().IsUnspecified() {
+		mg.Peers = []string{ap.String()}
+	}
+	fmt.Fprintf(c.App.Writer, "listening: %s\ninfo-hash: %s\nmagnet: %s\n", displayAddr(cl.Addr()), m.Info.HexHash(), mg)
+	if f, ok := c.App.Writer.(*os.File); ok {
+		f.Sync()
+	}
+	warnNoDHT(c)
+	t.AddPeers(peers...)
+
+	var wg sync.WaitGroup
+	statusCtx, stopStatus := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		statusLoop(statusCtx, c.App.ErrWriter, 10e9, func() string {
+			s := t.Stats()
+			return fmt.Sprintf("seeding %s: %d peers, up %s, uploaded %s", m.Info.Name, s.Peers, formatRate(s.UpRate), formatBytes(s.Uploaded))
+		})
+	}()
+	<-ctx.Done()
+	stopStatus()
+	wg.Wait()
+	if err := t.Close(); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving resume record: %v\n", err)
+	}
+	return nil
+}
+
+// displayAddr renders a listener address as HOST:PORT, IPv6 in brackets.
+func displayAddr(a net.Addr) string {
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.String()
+	}
+	return a.String()
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/swarm"
+)
+
+// Flags shared by seed and get.
+func listenFlag() cli.Flag {
+	return &cli.StringFlag{Name: "listen", Value: "0.0.0.0:6881", Usage: "accept peers on `HOST:PORT` (the next free port if taken; port 0 picks one)", EnvVars: env("listen")}
+}
+
+func peerFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "peer", Usage: "connect to the peer at `HOST:PORT` (repeat for more)", EnvVars: env("peer")}
+}
+
+func noDHTFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "no-dht", Usage: "do not use the DHT", EnvVars: env("no-dht")}
+}
+
+func rateFlag(name, what string) cli.Flag {
+	return &cli.StringFlag{Name: name, Usage: "cap " + what + " at `RATE` bytes/s (500k, 10M, 1G; 0 = unlimited)", EnvVars: env(name)}
+}
+
+// rate reads a RATE flag.
+func rateValue(c *cli.Context, name string) (int64, error) {
+	s := c.String(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := parseSize(s)
+	if err != nil {
+		return 0, usageError("--%s: %v", name, err)
+	}
+	return n, nil
+}
+
+// parsePeers resolves --peer values (and magnet x.pe hints).
+func parsePeers(list []string) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	for _, s := range list {
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			out = append(out, ap)
+			continue
+		}
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return nil, usageError("--peer %q: want HOST:PORT", s)
+		}
+		pn, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || pn == 0 {
+			return nil, usageError("--peer %q: bad port", s)
+		}
+		ips, err := net.LookupIP(host)
+		if err != nil || len(ips) == 0 {
+			return nil, usageError("--peer %q: cannot resolve %s", s, host)
+		}
+		ip, _ := netip.AddrFromSlice(ips[0])
+		out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(pn)))
+	}
+	return out, nil
+}
+
+// startClient opens the peer listener. A taken default port moves on to
+// the next free one, as BitTorrent clients traditionally do; a port the
+// user asked for explicitly must be free.
+func startClient(ctx context.Context, c *cli.Context) (*swarm.Client, error) {
+	up, err := rateValue(c, "max-upload-rate")
+	if err != nil {
+		return nil, err
+	}
+	down := int64(0)
+	if c.Command.Name == "get" {
+		if down, err = rateValue(c, "max-download-rate"); err != nil {
+			return nil, err
+		}
+	}
+	addr := c.String("listen")
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, usageError("--listen %q: want HOST:PORT", addr)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, usageError("--listen %q: bad port", addr)
+	}
+	tries := 1
+	if !c.IsSet("listen") && port != 0 {
+		tries = 50
+	}
+	for i := 0; ; i++ {
+		cfg := swarm.Config{
+			ListenAddr:      net.JoinHostPort(host, strconv.Itoa(port+i)),
+			MaxUploadRate:   up,
+			MaxDownloadRate: down,
+			Logger:          slog.Default(),
+			Version:         "shoal " + version,
+		}
+		if port == 0 {
+			cfg.ListenAddr = net.JoinHostPort(host, "0")
+		}
+		cl, err := swarm.Listen(ctx, cfg)
+		if err == nil {
+			return cl, nil
+		}
+		if i+1 >= tries || port+i+1 > 65535 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, failure("%v", err)
+		}
+	}
+}
+
+// warnNoDHT says plainly that the DHT is not part of shoal yet.
+func warnNoDHT(c *cli.Context) {
+	if !c.Bool("no-dht") {
+		fmt.Fprintln(c.App.ErrWriter, "shoal: note: the DHT is not built yet; peers come from --peer and incoming connections (pass --no-dht to silence this)")
+	}
+}
+
+// resumeDirFor returns where seed keeps its resume records: the user's
+// cache, so seeding never writes into the folder being shared.
+func seedResumePath(h piece.Hash) string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "shoal", "resume", fmt.Sprintf("%x.resume", h[:]))
+}
+
+// statusLoop prints a status line every second on a terminal, or a plain
+// line every interval otherwise, until ctx ends.
+func statusLoop(ctx context.Context, w io.Writer, every time.Duration, line func() string) {
+	term := isTerminal(w)
+	if !term {
+		every = max(every, 5*time.Second)
+	} else {
+		every = time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if term {
+				fmt.Fprint(w, "\r\033[K")
+			}
+			return
+		case <-tick.C:
+			if term {
+				fmt.Fprintf(w, "\r\033[K%s", line())
+			} else {
+				fmt.Fprintln(w, line())
+			}
+		}
+	}
+}
+
+func formatRate(bps float64) string { return formatBytes(int64(bps)) + "/s" }

@@ -1,0 +1,223 @@
+package swarm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/swarm/wire"
+)
+
+// blame works out who sent a piece that failed its hash. A piece from one
+// peer convicts that peer outright. Otherwise the leaf hashes of the piece
+// are asked of a peer that has it; the reply is checked against the piece
+// hash we trust, so even the culprit cannot lie, and each block whose leaf
+// differs convicts its sender. Called with t.mu held.
+func (t *Torrent) blame(pc int, leaves []piece.Hash, senders []*peer) {
+	distinct := map[*peer]bool{}
+	for _, s := range senders {
+		if s != nil {
+			distinct[s] = true
+		}
+	}
+	if len(distinct) == 1 {
+		for s := range distinct {
+			t.strike(s, fmt.Sprintf("piece %d failed its hash and came from it alone", pc))
+		}
+		return
+	}
+	fi := t.info.FileOfPiece(pc)
+	f := &t.info.Files[fi]
+	width := t.info.PieceWidth(fi)
+	if width < 2 {
+		return // a one-block piece has one sender: handled above
+	}
+	// Ask a peer that has the piece, preferring one that sent none of it.
+	var ask *peer
+	for q := range t.peers {
+		if q.hashReqs >= 4 || !t.peerHas(q, pc) {
+			continue
+		}
+		if ask == nil || (distinct[ask] && !distinct[q]) {
+			ask = q
+		}
+	}
+	if ask == nil {
+		t.log.Info("piece failed its hash; no peer to ask for its leaf hashes", "piece", pc)
+		return
+	}
+	r := leafRequest(t.info, pc)
+	t.suspects[pc] = &suspect{leaves: leaves, senders: senders, asked: ask, deadline: time.Now().Add(hashReplyTimeout)}
+	ask.hashReqs++
+	root := f.PiecesRoot
+	ask.enqueue(func(b []byte) []byte {
+		return wire.AppendHashRequest(b, root, uint32(r.BaseLayer), uint32(r.Index), uint32(r.Length), uint32(r.ProofLayers))
+	})
+}
+
+// leafRequest is the hash request for the leaves of one whole piece, with
+// no uncles: the piece hash we already trust anchors the reply.
+func leafRequest(in *piece.Info, pc int) piece.HashRequest {
+	fi := in.FileOfPiece(pc)
+	width := in.PieceWidth(fi)
+	h := 0
+	for 1<<h < width {
+		h++
+	}
+	return piece.HashRequest{
+		PiecesRoot:  in.Files[fi].PiecesRoot,
+		BaseLayer:   0,
+		Index:       (pc - in.Files[fi].FirstPiece) * width,
+		Length:      width,
+		ProofLayers: max(0, h-1),
+	}
+}
+
+// peerHas reports whether q announced piece pc. The picker keeps peers'
+// bitfields; availability alone cannot say who, so ask it per peer.
+func (t *Torrent) peerHas(q *peer, pc int) bool { return t.picker.PeerHas(q.pid, pc) }
+
+// strike records proven bad data from a peer and bans it after
+// strikesToBan. Called with t.mu held.
+func (t *Torrent) strike(p *peer, why string) {
+	keys := banKeys(p.addr, p.id)
+	n := 0
+	for _, k := range keys {
+		t.strikes[k]++
+		n = max(n, t.strikes[k])
+	}
+	t.log.Warn("bad data from peer", "peer", p.addr, "client", clientName(p.id), "why", why, "strikes", n)
+	if n >= strikesToBan {
+		for _, k := range keys {
+			t.banned[k] = true
+		}
+		if cand := t.known[p.addr]; cand != nil {
+			cand.next = time.Now().Add(24 * time.Hour)
+		}
+		p.close(fmt.Errorf("banned after %d pieces of bad data", n))
+	}
+}
+
+// handleHashes matches a hashes reply to the failed piece it was asked for.
+// Called with t.mu held.
+func (p *peer) handleHashes(m *wire.Message) error {
+	t := p.t
+	if p.hashReqs == 0 {
+		return protocolError("hashes nobody asked for")
+	}
+	p.hashReqs--
+	for pc, s := range t.suspects {
+		r := leafRequest(t.info, pc)
+		if s.asked != p || r.PiecesRoot != m.PiecesRoot || uint32(r.Index) != m.Index || uint32(r.Length) != m.Length || m.BaseLayer != 0 {
+			continue
+		}
+		delete(t.suspects, pc)
+		hashes := make([]piece.Hash, m.NumHashes())
+		for i := range hashes {
+			hashes[i] = m.Hash(i)
+		}
+		want, _ := t.meta.ExpectedRoot(pc)
+		r.ProofLayers = int(m.ProofLayers)
+		good, err := piece.CheckHashes(r, hashes, want)
+		if err != nil {
+			// The honest answer hashes to the piece hash; this one does not.
+			return protocolError("forged leaf hashes for piece %d: %v", pc, err)
+		}
+		bad := map[*peer]int{}
+		for b, leaf := range s.leaves {
+			if leaf != good[b] && s.senders[b] != nil {
+				bad[s.senders[b]]++
+			}
+		}
+		for q, n := range bad {
+			t.provenBlocks += n
+			t.strike(q, fmt.Sprintf("%d blocks of piece %d do not match their leaf hashes", n, pc))
+		}
+		return nil
+	}
+	return nil // a late reply to a request we gave up on
+}
+
+// handleHashRequest answers a BEP 52 hash request from the file's tree,
+// reading leaves from disk when asked below the piece layer. Called with
+// t.mu held.
+func (p *peer) handleHashRequest(m *wire.Message) error {
+	t := p.t
+	r := piece.HashRequest{PiecesRoot: m.PiecesRoot, BaseLayer: int(m.BaseLayer), Index: int(m.Index), Length: int(m.Length), ProofLayers: int(m.ProofLayers)}
+	reject := func() error {
+		p.enqueue(func(b []byte) []byte {
+			return wire.AppendHashReject(b, m.PiecesRoot, m.BaseLayer, m.Index, m.Length, m.ProofLayers)
+		})
+		return nil
+	}
+	fi := -1
+	for i := range t.info.Files {
+		if t.info.Files[i].PiecesRoot == m.PiecesRoot && t.info.Files[i].Length > 0 {
+			fi = i
+			break
+		}
+	}
+	if fi < 0 || r.Validate(t.info.Files[fi].Length) != nil {
+		return reject()
+	}
+	tree, err := t.tree(fi)
+	if err != nil {
+		return reject()
+	}
+	f := &t.info.Files[fi]
+	hashes, err := tree.Hashes(r, func(pf int) ([]piece.Hash, error) {
+		pc := f.FirstPiece + pf
+		if !t.picker.Have(pc) {
+			return nil, fmt.Errorf("piece %d not here", pc)
+		}
+		return t.pieceLeaves(pc)
+	})
+	if err != nil {
+		return reject()
+	}
+	buf := make([]byte, 0, 32*len(hashes))
+	for _, h := range hashes {
+		buf = append(buf, h[:]...)
+	}
+	p.enqueue(func(b []byte) []byte {
+		return wire.AppendHashes(b, m.PiecesRoot, m.BaseLayer, m.Index, m.Length, m.ProofLayers, buf)
+	})
+	return nil
+}
+
+// tree returns file fi's merkle tree above the piece layer, built once.
+func (t *Torrent) tree(fi int) (*piece.FileTree, error) {
+	if tr := t.trees[fi]; tr != nil {
+		return tr, nil
+	}
+	var layer []piece.Hash
+	if fi < len(t.meta.Layers) {
+		layer = t.meta.Layers[fi]
+	}
+	tr, err := piece.NewFileTree(t.info, fi, layer)
+	if err != nil {
+		return nil, err
+	}
+	t.trees[fi] = tr
+	return tr, nil
+}
+
+// pieceLeaves hashes a piece on disk into its leaves, padded to the
+// piece's width.
+func (t *Torrent) pieceLeaves(pc int) ([]piece.Hash, error) {
+	fi := t.info.FileOfPiece(pc)
+	width := t.info.PieceWidth(fi)
+	if t.info.Files[fi].NumPieces > 1 {
+		width = int(t.info.PieceLength / piece.BlockSize)
+	}
+	buf := make([]byte, t.info.PieceSize(pc))
+	data, err := t.st.ReadPiece(pc, buf)
+	if err != nil {
+		return nil, err
+	}
+	leaves := make([]piece.Hash, width)
+	for b := 0; b*piece.BlockSize < len(data); b++ {
+		leaves[b] = piece.BlockHash(data[b*piece.BlockSize : min((b+1)*piece.BlockSize, len(data))])
+	}
+	return leaves, nil
+}

@@ -1,0 +1,54 @@
+package swarm
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+func TestChokerFavoursBestRatesAndRotatesOptimistic(t *testing.T) {
+	c := newChoker[int](2, rand.New(rand.NewPCG(1, 1)))
+	t0 := time.Unix(1000, 0)
+	old := t0.Add(-time.Hour)
+	peers := []chokeCandidate[int]{
+		{key: 1, interested: true, rate: 100, joined: old},
+		{key: 2, interested: true, rate: 900, joined: old},
+		{key: 3, interested: true, rate: 500, joined: old},
+		{key: 4, interested: false, rate: 10000, joined: old},
+		{key: 5, interested: true, rate: 0, joined: old},
+		{key: 6, interested: true, rate: 0, joined: old},
+	}
+	u := c.rechoke(peers, t0)
+	if !u[2] || !u[3] || u[4] || len(u) != 3 {
+		t.Fatalf("unchoked %v: want 2 and 3 by rate, one optimistic, never the uninterested 4", u)
+	}
+	opt := c.optimistic
+	if opt == 2 || opt == 3 || opt == 4 {
+		t.Fatalf("optimistic %d took a regular slot or is not interested", opt)
+	}
+	// Within the optimistic interval the same peer keeps its slot.
+	if u := c.rechoke(peers, t0.Add(RechokeInterval)); !u[opt] {
+		t.Fatalf("optimistic peer %d lost its slot after %v", opt, RechokeInterval)
+	}
+	// Over many rounds every choked interested peer gets its turn.
+	seen := map[int]bool{}
+	for i := 1; i <= 40; i++ {
+		c.rechoke(peers, t0.Add(time.Duration(i)*OptimisticInterval))
+		seen[c.optimistic] = true
+	}
+	for _, k := range []int{1, 5, 6} {
+		if !seen[k] {
+			t.Errorf("peer %d never unchoked optimistically: %v", k, seen)
+		}
+	}
+	if seen[4] {
+		t.Error("an uninterested peer was unchoked optimistically")
+	}
+}
+
+func TestChokerNoInterest(t *testing.T) {
+	c := newChoker[int](0, rand.New(rand.NewPCG(2, 2)))
+	if u := c.rechoke([]chokeCandidate[int]{{key: 1}}, time.Now()); len(u) != 0 {
+		t.Fatalf("unchoked %v with nobody interested", u)
+	}
+}

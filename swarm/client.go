@@ -1,0 +1,250 @@
+// Package swarm runs BitTorrent v2 swarms: it accepts and dials peers,
+// speaks the peer wire protocol to them, schedules requests through the
+// piece picker, verifies pieces against their merkle trees before sharing
+// them, and chooses whom to upload to.
+//
+// One Client owns one listening socket shared by all its torrents; each
+// Torrent owns its peers. Every peer connection has a reader goroutine,
+// which handles incoming messages, and a writer goroutine, which drains a
+// bounded send queue, so a slow peer never stalls another.
+package swarm
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/shoal-p2p/shoal/swarm/wire"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultMaxPeers      = 50
+	DefaultRequestQueue  = 2000 // requests we accept queued from one peer (reqq)
+	handshakeTimeout     = 10 * time.Second
+	dialTimeout          = 10 * time.Second
+	maxConcurrentDials   = 8
+	maxPendingHandshakes = 64
+)
+
+// Config configures a Client. The zero value listens on a free port of all
+// interfaces with no rate limits.
+type Config struct {
+	// ListenAddr is HOST:PORT to accept peers on; port 0 picks a free one.
+	ListenAddr string
+	// PeerID identifies us to peers; zero means a random Azureus-style id.
+	PeerID [20]byte
+	// MaxPeers caps connections per torrent.
+	MaxPeers int
+	// UploadSlots is the number of regular unchoke slots.
+	UploadSlots int
+	// MaxUploadRate and MaxDownloadRate cap payload bytes per second over
+	// all peers; 0 means unlimited.
+	MaxUploadRate, MaxDownloadRate int64
+	// Logger receives connection-level events; nil means slog's default.
+	Logger *slog.Logger
+	// Version is sent to peers in the extension handshake ("v").
+	Version string
+}
+
+// Client is a BitTorrent peer: a listener and the torrents it serves.
+type Client struct {
+	cfg       Config
+	log       *slog.Logger
+	ln        net.Listener
+	peerID    [20]byte
+	upLimit   *rate.Limiter
+	downLimit *rate.Limiter
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	torrents map[[20]byte]*Torrent
+}
+
+// Listen opens the client's listening socket and starts accepting peers.
+// The client stops when ctx ends or Close is called.
+func Listen(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.MaxPeers <= 0 {
+		cfg.MaxPeers = DefaultMaxPeers
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Version == "" {
+		cfg.Version = "shoal"
+	}
+	addr := cfg.ListenAddr
+	if addr == "" {
+		addr = ":0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	c := &Client{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		ln:       ln,
+		peerID:   cfg.PeerID,
+		torrents: map[[20]byte]*Torrent{},
+	}
+	if c.peerID == ([20]byte{}) {
+		c.peerID = NewPeerID()
+	}
+	c.upLimit = newLimiter(cfg.MaxUploadRate)
+	c.downLimit = newLimiter(cfg.MaxDownloadRate)
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.wg.Add(1)
+	go c.acceptLoop()
+	return c, nil
+}
+
+// NewPeerID returns a random peer id in the Azureus style, -SH0100-…, so
+// peers and trackers can tell which client they talk to.
+func NewPeerID() (id [20]byte) {
+	copy(id[:], "-SH0100-")
+	rand.Read(id[8:])
+	return id
+}
+
+// newLimiter returns a limiter for bytes per second, nil for unlimited.
+// The burst holds a few blocks so a single 16 KiB block always fits.
+func newLimiter(bps int64) *rate.Limiter {
+	if bps <= 0 {
+		return nil
+	}
+	burst := int(max(4*wire.BlockSize, bps/8))
+	return rate.NewLimiter(rate.Limit(bps), burst)
+}
+
+// Addr returns the address the client listens on.
+func (c *Client) Addr() net.Addr { return c.ln.Addr() }
+
+// PeerID returns the id the client sends in handshakes.
+func (c *Client) PeerID() [20]byte { return c.peerID }
+
+// Close stops the client: it closes the listener and every connection and
+// waits for all of its goroutines.
+func (c *Client) Close() error {
+	c.cancel()
+	err := c.ln.Close()
+	c.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (c *Client) acceptLoop() {
+	defer c.wg.Done()
+	go func() {
+		<-c.ctx.Done()
+		c.ln.Close()
+	}()
+	sem := make(chan struct{}, maxPendingHandshakes)
+	for {
+		conn, err := c.ln.Accept()
+		if err != nil {
+			if c.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			c.log.Warn("accept", "err", err)
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-c.ctx.Done():
+				return
+			}
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			// Too many half-open handshakes: shed load rather than queue.
+			conn.Close()
+			continue
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			defer func() { <-sem }()
+			c.handleIncoming(conn)
+		}()
+	}
+}
+
+// handleIncoming reads the handshake header first: only then do we know
+// which torrent the peer wants, and so which info-hash to answer with.
+func (c *Client) handleIncoming(conn net.Conn) {
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	reserved, ih, err := wire.ReadHandshakeHeader(conn)
+	if err != nil {
+		c.log.Debug("incoming handshake", "peer", conn.RemoteAddr(), "err", err)
+		conn.Close()
+		return
+	}
+	c.mu.Lock()
+	t := c.torrents[ih]
+	c.mu.Unlock()
+	if t == nil {
+		c.log.Debug("incoming handshake for unknown torrent", "peer", conn.RemoteAddr(), "info_hash", fmt.Sprintf("%x", ih))
+		conn.Close()
+		return
+	}
+	if err := wire.WriteHandshake(conn, c.handshake(ih)); err != nil {
+		conn.Close()
+		return
+	}
+	id, err := wire.ReadPeerID(conn)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	addr, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
+	t.addConn(conn, addr, reserved, id, false)
+}
+
+func (c *Client) handshake(ih [20]byte) wire.Handshake {
+	h := wire.Handshake{InfoHash: ih, PeerID: c.peerID}
+	h.Reserved.SetExtended(true)
+	h.Reserved.SetFast(true)
+	h.Reserved.SetV2(true)
+	return h
+}
+
+// dial connects to a peer for torrent t and completes the handshake.
+func (c *Client) dial(ctx context.Context, t *Torrent, addr netip.AddrPort) error {
+	d := net.Dialer{Timeout: dialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		return err
+	}
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := wire.WriteHandshake(conn, c.handshake(t.ih20)); err != nil {
+		conn.Close()
+		return err
+	}
+	h, err := wire.ReadHandshake(conn)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	if h.InfoHash != t.ih20 {
+		conn.Close()
+		return errors.New("peer answered with another info-hash")
+	}
+	conn.SetDeadline(time.Time{})
+	t.addConn(conn, addr, h.Reserved, h.PeerID, true)
+	return nil
+}

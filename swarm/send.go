@@ -1,0 +1,74 @@
+package swarm
+
+import (
+	"slices"
+	"time"
+
+	"github.com/shoal-p2p/shoal/swarm/wire"
+)
+
+// writeLoop sends queued messages and serves uploads until the peer
+// closes. Control messages go first; uploads are read from disk one block
+// at a time, straight into the output buffer, and writes are batched up to
+// flushAt so a fast peer is fed in large writes.
+func (p *peer) writeLoop() {
+	t := p.t
+	out := make([]byte, 0, flushAt+wire.BlockSize+64)
+	for {
+		p.sendMu.Lock()
+		out = append(out, p.ctrl...)
+		p.ctrl = p.ctrl[:0]
+		var u upload
+		has := false
+		for p.upHead < len(p.uploads) && !has {
+			u = p.uploads[p.upHead]
+			p.upHead++
+			has = u.length > 0 // cancelled ones have length 0
+		}
+		if p.upHead == len(p.uploads) {
+			p.uploads, p.upHead = p.uploads[:0], 0
+		}
+		more := has && p.upHead < len(p.uploads)
+		p.sendMu.Unlock()
+
+		if has {
+			if lim := t.c.upLimit; lim != nil {
+				if err := lim.WaitN(t.ctx, int(u.length)); err != nil {
+					p.close(nil)
+					return
+				}
+			}
+			start := len(out)
+			out = wire.AppendPieceHeader(out, u.piece, u.begin, int(u.length))
+			hdr := len(out)
+			out = slices.Grow(out, int(u.length))[:hdr+int(u.length)]
+			if _, err := t.st.ReadBlock(int(u.piece), int(u.begin), out[hdr:]); err != nil {
+				t.log.Error("reading block for upload", "piece", u.piece, "err", err)
+				out = out[:start]
+				p.close(err)
+				return
+			}
+			p.upBytes.Add(int64(u.length))
+			t.uploaded.Add(int64(u.length))
+		}
+		if len(out) > 0 && (len(out) >= flushAt || !more) {
+			p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := p.conn.Write(out); err != nil {
+				p.close(err)
+				return
+			}
+			out = out[:0]
+			p.sendMu.Lock()
+			p.lastWrite = time.Now()
+			p.sendMu.Unlock()
+		}
+		if has {
+			continue
+		}
+		select {
+		case <-p.wake:
+		case <-p.closed:
+			return
+		}
+	}
+}

@@ -1,0 +1,314 @@
+package swarm
+
+import (
+	"bytes"
+	"errors"
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/piece/storage"
+	"github.com/shoal-p2p/shoal/swarm/wire"
+)
+
+// content writes files (relative path → size) of random bytes under
+// dir/name and returns the torrent built from them.
+func content(t *testing.T, dir, name string, files map[string]int, pieceLength int64) *piece.MetaInfo {
+	t.Helper()
+	r := rand.New(rand.NewPCG(uint64(len(files)), 7))
+	for p, n := range files {
+		full := filepath.Join(dir, name, filepath.FromSlash(p))
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(r.Uint32())
+		}
+		if err := os.WriteFile(full, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := piece.Build(context.Background(), filepath.Join(dir, name), piece.BuildOptions{PieceLength: pieceLength})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// node is a client with one torrent, on loopback.
+type node struct {
+	c  *Client
+	t  *Torrent
+	st *storage.Storage
+}
+
+func (n *node) addr() netip.AddrPort { return netip.MustParseAddrPort(n.c.Addr().String()) }
+
+// startNode serves m from dir. check hashes what is on disk first; without
+// it the node claims whatever have says, which is how a lying peer is made.
+func startNode(t *testing.T, m *piece.MetaInfo, dir string, cfg Config, have []byte) *node {
+	t.Helper()
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.Logger = testLogger(t)
+	st, err := storage.OpenWith(dir, m.Info, storage.Options{ResumePath: filepath.Join(t.TempDir(), "resume")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if have == nil {
+		if have, err = st.Check(context.Background(), m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := Listen(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := c.Add(m, st, have)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{c: c, t: tor, st: st}
+	t.Cleanup(func() {
+		tor.Close()
+		c.Close()
+		st.Close()
+	})
+	return n
+}
+
+func allHave(n int) []byte {
+	b := make([]byte, (n+7)/8)
+	for i := range n {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return b
+}
+
+func waitDone(t *testing.T, n *node, d time.Duration) {
+	t.Helper()
+	select {
+	case <-n.t.Done():
+	case <-time.After(d):
+		s := n.t.Stats()
+		t.Fatalf("not complete after %v: %d of %d pieces, %d peers", d, s.PiecesDone, s.Pieces, s.Peers)
+	}
+}
+
+func sameTree(t *testing.T, a, b string) {
+	t.Helper()
+	filepath.Walk(a, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(a, p)
+		want, _ := os.ReadFile(p)
+		got, err := os.ReadFile(filepath.Join(b, rel))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s differs (%v)", rel, err)
+		}
+		return nil
+	})
+}
+
+var multiFiles = map[string]int{
+	"big.bin":        700_000,
+	"docs/small.txt": 1000,
+	"docs/empty":     0,
+	"deep/a/b/c.dat": 200_001,
+	"one-piece.bin":  64 << 10,
+}
+
+func TestDownloadFromSeeder(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	seeder := startNode(t, m, src, Config{}, nil)
+	dst := t.TempDir()
+	leech := startNode(t, m, dst, Config{}, nil)
+	leech.t.AddPeers(seeder.addr())
+	waitDone(t, leech, 20*time.Second)
+	sameTree(t, filepath.Join(src, "data"), filepath.Join(dst, "data"))
+	if s := leech.t.Stats(); s.BytesDone != m.Info.TotalLength || s.Wasted != 0 {
+		t.Errorf("stats %+v", s)
+	}
+	if s := seeder.t.Stats(); s.Uploaded < m.Info.TotalLength {
+		t.Errorf("seeder uploaded %d of %d", s.Uploaded, m.Info.TotalLength)
+	}
+}
+
+// Downloaders also serve each other: with the seeder's upload capped, the
+// three finish sooner together than the seeder alone could serve them.
+func TestSwarmOfThree(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 32<<10)
+	seeder := startNode(t, m, src, Config{MaxUploadRate: 1 << 20}, nil)
+	var leeches []*node
+	for range 3 {
+		n := startNode(t, m, t.TempDir(), Config{}, nil)
+		leeches = append(leeches, n)
+	}
+	for i, n := range leeches {
+		n.t.AddPeers(seeder.addr())
+		for j, o := range leeches {
+			if i != j {
+				n.t.AddPeers(o.addr())
+			}
+		}
+	}
+	for _, n := range leeches {
+		waitDone(t, n, 30*time.Second)
+		sameTree(t, filepath.Join(src, "data"), filepath.Join(n.st.Dir(), "data"))
+	}
+	var fromPeers int64
+	for _, n := range leeches {
+		fromPeers += n.t.Stats().Uploaded
+	}
+	if fromPeers == 0 {
+		t.Error("downloaders never uploaded to each other")
+	}
+}
+
+// A peer that serves corrupted blocks is identified through the merkle
+// tree, banned, and the download completes from the honest seeder.
+func TestPoisonedPeerBanned(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", map[string]int{"big.bin": 2 << 20}, 256<<10)
+	honest := startNode(t, m, src, Config{MaxUploadRate: 2 << 20}, nil)
+
+	// The liar holds a copy with one byte flipped in every 16 KiB block and
+	// claims to have every piece.
+	badDir := t.TempDir()
+	good, _ := os.ReadFile(filepath.Join(src, "data", "big.bin"))
+	for i := 100; i < len(good); i += piece.BlockSize {
+		good[i] ^= 0xff
+	}
+	os.MkdirAll(filepath.Join(badDir, "data"), 0o755)
+	os.WriteFile(filepath.Join(badDir, "data", "big.bin"), good, 0o644)
+	liar := startNode(t, m, badDir, Config{}, allHave(m.Info.NumPieces))
+
+	dst := t.TempDir()
+	leech := startNode(t, m, dst, Config{}, nil)
+	leech.t.AddPeers(liar.addr(), honest.addr())
+	waitDone(t, leech, 30*time.Second)
+	sameTree(t, filepath.Join(src, "data"), filepath.Join(dst, "data"))
+	s := leech.t.Stats()
+	if s.Banned == 0 || s.Wasted == 0 {
+		t.Fatalf("liar not banned or no waste counted: %+v", s)
+	}
+	leech.t.mu.Lock()
+	defer leech.t.mu.Unlock()
+	for p := range leech.t.peers {
+		if p.id == liar.c.PeerID() {
+			t.Fatal("liar still connected")
+		}
+	}
+}
+
+// rawPeer completes a handshake with n and returns the connection.
+func rawPeer(t *testing.T, n *node, ih [20]byte) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", n.c.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := wire.Handshake{InfoHash: ih, PeerID: NewPeerID()}
+	h.Reserved.SetFast(true)
+	if err := wire.WriteHandshake(conn, h); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := wire.ReadHandshake(conn); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	return conn
+}
+
+// dropped reports whether the other side closes conn within a few seconds,
+// reading (and discarding) whatever it sends first.
+func dropped(conn net.Conn) bool {
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.Copy(io.Discard, conn)
+	// EOF (nil from Copy) or a reset: closed by the peer. A timeout: not.
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
+}
+
+func TestHostilePeersDroppedSeederSurvives(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	seeder := startNode(t, m, src, Config{}, nil)
+	ih := wire.TruncateV2(m.Info.Hash)
+
+	cases := map[string]func(conn net.Conn){
+		"oversized message": func(c net.Conn) {
+			binary.Write(c, binary.BigEndian, uint32(1<<30))
+			c.Write([]byte{byte(wire.Piece)})
+		},
+		"out-of-range request": func(c net.Conn) {
+			c.Write(wire.AppendInterested(nil))
+			c.Write(wire.AppendRequest(nil, uint32(m.Info.NumPieces+5), 0, 16384))
+		},
+		"request past piece end": func(c net.Conn) {
+			c.Write(wire.AppendRequest(nil, 0, 64<<10-100, 16384))
+		},
+		"oversized request": func(c net.Conn) {
+			c.Write(wire.AppendRequest(nil, 0, 0, 1<<20))
+		},
+		"garbage": func(c net.Conn) {
+			c.Write(bytes.Repeat([]byte{0xff, 0x00, 0x13}, 1000))
+		},
+		"late bitfield": func(c net.Conn) {
+			c.Write(wire.AppendHaveNone(nil))
+			c.Write(wire.AppendBitfield(nil, make([]byte, (m.Info.NumPieces+7)/8)))
+		},
+		"unrequested block": func(c net.Conn) {
+			c.Write(wire.AppendPiece(nil, 0, 0, make([]byte, 16384)))
+		},
+	}
+	for name, attack := range cases {
+		t.Run(name, func(t *testing.T) {
+			conn := rawPeer(t, seeder, ih)
+			defer conn.Close()
+			attack(conn)
+			if !dropped(conn) {
+				t.Fatal("hostile peer not dropped")
+			}
+		})
+	}
+	t.Run("wrong info-hash", func(t *testing.T) {
+		conn, _ := net.Dial("tcp", seeder.c.Addr().String())
+		defer conn.Close()
+		wire.WriteHandshake(conn, wire.Handshake{InfoHash: [20]byte{1, 2, 3}, PeerID: NewPeerID()})
+		if !dropped(conn) {
+			t.Fatal("peer with an unknown info-hash not dropped")
+		}
+	})
+	t.Run("not bittorrent", func(t *testing.T) {
+		conn, _ := net.Dial("tcp", seeder.c.Addr().String())
+		defer conn.Close()
+		conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+		if !dropped(conn) {
+			t.Fatal("HTTP client not dropped")
+		}
+	})
+	// The seeder still serves an honest peer.
+	dst := t.TempDir()
+	leech := startNode(t, m, dst, Config{}, nil)
+	leech.t.AddPeers(seeder.addr())
+	waitDone(t, leech, 20*time.Second)
+	sameTree(t, filepath.Join(src, "data"), filepath.Join(dst, "data"))
+}

@@ -1,0 +1,426 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/piece/bitfield"
+	"github.com/shoal-p2p/shoal/piece/picker"
+	"github.com/shoal-p2p/shoal/piece/storage"
+	"github.com/shoal-p2p/shoal/swarm/wire"
+)
+
+// Tuning of a torrent's housekeeping.
+const (
+	tickInterval     = time.Second
+	saveInterval     = 5 * time.Second
+	requestTimeout   = 30 * time.Second // no block for this long: release its requests
+	idleTimeout      = 3 * time.Minute  // nothing received for this long: drop
+	keepAliveEvery   = 90 * time.Second
+	strikesToBan     = 2 // pieces proven bad before a peer is banned
+	hashReplyTimeout = 20 * time.Second
+	redialBackoff    = 5 * time.Second
+	maxRedialBackoff = 5 * time.Minute
+	maxKnownPeers    = 2000
+	// diskQueue bounds blocks accepted but not yet written (4 MiB), and
+	// diskWriters is how many writes may be in flight at once.
+	diskQueue   = 256
+	diskWriters = 2
+)
+
+// Torrent is one torrent being downloaded or seeded.
+type Torrent struct {
+	c    *Client
+	meta *piece.MetaInfo
+	info *piece.Info
+	st   *storage.Storage
+	log  *slog.Logger
+	ih20 [20]byte
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	done   chan struct{} // closed once every piece is verified
+	diskq  chan diskJob
+
+	downloaded, uploaded, wasted atomic.Int64
+	verifiedBytes                atomic.Int64
+
+	mu       sync.Mutex
+	picker   *picker.Picker
+	peers    map[*peer]struct{}
+	byID     map[picker.PeerID]*peer
+	nextID   picker.PeerID
+	partial  map[int]*partialPiece
+	suspects map[int]*suspect // failed pieces awaiting leaf hashes
+	strikes  map[string]int
+	banned   map[string]bool
+	known    map[netip.AddrPort]*candidate
+	trees    map[int]*piece.FileTree // built on demand to answer hash requests
+	choker   *choker[*peer]
+	unchoked int
+	pickBuf  []picker.Request
+	scratch  []piece.Hash
+	seeding  bool
+	closing  bool
+	// provenBlocks counts blocks convicted through leaf hashes.
+	provenBlocks int
+}
+
+// candidate is an address we may dial.
+type candidate struct {
+	connected bool
+	dialing   bool
+	failures  int
+	next      time.Time // earliest next dial
+}
+
+// partialPiece collects what is known of a piece being downloaded: the
+// leaf hash of every block as it arrived, and who sent it, so a failing
+// piece can be pinned on the peer that sent the bad block.
+type partialPiece struct {
+	leaves  []piece.Hash
+	senders []*peer
+	written int // blocks on disk
+	pending int // blocks accepted but still being written
+}
+
+// suspect is a failed piece whose leaf hashes were asked of a peer.
+type suspect struct {
+	leaves   []piece.Hash
+	senders  []*peer
+	asked    *peer
+	deadline time.Time
+}
+
+// Add starts serving a torrent whose data lives in st. have is the
+// wire-order bitfield of pieces already verified (from st.Check).
+func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*Torrent, error) {
+	info := meta.Info
+	hb, err := bitfield.FromBytes(have, info.NumPieces)
+	if err != nil {
+		return nil, fmt.Errorf("resume bitfield: %w", err)
+	}
+	pk, err := picker.New(picker.Config{
+		Pieces:   info.NumPieces,
+		BlocksIn: func(p int) int { return int((info.PieceSize(p) + piece.BlockSize - 1) / piece.BlockSize) },
+		Have:     hb,
+	})
+	if err != nil {
+		return nil, err
+	}
+	t := &Torrent{
+		c: c, meta: meta, info: info, st: st,
+		log:      c.log.With("torrent", info.Name),
+		ih20:     wire.TruncateV2(info.Hash),
+		done:     make(chan struct{}),
+		diskq:    make(chan diskJob, diskQueue),
+		picker:   pk,
+		peers:    map[*peer]struct{}{},
+		byID:     map[picker.PeerID]*peer{},
+		partial:  map[int]*partialPiece{},
+		suspects: map[int]*suspect{},
+		strikes:  map[string]int{},
+		banned:   map[string]bool{},
+		known:    map[netip.AddrPort]*candidate{},
+		trees:    map[int]*piece.FileTree{},
+		choker:   newChoker[*peer](c.cfg.UploadSlots, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))),
+		scratch:  make([]piece.Hash, info.PieceLength/piece.BlockSize),
+	}
+	for p := range info.NumPieces {
+		if hb.Has(p) {
+			t.verifiedBytes.Add(info.PieceSize(p))
+		}
+	}
+	t.ctx, t.cancel = context.WithCancel(c.ctx)
+	if pk.Complete() {
+		t.seeding = true
+		close(t.done)
+	}
+	c.mu.Lock()
+	if _, dup := c.torrents[t.ih20]; dup {
+		c.mu.Unlock()
+		return nil, errors.New("torrent already added")
+	}
+	c.torrents[t.ih20] = t
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t.run()
+	}()
+	for range diskWriters {
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			t.diskLoop()
+		}()
+	}
+	return t, nil
+}
+
+// Done is closed once every piece is downloaded and verified.
+func (t *Torrent) Done() <-chan struct{} { return t.done }
+
+// Close disconnects the torrent's peers and stops its goroutines, saving
+// the resume record last.
+func (t *Torrent) Close() error {
+	t.c.mu.Lock()
+	delete(t.c.torrents, t.ih20)
+	t.c.mu.Unlock()
+	t.cancel()
+	t.mu.Lock()
+	t.closing = true
+	for p := range t.peers {
+		p.close(nil)
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+	return t.st.Save()
+}
+
+// AddPeers offers addresses to connect to; known and banned ones are
+// skipped, and at most MaxPeers connections are kept.
+func (t *Torrent) AddPeers(addrs ...netip.AddrPort) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, a := range addrs {
+		if !a.IsValid() || a.Port() == 0 || len(t.known) >= maxKnownPeers {
+			continue
+		}
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if _, ok := t.known[a]; !ok {
+			t.known[a] = &candidate{}
+		}
+	}
+	t.dialMore()
+}
+
+// dialMore starts dials while there is room. Called with t.mu held.
+func (t *Torrent) dialMore() {
+	if t.closing || t.ctx.Err() != nil {
+		return
+	}
+	now := time.Now()
+	dialing := 0
+	for _, cand := range t.known {
+		if cand.dialing {
+			dialing++
+		}
+	}
+	for addr, cand := range t.known {
+		if len(t.peers)+dialing >= t.c.cfg.MaxPeers || dialing >= maxConcurrentDials {
+			return
+		}
+		if cand.connected || cand.dialing || now.Before(cand.next) || t.banned[addr.String()] || t.banned[addr.Addr().String()] {
+			continue
+		}
+		if t.seeding && cand.failures > 0 {
+			continue // a seeder waits for leechers to come to it
+		}
+		cand.dialing = true
+		dialing++
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			err := t.c.dial(t.ctx, t, addr)
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			cand.dialing = false
+			if err != nil {
+				cand.failures++
+				cand.next = time.Now().Add(min(maxRedialBackoff, redialBackoff<<min(cand.failures, 6)))
+				t.log.Debug("dial", "peer", addr, "err", err)
+			}
+		}()
+	}
+}
+
+// banKey names what a ban applies to. Peers on loopback share one IP (on
+// one machine, in tests, every peer does), so there the ban holds the peer
+// id and address instead of the IP.
+func banKeys(addr netip.AddrPort, id [20]byte) []string {
+	if addr.Addr().IsLoopback() {
+		return []string{fmt.Sprintf("id:%x", id), addr.String()}
+	}
+	return []string{addr.Addr().String()}
+}
+
+// addConn registers a connection whose handshake is complete.
+func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Reserved, id [20]byte, outgoing bool) {
+	t.mu.Lock()
+	reason := ""
+	switch {
+	case t.closing:
+		reason = "torrent closing"
+	case id == t.c.peerID:
+		reason = "connected to ourselves"
+		if cand := t.known[addr]; cand != nil {
+			cand.failures = 1 << 20 // never again
+			cand.next = time.Now().Add(24 * time.Hour)
+		}
+	case len(t.peers) >= t.c.cfg.MaxPeers:
+		reason = "peer limit"
+	}
+	for _, k := range banKeys(addr, id) {
+		if t.banned[k] {
+			reason = "banned"
+		}
+	}
+	for p := range t.peers {
+		if p.id == id {
+			reason = "already connected"
+		}
+	}
+	if reason != "" {
+		t.mu.Unlock()
+		t.log.Debug("refusing peer", "peer", addr, "reason", reason)
+		conn.Close()
+		return
+	}
+	p := newPeer(t, conn, addr, reserved, id, t.nextID)
+	t.nextID++
+	t.peers[p] = struct{}{}
+	t.byID[p.pid] = p
+	if cand := t.known[addr]; cand != nil && outgoing {
+		cand.connected, cand.failures = true, 0
+	}
+	p.sendOpening()
+	t.mu.Unlock()
+	t.log.Debug("peer connected", "peer", addr, "outgoing", outgoing, "client", clientName(id))
+	t.wg.Add(2)
+	go func() { defer t.wg.Done(); p.writeLoop() }()
+	go func() { defer t.wg.Done(); p.readLoop() }()
+}
+
+// removePeer forgets a closed peer. Called from its reader goroutine.
+func (t *Torrent) removePeer(p *peer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.peers, p)
+	delete(t.byID, p.pid)
+	t.picker.HandleDisconnect(p.pid)
+	if p.unchoked() {
+		t.unchoked--
+	}
+	if cand := t.known[p.addr]; cand != nil {
+		cand.connected = false
+		cand.next = time.Now().Add(redialBackoff)
+	}
+	// Requests it held are free again: others may pick them up now.
+	for q := range t.peers {
+		q.fill()
+	}
+	t.dialMore()
+}
+
+// run is the torrent's housekeeping loop: rates, choking, timeouts,
+// resume saves and redials.
+func (t *Torrent) run() {
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
+	lastChoke, lastSave := time.Time{}, time.Now()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case now := <-tick.C:
+			t.mu.Lock()
+			for p := range t.peers {
+				p.tick(now)
+			}
+			if now.Sub(lastChoke) >= RechokeInterval {
+				t.rechoke(now)
+				lastChoke = now
+			}
+			for piece, s := range t.suspects {
+				if now.After(s.deadline) {
+					t.log.Info("no leaf hashes for failed piece; blame unknown", "piece", piece)
+					delete(t.suspects, piece)
+				}
+			}
+			t.dialMore()
+			t.mu.Unlock()
+			if now.Sub(lastSave) >= saveInterval && t.st.Unsaved() {
+				if err := t.st.Save(); err != nil {
+					t.log.Warn("saving resume record", "err", err)
+				}
+				lastSave = now
+			}
+		}
+	}
+}
+
+// rechoke applies tit-for-tat. Called with t.mu held.
+func (t *Torrent) rechoke(now time.Time) {
+	cands := make([]chokeCandidate[*peer], 0, len(t.peers))
+	for p := range t.peers {
+		r := p.downRate
+		if t.seeding {
+			r = p.upRate
+		}
+		cands = append(cands, chokeCandidate[*peer]{key: p, interested: p.peerInterested, rate: int64(r), joined: p.joined})
+	}
+	unchoke := t.choker.rechoke(cands, now)
+	for p := range t.peers {
+		p.setChoking(!unchoke[p])
+	}
+}
+
+// maybeUnchoke gives a newly interested peer a free slot at once rather
+// than at the next rechoke, so a fresh swarm starts in milliseconds.
+func (t *Torrent) maybeUnchoke(p *peer) {
+	if p.amChoking && t.unchoked < t.choker.slots+1 {
+		p.setChoking(false)
+	}
+}
+
+// Stats is a snapshot of a torrent's progress.
+type Stats struct {
+	Pieces, PiecesDone int
+	BytesTotal         int64 // size of the content
+	BytesDone          int64 // verified
+	Downloaded         int64 // payload received, wasted included
+	Uploaded           int64
+	Wasted             int64 // received but discarded: duplicates and bad pieces
+	Peers              int
+	Banned             int
+	// BadBlocks counts blocks proven bad through their leaf hashes, when
+	// a failed piece came from several peers.
+	BadBlocks int
+	DownRate, UpRate   float64 // bytes/s
+	Seeding            bool
+}
+
+// Stats returns the torrent's current figures.
+func (t *Torrent) Stats() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := Stats{
+		Pieces:     t.info.NumPieces,
+		PiecesDone: t.info.NumPieces - t.picker.Missing(),
+		BytesTotal: t.info.TotalLength,
+		BytesDone:  t.verifiedBytes.Load(),
+		Downloaded: t.downloaded.Load(),
+		Uploaded:   t.uploaded.Load(),
+		Wasted:     t.wasted.Load(),
+		Peers:      len(t.peers),
+		Banned:     len(t.banned),
+		BadBlocks:  t.provenBlocks,
+		Seeding:    t.seeding,
+	}
+	for p := range t.peers {
+		s.DownRate += p.downRate
+		s.UpRate += p.upRate
+	}
+	return s
+}
