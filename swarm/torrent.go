@@ -396,9 +396,9 @@ type Stats struct {
 	Banned             int
 	// BadBlocks counts blocks proven bad through their leaf hashes, when
 	// a failed piece came from several peers.
-	BadBlocks int
-	DownRate, UpRate   float64 // bytes/s
-	Seeding            bool
+	BadBlocks        int
+	DownRate, UpRate float64 // bytes/s
+	Seeding          bool
 }
 
 // Stats returns the torrent's current figures.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -20,6 +21,17 @@ import (
 var version = "dev"
 
 func main() {
+	// SHOAL_CPUPROFILE=FILE writes a CPU profile: how the benchmark
+	// figures in README were investigated.
+	if f := os.Getenv("SHOAL_CPUPROFILE"); f != "" {
+		if out, err := os.Create(f); err == nil {
+			pprof.StartCPUProfile(out)
+			code := run(os.Args, os.Stdout, os.Stderr)
+			pprof.StopCPUProfile()
+			out.Close()
+			os.Exit(code)
+		}
+	}
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
@@ -87,6 +99,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			createCommand(),
 			infoCommand(),
 			verifyCommand(),
+			seedCommand(),
+			getCommand(),
 		},
 		// urfave/cli would otherwise exit the process itself.
 		ExitErrHandler: func(*cli.Context, error) {},
