@@ -5,8 +5,10 @@
 // in-memory, sharded store whose memory is bounded by caps (see
 // [MemStoreConfig]). Every request path is built to bound the work a hostile
 // client can cause: queries are parsed without allocating maps, lengths are
-// checked before decoding, per-address budgets cut floods, and the embedded
-// net/http server carries timeouts and a header cap.
+// checked before decoding, per-address budgets cut floods, and Serve's lean
+// HTTP/1.1 server (lean.go; net/http costs more per connection than the
+// tracker's work, and most clients open one per announce) carries
+// deadlines and a cap on request heads.
 //
 // BitTorrent v2 (BEP 52) clients announce the SHA-256 info-hash truncated to
 // 20 bytes, so the tracker only ever handles 20-byte info-hashes; the

@@ -263,38 +263,37 @@ func (s *Server) SetAllowHashes(hs []InfoHash) {
 // gracefully (closing connections after Config.ShutdownTimeout) and returns
 // nil once its goroutines, including the expiry sweeper, have exited. It
 // closes ln. Serve may run on several listeners at once (IPv4 and IPv6).
+//
+// Serve runs a lean HTTP/1.1 server rather than net/http, because most
+// clients announce on a new connection each time and net/http's
+// per-connection cost is several times the tracker's own work; see
+// lean.go. It applies the same limits: Config.MaxHeaderBytes caps the
+// request head, ReadHeaderTimeout (or ReadTimeout if shorter) bounds
+// reading it, IdleTimeout bounds waiting between keep-alive requests and
+// WriteTimeout bounds writing an answer. ServeHTTP remains for embedding the
+// tracker in another HTTP server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		WriteTimeout:      s.cfg.WriteTimeout,
-		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
+	ls := newLeanServer(s)
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.sweepLoop(sweepCtx) })
 	errc := make(chan error, 1)
-	wg.Go(func() { errc <- hs.Serve(ln) })
+	wg.Go(func() { errc <- ls.acceptLoop(ln) })
 	s.log.Info("tracker serving", "addr", ln.Addr().String())
 
 	select {
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-		err := hs.Shutdown(sctx)
-		cancel()
-		if err != nil {
-			hs.Close()
-		}
+		ls.closing.Store(true)
+		ln.Close()
+		ls.shutdown(s.cfg.ShutdownTimeout)
 		stopSweep()
 		wg.Wait()
 		s.log.Info("tracker stopped", "addr", ln.Addr().String())
 		return nil
 	case err := <-errc:
-		hs.Close()
+		ln.Close()
+		ls.shutdown(0)
 		stopSweep()
 		wg.Wait()
 		return fmt.Errorf("tracker serve on %s: %w", ln.Addr(), err)
@@ -396,68 +395,76 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := r.URL.Path
-	switch {
-	case path == "/stats":
+	if path == "/stats" {
 		s.serveStats(w, r)
-	case path == "/announce" || strings.HasPrefix(path, "/announce/"):
-		s.serveAnnounce(w, r, path[len("/announce"):])
-	case path == "/scrape" || strings.HasPrefix(path, "/scrape/"):
-		s.serveScrape(w, r, path[len("/scrape"):])
-	default:
-		w.WriteHeader(http.StatusNotFound)
+		return
 	}
+	st := s.getState()
+	defer s.putState(st)
+	code := s.serveTracker(st, s.clientIP(r), path, r.URL.RawQuery)
+	if code != http.StatusOK {
+		w.WriteHeader(code)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = hdrText
+	h["Content-Length"] = []string{strconv.Itoa(st.out.Len())}
+	w.Write(st.out.Bytes())
+}
+
+// serveTracker answers /announce and /scrape (and 404 for any other path)
+// into st.out and returns the HTTP status; a status other than 200 has no
+// body. It is the core both front ends share: net/http through ServeHTTP
+// and the lean HTTP/1.1 server of Serve.
+func (s *Server) serveTracker(st *reqState, ip netip.Addr, path, rawQuery string) int {
+	switch {
+	case path == "/announce" || strings.HasPrefix(path, "/announce/"):
+		return s.serveAnnounce(st, ip, path[len("/announce"):], rawQuery)
+	case path == "/scrape" || strings.HasPrefix(path, "/scrape/"):
+		return s.serveScrape(st, ip, path[len("/scrape"):], rawQuery)
+	}
+	return http.StatusNotFound
 }
 
 // admit applies the checks shared by announce and scrape. keyPath is the
-// path after the endpoint name: "" or "/<passkey>". It reports false after
-// answering the request itself.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, st *reqState, ip netip.Addr, keyPath string) bool {
+// path after the endpoint name: "" or "/<passkey>". When it reports false
+// the request is answered with the returned status (and st.out when 200).
+func (s *Server) admit(st *reqState, ip netip.Addr, keyPath, rawQuery string) (int, bool) {
 	if !ip.IsValid() {
-		w.WriteHeader(http.StatusBadRequest)
-		return false
+		return http.StatusBadRequest, false
 	}
 	if s.limiter != nil && !s.limiter.allow(ip, s.now()) {
 		s.rateLimited.Add(1)
-		s.fail(w, st, errRateLimited, r)
-		return false
+		return s.fail(st, errRateLimited, ip), false
 	}
 	if s.cfg.Private {
 		key, ok := strings.CutPrefix(keyPath, "/")
 		if !ok || key == "" {
-			s.fail(w, st, errMissingPasskey, r)
-			return false
+			return s.fail(st, errMissingPasskey, ip), false
 		}
 		if _, ok := (*s.keys.Load())[key]; !ok {
-			s.fail(w, st, errBadPasskey, r)
-			return false
+			return s.fail(st, errBadPasskey, ip), false
 		}
 	} else if keyPath != "" {
-		w.WriteHeader(http.StatusNotFound)
-		return false
+		return http.StatusNotFound, false
 	}
-	if len(r.URL.RawQuery) > s.cfg.MaxQueryBytes {
+	if len(rawQuery) > s.cfg.MaxQueryBytes {
 		s.refused.Add(1)
-		w.WriteHeader(http.StatusRequestURITooLong)
-		return false
+		return http.StatusRequestURITooLong, false
 	}
-	return true
+	return 0, true
 }
 
-func (s *Server) serveAnnounce(w http.ResponseWriter, r *http.Request, keyPath string) {
-	st := s.getState()
-	defer s.putState(st)
-	remote := s.clientIP(r)
-	if !s.admit(w, r, st, remote, keyPath) {
-		return
+func (s *Server) serveAnnounce(st *reqState, remote netip.Addr, keyPath, rawQuery string) int {
+	if code, ok := s.admit(st, remote, keyPath, rawQuery); !ok {
+		return code
 	}
 	q := &st.q
-	if err := parseAnnounce(r.URL.RawQuery, q, s.cfg.MaxNumWant); err != nil {
-		s.fail(w, st, err, r)
-		return
+	if err := parseAnnounce(rawQuery, q, s.cfg.MaxNumWant); err != nil {
+		return s.fail(st, err, remote)
 	}
 	if !s.allowed(q.InfoHash) {
-		s.fail(w, st, errUnregistered, r)
-		return
+		return s.fail(st, errUnregistered, remote)
 	}
 	ip := remote
 	if q.IP.IsValid() && trustedSource(remote) {
@@ -482,8 +489,7 @@ func (s *Server) serveAnnounce(w http.ResponseWriter, r *http.Request, keyPath s
 	peers, sw, err := s.store.Announce(s.now(), &pa, st.peers[:0])
 	st.peers = peers
 	if err != nil {
-		s.fail(w, st, err, r)
-		return
+		return s.fail(st, err, remote)
 	}
 	s.announces.Add(1)
 
@@ -507,8 +513,7 @@ func (s *Server) serveAnnounce(w http.ResponseWriter, r *http.Request, keyPath s
 			Peers:       st.v4,
 			Peers6:      st.v6,
 		}
-		s.writeBencode(w, st, &resp)
-		return
+		return s.encode(st, &resp)
 	}
 	list := make([]dictPeer, len(peers))
 	for i := range peers {
@@ -526,20 +531,17 @@ func (s *Server) serveAnnounce(w http.ResponseWriter, r *http.Request, keyPath s
 		Downloaded:  sw.Downloaded,
 		Peers:       list,
 	}
-	s.writeBencode(w, st, &resp)
+	return s.encode(st, &resp)
 }
 
-func (s *Server) serveScrape(w http.ResponseWriter, r *http.Request, keyPath string) {
-	st := s.getState()
-	defer s.putState(st)
-	if !s.admit(w, r, st, s.clientIP(r), keyPath) {
-		return
+func (s *Server) serveScrape(st *reqState, ip netip.Addr, keyPath, rawQuery string) int {
+	if code, ok := s.admit(st, ip, keyPath, rawQuery); !ok {
+		return code
 	}
-	hashes, err := parseScrape(r.URL.RawQuery, st.hashes[:0], s.cfg.MaxScrapeHashes)
+	hashes, err := parseScrape(rawQuery, st.hashes[:0], s.cfg.MaxScrapeHashes)
 	st.hashes = hashes
 	if err != nil {
-		s.fail(w, st, err, r)
-		return
+		return s.fail(st, err, ip)
 	}
 	now := s.now()
 	files := make(map[string]scrapeFile, len(hashes))
@@ -553,7 +555,7 @@ func (s *Server) serveScrape(w http.ResponseWriter, r *http.Request, keyPath str
 		files[string(h[:])] = scrapeFile{Complete: sw.Complete, Incomplete: sw.Incomplete, Downloaded: sw.Downloaded}
 	}
 	s.scrapes.Add(1)
-	s.writeBencode(w, st, &scrapeResponse{Files: files})
+	return s.encode(st, &scrapeResponse{Files: files})
 }
 
 func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
@@ -589,32 +591,32 @@ func (s *Server) allowed(h InfoHash) bool {
 // fail answers with a bencoded failure reason and HTTP 200, which is what
 // clients expect from a tracker that refuses; they show the reason to the
 // user instead of retrying a transport error.
-func (s *Server) fail(w http.ResponseWriter, st *reqState, err error, r *http.Request) {
+func (s *Server) fail(st *reqState, err error, remote netip.Addr) int {
 	s.refused.Add(1)
 	var f failure
 	if !errors.As(err, &f) {
-		s.log.Warn("tracker request failed", "path", r.URL.Path, "err", err)
+		s.log.Warn("tracker request failed", "remote", remote, "err", err)
 		f = "internal error"
 	}
-	s.log.Debug("tracker refused request", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", string(f))
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("tracker refused request", "remote", remote, "reason", string(f))
+	}
 	resp := failureResponse{Reason: string(f)}
 	if f == errRateLimited {
 		resp.RetryIn = 1 // minutes, BEP 31
 	}
 	st.out.Reset()
-	s.writeBencode(w, st, &resp)
+	return s.encode(st, &resp)
 }
 
-func (s *Server) writeBencode(w http.ResponseWriter, st *reqState, v any) {
+// encode bencodes v into st.out and returns the status to answer with.
+func (s *Server) encode(st *reqState, v any) int {
 	if err := st.enc.Encode(v); err != nil {
 		s.log.Error("tracker response encoding failed", "err", err)
-		w.WriteHeader(http.StatusInternalServerError)
-		return
+		st.out.Reset()
+		return http.StatusInternalServerError
 	}
-	h := w.Header()
-	h["Content-Type"] = hdrText
-	h["Content-Length"] = []string{strconv.Itoa(st.out.Len())}
-	w.Write(st.out.Bytes())
+	return http.StatusOK
 }
 
 // clientIP returns the address a request came from, or, behind a trusted
@@ -625,15 +627,23 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 		return netip.Addr{}
 	}
 	ip := ap.Addr().Unmap().WithZone("")
-	if s.cfg.RealIPHeader != "" && trustedSource(ip) {
-		if v := r.Header.Get(s.cfg.RealIPHeader); v != "" {
-			if i := strings.LastIndexByte(v, ','); i >= 0 {
-				v = v[i+1:]
-			}
-			if fwd, err := netip.ParseAddr(strings.TrimSpace(v)); err == nil {
-				return fwd.Unmap().WithZone("")
-			}
-		}
+	if s.cfg.RealIPHeader != "" {
+		return realIP(ip, r.Header.Get(s.cfg.RealIPHeader))
+	}
+	return ip
+}
+
+// realIP returns the address named by the RealIPHeader value v when the
+// connection came from a trusted source, else the connection's address ip.
+func realIP(ip netip.Addr, v string) netip.Addr {
+	if v == "" || !trustedSource(ip) {
+		return ip
+	}
+	if i := strings.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	if fwd, err := netip.ParseAddr(strings.TrimSpace(v)); err == nil {
+		return fwd.Unmap().WithZone("")
 	}
 	return ip
 }

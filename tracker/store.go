@@ -3,6 +3,7 @@ package tracker
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -93,8 +94,10 @@ type MemStoreConfig struct {
 
 // MemStore is the default in-memory Store.
 //
-// A peer is held in a fixed-size record (about 56 bytes plus ~40 bytes of
-// index map) inside one slice per torrent; the records of a torrent form an
+// A peer is held in a fixed-size 56-byte record inside one slice per
+// torrent, plus ~40 bytes of index map once the swarm outgrows a linear
+// scan (most swarms are small, and a map per small swarm would cost more
+// than its peers); the records of a torrent form an
 // intrusive list ordered by last announce, which makes eviction of the
 // oldest and expiry O(1) per removed peer.
 type MemStore struct {
@@ -134,8 +137,10 @@ type storedPeer struct {
 }
 
 type torrent struct {
-	hash       InfoHash
-	peers      []storedPeer
+	hash  InfoHash
+	peers []storedPeer
+	// index finds a peer's record by id; nil while the swarm is small
+	// enough (indexMin peers) for a linear scan to be as quick.
 	index      map[PeerID]int32
 	oldestPeer int32
 	newestPeer int32
@@ -209,7 +214,7 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		if t == nil {
 			return dst, Swarm{}, nil
 		}
-		if i, ok := t.index[a.PeerID]; ok {
+		if i, ok := t.find(a.PeerID); ok {
 			p := &t.peers[i]
 			if p.key != 0 && p.key != a.Key && p.addr() != a.Addr {
 				return dst, t.swarm(), ErrPeerIDInUse
@@ -222,14 +227,14 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		if len(sh.torrents) >= s.maxTor {
 			s.evictTorrent(sh, sh.oldest)
 		}
-		t = &torrent{hash: a.InfoHash, index: make(map[PeerID]int32), oldestPeer: -1, newestPeer: -1}
+		t = &torrent{hash: a.InfoHash, oldestPeer: -1, newestPeer: -1}
 		sh.torrents[a.InfoHash] = t
 		sh.pushTorrent(t)
 	}
 	t.seen = ts
 	sh.touchTorrent(t)
 
-	i, ok := t.index[a.PeerID]
+	i, ok := t.find(a.PeerID)
 	if ok {
 		p := &t.peers[i]
 		if p.key != 0 && p.key != a.Key && p.addr() != a.Addr {
@@ -271,9 +276,15 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 			t.downloaded++
 		}
 		i = int32(len(t.peers))
+		if len(t.peers) == cap(t.peers) {
+			// Grow by a quarter rather than append's doubling: most
+			// swarms are small and stay at the size they reach, so the
+			// slack would be a large share of their memory.
+			t.peers = slices.Grow(t.peers, max(4, len(t.peers)/4))
+		}
 		t.peers = append(t.peers, storedPeer{id: a.PeerID, seeder: a.Seeder, key: a.Key, seen: ts})
 		t.peers[i].setAddr(a.Addr)
-		t.index[a.PeerID] = i
+		t.indexed(a.PeerID, i)
 		t.linkNewest(i)
 		sh.peers++
 		if a.Seeder {
@@ -378,13 +389,17 @@ func (s *MemStore) removePeer(sh *memShard, t *torrent, i int32) {
 		sh.seeders--
 	}
 	sh.peers--
-	delete(t.index, p.id)
+	if t.index != nil {
+		delete(t.index, p.id)
+	}
 	t.unlink(i)
 	last := int32(len(t.peers) - 1)
 	if i != last {
 		t.peers[i] = t.peers[last]
 		m := &t.peers[i]
-		t.index[m.id] = i
+		if t.index != nil {
+			t.index[m.id] = i
+		}
 		if m.prev >= 0 {
 			t.peers[m.prev].next = i
 		} else {
@@ -397,10 +412,44 @@ func (s *MemStore) removePeer(sh *memShard, t *torrent, i int32) {
 		}
 	}
 	t.peers = t.peers[:last]
+	if t.index != nil && len(t.peers) < indexMin/2 {
+		t.index = nil
+	}
 	// Give memory back once a swarm has shrunk well below its capacity, so
 	// a burst cannot pin its peak size forever.
 	if c := cap(t.peers); c > 64 && len(t.peers) < c/4 {
 		t.peers = append(make([]storedPeer, 0, c/2), t.peers...)
+	}
+}
+
+// indexMin is the swarm size from which peers are found through a map.
+const indexMin = 16
+
+// find returns the record of the peer with id.
+func (t *torrent) find(id PeerID) (int32, bool) {
+	if t.index != nil {
+		i, ok := t.index[id]
+		return i, ok
+	}
+	for i := range t.peers {
+		if t.peers[i].id == id {
+			return int32(i), true
+		}
+	}
+	return -1, false
+}
+
+// indexed records that the new peer id is at record i, building the index
+// when the swarm reaches indexMin.
+func (t *torrent) indexed(id PeerID, i int32) {
+	switch {
+	case t.index != nil:
+		t.index[id] = i
+	case len(t.peers) >= indexMin:
+		t.index = make(map[PeerID]int32, len(t.peers))
+		for j := range t.peers {
+			t.index[t.peers[j].id] = int32(j)
+		}
 	}
 }
 

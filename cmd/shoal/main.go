@@ -101,6 +101,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			verifyCommand(),
 			seedCommand(),
 			getCommand(),
+			trackerCommand(),
 		},
 		// urfave/cli would otherwise exit the process itself.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -1,0 +1,46 @@
+package tracker
+
+import (
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// storeBytesPerPeer fills a MemStore with torrents×perTorrent peers, the
+// shape of the load benchmark, and returns live heap bytes per peer.
+func storeBytesPerPeer(torrents, perTorrent int) float64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := NewMemStore(MemStoreConfig{})
+	now := time.Unix(1_700_000_000, 0)
+	var dst []Peer
+	for i := range torrents * perTorrent {
+		var a PeerAnnounce
+		t := i % torrents
+		a.InfoHash[0], a.InfoHash[1], a.InfoHash[2] = byte(t), byte(t>>8), byte(t>>16)
+		a.PeerID[0], a.PeerID[1], a.PeerID[2] = byte(i), byte(i>>8), byte(i>>16)
+		a.Addr = netipAddrPort(uint16(1024 + i/torrents))
+		a.NumWant = 50
+		dst, _, _ = s.Announce(now, &a, dst[:0])
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(s)
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(torrents*perTorrent)
+}
+
+// The budget is 200 bytes of RSS per stored peer; the live heap
+// must stay well below it to leave room for the GC's headroom.
+func TestMemStoreBytesPerPeerSmallSwarms(t *testing.T) {
+	for _, per := range []int{1, 10, 100} {
+		b := storeBytesPerPeer(10_000/per*10, per)
+		t.Logf("%d peers per torrent: %.0f live heap bytes per peer", per, b)
+		if per >= 10 && b > 120 {
+			t.Errorf("%d peers per torrent: %.0f bytes per peer; want at most 120", per, b)
+		}
+	}
+}
+
+func netipAddrPort(port uint16) netip.AddrPort { return netip.AddrPortFrom(loop4, port) }
