@@ -440,7 +440,7 @@ func (p *peer) handleRequest(m *wire.Message) error {
 	if int(m.Index) >= t.info.NumPieces {
 		return protocolError("request for piece %d of %d", m.Index, t.info.NumPieces)
 	}
-	size := t.info.PieceSize(int(m.Index))
+	size := t.wireSize(int(m.Index))
 	if m.Length == 0 || m.Length > wire.MaxRequestLength || int64(m.Begin)+int64(m.Length) > size {
 		return protocolError("request %d+%d outside piece %d of %d bytes", m.Begin, m.Length, m.Index, size)
 	}
@@ -469,6 +469,13 @@ func (p *peer) handleRequest(m *wire.Message) error {
 	p.signal()
 	return nil
 }
+
+// wireSize is how long a piece may be on the wire. BEP 52 lets the last
+// piece of a file end early, but libtorrent addresses every piece as if
+// each file, the last one too, were followed by zero padding up to the
+// piece boundary, and asks for whole blocks across that gap; we serve the
+// gap as zeros.
+func (t *Torrent) wireSize(int) int64 { return t.info.PieceLength }
 
 // cancelUpload drops a queued upload; a fast peer gets a reject instead,
 // as BEP 6 asks every request to be answered.

@@ -42,7 +42,10 @@ func (p *peer) writeLoop() {
 			out = wire.AppendPieceHeader(out, u.piece, u.begin, int(u.length))
 			hdr := len(out)
 			out = slices.Grow(out, int(u.length))[:hdr+int(u.length)]
-			if _, err := t.st.ReadBlock(int(u.piece), int(u.begin), out[hdr:]); err != nil {
+			// Past the end of the file's data lies the alignment gap: zeros.
+			real := max(0, min(int64(u.length), t.info.PieceSize(int(u.piece))-int64(u.begin)))
+			clear(out[hdr+int(real):])
+			if _, err := t.st.ReadBlock(int(u.piece), int(u.begin), out[hdr:hdr+int(real)]); real > 0 && err != nil {
 				t.log.Error("reading block for upload", "piece", u.piece, "err", err)
 				out = out[:start]
 				p.close(err)

@@ -95,10 +95,11 @@ func runGet(c *cli.Context) error {
 	start := time.Now()
 	startDone := t.Stats().BytesDone
 	if startDone > 0 {
-		fmt.Fprintf(c.App.ErrWriter, "resuming: %s of %s already verified on disk\n", formatBytes(startDone), formatBytes(m.Info.TotalLength))
+		fmt.Fprintf(c.App.ErrWriter, "resuming: %d of %d bytes already verified on disk\n", startDone, m.Info.TotalLength)
 	}
 	warnNoDHT(c)
 	t.AddPeers(peers...)
+	t.AddTrackers(trackerTiers(m, c.StringSlice("tracker")))
 
 	var wg sync.WaitGroup
 	progCtx, stopProg := context.WithCancel(ctx)

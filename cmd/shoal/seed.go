@@ -137,6 +137,7 @@ func runSeed(c *cli.Context) error {
 	}
 	warnNoDHT(c)
 	t.AddPeers(peers...)
+	t.AddTrackers(trackerTiers(m, c.StringSlice("tracker")))
 
 	var wg sync.WaitGroup
 	statusCtx, stopStatus := context.WithCancel(ctx)

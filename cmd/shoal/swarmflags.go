@@ -124,10 +124,40 @@ func startClient(ctx context.Context, c *cli.Context) (*swarm.Client, error) {
 	}
 }
 
+// trackerTiers lists the torrent's tracker tiers (BEP 12) followed by
+// extra URLs from -t, each a tier of its own, without repeats.
+func trackerTiers(m *piece.MetaInfo, extra []string) [][]string {
+	seen := map[string]bool{}
+	var tiers [][]string
+	add := func(tier []string) {
+		var out []string
+		for _, u := range tier {
+			if u != "" && !seen[u] {
+				seen[u] = true
+				out = append(out, u)
+			}
+		}
+		if len(out) > 0 {
+			tiers = append(tiers, out)
+		}
+	}
+	if len(m.AnnounceList) > 0 {
+		for _, tier := range m.AnnounceList {
+			add(tier)
+		}
+	} else {
+		add([]string{m.Announce})
+	}
+	for _, u := range extra {
+		add([]string{u})
+	}
+	return tiers
+}
+
 // warnNoDHT says plainly that the DHT is not part of shoal yet.
 func warnNoDHT(c *cli.Context) {
 	if !c.Bool("no-dht") {
-		fmt.Fprintln(c.App.ErrWriter, "shoal: note: the DHT is not built yet; peers come from --peer and incoming connections (pass --no-dht to silence this)")
+		fmt.Fprintln(c.App.ErrWriter, "shoal: note: the DHT is not built yet; peers come from --peer, trackers and incoming connections (pass --no-dht to silence this)")
 	}
 }
 

@@ -1,0 +1,662 @@
+// Command benchtransfer measures how fast a single file crosses loopback
+// between shoal and libtorrent 2.0, in every seeder→downloader pairing, and
+// prints a Markdown table of wall time, throughput and the downloader's peak
+// RSS.
+//
+// It drives the programs as subprocesses: the shoal binary (`shoal create`,
+// `shoal seed`, `shoal get`) and testdata/interop/lt_peer.py under
+// /usr/bin/python3 (the only interpreter that can import Debian's
+// python3-libtorrent). Run it from the module root:
+//
+//	go run ./cmd/benchtransfer -pairs lt-lt,shoal-shoal -size 1GiB
+//
+// Every downloaded copy is checked against the source by SHA-256 before its
+// figures are reported. The source file is read from the page cache, so the
+// figures leave disk reads out.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// grace is how long a child gets between SIGTERM and SIGKILL.
+const grace = 5 * time.Second
+
+// dataName is the base name of the benchmark file, and so the torrent's name.
+const dataName = "benchtransfer.bin"
+
+var allPairs = []string{"lt-lt", "shoal-shoal", "lt-shoal", "shoal-lt"}
+
+type config struct {
+	shoal       string
+	python      string
+	ltPeer      string
+	size        int64
+	pieceLength int64
+	pairs       []string
+	keep        bool
+	timeout     time.Duration
+	workDir     string
+}
+
+func main() {
+	log := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "benchtransfer: "+format+"\n", a...) }
+	cfg, err := parseFlags()
+	if err != nil {
+		log("%v", err)
+		os.Exit(2)
+	}
+	// The children sit in their own process groups (see start), so Ctrl-C
+	// reaches only us; cancelling ctx is what passes it on to them.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code := run(ctx, cfg, log)
+	stop()
+	os.Exit(code)
+}
+
+func parseFlags() (*config, error) {
+	var (
+		cfg         config
+		size, plen  string
+		pairs       string
+		defaultPeer = "testdata/interop/lt_peer.py"
+	)
+	if root, err := moduleRoot(); err == nil {
+		defaultPeer = filepath.Join(root, defaultPeer)
+	}
+	flag.StringVar(&cfg.shoal, "shoal", "", "shoal binary (default: go build ./cmd/shoal into the temp dir)")
+	flag.StringVar(&size, "size", "1GiB", "size of the file to transfer (bytes, or with k/KiB/M/MiB/G/GiB/KB/MB/GB)")
+	flag.StringVar(&plen, "piece-length", "1MiB", "piece length of the torrent")
+	flag.StringVar(&pairs, "pairs", strings.Join(allPairs, ","), "comma-separated SEEDER-DOWNLOADER pairs from "+strings.Join(allPairs, ", "))
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the temp dir (data, torrent, downloads, logs)")
+	flag.StringVar(&cfg.python, "python", "/usr/bin/python3", "Python interpreter that can import libtorrent")
+	flag.StringVar(&cfg.ltPeer, "lt-peer", defaultPeer, "path of lt_peer.py")
+	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "limit for each transfer, and for a seeder to get ready")
+	flag.StringVar(&cfg.workDir, "workdir", "", "parent of the temp dir (default: $TMPDIR); needs room for twice -size")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", flag.Args())
+	}
+	var err error
+	if cfg.size, err = parseSize(size); err != nil || cfg.size <= 0 {
+		return nil, fmt.Errorf("bad -size %q", size)
+	}
+	if cfg.pieceLength, err = parseSize(plen); err != nil || cfg.pieceLength < 16<<10 || cfg.pieceLength&(cfg.pieceLength-1) != 0 {
+		return nil, fmt.Errorf("bad -piece-length %q: want a power of two ≥ 16KiB", plen)
+	}
+	for _, p := range strings.Split(pairs, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if _, _, ok := splitPair(p); !ok {
+			return nil, fmt.Errorf("bad pair %q: want one of %s", p, strings.Join(allPairs, ", "))
+		}
+		cfg.pairs = append(cfg.pairs, p)
+	}
+	if len(cfg.pairs) == 0 {
+		return nil, errors.New("no pairs to run")
+	}
+	return &cfg, nil
+}
+
+// splitPair splits "SEEDER-DOWNLOADER" into its two implementations.
+func splitPair(p string) (seeder, downloader string, ok bool) {
+	s, d, found := strings.Cut(p, "-")
+	valid := func(x string) bool { return x == "lt" || x == "shoal" }
+	return s, d, found && valid(s) && valid(d)
+}
+
+// parseSize reads a byte count such as 1048576, 1MiB, 1M or 1MB. k/M/G mean
+// powers of 1024 (as in head -c); KB/MB/GB mean powers of 1000.
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	if i < 0 {
+		return strconv.ParseInt(s, 10, 64)
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	mult := map[string]int64{
+		"k": 1 << 10, "K": 1 << 10, "KiB": 1 << 10, "KB": 1e3,
+		"M": 1 << 20, "MiB": 1 << 20, "MB": 1e6,
+		"G": 1 << 30, "GiB": 1 << 30, "GB": 1e9,
+	}[s[i:]]
+	if mult == 0 {
+		return 0, fmt.Errorf("unknown unit %q", s[i:])
+	}
+	return n * mult, nil
+}
+
+// moduleRoot finds the directory of the main module, so that the defaults
+// work from any directory inside it.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", err
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside a Go module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// result is one row of the table.
+type result struct {
+	pair     string
+	seconds  float64
+	peakRSS  int64 // bytes, VmHWM
+	peakAnon int64 // bytes, RssAnon
+	selfSecs float64
+	err      error
+}
+
+func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
+	tmp, err := os.MkdirTemp(cfg.workDir, "benchtransfer-")
+	if err != nil {
+		log("%v", err)
+		return 1
+	}
+	if cfg.keep {
+		log("temp dir: %s (kept)", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+
+	if cfg.shoal == "" {
+		cfg.shoal = filepath.Join(tmp, "shoal")
+		log("building ./cmd/shoal")
+		root, err := moduleRoot()
+		if err != nil {
+			log("finding the module root for go build: %v", err)
+			return 1
+		}
+		build := exec.CommandContext(ctx, "go", "build", "-o", cfg.shoal, "./cmd/shoal")
+		build.Dir = root
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			log("go build ./cmd/shoal: %v", err)
+			return 1
+		}
+	}
+	if needsLT(cfg.pairs) {
+		if _, err := os.Stat(cfg.ltPeer); err != nil {
+			log("lt_peer.py: %v (set -lt-peer)", err)
+			return 1
+		}
+	}
+
+	srcDir := filepath.Join(tmp, "src")
+	if err := os.Mkdir(srcDir, 0o755); err != nil {
+		log("%v", err)
+		return 1
+	}
+	src := filepath.Join(srcDir, dataName)
+	log("writing %d bytes of random data", cfg.size)
+	srcSum, err := writeRandom(ctx, src, cfg.size)
+	if err != nil {
+		log("writing data: %v", err)
+		return 1
+	}
+
+	torrent := filepath.Join(tmp, "bench.torrent")
+	create := exec.CommandContext(ctx, cfg.shoal, "create", src,
+		"--piece-length", strconv.FormatInt(cfg.pieceLength, 10), "-o", torrent)
+	create.Stderr = os.Stderr
+	out, err := create.Output()
+	if err != nil {
+		log("shoal create: %v", err)
+		return 1
+	}
+	infoHash := lineValue(string(out), "info-hash: ")
+	log("torrent %s, info-hash %s", torrent, infoHash)
+
+	b := &bench{cfg: cfg, tmp: tmp, src: src, srcSum: srcSum, torrent: torrent, infoHash: infoHash, log: log}
+	var results []result
+	for _, pair := range cfg.pairs {
+		if ctx.Err() != nil {
+			break
+		}
+		log("pair %s", pair)
+		r := b.runPair(ctx, pair)
+		if r.err != nil {
+			log("pair %s failed: %v", pair, r.err)
+		} else {
+			log("pair %s: %.2f s, %.1f MB/s", pair, r.seconds, float64(cfg.size)/r.seconds/1e6)
+		}
+		results = append(results, r)
+	}
+	if ctx.Err() != nil {
+		log("interrupted")
+		return 130
+	}
+	printTable(os.Stdout, cfg, results)
+	for _, r := range results {
+		if r.err != nil {
+			return 1
+		}
+	}
+	return 0
+}
+
+func needsLT(pairs []string) bool {
+	for _, p := range pairs {
+		if s, d, _ := splitPair(p); s == "lt" || d == "lt" {
+			return true
+		}
+	}
+	return false
+}
+
+// lineValue returns the rest of the first line of out that starts with
+// prefix, or "".
+func lineValue(out, prefix string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), prefix); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// writeRandom fills path with n pseudo-random bytes and returns their
+// SHA-256. Chunked, so memory stays flat whatever n is; ChaCha8 is fast
+// enough that the disk, not the generator, sets the pace.
+func writeRandom(ctx context.Context, path string, n int64) ([]byte, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], uint64(time.Now().UnixNano()))
+	rng := rand.NewChaCha8(seed)
+	h := sha256.New()
+	buf := make([]byte, 4<<20)
+	for left := n; left > 0; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		chunk := buf[:min(int64(len(buf)), left)]
+		rng.Read(chunk)
+		h.Write(chunk)
+		if _, err := f.Write(chunk); err != nil {
+			return nil, err
+		}
+		left -= int64(len(chunk))
+	}
+	return h.Sum(nil), f.Close()
+}
+
+// fileSHA256 hashes a file as a stream.
+func fileSHA256(path string) ([]byte, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	return h.Sum(nil), n, err
+}
+
+type bench struct {
+	cfg      *config
+	tmp      string
+	src      string
+	srcSum   []byte
+	torrent  string
+	infoHash string
+	log      func(string, ...any)
+}
+
+func (b *bench) runPair(ctx context.Context, pair string) (r result) {
+	r.pair = pair
+	seeder, downloader, _ := splitPair(pair)
+	dlDir := filepath.Join(b.tmp, "dl-"+pair)
+	if err := os.Mkdir(dlDir, 0o755); err != nil {
+		r.err = err
+		return r
+	}
+	if !b.cfg.keep {
+		defer os.RemoveAll(dlDir)
+	}
+
+	seed, addr, err := b.startSeeder(ctx, seeder, pair)
+	if seed != nil {
+		defer seed.stop()
+	}
+	if err != nil {
+		r.err = fmt.Errorf("%s seeder: %w", seeder, err)
+		return r
+	}
+
+	var argv []string
+	switch downloader {
+	case "lt":
+		argv = []string{b.cfg.python, b.cfg.ltPeer, "get", b.torrent, dlDir,
+			"--peer", addr, "--timeout", strconv.Itoa(int(b.cfg.timeout.Seconds()))}
+	case "shoal":
+		argv = []string{b.cfg.shoal, "get", b.torrent, "-o", dlDir,
+			"--peer", addr, "--no-dht", "--listen", "127.0.0.1:0"}
+	}
+	dctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	defer cancel()
+	t0 := time.Now()
+	dl, err := start(dctx, downloader+" downloader", filepath.Join(b.tmp, pair+"-downloader.log"), argv)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	<-dl.done
+	r.seconds = time.Since(t0).Seconds()
+	r.peakRSS, r.peakAnon = dl.peak()
+	if v := lineValue(dl.stdout(), "done: "); v != "" {
+		// lt_peer.py times itself from adding the torrent; the gap to our
+		// wall time is interpreter start-up and session set-up and teardown.
+		if f := strings.Fields(v); len(f) >= 2 {
+			r.selfSecs, _ = strconv.ParseFloat(f[1], 64)
+		}
+	}
+	if dl.err != nil {
+		if dctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			r.err = fmt.Errorf("%s downloader timed out after %v%s", downloader, b.cfg.timeout, dl.logTail())
+		} else {
+			r.err = fmt.Errorf("%s downloader: %v%s", downloader, dl.err, dl.logTail())
+		}
+		return r
+	}
+	// Stop the seeder before hashing so it does not compete for the CPU
+	// (nor keep serving a finished peer) while we read the copy back.
+	seed.stop()
+
+	sum, n, err := fileSHA256(filepath.Join(dlDir, dataName))
+	if err != nil {
+		r.err = fmt.Errorf("reading the downloaded copy: %w", err)
+		return r
+	}
+	if n != b.cfg.size || !bytes.Equal(sum, b.srcSum) {
+		r.err = fmt.Errorf("downloaded copy differs from the source (%d bytes, sha256 %x; want %d bytes, %x)", n, sum, b.cfg.size, b.srcSum)
+	}
+	return r
+}
+
+// startSeeder starts a seeder of the benchmark torrent and waits until it
+// serves, returning its listen address. The returned proc, if any, must be
+// stopped even when err is set.
+func (b *bench) startSeeder(ctx context.Context, impl, pair string) (*proc, string, error) {
+	logPath := filepath.Join(b.tmp, pair+"-seeder.log")
+	var argv []string
+	switch impl {
+	case "lt":
+		argv = []string{b.cfg.python, b.cfg.ltPeer, "seed", b.torrent, filepath.Dir(b.src)}
+	case "shoal":
+		argv = []string{b.cfg.shoal, "seed", b.src, "--torrent", b.torrent,
+			"--listen", "127.0.0.1:0", "--no-dht"}
+	}
+	p, err := start(ctx, impl+" seeder", logPath, argv)
+	if err != nil {
+		return nil, "", err
+	}
+	// lt_peer.py says "seeding" once its hash check is done; shoal's
+	// contract is to print magnet: last, just before it serves.
+	ready := "seeding"
+	if impl == "shoal" {
+		ready = "magnet: "
+	}
+	deadline := time.After(b.cfg.timeout)
+	var addr, ih string
+	for {
+		select {
+		case line := <-p.lines:
+			if v, ok := strings.CutPrefix(line, "listening: "); ok {
+				addr = v
+			}
+			if v, ok := strings.CutPrefix(line, "info-hash: "); ok {
+				ih = v
+			}
+			if strings.HasPrefix(line, ready) {
+				if addr == "" {
+					return p, "", errors.New("ready before printing listening:")
+				}
+				if ih != "" && b.infoHash != "" && !strings.EqualFold(ih, b.infoHash) {
+					return p, "", fmt.Errorf("seeds info-hash %s, torrent has %s", ih, b.infoHash)
+				}
+				return p, addr, nil
+			}
+		case <-p.done:
+			return p, "", fmt.Errorf("exited before serving: %v%s", p.err, p.logTail())
+		case <-deadline:
+			return p, "", fmt.Errorf("not serving after %v%s", b.cfg.timeout, p.logTail())
+		case <-ctx.Done():
+			return p, "", ctx.Err()
+		}
+	}
+}
+
+// proc is a running child. Its stdout lines arrive on lines; stdout and
+// stderr both go to a log file for post-mortems.
+type proc struct {
+	name    string
+	cmd     *exec.Cmd
+	cancel  context.CancelFunc
+	lines   chan string
+	done    chan struct{} // closed once the child is reaped
+	err     error         // from Wait; read after done
+	logPath string
+
+	mu       sync.Mutex
+	out      strings.Builder
+	hwm      int64
+	anon     int64
+	stopOnce sync.Once
+}
+
+// start runs argv in its own process group. Cancelling ctx (or calling
+// stop) sends SIGTERM to the group, then SIGKILL after grace.
+func start(ctx context.Context, name, logPath string, argv []string) (*proc, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	cmd := exec.CommandContext(pctx, argv[0], argv[1:]...)
+	// Own group: a terminal's Ctrl-C then reaches only us, and we decide the
+	// order of shutdown; the group kill also catches any grandchildren.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = grace
+	p := &proc{name: name, cmd: cmd, cancel: cancel, lines: make(chan string, 256), done: make(chan struct{}), logPath: logPath}
+	cmd.Stdout = io.MultiWriter(logFile, &lineWriter{fn: p.addLine})
+	cmd.Stderr = logFile
+	// A pipe nobody writes to: lt_peer.py seeders exit when it closes, so
+	// they die with us even if we are SIGKILLed.
+	if _, err := cmd.StdinPipe(); err != nil {
+		cancel()
+		logFile.Close()
+		return nil, err
+	}
+	fmt.Fprintf(logFile, "$ %s\n", strings.Join(argv, " "))
+	if err := cmd.Start(); err != nil {
+		cancel()
+		logFile.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	go p.pollRSS()
+	go func() {
+		p.err = cmd.Wait()
+		// Sweep anything left in the group once the leader is gone.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		logFile.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) addLine(line string) {
+	p.mu.Lock()
+	p.out.WriteString(line + "\n")
+	p.mu.Unlock()
+	select {
+	case p.lines <- line:
+	default: // Only the first lines matter to anyone waiting; keep going.
+	}
+}
+
+// stdout returns everything the child printed on stdout so far.
+func (p *proc) stdout() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// stop terminates the child (SIGTERM, SIGKILL after grace) and waits for it.
+func (p *proc) stop() {
+	p.stopOnce.Do(func() {
+		p.cancel()
+		<-p.done
+	})
+}
+
+// peak returns the highest VmHWM and RssAnon seen, in bytes.
+func (p *proc) peak() (hwm, anon int64) {
+	p.mu.Lock()
+	hwm, anon = p.hwm, p.anon
+	p.mu.Unlock()
+	if hwm == 0 && p.cmd.ProcessState != nil {
+		// Exited before the first poll. ru_maxrss is the same peak, though
+		// it may also count our own RSS from before the child's exec.
+		if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			hwm = ru.Maxrss << 10
+		}
+	}
+	return hwm, anon
+}
+
+// pollRSS samples the child's memory every 100 ms until it is reaped.
+// VmHWM is the kernel's own high-water mark, but /proc/PID vanishes with the
+// process, so the last sample before exit is the one that counts.
+func (p *proc) pollRSS() {
+	path := fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if data, err := os.ReadFile(path); err == nil {
+			hwm, anon := statusKB(data, "VmHWM:"), statusKB(data, "RssAnon:")
+			p.mu.Lock()
+			p.hwm, p.anon = max(p.hwm, hwm<<10), max(p.anon, anon<<10)
+			p.mu.Unlock()
+		}
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// statusKB reads a "Key:   123 kB" field from /proc/PID/status.
+func statusKB(data []byte, key string) int64 {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), key); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// logTail returns the end of the child's log, for error messages.
+func (p *proc) logTail() string {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil || len(data) == 0 {
+		return ""
+	}
+	const max = 2000
+	if len(data) > max {
+		data = data[len(data)-max:]
+	}
+	return fmt.Sprintf("\n--- %s (%s) ---\n%s", p.name, p.logPath, strings.TrimRight(string(data), "\n"))
+}
+
+// lineWriter hands each complete line written to it to fn.
+type lineWriter struct {
+	fn  func(string)
+	buf []byte
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		w.fn(strings.TrimRight(string(w.buf[:i]), "\r"))
+		w.buf = w.buf[i+1:]
+	}
+}
+
+var implNames = map[string]string{"lt": "libtorrent 2.0", "shoal": "shoal"}
+
+func printTable(w io.Writer, cfg *config, results []result) {
+	fmt.Fprintf(w, "Transfer of %s (%d bytes) over loopback, piece length %s, TCP only, one seeder, one downloader; %d CPUs, %s/%s.\n\n",
+		humanBytes(cfg.size), cfg.size, humanBytes(cfg.pieceLength), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintln(w, "| Seeder | Downloader | Seconds | MB/s | Downloader peak RSS (MiB) | peak RssAnon (MiB) | Notes |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|")
+	for _, r := range results {
+		s, d, _ := splitPair(r.pair)
+		if r.err != nil {
+			msg, _, _ := strings.Cut(r.err.Error(), "\n")
+			fmt.Fprintf(w, "| %s | %s | – | – | – | – | failed: %s |\n", implNames[s], implNames[d], strings.ReplaceAll(msg, "|", `\|`))
+			continue
+		}
+		note := "sha256 ok"
+		if r.selfSecs > 0 {
+			note += fmt.Sprintf("; self-timed %.2f s (%.0f MB/s)", r.selfSecs, float64(cfg.size)/r.selfSecs/1e6)
+		}
+		fmt.Fprintf(w, "| %s | %s | %.2f | %.1f | %.0f | %.0f | %s |\n", implNames[s], implNames[d],
+			r.seconds, float64(cfg.size)/r.seconds/1e6, float64(r.peakRSS)/(1<<20), float64(r.peakAnon)/(1<<20), note)
+	}
+	fmt.Fprintln(w, `
+- Seconds: wall time of the downloader process, from start to exit, including its start-up and shutdown; the seeder had finished its own start-up (and hash check) before the downloader started.
+- MB/s: 1 MB = 10^6 bytes.
+- Peak RSS: the downloader's VmHWM from /proc/PID/status, sampled every 100 ms. It counts resident file-backed pages, so a client that memory-maps its files (libtorrent 2.0 does) shows much of the file here; RssAnon (heap and stacks) is the part the client allocated itself.
+- The source file was just written, so the seeder reads it from the page cache, and the downloader writes into the page cache: no disk figures are measured.`)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}

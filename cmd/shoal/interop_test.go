@@ -1,0 +1,55 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/internal/lttest"
+)
+
+var interopFiles = map[string]int{
+	"movie.bin":      5_000_000,
+	"extras/a.txt":   12_345,
+	"extras/b/c.dat": 700_000,
+	"extras/empty":   0,
+}
+
+// libtorrent downloads a v2 torrent from a shoal seeder.
+func TestLibtorrentDownloadsFromShoal(t *testing.T) {
+	lttest.Require(t)
+	dir := t.TempDir()
+	randomFiles(t, filepath.Join(dir, "pack"), interopFiles)
+	seed := start(t, dir, "seed", "pack", "--listen", "127.0.0.1:0", "--no-dht", "--save-torrent", "pack.torrent", "--piece-length", "64k")
+	addr := seed.field(t, "listening")
+	out := filepath.Join(dir, "lt-out")
+	lt := startCmd(t, dir, exec.Command(lttest.Python, lttest.Script("lt_peer.py"), "get", "pack.torrent", out, "--peer", addr, "--timeout", "60"))
+	if code := lt.wait(t, 90*time.Second); code != 0 {
+		t.Fatalf("libtorrent get: exit %d: %s", code, lt.errText())
+	}
+	sameFiles(t, filepath.Join(dir, "pack"), filepath.Join(out, "pack"))
+}
+
+// shoal downloads a v2 torrent from a libtorrent seeder.
+func TestShoalDownloadsFromLibtorrent(t *testing.T) {
+	lttest.Require(t)
+	dir := t.TempDir()
+	randomFiles(t, filepath.Join(dir, "pack"), interopFiles)
+	if r := shoal(t, dir, nil, "create", "pack", "-o", "pack.torrent", "--piece-length", "32k"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	lt := startCmd(t, dir, exec.Command(lttest.Python, lttest.Script("lt_peer.py"), "seed", "pack.torrent", dir))
+	addr := lt.field(t, "listening")
+	lt.field(t, "seeding")
+	out := filepath.Join(dir, "shoal-out")
+	get := start(t, dir, "get", "pack.torrent", "-o", out, "--peer", addr, "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "60s")
+	if code := get.wait(t, 90*time.Second); code != 0 {
+		t.Fatalf("shoal get: exit %d: %s\nlibtorrent: %s", code, get.errText(), lt.errText())
+	}
+	sameFiles(t, filepath.Join(dir, "pack"), filepath.Join(out, "pack"))
+	if !strings.Contains(get.errText(), "done:") {
+		t.Errorf("no summary: %s", get.errText())
+	}
+}

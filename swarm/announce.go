@@ -1,0 +1,124 @@
+package swarm
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/shoal-p2p/shoal/tracker"
+)
+
+// Announce timing. Trackers set the interval; these bound it so a
+// misconfigured tracker can neither hammer us nor forget us.
+const (
+	minAnnounceInterval = 5 * time.Second
+	maxAnnounceInterval = time.Hour
+	firstRetry          = 15 * time.Second
+	maxRetry            = 30 * time.Minute
+	stoppedTimeout      = 3 * time.Second
+)
+
+// AddTrackers announces the torrent to trackers, one announcer per tier
+// (BEP 12: within a tier trackers are tried in order and the one that
+// answers moves to the front). An unreachable tracker is retried with
+// backoff and never holds up the download.
+func (t *Torrent) AddTrackers(tiers [][]string) {
+	key := rand.Uint32()
+	for _, tier := range tiers {
+		if len(tier) == 0 {
+			continue
+		}
+		tr := tracker.NewTiers([][]string{tier}, "")
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			t.announceLoop(tr, key)
+		}()
+	}
+}
+
+func (t *Torrent) announceRequest(ev tracker.Event, key uint32) tracker.AnnounceRequest {
+	s := t.Stats()
+	req := tracker.AnnounceRequest{
+		InfoHash:   tracker.InfoHash(t.ih20),
+		PeerID:     tracker.PeerID(t.c.peerID),
+		Uploaded:   uint64(s.Uploaded),
+		Downloaded: uint64(s.Downloaded),
+		Left:       uint64(s.BytesTotal - s.BytesDone),
+		Event:      ev,
+		Key:        key,
+	}
+	if ap, err := netip.ParseAddrPort(t.c.ln.Addr().String()); err == nil {
+		req.Port = ap.Port()
+	}
+	if ev == tracker.EventStopped {
+		req.NumWant = -1
+	}
+	return req
+}
+
+func (t *Torrent) announceLoop(tiers *tracker.Tiers, key uint32) {
+	cl := &tracker.Client{UserAgent: t.c.cfg.Version}
+	ev := tracker.EventStarted
+	completedPending := !t.seeding // we will tell the tracker when we finish
+	retry := firstRetry
+	failed := false
+	announced := false
+	for {
+		resp, url, err := cl.AnnounceTiers(t.ctx, tiers, t.announceRequest(ev, key))
+		var wait time.Duration
+		switch {
+		case t.ctx.Err() != nil:
+		case err != nil:
+			if !failed {
+				t.log.Warn("tracker unreachable; retrying with backoff", "err", err)
+			} else {
+				t.log.Debug("tracker still unreachable", "err", err)
+			}
+			failed = true
+			wait = retry
+			retry = min(2*retry, maxRetry)
+		default:
+			if failed {
+				t.log.Info("tracker answered", "url", url)
+			}
+			failed, announced = false, true
+			retry = firstRetry
+			if ev == tracker.EventCompleted {
+				completedPending = false
+			}
+			ev = tracker.EventNone
+			peers := make([]netip.AddrPort, 0, len(resp.Peers))
+			for _, p := range resp.Peers {
+				peers = append(peers, p.Addr)
+			}
+			t.AddPeers(peers...)
+			wait = max(minAnnounceInterval, min(resp.Interval, maxAnnounceInterval))
+			if resp.MinInterval > wait {
+				wait = min(resp.MinInterval, maxAnnounceInterval)
+			}
+		}
+		timer := time.NewTimer(wait)
+		var done <-chan struct{}
+		if completedPending && ev != tracker.EventStarted {
+			done = t.done
+		}
+		select {
+		case <-t.ctx.Done():
+			timer.Stop()
+			if announced {
+				// Tell the tracker we left, briefly: shutting down must not
+				// wait on a slow tracker.
+				ctx, cancel := context.WithTimeout(context.Background(), stoppedTimeout)
+				cl.AnnounceTiers(ctx, tiers, t.announceRequest(tracker.EventStopped, key))
+				cancel()
+			}
+			return
+		case <-done:
+			timer.Stop()
+			ev = tracker.EventCompleted
+		case <-timer.C:
+		}
+	}
+}
