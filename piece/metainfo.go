@@ -42,7 +42,8 @@ func invalid(format string, args ...any) error {
 // File is one file of a torrent, in file tree order.
 type File struct {
 	// Path is the file's place in the file tree, one element a component.
-	// In a single-file torrent it is [Name].
+	// In a single-file torrent it is the file's own name, which may differ
+	// from the torrent's Name.
 	Path []string
 	// Length is the file's size in bytes.
 	Length int64
@@ -99,16 +100,16 @@ type MetaInfo struct {
 	CreationDate int64
 }
 
-// SingleFile reports whether the torrent is one file stored as Name rather
-// than a folder called Name.
+// SingleFile reports whether the torrent is one file stored under its own
+// name rather than a folder called Name.
 func (in *Info) SingleFile() bool { return in.single }
 
 // DiskPath returns the path components of file i relative to the download
-// folder: [Name] for a single-file torrent, Name followed by the file tree
-// path otherwise.
+// folder: the file's name for a single-file torrent, Name followed by the
+// file tree path otherwise.
 func (in *Info) DiskPath(i int) []string {
 	if in.single {
-		return []string{in.Name}
+		return in.Files[0].Path
 	}
 	return append([]string{in.Name}, in.Files[i].Path...)
 }
@@ -360,9 +361,12 @@ func ParseInfo(b []byte) (*Info, error) {
 	if len(info.Files) == 0 {
 		return nil, invalid("info: file tree holds no files")
 	}
-	// A torrent is a single file when its tree is just that file under the
-	// torrent's own name; anything else is a folder called Name.
-	info.single = len(info.Files) == 1 && len(info.Files[0].Path) == 1 && info.Files[0].Path[0] == info.Name
+	// BEP 52: a tree holding one file at its top is a single-file torrent,
+	// stored under the file's own name; libtorrent reads it so even when
+	// Name differs (as it makes them for a folder holding one file), and
+	// peers must agree on where the data lives. Anything else is a folder
+	// called Name.
+	info.single = len(info.Files) == 1 && len(info.Files[0].Path) == 1
 	return info, nil
 }
 

@@ -95,6 +95,20 @@ func TestSingleFileTorrent(t *testing.T) {
 	}
 }
 
+// A folder holding one file gives a tree with one file at its top: BEP 52
+// calls that a single-file torrent, stored under the file's name.
+func TestFolderWithOneFileIsSingleFile(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]int{"folder/inner.bin": 100})
+	m, err := Build(context.Background(), filepath.Join(dir, "folder"), BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Info.Name != "folder" || !m.Info.SingleFile() || strings.Join(m.Info.DiskPath(0), "/") != "inner.bin" {
+		t.Fatalf("name %q single %v path %v", m.Info.Name, m.Info.SingleFile(), m.Info.DiskPath(0))
+	}
+}
+
 // decoded returns the sample torrent as generic bencode values to mutate.
 func decoded(t *testing.T) map[string]any {
 	_, b := sample(t)

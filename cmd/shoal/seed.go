@@ -59,8 +59,8 @@ func runSeed(c *cli.Context) error {
 		if m, err = readTorrent(tf); err != nil {
 			return err
 		}
-		if filepath.Base(path) != m.Info.Name {
-			return usageError("seed: %s is named %q in the torrent; seed PATH must end in that name", tf, m.Info.Name)
+		if want := m.Info.DiskPath(0)[0]; !m.Info.SingleFile() && filepath.Base(path) != want {
+			return usageError("seed: %s names its folder %q; seed PATH must end in that name", tf, want)
 		}
 	} else {
 		var pl int64
@@ -85,7 +85,7 @@ func runSeed(c *cli.Context) error {
 		}
 	}
 
-	st, err := storage.OpenWith(filepath.Dir(path), m.Info, storage.Options{ResumePath: seedResumePath(m.Info.Hash)})
+	st, err := storage.OpenWith(dataDir(path, m.Info), m.Info, storage.Options{ResumePath: seedResumePath(m.Info.Hash)})
 	if err != nil {
 		return failure("seed: %v", err)
 	}
@@ -156,6 +156,16 @@ func runSeed(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving resume record: %v\n", err)
 	}
 	return nil
+}
+
+// dataDir is the folder the torrent's disk paths start from: the parent of
+// PATH, except for a single-file torrent made from a folder holding one
+// file, whose data is that file inside PATH.
+func dataDir(path string, info *piece.Info) string {
+	if st, err := os.Stat(path); err == nil && st.IsDir() && info.SingleFile() {
+		return path
+	}
+	return filepath.Dir(path)
 }
 
 // displayAddr renders a listener address as HOST:PORT, IPv6 in brackets.

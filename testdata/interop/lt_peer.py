@@ -12,7 +12,7 @@
               info-hash: <64 hex v2>
               magnet: magnet:?xt=urn:btmh:1220...
               seeding
-  lt_peer.py get (TORRENT_FILE | MAGNET) SAVE_DIR --peer HOST:PORT [--peer ...]
+  lt_peer.py get (TORRENT_FILE | MAGNET) SAVE_DIR [--peer HOST:PORT]... [--tracker URL]...
                  [--timeout SECONDS] [--port N]
       Download from the given peers only (a magnet's metadata comes from them
       too, BEP 9).
@@ -199,6 +199,8 @@ def parse_peer(s):
 
 
 def cmd_get(args):
+    if not args.peer and not args.tracker:
+        raise SystemExit("get needs --peer or --tracker")
     if args.source.startswith("magnet:"):
         atp = lt.parse_magnet_uri(args.source)
     else:
@@ -206,8 +208,9 @@ def cmd_get(args):
         atp.ti = lt.torrent_info(args.source)
     atp.save_path = os.path.abspath(args.save_dir)
     atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
-    # A magnet may name trackers; this peer talks to the given peers only.
-    atp.trackers = []
+    # A magnet or torrent may name trackers; this peer talks to the given
+    # peers and trackers only.
+    atp.trackers = list(args.tracker or [])
 
     ses = make_session(args.port)
     # The peers are given once, by address, and there is no tracker or DHT
@@ -221,7 +224,7 @@ def cmd_get(args):
     h = ses.add_torrent(atp)
 
     def connect():
-        for p in args.peer:
+        for p in args.peer or []:
             h.connect_peer(p)
     connect()
     last_connect = time.time()
@@ -279,7 +282,9 @@ def main():
     p = sub.add_parser("get")
     p.add_argument("source", help="a .torrent file or a magnet link")
     p.add_argument("save_dir")
-    p.add_argument("--peer", type=parse_peer, action="append", required=True)
+    p.add_argument("--peer", type=parse_peer, action="append")
+    p.add_argument("--tracker", action="append",
+                   help="announce to this tracker URL (repeatable)")
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--port", type=int, default=0)
     p.set_defaults(fn=cmd_get)
