@@ -240,6 +240,11 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 		if ctx.Err() != nil {
 			break
 		}
+		// Each pair starts with the page cache's dirty data written back:
+		// otherwise a pair pays for the writeback of the one before it, and
+		// order decides the ranking.
+		syscall.Sync()
+		time.Sleep(3 * time.Second)
 		log("pair %s", pair)
 		r := b.runPair(ctx, pair)
 		if r.err != nil {
