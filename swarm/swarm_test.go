@@ -187,7 +187,9 @@ func TestSwarmOfThree(t *testing.T) {
 func TestPoisonedPeerBanned(t *testing.T) {
 	src := t.TempDir()
 	m := content(t, src, "data", map[string]int{"big.bin": 2 << 20}, 256<<10)
-	honest := startNode(t, m, src, Config{MaxUploadRate: 2 << 20}, nil)
+	// One file in a folder is a single-file torrent: its data sits in the
+	// folder itself.
+	honest := startNode(t, m, filepath.Join(src, "data"), Config{MaxUploadRate: 2 << 20}, nil)
 
 	// The liar holds a copy with one byte flipped in every 16 KiB block and
 	// claims to have every piece.
@@ -198,13 +200,13 @@ func TestPoisonedPeerBanned(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(badDir, "data"), 0o755)
 	os.WriteFile(filepath.Join(badDir, "data", "big.bin"), good, 0o644)
-	liar := startNode(t, m, badDir, Config{}, allHave(m.Info.NumPieces))
+	liar := startNode(t, m, filepath.Join(badDir, "data"), Config{}, allHave(m.Info.NumPieces))
 
 	dst := t.TempDir()
 	leech := startNode(t, m, dst, Config{}, nil)
 	leech.t.AddPeers(liar.addr(), honest.addr())
 	waitDone(t, leech, 30*time.Second)
-	sameTree(t, filepath.Join(src, "data"), filepath.Join(dst, "data"))
+	sameTree(t, filepath.Join(src, "data"), dst)
 	s := leech.t.Stats()
 	if s.Banned == 0 || s.Wasted == 0 {
 		t.Fatalf("liar not banned or no waste counted: %+v", s)
