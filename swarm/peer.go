@@ -50,6 +50,7 @@ type peer struct {
 	pid      picker.PeerID
 	fast     bool
 	extended bool
+	outgoing bool
 	joined   time.Time
 
 	// Guarded by t.mu.
@@ -65,7 +66,10 @@ type peer struct {
 	listenPort       uint16
 	downRate, upRate float64
 	lastDown, lastUp int64
-	hashReqs         int // our hash requests outstanding at this peer
+	hashReqs         int   // our hash requests outstanding at this peer
+	metaID, pexID    uint8 // the peer's ids for ut_metadata and ut_pex; 0 = not spoken
+	pexSent          map[netip.AddrPort]bool
+	nextPex          time.Time
 
 	downBytes, upBytes atomic.Int64
 	lastRecv           atomic.Int64 // unix nanoseconds
@@ -145,9 +149,13 @@ func (p *peer) sendOpening() {
 	}
 	if p.extended {
 		hs := wire.ExtendedHandshake{
-			M:    map[string]uint8{},
-			V:    p.t.c.cfg.Version,
-			Reqq: DefaultRequestQueue,
+			M:            map[string]uint8{wire.ExtMetadata: extMetadataID},
+			V:            p.t.c.cfg.Version,
+			Reqq:         DefaultRequestQueue,
+			MetadataSize: int64(len(p.t.info.Bytes)),
+		}
+		if !p.t.info.Private {
+			hs.M[wire.ExtPex] = extPexID
 		}
 		if ap, err := netip.ParseAddrPort(p.t.c.ln.Addr().String()); err == nil {
 			hs.Port = ap.Port()
@@ -417,8 +425,12 @@ func (p *peer) handle(m *wire.Message) error {
 			if hs.Port != 0 {
 				p.listenPort = hs.Port
 			}
+			p.metaID = hs.M[wire.ExtMetadata]
+			p.pexID = hs.M[wire.ExtPex]
+			p.nextPex = time.Now().Add(firstPexDelay)
+			return nil
 		}
-		// Other extensions (metadata, PEX) are not spoken yet: ignored.
+		return p.handleExtension(m.ExtendedID, m.Payload)
 	case wire.HashRequest:
 		return p.handleHashRequest(m)
 	case wire.Hashes:

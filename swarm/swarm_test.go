@@ -314,3 +314,36 @@ func TestHostilePeersDroppedSeederSurvives(t *testing.T) {
 	waitDone(t, leech, 20*time.Second)
 	sameTree(t, filepath.Join(src, "data"), filepath.Join(dst, "data"))
 }
+
+// PEX: a downloader told of one peer learns the others from it and
+// connects to all three.
+func TestPexSpreadsPeers(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	seeder := startNode(t, m, src, Config{MaxUploadRate: 512 << 10}, nil)
+	a := startNode(t, m, t.TempDir(), Config{}, nil)
+	b := startNode(t, m, t.TempDir(), Config{}, nil)
+	a.t.AddPeers(seeder.addr())
+	b.t.AddPeers(seeder.addr())
+	d := startNode(t, m, t.TempDir(), Config{}, nil)
+	d.t.AddPeers(seeder.addr())
+	want := map[[20]byte]bool{seeder.c.PeerID(): true, a.c.PeerID(): true, b.c.PeerID(): true}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		d.t.mu.Lock()
+		got := 0
+		for p := range d.t.peers {
+			if want[p.id] {
+				got++
+			}
+		}
+		d.t.mu.Unlock()
+		if got == len(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connected to %d of the 3 peers after 15s", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -194,6 +194,11 @@ func (t *Torrent) Close() error {
 func (t *Torrent) AddPeers(addrs ...netip.AddrPort) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.addPeersLocked(addrs)
+}
+
+// addPeersLocked is AddPeers with t.mu held.
+func (t *Torrent) addPeersLocked(addrs []netip.AddrPort) {
 	for _, a := range addrs {
 		if !a.IsValid() || a.Port() == 0 || len(t.known) >= maxKnownPeers {
 			continue
@@ -289,6 +294,7 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 		return
 	}
 	p := newPeer(t, conn, addr, reserved, id, t.nextID)
+	p.outgoing = outgoing
 	t.nextID++
 	t.peers[p] = struct{}{}
 	t.byID[p.pid] = p
@@ -338,6 +344,7 @@ func (t *Torrent) run() {
 			t.mu.Lock()
 			for p := range t.peers {
 				p.tick(now)
+				p.maybeSendPex(now)
 			}
 			if now.Sub(lastChoke) >= RechokeInterval {
 				t.rechoke(now)
