@@ -38,8 +38,10 @@ func (m Magnet) String() string {
 		b.WriteString(url.QueryEscape(t))
 	}
 	for _, p := range m.Peers {
+		// HOST:PORT goes unescaped: ':' and brackets are legal in a query,
+		// and libtorrent does not unescape x.pe, so "%3A" would lose the peer.
 		b.WriteString("&x.pe=")
-		b.WriteString(url.QueryEscape(p))
+		b.WriteString(strings.NewReplacer("%3A", ":", "%5B", "[", "%5D", "]").Replace(url.QueryEscape(p)))
 	}
 	return b.String()
 }

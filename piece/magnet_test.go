@@ -20,6 +20,9 @@ func TestMagnetRoundTrip(t *testing.T) {
 	if err != nil || again.String() != m.String() {
 		t.Fatalf("round trip: %v %q != %q", err, again.String(), m.String())
 	}
+	if !strings.Contains(m.String(), "&x.pe=127.0.0.1:6881&x.pe=[::1]:7000") {
+		t.Errorf("x.pe must stay unescaped for libtorrent: %s", m)
+	}
 	if !strings.HasPrefix(m.String(), "magnet:?xt=urn:btmh:1220"+hexHash+"&dn=") {
 		t.Errorf("xt must come first: %s", m)
 	}

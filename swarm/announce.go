@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/shoal-p2p/shoal/swarm/wire"
 	"github.com/shoal-p2p/shoal/tracker"
 )
 
@@ -121,4 +122,32 @@ func (t *Torrent) announceLoop(tiers *tracker.Tiers, key uint32) {
 		case <-timer.C:
 		}
 	}
+}
+
+// TrackerPeers announces a torrent we know only by hash to each tracker
+// once, as a starting peer with everything left, and returns the peers they
+// name: how a magnet download finds peers to ask for the metadata.
+func (c *Client) TrackerPeers(ctx context.Context, ih [32]byte, urls []string) []netip.AddrPort {
+	cl := &tracker.Client{UserAgent: c.cfg.Version}
+	req := tracker.AnnounceRequest{
+		InfoHash: tracker.InfoHash(wire.TruncateV2(ih)),
+		PeerID:   tracker.PeerID(c.peerID),
+		Left:     1, // unknown until the metadata arrives, but not done
+		Event:    tracker.EventStarted,
+	}
+	if ap, err := netip.ParseAddrPort(c.ln.Addr().String()); err == nil {
+		req.Port = ap.Port()
+	}
+	var out []netip.AddrPort
+	for _, u := range urls {
+		resp, err := cl.Announce(ctx, u, req)
+		if err != nil {
+			c.log.Warn("tracker", "url", u, "err", err)
+			continue
+		}
+		for _, p := range resp.Peers {
+			out = append(out, p.Addr)
+		}
+	}
+	return out
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -14,6 +16,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
+	"github.com/shoal-p2p/shoal/internal/fsutil"
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm"
@@ -22,8 +25,8 @@ import (
 func getCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "get",
-		Usage:     "download a torrent into a folder",
-		ArgsUsage: "FILE.torrent",
+		Usage:     "download by magnet link, info-hash or .torrent into a folder",
+		ArgsUsage: "MAGNET | HASH | FILE.torrent",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: ".", Usage: "download into `DIR` (the data goes to DIR/NAME)", EnvVars: env("output")},
 			listenFlag(),
@@ -40,24 +43,33 @@ func getCommand() *cli.Command {
 }
 
 func runGet(c *cli.Context) error {
-	if err := exactArgs(c, 1, "a .torrent file"); err != nil {
+	if err := exactArgs(c, 1, "a magnet link, hash or .torrent file"); err != nil {
 		return err
 	}
 	arg := c.Args().First()
-	if looksLikeMagnet(arg) {
-		if _, err := piece.ParseMagnet(arg); err != nil {
+	var m *piece.MetaInfo
+	var mg piece.Magnet
+	magnet := looksLikeMagnet(arg)
+	if magnet {
+		var err error
+		if mg, err = piece.ParseMagnet(arg); err != nil {
 			return usageError("get: %v", err)
 		}
-		return usageError("get: downloading from a magnet link or hash needs metadata exchange (BEP 9), which shoal does not have yet; pass a .torrent file")
-	}
-	m, err := readTorrent(arg)
-	if err != nil {
-		return err
+	} else {
+		var err error
+		if m, err = readTorrent(arg); err != nil {
+			return err
+		}
 	}
 	peers, err := parsePeers(c.StringSlice("peer"))
 	if err != nil {
 		return err
 	}
+	hints, err := parsePeers(mg.Peers)
+	if err != nil {
+		return err
+	}
+	peers = append(peers, hints...)
 	dir := c.String("output")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return failure("get: %v", err)
@@ -68,6 +80,18 @@ func runGet(c *cli.Context) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, d, errTimeout)
 		defer cancel()
+	}
+
+	cl, err := startClient(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	warnNoDHT(c)
+	if magnet {
+		if m, err = metadataFor(ctx, c, cl, mg, dir, peers); err != nil {
+			return err
+		}
 	}
 
 	st, err := storage.Open(dir, m.Info)
@@ -82,12 +106,6 @@ func runGet(c *cli.Context) error {
 	if err != nil {
 		return failure("get: checking what is on disk: %v", err)
 	}
-
-	cl, err := startClient(ctx, c)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	t, err := cl.Add(m, st, have)
 	if err != nil {
 		return failure("get: %v", err)
@@ -97,7 +115,6 @@ func runGet(c *cli.Context) error {
 	if startDone > 0 {
 		fmt.Fprintf(c.App.ErrWriter, "resuming: %d of %d bytes already verified on disk\n", startDone, m.Info.TotalLength)
 	}
-	warnNoDHT(c)
 	t.AddPeers(peers...)
 	t.AddTrackers(trackerTiers(m, c.StringSlice("tracker")))
 
@@ -183,6 +200,63 @@ func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *p
 			s := t.Stats()
 			bar.Describe(fmt.Sprintf("%s, %d peers", info.Name, s.Peers))
 			bar.Set64(s.BytesDone)
+		}
+	}
+}
+
+// metadataFor gets the torrent of a magnet: from the copy saved by an
+// earlier run in DIR/.shoal, or from peers (BEP 9 and BEP 52 hash
+// requests), saving it so an interrupted download resumes without asking
+// again.
+func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, mg piece.Magnet, dir string, peers []netip.AddrPort) (*piece.MetaInfo, error) {
+	saved := filepath.Join(dir, storage.StateDirName, fmt.Sprintf("%x.torrent", mg.Hash[:]))
+	if data, err := os.ReadFile(saved); err == nil {
+		if m, err := piece.Parse(data); err == nil && m.Info.Hash == mg.Hash {
+			return m, nil
+		}
+	}
+	if len(peers) == 0 && len(mg.Trackers) == 0 && len(c.StringSlice("tracker")) == 0 {
+		return nil, usageError("get: no peer to ask for the metadata: give --peer, a magnet with x.pe or tr, or -t (the DHT is not built yet)")
+	}
+	ch := make(chan netip.AddrPort, 256)
+	go feedPeers(ctx, cl, mg, c.StringSlice("tracker"), peers, ch)
+	fmt.Fprintln(c.App.ErrWriter, "fetching metadata from peers...")
+	m, err := cl.FetchInfo(ctx, mg.Hash, ch)
+	if err != nil {
+		if errors.Is(context.Cause(ctx), errTimeout) {
+			return nil, failure("get: timed out: %v", err)
+		}
+		return nil, failure("get: %v", err)
+	}
+	m.Announce = ""
+	for _, tr := range mg.Trackers {
+		m.AnnounceList = append(m.AnnounceList, []string{tr})
+	}
+	if data, err := m.Marshal(); err == nil {
+		os.MkdirAll(filepath.Dir(saved), 0o755)
+		if err := fsutil.WriteFileAtomic(saved, data, 0o644); err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving metadata: %v\n", err)
+		}
+	}
+	return m, nil
+}
+
+// feedPeers sends candidate addresses for a metadata fetch: the known ones
+// at once, then whatever trackers return, then closes ch.
+func feedPeers(ctx context.Context, cl *swarm.Client, mg piece.Magnet, extra []string, peers []netip.AddrPort, ch chan<- netip.AddrPort) {
+	defer close(ch)
+	for _, p := range peers {
+		select {
+		case ch <- p:
+		case <-ctx.Done():
+			return
+		}
+	}
+	for _, p := range cl.TrackerPeers(ctx, mg.Hash, append(append([]string(nil), mg.Trackers...), extra...)) {
+		select {
+		case ch <- p:
+		case <-ctx.Done():
+			return
 		}
 	}
 }

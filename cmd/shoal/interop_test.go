@@ -53,3 +53,50 @@ func TestShoalDownloadsFromLibtorrent(t *testing.T) {
 		t.Errorf("no summary: %s", get.errText())
 	}
 }
+
+// shoal downloads from a libtorrent seeder given only the magnet with
+// x.pe: metadata and piece layers come from libtorrent.
+func TestShoalMagnetFromLibtorrent(t *testing.T) {
+	lttest.Require(t)
+	dir := t.TempDir()
+	randomFiles(t, filepath.Join(dir, "pack"), interopFiles)
+	lt := startCmd(t, dir, exec.Command(lttest.Python, lttest.Script("lt_peer.py"), "seed-magnet", "pack", "--piece-length", "32768"))
+	addr := lt.field(t, "listening")
+	magnet := lt.field(t, "magnet") + "&x.pe=" + addr
+	lt.field(t, "seeding")
+	get := start(t, dir, "get", magnet, "-o", "out", "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "60s")
+	if code := get.wait(t, 90*time.Second); code != 0 {
+		t.Fatalf("shoal get magnet: exit %d: %s\nlibtorrent: %s", code, get.errText(), lt.errText())
+	}
+	sameFiles(t, filepath.Join(dir, "pack"), filepath.Join(dir, "out", "pack"))
+}
+
+// libtorrent downloads from a shoal seeder given only shoal's magnet.
+func TestLibtorrentMagnetFromShoal(t *testing.T) {
+	lttest.Require(t)
+	dir := t.TempDir()
+	randomFiles(t, filepath.Join(dir, "pack"), interopFiles)
+	seed := start(t, dir, "seed", "pack", "--listen", "127.0.0.1:0", "--no-dht", "--piece-length", "32k")
+	magnet := seed.field(t, "magnet")
+	if !strings.Contains(magnet, "x.pe=") {
+		t.Fatalf("shoal's magnet names no peer: %s", magnet)
+	}
+	lt := startCmd(t, dir, exec.Command(lttest.Python, lttest.Script("lt_peer.py"), "get", magnet, "lt-out", "--timeout", "60"))
+	if code := lt.wait(t, 90*time.Second); code != 0 {
+		t.Fatalf("libtorrent get magnet: exit %d: %s", code, lt.errText())
+	}
+	sameFiles(t, filepath.Join(dir, "pack"), filepath.Join(dir, "lt-out", "pack"))
+}
+
+// shoal to shoal by magnet: the downloader knows only the link.
+func TestShoalMagnetFromShoal(t *testing.T) {
+	dir := t.TempDir()
+	randomFiles(t, filepath.Join(dir, "pack"), interopFiles)
+	seed := start(t, dir, "seed", "pack", "--listen", "127.0.0.1:0", "--no-dht", "--piece-length", "16k")
+	magnet := seed.field(t, "magnet")
+	get := start(t, dir, "get", "-o", "out", "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "60s", magnet)
+	if code := get.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("shoal get magnet: exit %d: %s", code, get.errText())
+	}
+	sameFiles(t, filepath.Join(dir, "pack"), filepath.Join(dir, "out", "pack"))
+}

@@ -199,8 +199,8 @@ def parse_peer(s):
 
 
 def cmd_get(args):
-    if not args.peer and not args.tracker:
-        raise SystemExit("get needs --peer or --tracker")
+    if not args.peer and not args.tracker and not args.source.startswith("magnet:"):
+        raise SystemExit("get needs --peer or --tracker (or a magnet with x.pe)")
     if args.source.startswith("magnet:"):
         atp = lt.parse_magnet_uri(args.source)
     else:

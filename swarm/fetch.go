@@ -1,0 +1,304 @@
+package swarm
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/swarm/wire"
+)
+
+// Limits of the metadata fetch.
+const (
+	fetchConcurrency = 8
+	fetchPeerTimeout = 30 * time.Second
+	maxLayerRequest  = 512 // piece hashes per request, as libtorrent asks
+)
+
+// FetchInfo gets a torrent's info dict (BEP 9) and the piece layers of its
+// files (BEP 52 hash requests) from peers, knowing only its v2 info-hash.
+// Addresses arrive on peers (from magnet hints, trackers, the DHT); each
+// peer is asked independently and its answer is trusted only once the
+// info dict hashes to ih and every layer hashes to its file's root, so a
+// lying peer costs a connection, never a wrong byte. It returns when one
+// peer has delivered everything, or when ctx ends.
+func (c *Client) FetchInfo(ctx context.Context, ih piece.Hash, peers <-chan netip.AddrPort) (*piece.MetaInfo, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu      sync.Mutex
+		result  *piece.MetaInfo
+		lastErr error
+		wg      sync.WaitGroup
+		tried   = map[netip.AddrPort]bool{}
+	)
+	sem := make(chan struct{}, fetchConcurrency)
+	done := make(chan struct{})
+	var once sync.Once
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-done:
+			break loop
+		case a, ok := <-peers:
+			if !ok {
+				peers = nil // no more addresses; wait for the ones in flight
+				go func() { wg.Wait(); once.Do(func() { close(done) }) }()
+				continue
+			}
+			if tried[a] {
+				continue
+			}
+			tried[a] = true
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				break loop
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				pctx, pcancel := context.WithTimeout(ctx, fetchPeerTimeout)
+				defer pcancel()
+				m, err := c.fetchFrom(pctx, ih, a)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					lastErr = fmt.Errorf("%s: %w", a, err)
+					c.log.Info("metadata from peer failed", "peer", a, "err", err)
+					return
+				}
+				if result == nil {
+					result = m
+					once.Do(func() { close(done) })
+				}
+			}()
+		}
+	}
+	cancel()
+	wg.Wait()
+	if result != nil {
+		return result, nil
+	}
+	if lastErr == nil {
+		lastErr = errors.New("no peer to ask")
+	}
+	if ctx.Err() != nil && peers != nil {
+		return nil, fmt.Errorf("metadata not found: %w (last peer error: %v)", context.Cause(ctx), lastErr)
+	}
+	return nil, fmt.Errorf("metadata not found: %v", lastErr)
+}
+
+// fetchFrom asks one peer for the info dict and piece layers.
+func (c *Client) fetchFrom(ctx context.Context, ih piece.Hash, addr netip.AddrPort) (*piece.MetaInfo, error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	conn.SetDeadline(time.Now().Add(fetchPeerTimeout))
+	ih20 := wire.TruncateV2(ih)
+	if err := wire.WriteHandshake(conn, c.handshake(ih20)); err != nil {
+		return nil, err
+	}
+	h, err := wire.ReadHandshake(conn)
+	if err != nil {
+		return nil, err
+	}
+	if h.InfoHash != ih20 || h.PeerID == c.peerID {
+		return nil, errors.New("wrong torrent, or ourselves")
+	}
+	if !h.Reserved.Extended() {
+		return nil, errors.New("peer does not speak the extension protocol")
+	}
+	hs := wire.ExtendedHandshake{M: map[string]uint8{wire.ExtMetadata: extMetadataID}, V: c.cfg.Version}
+	payload, _ := hs.Marshal()
+	if _, err := conn.Write(wire.AppendExtended(nil, wire.ExtendedHandshakeID, payload)); err != nil {
+		return nil, err
+	}
+	r := wire.NewReader(conn, wire.Limits{})
+	f := &fetch{conn: conn, r: r}
+	info, err := f.info(ih)
+	if err != nil {
+		return nil, err
+	}
+	m := &piece.MetaInfo{Info: info, Layers: make([][]piece.Hash, len(info.Files))}
+	for i := range info.Files {
+		if info.Files[i].NumPieces < 2 {
+			continue
+		}
+		if m.Layers[i], err = f.layer(info, i); err != nil {
+			return nil, fmt.Errorf("piece layer of file %d: %w", i, err)
+		}
+	}
+	return m, nil
+}
+
+// fetch is one metadata conversation.
+type fetch struct {
+	conn   net.Conn
+	r      *wire.Reader
+	metaID uint8
+}
+
+// next reads until an extended or hashes-family message, skipping the
+// rest (bitfield, have, unchoke...) that a peer may send meanwhile.
+func (f *fetch) next() (wire.Message, error) {
+	for {
+		m, err := f.r.ReadMessage()
+		if errors.Is(err, wire.ErrUnknownID) {
+			continue
+		}
+		if err != nil {
+			return m, err
+		}
+		switch m.ID {
+		case wire.Extended, wire.Hashes, wire.HashReject:
+			if !m.KeepAlive {
+				return m, nil
+			}
+		}
+	}
+}
+
+// info fetches and checks the info dict.
+func (f *fetch) info(ih piece.Hash) (*piece.Info, error) {
+	var size int64
+	for size == 0 {
+		m, err := f.next()
+		if err != nil {
+			return nil, err
+		}
+		if m.ID != wire.Extended || m.ExtendedID != wire.ExtendedHandshakeID {
+			continue
+		}
+		hs, err := wire.ParseExtendedHandshake(m.Payload)
+		if err != nil {
+			return nil, err
+		}
+		f.metaID = hs.M[wire.ExtMetadata]
+		if f.metaID == 0 {
+			return nil, errors.New("peer does not serve metadata (ut_metadata)")
+		}
+		if hs.MetadataSize <= 0 || hs.MetadataSize > piece.MaxInfoSize {
+			return nil, fmt.Errorf("metadata size %d outside 1..%d", hs.MetadataSize, piece.MaxInfoSize)
+		}
+		size = hs.MetadataSize
+	}
+	buf := make([]byte, size)
+	n := int((size + wire.MetadataPieceSize - 1) / wire.MetadataPieceSize)
+	got := make([]bool, n)
+	for i := range n {
+		req := wire.MetadataMsg{Type: wire.MetadataRequest, Piece: i}
+		b, _ := req.Marshal()
+		if _, err := f.conn.Write(wire.AppendExtended(nil, f.metaID, b)); err != nil {
+			return nil, err
+		}
+	}
+	for left := n; left > 0; {
+		m, err := f.next()
+		if err != nil {
+			return nil, err
+		}
+		if m.ID != wire.Extended || m.ExtendedID != extMetadataID {
+			continue
+		}
+		msg, err := wire.ParseMetadataMsg(m.Payload)
+		if err != nil {
+			return nil, err
+		}
+		switch msg.Type {
+		case wire.MetadataReject:
+			return nil, fmt.Errorf("metadata piece %d rejected", msg.Piece)
+		case wire.MetadataData:
+			want, ok := wire.MetadataPieceLen(size, msg.Piece)
+			if !ok || msg.TotalSize != size || len(msg.Data) != want || got[msg.Piece] {
+				return nil, fmt.Errorf("metadata piece %d: %d bytes of %d, total %d: does not fit", msg.Piece, len(msg.Data), want, msg.TotalSize)
+			}
+			copy(buf[msg.Piece*wire.MetadataPieceSize:], msg.Data)
+			got[msg.Piece] = true
+			left--
+		}
+	}
+	if sha256.Sum256(buf) != ih {
+		return nil, errors.New("metadata does not hash to the info-hash")
+	}
+	return piece.ParseInfo(buf)
+}
+
+// layer fetches file fi's piece layer in runs of up to 512 hashes, each
+// proven up to the file's root.
+func (f *fetch) layer(info *piece.Info, fi int) ([]piece.Hash, error) {
+	file := &info.Files[fi]
+	pieceHeight := 0
+	for 1<<pieceHeight < int(info.PieceLength/piece.BlockSize) {
+		pieceHeight++
+	}
+	treeHeight := 0
+	for 1<<treeHeight < int((file.Length+piece.BlockSize-1)/piece.BlockSize) {
+		treeHeight++
+	}
+	levelSize := 1 << (treeHeight - pieceHeight)
+	length := min(maxLayerRequest, levelSize)
+	layer := make([]piece.Hash, 0, file.NumPieces)
+	for index := 0; index < file.NumPieces; index += length {
+		r := piece.HashRequest{PiecesRoot: file.PiecesRoot, BaseLayer: pieceHeight, Index: index, Length: length}
+		lg := 0
+		for 1<<lg < length {
+			lg++
+		}
+		// Uncles from the subtree of these hashes up to the root.
+		r.ProofLayers = max(0, treeHeight-pieceHeight-1)
+		if treeHeight-pieceHeight-lg == 0 {
+			r.ProofLayers = max(0, lg-1)
+		}
+		if err := r.Validate(file.Length); err != nil {
+			return nil, err
+		}
+		msg := wire.AppendHashRequest(nil, file.PiecesRoot, uint32(r.BaseLayer), uint32(r.Index), uint32(r.Length), uint32(r.ProofLayers))
+		if _, err := f.conn.Write(msg); err != nil {
+			return nil, err
+		}
+		for {
+			m, err := f.next()
+			if err != nil {
+				return nil, err
+			}
+			if m.ID == wire.Extended {
+				continue
+			}
+			if m.PiecesRoot != file.PiecesRoot || int(m.Index) != index || int(m.BaseLayer) != pieceHeight {
+				continue
+			}
+			if m.ID == wire.HashReject {
+				return nil, errors.New("hash request rejected")
+			}
+			hashes := make([]piece.Hash, m.NumHashes())
+			for i := range hashes {
+				hashes[i] = m.Hash(i)
+			}
+			base, err := piece.CheckHashes(r, hashes, file.PiecesRoot)
+			if err != nil {
+				return nil, err
+			}
+			layer = append(layer, base[:min(len(base), file.NumPieces-index)]...)
+			break
+		}
+	}
+	if err := info.CheckLayer(fi, layer); err != nil {
+		return nil, err
+	}
+	return layer, nil
+}

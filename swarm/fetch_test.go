@@ -1,0 +1,128 @@
+package swarm
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/swarm/wire"
+)
+
+func addrs(list ...netip.AddrPort) <-chan netip.AddrPort {
+	ch := make(chan netip.AddrPort, len(list))
+	for _, a := range list {
+		ch <- a
+	}
+	close(ch)
+	return ch
+}
+
+func fetcher(t *testing.T) *Client {
+	c, err := Listen(context.Background(), Config{ListenAddr: "127.0.0.1:0", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestFetchInfoAndLayers(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 16<<10) // many pieces: layers in several requests
+	seeder := startNode(t, m, src, Config{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got, err := fetcher(t).FetchInfo(ctx, m.Info.Hash, addrs(seeder.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Info.Hash != m.Info.Hash || len(got.Layers) != len(m.Layers) {
+		t.Fatalf("fetched %x with %d layers", got.Info.Hash, len(got.Layers))
+	}
+	for i := range m.Layers {
+		if len(got.Layers[i]) != len(m.Layers[i]) {
+			t.Fatalf("layer %d: %d hashes, want %d", i, len(got.Layers[i]), len(m.Layers[i]))
+		}
+		for j := range m.Layers[i] {
+			if got.Layers[i][j] != m.Layers[i][j] {
+				t.Fatalf("layer %d hash %d differs", i, j)
+			}
+		}
+	}
+}
+
+// liar is a fake peer that completes the handshake for ih20 and answers
+// metadata requests with the given size and bytes.
+func liar(t *testing.T, ih20 [20]byte, size int64, data func(piece int) []byte) netip.AddrPort {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := wire.ReadHandshake(conn); err != nil {
+					return
+				}
+				h := wire.Handshake{InfoHash: ih20, PeerID: NewPeerID()}
+				h.Reserved.SetExtended(true)
+				wire.WriteHandshake(conn, h)
+				hs := wire.ExtendedHandshake{M: map[string]uint8{wire.ExtMetadata: 3}, MetadataSize: size}
+				b, _ := hs.Marshal()
+				conn.Write(wire.AppendExtended(nil, 0, b))
+				r := wire.NewReader(conn, wire.Limits{})
+				for {
+					m, err := r.ReadMessage()
+					if err != nil {
+						return
+					}
+					if m.ID != wire.Extended || m.ExtendedID != 3 { // the id it announced
+						continue
+					}
+					req, err := wire.ParseMetadataMsg(m.Payload)
+					if err != nil {
+						return
+					}
+					out := wire.MetadataMsg{Type: wire.MetadataData, Piece: req.Piece, TotalSize: size, Data: data(req.Piece)}
+					b, _ := out.Marshal()
+					conn.Write(wire.AppendExtended(nil, extMetadataID, b))
+				}
+			}()
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+func TestFetchInfoRefusesLiars(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	ih20 := wire.TruncateV2(m.Info.Hash)
+	size := int64(len(m.Info.Bytes))
+	wrong := liar(t, ih20, size, func(p int) []byte {
+		n, _ := wire.MetadataPieceLen(size, p)
+		return make([]byte, n) // zeros: right size, wrong bytes
+	})
+	huge := liar(t, ih20, 1<<40, func(int) []byte { return nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := fetcher(t).FetchInfo(ctx, m.Info.Hash, addrs(wrong, huge))
+	if err == nil || !(strings.Contains(err.Error(), "does not hash") || strings.Contains(err.Error(), "metadata size")) {
+		t.Fatalf("liars only: %v", err)
+	}
+	// With an honest peer among the liars, the fetch succeeds.
+	seeder := startNode(t, m, src, Config{}, nil)
+	got, err := fetcher(t).FetchInfo(ctx, m.Info.Hash, addrs(wrong, huge, seeder.addr()))
+	if err != nil || got.Info.Hash != m.Info.Hash {
+		t.Fatalf("with an honest peer: %v", err)
+	}
+}
