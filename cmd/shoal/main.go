@@ -102,6 +102,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			seedCommand(),
 			getCommand(),
 			trackerCommand(),
+			dhtCommand(),
 		},
 		// urfave/cli would otherwise exit the process itself.
 		ExitErrHandler: func(*cli.Context, error) {},

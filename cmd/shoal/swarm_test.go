@@ -262,14 +262,14 @@ func TestGetRefusesBadInput(t *testing.T) {
 	dir := content(t)
 	shoal(t, dir, nil, "create", "data", "-o", "data.torrent")
 	for name, args := range map[string][]string{
-		"bad magnet":    {"get", "magnet:?xt=urn:btmh:1220zz"},
-		"hash, no peers": {"get", "c2519e86248b9da3c237a3d527ea7bef57b2d46b72f3cab924ba9bb567840a38", "--no-dht"},
+		"bad magnet":      {"get", "magnet:?xt=urn:btmh:1220zz"},
+		"hash, no peers":  {"get", "c2519e86248b9da3c237a3d527ea7bef57b2d46b72f3cab924ba9bb567840a38", "--no-dht"},
 		"wrong multihash": {"get", "urn:btmh:1114c2519e86248b9da3c237a3d527ea7bef57b2d46b72f3cab924ba9bb567840a38"},
-		"bad peer":      {"get", "data.torrent", "--peer", "nonsense", "--no-dht"},
-		"bad rate":      {"get", "data.torrent", "--max-download-rate", "fast", "--no-dht"},
-		"bad listen":    {"get", "data.torrent", "--listen", "127.0.0.1", "--no-dht"},
-		"stray arg":     {"get", "data.torrent", "extra"},
-		"seed missing":  {"seed", "nope", "--no-dht"},
+		"bad peer":        {"get", "data.torrent", "--peer", "nonsense", "--no-dht"},
+		"bad rate":        {"get", "data.torrent", "--max-download-rate", "fast", "--no-dht"},
+		"bad listen":      {"get", "data.torrent", "--listen", "127.0.0.1", "--no-dht"},
+		"stray arg":       {"get", "data.torrent", "extra"},
+		"seed missing":    {"seed", "nope", "--no-dht"},
 	} {
 		if r := shoal(t, dir, nil, args...); r.code != 2 {
 			t.Errorf("%s: exit %d, want 2: %s", name, r.code, r.stderr)
