@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
@@ -86,6 +87,16 @@ func liar(t *testing.T, ih20 [20]byte, size int64, data func(piece int) []byte) 
 					if err != nil {
 						return
 					}
+					if m.ID == wire.HashRequest {
+						// Forged: the right count of hashes, all wrong.
+						r := piece.HashRequest{BaseLayer: int(m.BaseLayer), Index: int(m.Index), Length: int(m.Length), ProofLayers: int(m.ProofLayers)}
+						forged := make([]byte, 32*r.ReplyLen())
+						for i := range forged {
+							forged[i] = byte(i)
+						}
+						conn.Write(wire.AppendHashes(nil, m.PiecesRoot, m.BaseLayer, m.Index, m.Length, m.ProofLayers, forged))
+						continue
+					}
 					if m.ID != wire.Extended || m.ExtendedID != 3 { // the id it announced
 						continue
 					}
@@ -113,15 +124,22 @@ func TestFetchInfoRefusesLiars(t *testing.T) {
 		return make([]byte, n) // zeros: right size, wrong bytes
 	})
 	huge := liar(t, ih20, 1<<40, func(int) []byte { return nil })
+	// Right metadata, forged piece layers.
+	forger := liar(t, ih20, size, func(p int) []byte {
+		n, _ := wire.MetadataPieceLen(size, p)
+		return m.Info.Bytes[p*wire.MetadataPieceSize : p*wire.MetadataPieceSize+n]
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := fetcher(t).FetchInfo(ctx, m.Info.Hash, addrs(wrong, huge))
-	if err == nil || !(strings.Contains(err.Error(), "does not hash") || strings.Contains(err.Error(), "metadata size")) {
-		t.Fatalf("liars only: %v", err)
+	for _, a := range []netip.AddrPort{wrong, huge, forger} {
+		_, err := fetcher(t).FetchInfo(ctx, m.Info.Hash, addrs(a))
+		if err == nil || !(strings.Contains(err.Error(), "does not hash") || strings.Contains(err.Error(), "metadata size")) {
+			t.Fatalf("liar %v: %v", a, err)
+		}
 	}
 	// With an honest peer among the liars, the fetch succeeds.
 	seeder := startNode(t, m, src, Config{}, nil)
-	got, err := fetcher(t).FetchInfo(ctx, m.Info.Hash, addrs(wrong, huge, seeder.addr()))
+	got, err := fetcher(t).FetchInfo(ctx, m.Info.Hash, addrs(wrong, huge, forger, seeder.addr()))
 	if err != nil || got.Info.Hash != m.Info.Hash {
 		t.Fatalf("with an honest peer: %v", err)
 	}

@@ -16,10 +16,12 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
+	"github.com/shoal-p2p/shoal/dht"
 	"github.com/shoal-p2p/shoal/internal/fsutil"
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm"
+	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
 func getCommand() *cli.Command {
@@ -32,6 +34,7 @@ func getCommand() *cli.Command {
 			listenFlag(),
 			peerFlag(),
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "also announce to `URL`", EnvVars: env("tracker")},
+			bootstrapFlag(),
 			noDHTFlag(),
 			&cli.BoolFlag{Name: "seed", Usage: "keep seeding after the download completes, until interrupted", EnvVars: env("seed")},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up if not complete after `DURATION` (30s, 5m)", EnvVars: env("timeout")},
@@ -87,9 +90,16 @@ func runGet(c *cli.Context) error {
 		return err
 	}
 	defer cl.Close()
-	warnNoDHT(c)
+	private := m != nil && m.Info.Private
+	node, err := startDHTNode(ctx, c, cl, private)
+	if err != nil {
+		return err
+	}
+	if node != nil {
+		defer node.Close()
+	}
 	if magnet {
-		if m, err = metadataFor(ctx, c, cl, mg, dir, peers); err != nil {
+		if m, err = metadataFor(ctx, c, cl, node, mg, dir, peers); err != nil {
 			return err
 		}
 	}
@@ -115,11 +125,19 @@ func runGet(c *cli.Context) error {
 	if startDone > 0 {
 		fmt.Fprintf(c.App.ErrWriter, "resuming: %d of %d bytes already verified on disk\n", startDone, m.Info.TotalLength)
 	}
+	if !m.Info.Private {
+		announceDHT(node, cl, t, m.Info.Hash)
+	}
 	t.AddPeers(peers...)
 	t.AddTrackers(trackerTiers(m, c.StringSlice("tracker")))
 
 	var wg sync.WaitGroup
 	progCtx, stopProg := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		firstPiece(progCtx, c, t, startDone, start)
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -208,18 +226,20 @@ func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *p
 // earlier run in DIR/.shoal, or from peers (BEP 9 and BEP 52 hash
 // requests), saving it so an interrupted download resumes without asking
 // again.
-func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, mg piece.Magnet, dir string, peers []netip.AddrPort) (*piece.MetaInfo, error) {
+func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.Node, mg piece.Magnet, dir string, peers []netip.AddrPort) (*piece.MetaInfo, error) {
 	saved := filepath.Join(dir, storage.StateDirName, fmt.Sprintf("%x.torrent", mg.Hash[:]))
 	if data, err := os.ReadFile(saved); err == nil {
 		if m, err := piece.Parse(data); err == nil && m.Info.Hash == mg.Hash {
 			return m, nil
 		}
 	}
-	if len(peers) == 0 && len(mg.Trackers) == 0 && len(c.StringSlice("tracker")) == 0 {
-		return nil, usageError("get: no peer to ask for the metadata: give --peer, a magnet with x.pe or tr, or -t (the DHT is not built yet)")
+	if len(peers) == 0 && len(mg.Trackers) == 0 && len(c.StringSlice("tracker")) == 0 && node == nil {
+		return nil, usageError("get: no way to find peers: give --peer, a magnet with x.pe or tr, or -t, or leave the DHT on")
 	}
 	ch := make(chan netip.AddrPort, 256)
-	go feedPeers(ctx, cl, mg, c.StringSlice("tracker"), peers, ch)
+	fctx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	go feedPeers(fctx, cl, node, mg, c.StringSlice("tracker"), peers, ch)
 	fmt.Fprintln(c.App.ErrWriter, "fetching metadata from peers...")
 	m, err := cl.FetchInfo(ctx, mg.Hash, ch)
 	if err != nil {
@@ -242,8 +262,9 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, mg piece
 }
 
 // feedPeers sends candidate addresses for a metadata fetch: the known ones
-// at once, then whatever trackers return, then closes ch.
-func feedPeers(ctx context.Context, cl *swarm.Client, mg piece.Magnet, extra []string, peers []netip.AddrPort, ch chan<- netip.AddrPort) {
+// at once, then whatever trackers return, then DHT lookups until ctx ends;
+// without a DHT it closes ch when it has nothing more.
+func feedPeers(ctx context.Context, cl *swarm.Client, node *dht.Node, mg piece.Magnet, extra []string, peers []netip.AddrPort, ch chan<- netip.AddrPort) {
 	defer close(ch)
 	for _, p := range peers {
 		select {
@@ -257,6 +278,46 @@ func feedPeers(ctx context.Context, cl *swarm.Client, mg piece.Magnet, extra []s
 		case ch <- p:
 		case <-ctx.Done():
 			return
+		}
+	}
+	if node == nil {
+		return
+	}
+	seen := map[netip.AddrPort]bool{}
+	for ctx.Err() == nil {
+		found, _ := node.Lookup(ctx, wire.TruncateV2(mg.Hash))
+		for _, p := range found {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			select {
+			case ch <- p:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// firstPiece reports on stderr how long the first verified piece took:
+// the latency a user waits before anything useful is on disk.
+func firstPiece(ctx context.Context, c *cli.Context, t *swarm.Torrent, startDone int64, start time.Time) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if t.Stats().BytesDone > startDone {
+				fmt.Fprintf(c.App.ErrWriter, "first piece: %s\n", time.Since(start).Round(time.Millisecond))
+				return
+			}
 		}
 	}
 }

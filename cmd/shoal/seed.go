@@ -29,6 +29,7 @@ func seedCommand() *cli.Command {
 			&cli.StringFlag{Name: "save-torrent", Usage: "also write the torrent to `FILE`", EnvVars: env("save-torrent")},
 			listenFlag(),
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "announce `URL` (repeat for more)", EnvVars: env("tracker")},
+			bootstrapFlag(),
 			noDHTFlag(),
 			peerFlag(),
 			rateFlag("max-upload-rate", "uploads"),
@@ -135,7 +136,14 @@ func runSeed(c *cli.Context) error {
 	if f, ok := c.App.Writer.(*os.File); ok {
 		f.Sync()
 	}
-	warnNoDHT(c)
+	node, err := startDHTNode(ctx, c, cl, m.Info.Private)
+	if err != nil {
+		return err
+	}
+	if node != nil {
+		defer node.Close()
+	}
+	announceDHT(node, cl, t, m.Info.Hash)
 	t.AddPeers(peers...)
 	t.AddTrackers(trackerTiers(m, c.StringSlice("tracker")))
 

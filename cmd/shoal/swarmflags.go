@@ -16,8 +16,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shoal-p2p/shoal/dht"
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/swarm"
+	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
 // Flags shared by seed and get.
@@ -154,11 +156,52 @@ func trackerTiers(m *piece.MetaInfo, extra []string) [][]string {
 	return tiers
 }
 
-// warnNoDHT says plainly that the DHT is not part of shoal yet.
-func warnNoDHT(c *cli.Context) {
-	if !c.Bool("no-dht") {
-		fmt.Fprintln(c.App.ErrWriter, "shoal: note: the DHT is not built yet; peers come from --peer, trackers and incoming connections (pass --no-dht to silence this)")
+func bootstrapFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "bootstrap", Usage: "join the DHT through `HOST:PORT` instead of the public routers (repeat for more)", EnvVars: env("bootstrap")}
+}
+
+// startDHTNode runs the process's DHT node on the UDP twin of the peer
+// listener's address, unless --no-dht or the torrent is private (BEP 27).
+// nil means no DHT.
+func startDHTNode(ctx context.Context, c *cli.Context, cl *swarm.Client, private bool) (*dht.Node, error) {
+	if c.Bool("no-dht") || private {
+		return nil, nil
 	}
+	bootstrap, err := bootstrapNodes(c.StringSlice("bootstrap"), c.IsSet("bootstrap"))
+	if err != nil {
+		return nil, err
+	}
+	conn, err := net.ListenPacket("udp", cl.Addr().String())
+	if err != nil {
+		// The TCP port's UDP twin is taken: any port will do for the DHT.
+		host, _, _ := net.SplitHostPort(cl.Addr().String())
+		if conn, err = net.ListenPacket("udp", net.JoinHostPort(host, "0")); err != nil {
+			return nil, failure("dht: %v", err)
+		}
+	}
+	state, err := defaultDHTState(conn.LocalAddr())
+	if err != nil {
+		state = ""
+	}
+	node, err := dht.New(ctx, dht.Config{Conn: conn, Bootstrap: bootstrap, StateFile: state, Logger: slog.Default()})
+	if err != nil {
+		conn.Close()
+		return nil, failure("dht: %v", err)
+	}
+	return node, nil
+}
+
+// announceDHT announces the torrent on the DHT and feeds the peers found
+// to it, until the node closes.
+func announceDHT(node *dht.Node, cl *swarm.Client, t *swarm.Torrent, ih piece.Hash) {
+	if node == nil {
+		return
+	}
+	port := 0
+	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil {
+		port = int(ap.Port())
+	}
+	node.Announce(wire.TruncateV2(ih), port, func(peers []netip.AddrPort) { t.AddPeers(peers...) })
 }
 
 // resumeDirFor returns where seed keeps its resume records: the user's
