@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -132,7 +133,7 @@ func runSeed(c *cli.Context) error {
 	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil && !ap.Addr().IsUnspecified() {
 		mg.Peers = []string{ap.String()}
 	}
-	fmt.Fprintf(c.App.Writer, "listening: %s\ninfo-hash: %s\nmagnet: %s\n", displayAddr(cl.Addr()), m.Info.HexHash(), mg)
+	fmt.Fprintf(c.App.Writer, "listening: %s\ninfo-hash: %s\nmagnet: %s\n", displayAddr(cl.Addr(), c.String("listen")), m.Info.HexHash(), mg)
 	if f, ok := c.App.Writer.(*os.File); ok {
 		f.Sync()
 	}
@@ -177,9 +178,15 @@ func dataDir(path string, info *piece.Info) string {
 }
 
 // displayAddr renders a listener address as HOST:PORT, IPv6 in brackets.
-func displayAddr(a net.Addr) string {
-	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return ap.String()
+// A wildcard listener shows the host the user asked for: Go binds
+// 0.0.0.0 as the dual-stack [::], which would read as a surprise.
+func displayAddr(a net.Addr, requested string) string {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return a.String()
 	}
-	return a.String()
+	if host, _, err := net.SplitHostPort(requested); err == nil && ap.Addr().IsUnspecified() && host != "" {
+		return net.JoinHostPort(host, strconv.Itoa(int(ap.Port())))
+	}
+	return ap.String()
 }
