@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -642,8 +641,11 @@ func (t *Torrent) pieceDone(pc int, pp *partialPiece) {
 	fi := t.info.FileOfPiece(pc)
 	width := t.info.PieceWidth(fi)
 	want, known := t.meta.ExpectedRoot(pc)
-	leaves := slices.Clone(pp.leaves)
-	got := piece.RootOfLeaves(pp.leaves, width)
+	// Hash a copy in the torrent's scratch: the leaves themselves are kept
+	// for blame should the piece fail.
+	scratch := t.scratch[:len(pp.leaves)]
+	copy(scratch, pp.leaves)
+	got := piece.RootOfLeaves(scratch, width)
 	if known && got == want {
 		t.picker.HandlePieceVerified(pc)
 		t.st.MarkVerified(pc)
@@ -666,7 +668,7 @@ func (t *Torrent) pieceDone(pc int, pp *partialPiece) {
 	t.wasted.Add(t.info.PieceSize(pc))
 	t.picker.HandlePieceFailed(pc)
 	t.st.MarkMissing(pc)
-	t.blame(pc, leaves, pp.senders)
+	t.blame(pc, pp.leaves, pp.senders)
 	for q := range t.peers {
 		q.fill()
 	}
