@@ -112,15 +112,18 @@ type Node struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	pingLimit *rate.Limiter
-	pingSlots chan struct{}
+	pingLimit  *rate.Limiter
+	pingSlots  chan struct{}
+	replySlots chan struct{}
+	sendLimit  *rate.Limiter // the library's, shared by our own replies
 
 	mu        sync.Mutex
 	closed    bool
 	wg        sync.WaitGroup // every goroutine this package starts
 	announces map[[20]byte]*announcement
 	pinged    map[netip.AddrPort]time.Time
-	warned    bool // the "no node answered" warning is showing
+	answered  map[netip.AddrPort]answer // who answered our queries, for find_node replies
+	warned    bool                      // the "no node answered" warning is showing
 
 	closeOnce sync.Once
 	closeErr  error
@@ -189,14 +192,17 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 
 	n := &Node{
-		cfg:       cfg,
-		log:       logger,
-		conn:      conn,
-		want:      []krpc.Want{krpc.WantNodes, krpc.WantNodes6},
-		pingLimit: rate.NewLimiter(20, 50),
-		pingSlots: make(chan struct{}, 16),
-		announces: make(map[[20]byte]*announcement),
-		pinged:    make(map[netip.AddrPort]time.Time),
+		cfg:        cfg,
+		log:        logger,
+		conn:       conn,
+		want:       []krpc.Want{krpc.WantNodes, krpc.WantNodes6},
+		pingLimit:  rate.NewLimiter(20, 50),
+		pingSlots:  make(chan struct{}, 16),
+		replySlots: make(chan struct{}, 32),
+		sendLimit:  rate.NewLimiter(250, 100),
+		announces:  make(map[[20]byte]*announcement),
+		pinged:     make(map[netip.AddrPort]time.Time),
+		answered:   make(map[netip.AddrPort]answer),
 	}
 	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok && ua.IP.To4() != nil {
 		// An IPv4 socket cannot reach IPv6 nodes; asking for them only
@@ -225,7 +231,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		// The library's default limiter is one global shared by every
 		// Server in the process; many nodes in one process would starve
 		// each other of replies.
-		SendLimiter: rate.NewLimiter(250, 100),
+		SendLimiter: n.sendLimit,
 	}
 	if ip, ok := publicIP(conn.LocalAddr()); ok {
 		sc.PublicIP = net.IP(ip.AsSlice())
@@ -399,9 +405,11 @@ func (n *Node) refresh() {
 		Target: target,
 		K:      16,
 		DoQuery: func(qctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
-			return n.srv.Query(qctx, adht.NewAddr(addr.UDP()), "find_node", adht.QueryInput{
+			res := n.srv.Query(qctx, adht.NewAddr(addr.UDP()), "find_node", adht.QueryInput{
 				MsgArgs: krpc.MsgArgs{Target: target, Want: n.want},
-			}).TraversalQueryResult(addr)
+			})
+			n.noteReply(addr.UDP(), res)
+			return res.TraversalQueryResult(addr)
 		},
 		NodeFilter: n.srv.TraversalNodeFilter,
 	})
@@ -496,24 +504,29 @@ func (n *Node) startingNodes() ([]adht.Addr, error) {
 	return addrs, nil
 }
 
-// onQuery pings back nodes that query us. The library only hands out nodes
-// that have answered one of our own queries, so without this a node that
-// merely joined through us stays invisible to everyone else until our next
-// refresh. It runs with the library's lock held, so it must not call into
-// the server itself.
+// onQuery answers find_node itself (see takeFindNode) and pings back nodes
+// that query us. Only nodes that have answered one of our own queries are
+// handed out, so without the ping a node that merely joined through us
+// stays invisible to everyone else until our next refresh. It runs with
+// the library's lock held, so it must not call into the server itself.
 func (n *Node) onQuery(m *krpc.Msg, source net.Addr) bool {
-	id := m.SenderID()
 	ua, ok := source.(*net.UDPAddr)
-	if m.ReadOnly || id == nil || !ok {
+	if !ok {
 		return true
+	}
+	ua = &net.UDPAddr{IP: slices.Clone(ua.IP), Port: ua.Port, Zone: ua.Zone}
+	propagate := !n.takeFindNode(m, ua)
+	id := m.SenderID()
+	if m.ReadOnly || id == nil {
+		return propagate
 	}
 	ap := ua.AddrPort()
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	if !nodeIDAllowed(*id, ap.Addr()) {
-		return true
+		return propagate
 	}
 	n.pingBack(ap)
-	return true
+	return propagate
 }
 
 // pingBack pings ap at most once per 15 minutes (BEP 5's "good" window),
@@ -560,7 +573,8 @@ func (n *Node) pingBack(ap netip.AddrPort) {
 		defer cancel()
 		// The answer is all we want: the library adds a node that
 		// answers to its table.
-		srv.Query(ctx, adht.NewAddr(net.UDPAddrFromAddrPort(ap)), "ping", adht.QueryInput{})
+		ua := net.UDPAddrFromAddrPort(ap)
+		n.noteReply(ua, srv.Query(ctx, adht.NewAddr(ua), "ping", adht.QueryInput{}))
 	}()
 }
 

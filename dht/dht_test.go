@@ -455,3 +455,43 @@ func TestPeerStoreExpiresAndCaps(t *testing.T) {
 		t.Fatal("empty hash kept")
 	}
 }
+
+// startNodeWithID starts a node whose ID is id, through a state file that
+// holds only the ID.
+func startNodeWithID(t *testing.T, cfg Config, id [20]byte) *Node {
+	t.Helper()
+	cfg.StateFile = filepath.Join(t.TempDir(), "dht.state")
+	if err := saveState(cfg.StateFile, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, cfg)
+	if n.ID() != id {
+		t.Fatalf("node ID %x; want %x", n.ID(), id)
+	}
+	return n
+}
+
+// The library answers find_node by distance to the zero ID, and only from
+// that ID's bucket of its table outward: a node whose ID starts with a 1 bit
+// never hands out a node that shares the bit. A node joining through boot
+// must still learn of such a node at once, not when that node's next
+// refresh happens to come across the joiner.
+func TestDHTJoinerLearnsNodesNearerTheBootstrapNode(t *testing.T) {
+	var bootID, nearID, joinerID [20]byte
+	bootID[0] = 0x80
+	nearID[0] = 0xc0 // bucket 1 of boot's table
+	joinerID[19] = 2 // bucket 0, like the zero ID
+	boot := startNodeWithID(t, testConfig(), bootID)
+	// The near node refreshes only every 30s, so it cannot be what
+	// introduces itself to the joiner within the deadline below.
+	nearCfg := testConfig(boot.Addr().String())
+	nearCfg.RefreshInterval = time.Hour
+	near := startNodeWithID(t, nearCfg, nearID)
+	eventually(t, 10*time.Second, "boot and near know each other", func() bool {
+		return boot.Stats().GoodNodes >= 1 && near.Stats().GoodNodes >= 1
+	})
+	joiner := startNodeWithID(t, testConfig(boot.Addr().String()), joinerID)
+	eventually(t, 10*time.Second, "joiner learns of the near node", func() bool {
+		return joiner.Stats().GoodNodes >= 2
+	})
+}
