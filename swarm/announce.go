@@ -18,6 +18,7 @@ const (
 	firstRetry          = 15 * time.Second
 	maxRetry            = 30 * time.Minute
 	stoppedTimeout      = 3 * time.Second
+	announceTimeout     = 5 * time.Second
 )
 
 // AddTrackers announces the torrent to trackers, one announcer per tier
@@ -67,7 +68,13 @@ func (t *Torrent) announceLoop(tiers *tracker.Tiers, key uint32) {
 	failed := false
 	announced := false
 	for {
-		resp, url, err := cl.AnnounceTiers(t.ctx, tiers, t.announceRequest(ev, key))
+		// An announce is never cut off half way when the torrent closes:
+		// the tracker could then handle it after our 'stopped' (they travel
+		// on separate connections) and list us again. A short timeout of
+		// its own bounds the wait instead.
+		actx, acancel := context.WithTimeout(context.Background(), announceTimeout)
+		resp, url, err := cl.AnnounceTiers(actx, tiers, t.announceRequest(ev, key))
+		acancel()
 		var wait time.Duration
 		switch {
 		case t.ctx.Err() != nil:

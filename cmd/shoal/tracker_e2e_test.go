@@ -55,7 +55,8 @@ func TestPeersMeetThroughTracker(t *testing.T) {
 		sameFiles(t, filepath.Join(dir, "share"), filepath.Join(dir, fmt.Sprintf("dl%d", i), "share"))
 	}
 	// Both downloaders said 'stopped' as they left: only the seeder remains.
-	if st := trackerStats(t, url); st.Seeders != 1 || st.Leechers != 0 {
+	st := trackerStats(t, url)
+	if st.Seeders != 1 || st.Leechers != 0 {
 		t.Errorf("after the downloads exited the tracker holds %d seeders, %d leechers; want 1, 0", st.Seeders, st.Leechers)
 	}
 }
