@@ -647,6 +647,9 @@ func (t *Torrent) pieceDone(pc int, pp *partialPiece) {
 	copy(scratch, pp.leaves)
 	got := piece.RootOfLeaves(scratch, width)
 	if known && got == want {
+		if t.firstPiece.IsZero() {
+			t.firstPiece = time.Now()
+		}
 		t.picker.HandlePieceVerified(pc)
 		t.st.MarkVerified(pc)
 		t.verifiedBytes.Add(t.info.PieceSize(pc))

@@ -75,6 +75,8 @@ type Torrent struct {
 	closing  bool
 	// provenBlocks counts blocks convicted through leaf hashes.
 	provenBlocks int
+	// firstPiece is when this session verified its first piece.
+	firstPiece time.Time
 }
 
 // candidate is an address we may dial.
@@ -407,6 +409,9 @@ type Stats struct {
 	BadBlocks        int
 	DownRate, UpRate float64 // bytes/s
 	Seeding          bool
+	// FirstPiece is when this session verified its first piece; zero
+	// until then.
+	FirstPiece time.Time
 }
 
 // Stats returns the torrent's current figures.
@@ -424,6 +429,7 @@ func (t *Torrent) Stats() Stats {
 		Peers:      len(t.peers),
 		Banned:     len(t.banned),
 		BadBlocks:  t.provenBlocks,
+		FirstPiece: t.firstPiece,
 		Seeding:    t.seeding,
 	}
 	for p := range t.peers {

@@ -49,6 +49,7 @@ func runGet(c *cli.Context) error {
 	if err := exactArgs(c, 1, "a magnet link, hash or .torrent file"); err != nil {
 		return err
 	}
+	began := time.Now()
 	arg := c.Args().First()
 	var m *piece.MetaInfo
 	var mg piece.Magnet
@@ -136,7 +137,7 @@ func runGet(c *cli.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		firstPiece(progCtx, c, t, startDone, start)
+		firstPiece(progCtx, c, t, began)
 	}()
 	wg.Add(1)
 	go func() {
@@ -165,7 +166,7 @@ func runGet(c *cli.Context) error {
 		}
 		return failure("get: interrupted; run again with the same -o to resume: %s", summary)
 	}
-	fmt.Fprintf(c.App.ErrWriter, "done: %s\n", summary)
+	fmt.Fprintf(c.App.ErrWriter, "done: %s (%s since start)\n", summary, time.Since(began).Round(time.Millisecond))
 	if c.Bool("seed") {
 		seedCtx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 		defer cancel()
@@ -284,6 +285,9 @@ func feedPeers(ctx context.Context, cl *swarm.Client, node *dht.Node, mg piece.M
 		return
 	}
 	seen := map[netip.AddrPort]bool{}
+	// Retry soon at first (a seeder's announce may still be travelling),
+	// then back off.
+	wait := 250 * time.Millisecond
 	for ctx.Err() == nil {
 		found, _ := node.Lookup(ctx, wire.TruncateV2(mg.Hash))
 		for _, p := range found {
@@ -298,26 +302,33 @@ func feedPeers(ctx context.Context, cl *swarm.Client, node *dht.Node, mg piece.M
 			}
 		}
 		select {
-		case <-time.After(2 * time.Second):
+		case <-time.After(wait):
 		case <-ctx.Done():
 		}
+		wait = min(2*wait, 5*time.Second)
 	}
 }
 
-// firstPiece reports on stderr how long the first verified piece took:
-// the latency a user waits before anything useful is on disk.
-func firstPiece(ctx context.Context, c *cli.Context, t *swarm.Torrent, startDone int64, start time.Time) {
+// firstPiece reports on stderr how long after the command started the
+// first piece was verified: the wait before anything useful is on disk,
+// metadata fetch included for a magnet.
+func firstPiece(ctx context.Context, c *cli.Context, t *swarm.Torrent, began time.Time) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
 		case <-tick.C:
-			if t.Stats().BytesDone > startDone {
-				fmt.Fprintf(c.App.ErrWriter, "first piece: %s\n", time.Since(start).Round(time.Millisecond))
+			if at := t.Stats().FirstPiece; !at.IsZero() {
+				fmt.Fprintf(c.App.ErrWriter, "first piece: %s\n", at.Sub(began).Round(time.Millisecond))
 				return
 			}
+			continue
 		}
+		// Done before the next tick: report from the record, if any.
+		if at := t.Stats().FirstPiece; !at.IsZero() {
+			fmt.Fprintf(c.App.ErrWriter, "first piece: %s\n", at.Sub(began).Round(time.Millisecond))
+		}
+		return
 	}
 }
