@@ -19,15 +19,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -36,10 +32,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
-)
 
-// grace is how long a child gets between SIGTERM and SIGKILL.
-const grace = 5 * time.Second
+	"github.com/shoal-p2p/shoal/internal/benchproc"
+)
 
 // dataName is the base name of the benchmark file, and so the torrent's name.
 const dataName = "benchtransfer.bin"
@@ -81,7 +76,7 @@ func parseFlags() (*config, error) {
 		pairs       string
 		defaultPeer = "testdata/interop/lt_peer.py"
 	)
-	if root, err := moduleRoot(); err == nil {
+	if root, err := benchproc.ModuleRoot(); err == nil {
 		defaultPeer = filepath.Join(root, defaultPeer)
 	}
 	flag.StringVar(&cfg.shoal, "shoal", "", "shoal binary (default: go build ./cmd/shoal into the temp dir)")
@@ -128,7 +123,9 @@ func splitPair(p string) (seeder, downloader string, ok bool) {
 }
 
 // parseSize reads a byte count such as 1048576, 1MiB, 1M or 1MB. k/M/G mean
-// powers of 1024 (as in head -c); KB/MB/GB mean powers of 1000.
+// powers of 1024 (as in head -c); KB/MB/GB mean powers of 1000. It is not
+// benchproc.ParseSize, which reads MB as 2^20 the way shoal's rate flags do:
+// -size has always meant decimal units here.
 func parseSize(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
@@ -148,20 +145,6 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("unknown unit %q", s[i:])
 	}
 	return n * mult, nil
-}
-
-// moduleRoot finds the directory of the main module, so that the defaults
-// work from any directory inside it.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", err
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("not inside a Go module")
-	}
-	return filepath.Dir(mod), nil
 }
 
 // result is one row of the table.
@@ -189,16 +172,8 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 	if cfg.shoal == "" {
 		cfg.shoal = filepath.Join(tmp, "shoal")
 		log("building ./cmd/shoal")
-		root, err := moduleRoot()
-		if err != nil {
-			log("finding the module root for go build: %v", err)
-			return 1
-		}
-		build := exec.CommandContext(ctx, "go", "build", "-o", cfg.shoal, "./cmd/shoal")
-		build.Dir = root
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			log("go build ./cmd/shoal: %v", err)
+		if err := benchproc.BuildShoal(ctx, cfg.shoal); err != nil {
+			log("%v", err)
 			return 1
 		}
 	}
@@ -209,29 +184,19 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 		}
 	}
 
-	srcDir := filepath.Join(tmp, "src")
-	if err := os.Mkdir(srcDir, 0o755); err != nil {
-		log("%v", err)
-		return 1
-	}
-	src := filepath.Join(srcDir, dataName)
-	log("writing %d bytes of random data", cfg.size)
-	srcSum, err := writeRandom(ctx, src, cfg.size)
+	src, srcSum, err := benchproc.WriteSource(ctx, tmp, dataName, cfg.size, log)
 	if err != nil {
-		log("writing data: %v", err)
+		log("%v", err)
 		return 1
 	}
 
 	torrent := filepath.Join(tmp, "bench.torrent")
-	create := exec.CommandContext(ctx, cfg.shoal, "create", src,
-		"--piece-length", strconv.FormatInt(cfg.pieceLength, 10), "-o", torrent)
-	create.Stderr = os.Stderr
-	out, err := create.Output()
+	out, err := benchproc.CreateTorrent(ctx, cfg.shoal, src, cfg.pieceLength, torrent)
 	if err != nil {
 		log("shoal create: %v", err)
 		return 1
 	}
-	infoHash := lineValue(string(out), "info-hash: ")
+	infoHash := benchproc.LineValue(out, "info-hash: ")
 	log("torrent %s, info-hash %s", torrent, infoHash)
 
 	b := &bench{cfg: cfg, tmp: tmp, src: src, srcSum: srcSum, torrent: torrent, infoHash: infoHash, log: log}
@@ -276,58 +241,6 @@ func needsLT(pairs []string) bool {
 	return false
 }
 
-// lineValue returns the rest of the first line of out that starts with
-// prefix, or "".
-func lineValue(out, prefix string) string {
-	for _, l := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), prefix); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-// writeRandom fills path with n pseudo-random bytes and returns their
-// SHA-256. Chunked, so memory stays flat whatever n is; ChaCha8 is fast
-// enough that the disk, not the generator, sets the pace.
-func writeRandom(ctx context.Context, path string, n int64) ([]byte, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var seed [32]byte
-	binary.LittleEndian.PutUint64(seed[:], uint64(time.Now().UnixNano()))
-	rng := rand.NewChaCha8(seed)
-	h := sha256.New()
-	buf := make([]byte, 4<<20)
-	for left := n; left > 0; {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		chunk := buf[:min(int64(len(buf)), left)]
-		rng.Read(chunk)
-		h.Write(chunk)
-		if _, err := f.Write(chunk); err != nil {
-			return nil, err
-		}
-		left -= int64(len(chunk))
-	}
-	return h.Sum(nil), f.Close()
-}
-
-// fileSHA256 hashes a file as a stream.
-func fileSHA256(path string) ([]byte, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	return h.Sum(nil), n, err
-}
-
 type bench struct {
 	cfg      *config
 	tmp      string
@@ -352,7 +265,7 @@ func (b *bench) runPair(ctx context.Context, pair string) (r result) {
 
 	seed, addr, err := b.startSeeder(ctx, seeder, pair)
 	if seed != nil {
-		defer seed.stop()
+		defer seed.Stop()
 	}
 	if err != nil {
 		r.err = fmt.Errorf("%s seeder: %w", seeder, err)
@@ -376,29 +289,29 @@ func (b *bench) runPair(ctx context.Context, pair string) (r result) {
 		r.err = err
 		return r
 	}
-	<-dl.done
+	<-dl.Done
 	r.seconds = time.Since(t0).Seconds()
 	r.peakRSS, r.peakAnon = dl.peak()
-	if v := lineValue(dl.stdout(), "done: "); v != "" {
+	if v := benchproc.LineValue(dl.stdout(), "done: "); v != "" {
 		// lt_peer.py times itself from adding the torrent; the gap to our
 		// wall time is interpreter start-up and session set-up and teardown.
 		if f := strings.Fields(v); len(f) >= 2 {
 			r.selfSecs, _ = strconv.ParseFloat(f[1], 64)
 		}
 	}
-	if dl.err != nil {
+	if dl.Err != nil {
 		if dctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			r.err = fmt.Errorf("%s downloader timed out after %v%s", downloader, b.cfg.timeout, dl.logTail())
+			r.err = fmt.Errorf("%s downloader timed out after %v%s", downloader, b.cfg.timeout, dl.LogTail(tailBytes))
 		} else {
-			r.err = fmt.Errorf("%s downloader: %v%s", downloader, dl.err, dl.logTail())
+			r.err = fmt.Errorf("%s downloader: %v%s", downloader, dl.Err, dl.LogTail(tailBytes))
 		}
 		return r
 	}
 	// Stop the seeder before hashing so it does not compete for the CPU
 	// (nor keep serving a finished peer) while we read the copy back.
-	seed.stop()
+	seed.Stop()
 
-	sum, n, err := fileSHA256(filepath.Join(dlDir, dataName))
+	sum, n, err := benchproc.FileSHA256(filepath.Join(dlDir, dataName))
 	if err != nil {
 		r.err = fmt.Errorf("reading the downloaded copy: %w", err)
 		return r
@@ -432,92 +345,58 @@ func (b *bench) startSeeder(ctx context.Context, impl, pair string) (*proc, stri
 	if impl == "shoal" {
 		ready = "magnet: "
 	}
-	deadline := time.After(b.cfg.timeout)
-	var addr, ih string
-	for {
-		select {
-		case line := <-p.lines:
-			if v, ok := strings.CutPrefix(line, "listening: "); ok {
-				addr = v
-			}
-			if v, ok := strings.CutPrefix(line, "info-hash: "); ok {
-				ih = v
-			}
-			if strings.HasPrefix(line, ready) {
-				if addr == "" {
-					return p, "", errors.New("ready before printing listening:")
-				}
-				if ih != "" && b.infoHash != "" && !strings.EqualFold(ih, b.infoHash) {
-					return p, "", fmt.Errorf("seeds info-hash %s, torrent has %s", ih, b.infoHash)
-				}
-				return p, addr, nil
-			}
-		case <-p.done:
-			return p, "", fmt.Errorf("exited before serving: %v%s", p.err, p.logTail())
-		case <-deadline:
-			return p, "", fmt.Errorf("not serving after %v%s", b.cfg.timeout, p.logTail())
-		case <-ctx.Done():
-			return p, "", ctx.Err()
-		}
+	// The child runs under ctx, not wctx: reaching the deadline fails the
+	// pair but leaves stopping the seeder to the caller.
+	wctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	defer cancel()
+	vals, err := p.WaitReady(wctx, ready, "listening: ", "info-hash: ")
+	switch {
+	case errors.Is(err, benchproc.ErrExited):
+		return p, "", fmt.Errorf("exited before serving: %v%s", p.Err, p.LogTail(tailBytes))
+	case err != nil && ctx.Err() != nil:
+		return p, "", ctx.Err()
+	case err != nil:
+		return p, "", fmt.Errorf("not serving after %v%s", b.cfg.timeout, p.LogTail(tailBytes))
 	}
+	addr, ih := vals["listening: "], vals["info-hash: "]
+	if addr == "" {
+		return p, "", errors.New("ready before printing listening:")
+	}
+	if ih != "" && b.infoHash != "" && !strings.EqualFold(ih, b.infoHash) {
+		return p, "", fmt.Errorf("seeds info-hash %s, torrent has %s", ih, b.infoHash)
+	}
+	return p, addr, nil
 }
 
-// proc is a running child. Its stdout lines arrive on lines; stdout and
-// stderr both go to a log file for post-mortems.
+// tailBytes is how much of a child's log goes into an error message.
+const tailBytes = 2000
+
+// proc is a running child. Its stdout lines arrive on Lines; stdout and
+// stderr both go to a log file for post-mortems. proc keeps all of stdout
+// and the child's peak memory as well.
 type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	cancel  context.CancelFunc
-	lines   chan string
-	done    chan struct{} // closed once the child is reaped
-	err     error         // from Wait; read after done
-	logPath string
+	*benchproc.Proc
 
-	mu       sync.Mutex
-	out      strings.Builder
-	hwm      int64
-	anon     int64
-	stopOnce sync.Once
+	mu   sync.Mutex
+	out  strings.Builder
+	hwm  int64
+	anon int64
 }
 
-// start runs argv in its own process group. Cancelling ctx (or calling
-// stop) sends SIGTERM to the group, then SIGKILL after grace.
+// start runs argv in its own process group (see benchproc.Start) and
+// samples its memory until it is reaped.
 func start(ctx context.Context, name, logPath string, argv []string) (*proc, error) {
-	logFile, err := os.Create(logPath)
+	p := &proc{}
+	bp, err := benchproc.Start(ctx, benchproc.Spec{
+		Name: name, LogPath: logPath, Argv: argv, Lines: 256,
+		OnStdout:  p.addLine,
+		StdinPipe: true, // lt_peer.py seeders exit when it closes
+	})
 	if err != nil {
 		return nil, err
 	}
-	pctx, cancel := context.WithCancel(ctx)
-	cmd := exec.CommandContext(pctx, argv[0], argv[1:]...)
-	// Own group: a terminal's Ctrl-C then reaches only us, and we decide the
-	// order of shutdown; the group kill also catches any grandchildren.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = grace
-	p := &proc{name: name, cmd: cmd, cancel: cancel, lines: make(chan string, 256), done: make(chan struct{}), logPath: logPath}
-	cmd.Stdout = io.MultiWriter(logFile, &lineWriter{fn: p.addLine})
-	cmd.Stderr = logFile
-	// A pipe nobody writes to: lt_peer.py seeders exit when it closes, so
-	// they die with us even if we are SIGKILLed.
-	if _, err := cmd.StdinPipe(); err != nil {
-		cancel()
-		logFile.Close()
-		return nil, err
-	}
-	fmt.Fprintf(logFile, "$ %s\n", strings.Join(argv, " "))
-	if err := cmd.Start(); err != nil {
-		cancel()
-		logFile.Close()
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
+	p.Proc = bp
 	go p.pollRSS()
-	go func() {
-		p.err = cmd.Wait()
-		// Sweep anything left in the group once the leader is gone.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		logFile.Close()
-		close(p.done)
-	}()
 	return p, nil
 }
 
@@ -525,10 +404,6 @@ func (p *proc) addLine(line string) {
 	p.mu.Lock()
 	p.out.WriteString(line + "\n")
 	p.mu.Unlock()
-	select {
-	case p.lines <- line:
-	default: // Only the first lines matter to anyone waiting; keep going.
-	}
 }
 
 // stdout returns everything the child printed on stdout so far.
@@ -538,23 +413,15 @@ func (p *proc) stdout() string {
 	return p.out.String()
 }
 
-// stop terminates the child (SIGTERM, SIGKILL after grace) and waits for it.
-func (p *proc) stop() {
-	p.stopOnce.Do(func() {
-		p.cancel()
-		<-p.done
-	})
-}
-
 // peak returns the highest VmHWM and RssAnon seen, in bytes.
 func (p *proc) peak() (hwm, anon int64) {
 	p.mu.Lock()
 	hwm, anon = p.hwm, p.anon
 	p.mu.Unlock()
-	if hwm == 0 && p.cmd.ProcessState != nil {
+	if hwm == 0 && p.Cmd.ProcessState != nil {
 		// Exited before the first poll. ru_maxrss is the same peak, though
 		// it may also count our own RSS from before the child's exec.
-		if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		if ru, ok := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			hwm = ru.Maxrss << 10
 		}
 	}
@@ -565,7 +432,7 @@ func (p *proc) peak() (hwm, anon int64) {
 // VmHWM is the kernel's own high-water mark, but /proc/PID vanishes with the
 // process, so the last sample before exit is the one that counts.
 func (p *proc) pollRSS() {
-	path := fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)
+	path := fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid)
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -576,7 +443,7 @@ func (p *proc) pollRSS() {
 			p.mu.Unlock()
 		}
 		select {
-		case <-p.done:
+		case <-p.Done:
 			return
 		case <-t.C:
 		}
@@ -595,42 +462,11 @@ func statusKB(data []byte, key string) int64 {
 	return 0
 }
 
-// logTail returns the end of the child's log, for error messages.
-func (p *proc) logTail() string {
-	data, err := os.ReadFile(p.logPath)
-	if err != nil || len(data) == 0 {
-		return ""
-	}
-	const max = 2000
-	if len(data) > max {
-		data = data[len(data)-max:]
-	}
-	return fmt.Sprintf("\n--- %s (%s) ---\n%s", p.name, p.logPath, strings.TrimRight(string(data), "\n"))
-}
-
-// lineWriter hands each complete line written to it to fn.
-type lineWriter struct {
-	fn  func(string)
-	buf []byte
-}
-
-func (w *lineWriter) Write(b []byte) (int, error) {
-	w.buf = append(w.buf, b...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		w.fn(strings.TrimRight(string(w.buf[:i]), "\r"))
-		w.buf = w.buf[i+1:]
-	}
-}
-
 var implNames = map[string]string{"lt": "libtorrent 2.0", "shoal": "shoal"}
 
 func printTable(w io.Writer, cfg *config, results []result) {
 	fmt.Fprintf(w, "Transfer of %s (%d bytes) over loopback, piece length %s, TCP only, one seeder, one downloader; %d CPUs, %s/%s.\n\n",
-		humanBytes(cfg.size), cfg.size, humanBytes(cfg.pieceLength), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+		benchproc.HumanBytes(cfg.size), cfg.size, benchproc.HumanBytes(cfg.pieceLength), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintln(w, "| Seeder | Downloader | Seconds | MB/s | Downloader peak RSS (MiB) | peak RssAnon (MiB) | Notes |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|")
 	for _, r := range results {
@@ -652,16 +488,4 @@ func printTable(w io.Writer, cfg *config, results []result) {
 - MB/s: 1 MB = 10^6 bytes.
 - Peak RSS: the downloader's VmHWM from /proc/PID/status, sampled every 100 ms. It counts resident file-backed pages, so a client that memory-maps its files (libtorrent 2.0 does) shows much of the file here; RssAnon (heap and stacks) is the part the client allocated itself.
 - The source file was just written, so the seeder reads it from the page cache, and the downloader writes into the page cache: no disk figures are measured.`)
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -32,18 +32,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -54,15 +51,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoal-p2p/shoal/internal/benchproc"
 	"golang.org/x/time/rate"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 )
-
-// grace is how long a child gets between SIGTERM and SIGKILL.
-const grace = 5 * time.Second
 
 // dataName is the base name of the benchmark file, and so the torrent's name.
 const dataName = "swarmbench.bin"
@@ -119,13 +114,13 @@ func parseFlags() (*config, error) {
 		return nil, fmt.Errorf("unexpected arguments: %q", flag.Args())
 	}
 	var err error
-	if cfg.size, err = parseSize(cfg.sizeArg); err != nil || cfg.size <= 0 {
+	if cfg.size, err = benchproc.ParseSize(cfg.sizeArg); err != nil || cfg.size <= 0 {
 		return nil, fmt.Errorf("bad -size %q", cfg.sizeArg)
 	}
-	if cfg.up, err = parseSize(cfg.upArg); err != nil || cfg.up <= 0 {
+	if cfg.up, err = benchproc.ParseSize(cfg.upArg); err != nil || cfg.up <= 0 {
 		return nil, fmt.Errorf("bad -up %q: want a positive rate such as 4M", cfg.upArg)
 	}
-	if cfg.pieceLength, err = parseSize(plen); err != nil || cfg.pieceLength < 16<<10 || cfg.pieceLength&(cfg.pieceLength-1) != 0 {
+	if cfg.pieceLength, err = benchproc.ParseSize(plen); err != nil || cfg.pieceLength < 16<<10 || cfg.pieceLength&(cfg.pieceLength-1) != 0 {
 		return nil, fmt.Errorf("bad -piece-length %q: want a power of two ≥ 16KiB", plen)
 	}
 	for _, s := range strings.Split(ns, ",") {
@@ -146,48 +141,6 @@ func parseFlags() (*config, error) {
 		return nil, errors.New("-timeout must be positive")
 	}
 	return &cfg, nil
-}
-
-// parseSize reads a byte count or rate as shoal does: 1048576, 1M, 1MiB,
-// 1MB all mean 2^20 (k/M/G/T are powers of 1024; a trailing B or iB is
-// allowed), so -up means the same number here as in --max-upload-rate.
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'k', 'K':
-			mult = 1 << 10
-		case 'm', 'M':
-			mult = 1 << 20
-		case 'g', 'G':
-			mult = 1 << 30
-		case 't', 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size", s)
-	}
-	return n * mult, nil
-}
-
-// moduleRoot finds the directory of the main module, for go build.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", err
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("not inside a Go module")
-	}
-	return filepath.Dir(mod), nil
 }
 
 // row is the outcome for one N.
@@ -220,37 +173,19 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 	if cfg.shoal == "" {
 		cfg.shoal = filepath.Join(tmp, "shoal")
 		log("building ./cmd/shoal")
-		root, err := moduleRoot()
-		if err != nil {
-			log("finding the module root for go build: %v", err)
-			return 1
-		}
-		build := exec.CommandContext(ctx, "go", "build", "-o", cfg.shoal, "./cmd/shoal")
-		build.Dir = root
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			log("go build ./cmd/shoal: %v", err)
+		if err := benchproc.BuildShoal(ctx, cfg.shoal); err != nil {
+			log("%v", err)
 			return 1
 		}
 	}
 
-	srcDir := filepath.Join(tmp, "src")
-	if err := os.Mkdir(srcDir, 0o755); err != nil {
+	src, srcSum, err := benchproc.WriteSource(ctx, tmp, dataName, cfg.size, log)
+	if err != nil {
 		log("%v", err)
 		return 1
 	}
-	src := filepath.Join(srcDir, dataName)
-	log("writing %d bytes of random data", cfg.size)
-	srcSum, err := writeRandom(ctx, src, cfg.size)
-	if err != nil {
-		log("writing data: %v", err)
-		return 1
-	}
 	torrent := filepath.Join(tmp, "bench.torrent")
-	create := exec.CommandContext(ctx, cfg.shoal, "create", src,
-		"--piece-length", strconv.FormatInt(cfg.pieceLength, 10), "-o", torrent)
-	create.Stderr = os.Stderr
-	if _, err := create.Output(); err != nil {
+	if _, err := benchproc.CreateTorrent(ctx, cfg.shoal, src, cfg.pieceLength, torrent); err != nil {
 		log("shoal create: %v", err)
 		return 1
 	}
@@ -336,45 +271,6 @@ func fmtTimes(xs []float64) string {
 	return strings.Join(parts, " ")
 }
 
-// writeRandom fills path with n pseudo-random bytes and returns their
-// SHA-256.
-func writeRandom(ctx context.Context, path string, n int64) ([]byte, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var seed [32]byte
-	binary.LittleEndian.PutUint64(seed[:], uint64(time.Now().UnixNano()))
-	rng := rand.NewChaCha8(seed)
-	h := sha256.New()
-	buf := make([]byte, 4<<20)
-	for left := n; left > 0; {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		chunk := buf[:min(int64(len(buf)), left)]
-		rng.Read(chunk)
-		h.Write(chunk)
-		if _, err := f.Write(chunk); err != nil {
-			return nil, err
-		}
-		left -= int64(len(chunk))
-	}
-	return h.Sum(nil), f.Close()
-}
-
-func fileSHA256(path string) ([]byte, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	return h.Sum(nil), n, err
-}
-
 type bench struct {
 	cfg     *config
 	tmp     string
@@ -403,7 +299,7 @@ func (b *bench) runSwarm(ctx context.Context, n int) (times []float64, wasted in
 	if err != nil {
 		return nil, 0, err
 	}
-	defer tr.stop()
+	defer tr.Stop()
 	trAddr, err := waitLine(rctx, tr, "listening: ", "listening: ")
 	if err != nil {
 		return nil, 0, fmt.Errorf("tracker: %w", err)
@@ -416,7 +312,7 @@ func (b *bench) runSwarm(ctx context.Context, n int) (times []float64, wasted in
 	if err != nil {
 		return nil, 0, err
 	}
-	defer seed.stop()
+	defer seed.Stop()
 	// shoal's contract is to print magnet: last, just before it serves.
 	if _, err := waitLine(rctx, seed, "magnet: ", "magnet: "); err != nil {
 		return nil, 0, fmt.Errorf("seeder: %w", err)
@@ -427,7 +323,7 @@ func (b *bench) runSwarm(ctx context.Context, n int) (times []float64, wasted in
 	defer func() {
 		for _, p := range dls {
 			if p != nil {
-				p.stop()
+				p.Stop()
 			}
 		}
 	}()
@@ -448,27 +344,27 @@ func (b *bench) runSwarm(ctx context.Context, n int) (times []float64, wasted in
 	for i, p := range dls {
 		select {
 		case <-p.doneLine:
-		case <-p.done:
+		case <-p.Done:
 			if p.doneAt().IsZero() {
-				return nil, 0, fmt.Errorf("downloader %d exited before completing: %v%s", i, p.err, p.logTail())
+				return nil, 0, fmt.Errorf("downloader %d exited before completing: %v%s", i, p.Err, p.LogTail(tailBytes))
 			}
 		case <-rctx.Done():
 			if ctx.Err() != nil {
 				return nil, 0, ctx.Err()
 			}
-			return nil, 0, fmt.Errorf("downloader %d not done after %v%s", i, b.cfg.timeout, p.logTail())
+			return nil, 0, fmt.Errorf("downloader %d not done after %v%s", i, b.cfg.timeout, p.LogTail(tailBytes))
 		}
 		times[i] = p.doneAt().Sub(t0).Seconds()
 		wasted += wastedBytes(p.doneText())
 	}
 	// Stop everyone before hashing, so nothing competes for the CPU.
 	for _, p := range dls {
-		p.stop()
+		p.Stop()
 	}
-	seed.stop()
-	tr.stop()
+	seed.Stop()
+	tr.Stop()
 	for i, dir := range dirs {
-		sum, size, err := fileSHA256(filepath.Join(dir, dataName))
+		sum, size, err := benchproc.FileSHA256(filepath.Join(dir, dataName))
 		if err != nil {
 			return nil, 0, fmt.Errorf("downloader %d: reading its copy: %w", i, err)
 		}
@@ -496,25 +392,16 @@ func wastedBytes(done string) int64 {
 // waitLine waits for a line starting with ready and returns the value of
 // the line starting with key seen up to then.
 func waitLine(ctx context.Context, p *proc, key, ready string) (string, error) {
-	var val string
-	for {
-		select {
-		case line := <-p.lines:
-			if v, ok := strings.CutPrefix(line, key); ok {
-				val = v
-			}
-			if strings.HasPrefix(line, ready) {
-				if val == "" {
-					return "", fmt.Errorf("ready before printing %q", key)
-				}
-				return val, nil
-			}
-		case <-p.done:
-			return "", fmt.Errorf("exited before getting ready: %v%s", p.err, p.logTail())
-		case <-ctx.Done():
-			return "", fmt.Errorf("not ready: %w%s", ctx.Err(), p.logTail())
-		}
+	vals, err := p.WaitReady(ctx, ready, key)
+	switch {
+	case errors.Is(err, benchproc.ErrExited):
+		return "", fmt.Errorf("exited before getting ready: %v%s", p.Err, p.LogTail(tailBytes))
+	case err != nil:
+		return "", fmt.Errorf("not ready: %w%s", err, p.LogTail(tailBytes))
+	case vals[key] == "":
+		return "", fmt.Errorf("ready before printing %q", key)
 	}
+	return vals[key], nil
 }
 
 // runHTTP serves the file to n concurrent clients from one net/http server
@@ -601,74 +488,34 @@ func (b *bench) runHTTP(ctx context.Context, n int) ([]float64, error) {
 	return times, nil
 }
 
-// proc is a running child. Its stdout and stderr lines go to a log file;
-// stdout lines also arrive on lines, and the first stderr line starting
-// with "done: " closes doneLine.
-type proc struct {
-	name     string
-	cmd      *exec.Cmd
-	cancel   context.CancelFunc
-	lines    chan string
-	done     chan struct{} // closed once the child is reaped
-	err      error         // from Wait; read after done
-	doneLine chan struct{}
-	logPath  string
+// tailBytes is how much of a child's log goes into an error message.
+const tailBytes = 1500
 
-	mu       sync.Mutex
-	at       time.Time
-	text     string
-	stopOnce sync.Once
+// proc is a running child (see benchproc.Start) that also watches its
+// stderr: the first line starting with "done: " closes doneLine.
+type proc struct {
+	*benchproc.Proc
+	doneLine chan struct{}
+
+	mu   sync.Mutex
+	at   time.Time
+	text string
 }
 
-// start runs argv in its own process group. Cancelling ctx (or calling
-// stop) sends SIGTERM to the group, then SIGKILL after grace. The child
-// also gets SIGKILL if we die first (Pdeathsig).
+// start runs argv in its own process group; the child also gets SIGKILL if
+// we die first (Pdeathsig), so no peer outlives a crashed benchmark.
 func start(ctx context.Context, name, logPath string, argv []string) (*proc, error) {
-	logFile, err := os.Create(logPath)
+	p := &proc{doneLine: make(chan struct{})}
+	bp, err := benchproc.Start(ctx, benchproc.Spec{
+		Name: name, LogPath: logPath, Argv: argv, Lines: 64,
+		OnStderr:  p.addErrLine,
+		Pdeathsig: true,
+	})
 	if err != nil {
 		return nil, err
 	}
-	pctx, cancel := context.WithCancel(ctx)
-	cmd := exec.CommandContext(pctx, argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = grace
-	p := &proc{name: name, cmd: cmd, cancel: cancel, lines: make(chan string, 64),
-		done: make(chan struct{}), doneLine: make(chan struct{}), logPath: logPath}
-	// One lock around the log file: both streams write to it.
-	var logMu sync.Mutex
-	logW := writerFunc(func(b []byte) (int, error) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		return logFile.Write(b)
-	})
-	cmd.Stdout = io.MultiWriter(logW, &lineWriter{fn: p.addLine})
-	cmd.Stderr = io.MultiWriter(logW, &lineWriter{fn: p.addErrLine})
-	fmt.Fprintf(logFile, "$ %s\n", strings.Join(argv, " "))
-	if err := cmd.Start(); err != nil {
-		cancel()
-		logFile.Close()
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		// Sweep anything left in the group once the leader is gone.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		logFile.Close()
-		close(p.done)
-	}()
+	p.Proc = bp
 	return p, nil
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
-
-func (p *proc) addLine(line string) {
-	select {
-	case p.lines <- line:
-	default: // Only the first lines matter to anyone waiting.
-	}
 }
 
 func (p *proc) addErrLine(line string) {
@@ -695,45 +542,6 @@ func (p *proc) doneText() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.text
-}
-
-// stop terminates the child (SIGTERM, SIGKILL after grace) and waits for it.
-func (p *proc) stop() {
-	p.stopOnce.Do(func() {
-		p.cancel()
-		<-p.done
-	})
-}
-
-// logTail returns the end of the child's log, for error messages.
-func (p *proc) logTail() string {
-	data, err := os.ReadFile(p.logPath)
-	if err != nil || len(data) == 0 {
-		return ""
-	}
-	const max = 1500
-	if len(data) > max {
-		data = data[len(data)-max:]
-	}
-	return fmt.Sprintf("\n--- %s (%s) ---\n%s", p.name, p.logPath, strings.TrimRight(string(data), "\n"))
-}
-
-// lineWriter hands each complete line written to it to fn.
-type lineWriter struct {
-	fn  func(string)
-	buf []byte
-}
-
-func (w *lineWriter) Write(b []byte) (int, error) {
-	w.buf = append(w.buf, b...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		w.fn(strings.TrimRight(string(w.buf[:i]), "\r"))
-		w.buf = w.buf[i+1:]
-	}
 }
 
 func writeFile(path string, fn func(io.Writer) error) error {
@@ -806,7 +614,7 @@ func writePeersCSV(w io.Writer, cfg *config, rows []row) error {
 
 func writeMarkdown(w io.Writer, cfg *config, rows []row) error {
 	fmt.Fprintf(w, "Distribution of %s (%d bytes, piece length %s) over loopback; seeder, every downloader and the HTTP server capped at %s/s upload (%d B/s); downloads uncapped; %d CPUs, %s/%s.\n\n",
-		human(cfg.size), cfg.size, human(cfg.pieceLength), human(cfg.up), cfg.up, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+		benchproc.HumanBytes(cfg.size), cfg.size, benchproc.HumanBytes(cfg.pieceLength), benchproc.HumanBytes(cfg.up), cfg.up, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintln(w, "| N | theoretical min (s) | shoal max (s) | shoal mean (s) | HTTP max (s) | HTTP mean (s) | shoal max / min | shoal max / HTTP max | HTTP max / min |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	f := func(x float64) string {
@@ -873,7 +681,7 @@ func writeMarkdown(w io.Writer, cfg *config, rows []row) error {
 
 func writePlot(path string, cfg *config, rows []row) error {
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Time to distribute %s, every uploader capped at %s/s", human(cfg.size), human(cfg.up))
+	p.Title.Text = fmt.Sprintf("Time to distribute %s, every uploader capped at %s/s", benchproc.HumanBytes(cfg.size), benchproc.HumanBytes(cfg.up))
 	p.X.Label.Text = "downloaders N"
 	p.Y.Label.Text = "completion time (s)"
 	p.X.Scale = plot.LogScale{}
@@ -921,16 +729,4 @@ func writePlot(path string, cfg *config, rows []row) error {
 		p.Legend.Add(s.name, l, pts)
 	}
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
-}
-
-func human(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d B", n)
 }
