@@ -63,7 +63,9 @@ func (t *Torrent) announceRequest(ev tracker.Event, key uint32) tracker.Announce
 func (t *Torrent) announceLoop(tiers *tracker.Tiers, key uint32) {
 	cl := &tracker.Client{UserAgent: t.c.cfg.Version}
 	ev := tracker.EventStarted
+	t.mu.Lock()
 	completedPending := !t.seeding // we will tell the tracker when we finish
+	t.mu.Unlock()
 	retry := firstRetry
 	failed := false
 	announced := false

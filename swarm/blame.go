@@ -81,6 +81,12 @@ func (t *Torrent) peerHas(q *peer, pc int) bool { return t.picker.PeerHas(q.pid,
 // strikesToBan. Called with t.mu held.
 func (t *Torrent) strike(p *peer, why string) {
 	keys := banKeys(p.addr, p.id)
+	// Bounded: a peer with endless addresses could otherwise grow these
+	// forever. Forgetting strikes only delays a ban; a full ban list stops
+	// growing and the oldest connections' bans stay.
+	if len(t.strikes) >= maxStrikeEntries {
+		clear(t.strikes)
+	}
 	n := 0
 	for _, k := range keys {
 		t.strikes[k]++
@@ -89,7 +95,9 @@ func (t *Torrent) strike(p *peer, why string) {
 	t.log.Warn("bad data from peer", "peer", p.addr, "client", clientName(p.id), "why", why, "strikes", n)
 	if n >= strikesToBan {
 		for _, k := range keys {
-			t.banned[k] = true
+			if len(t.banned) < maxStrikeEntries {
+				t.banned[k] = true
+			}
 		}
 		if cand := t.known[p.addr]; cand != nil {
 			cand.next = time.Now().Add(24 * time.Hour)
@@ -139,8 +147,10 @@ func (p *peer) handleHashes(m *wire.Message) error {
 }
 
 // handleHashRequest answers a BEP 52 hash request from the file's tree,
-// reading leaves from disk when asked below the piece layer. Called with
-// t.mu held.
+// reading leaves from disk when asked below the piece layer. Called
+// without t.mu: it takes the lock only to look things up, so a peer asking
+// for leaf hashes cannot stall the torrent while a piece is read and
+// hashed. The reader goroutine serves one request at a time per peer.
 func (p *peer) handleHashRequest(m *wire.Message) error {
 	t := p.t
 	r := piece.HashRequest{PiecesRoot: m.PiecesRoot, BaseLayer: int(m.BaseLayer), Index: int(m.Index), Length: int(m.Length), ProofLayers: int(m.ProofLayers)}
@@ -160,14 +170,19 @@ func (p *peer) handleHashRequest(m *wire.Message) error {
 	if fi < 0 || r.Validate(t.info.Files[fi].Length) != nil {
 		return reject()
 	}
+	t.mu.Lock()
 	tree, err := t.tree(fi)
+	t.mu.Unlock()
 	if err != nil {
 		return reject()
 	}
 	f := &t.info.Files[fi]
 	hashes, err := tree.Hashes(r, func(pf int) ([]piece.Hash, error) {
 		pc := f.FirstPiece + pf
-		if !t.picker.Have(pc) {
+		t.mu.Lock()
+		have := t.picker.Have(pc)
+		t.mu.Unlock()
+		if !have {
 			return nil, fmt.Errorf("piece %d not here", pc)
 		}
 		return t.pieceLeaves(pc)

@@ -137,6 +137,15 @@ func (c *Client) PeerID() [20]byte { return c.peerID }
 // Close stops the client: it closes the listener and every connection and
 // waits for all of its goroutines.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	var ts []*Torrent
+	for _, t := range c.torrents {
+		ts = append(ts, t)
+	}
+	c.mu.Unlock()
+	for _, t := range ts {
+		t.Close()
+	}
 	c.cancel()
 	err := c.ln.Close()
 	c.wg.Wait()
@@ -230,6 +239,9 @@ func (c *Client) dial(ctx context.Context, t *Torrent, addr netip.AddrPort) erro
 	if err != nil {
 		return err
 	}
+	// Closing must not wait out a slow handshake.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := wire.WriteHandshake(conn, c.handshake(t.ih20)); err != nil {
 		conn.Close()

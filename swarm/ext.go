@@ -58,6 +58,13 @@ func (p *peer) handleExtension(id uint8, payload []byte) error {
 		if err != nil {
 			return protocolError("ut_pex: %v", err)
 		}
+		// BEP 11 allows one message a minute; more are ignored, so a peer
+		// cannot flood the address list.
+		now := time.Now()
+		if now.Sub(p.lastPexIn) < pexInterval/2 {
+			return nil
+		}
+		p.lastPexIn = now
 		var addrs []netip.AddrPort
 		for i, a := range msg.Added {
 			if i >= maxPexAdded {

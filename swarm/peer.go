@@ -28,7 +28,10 @@ const (
 	// always has work in flight while a slow one is not hoarding blocks.
 	queueTime     = 2 * time.Second
 	deadlineEvery = 10 * time.Second
-	writeTimeout  = 60 * time.Second
+	// cancelledMemory is how long a cancelled request may still be
+	// answered: a slow peer may have the block in its send buffer.
+	cancelledMemory = 3 * time.Minute
+	writeTimeout    = 60 * time.Second
 )
 
 // blockKey names a block by piece and byte offset.
@@ -69,6 +72,7 @@ type peer struct {
 	metaID, pexID    uint8 // the peer's ids for ut_metadata and ut_pex; 0 = not spoken
 	pexSent          map[netip.AddrPort]bool
 	nextPex          time.Time
+	lastPexIn        time.Time
 
 	downBytes, upBytes atomic.Int64
 	lastRecv           atomic.Int64 // unix nanoseconds
@@ -212,7 +216,7 @@ func (p *peer) updateInterest() {
 // queueDepth is how many requests to keep outstanding at the peer.
 func (p *peer) queueDepth() int {
 	d := int(p.downRate * queueTime.Seconds() / wire.BlockSize)
-	return max(minQueueDepth, min(d, p.peerReqq, maxQueueDepth))
+	return min(p.peerReqq, max(minQueueDepth, min(d, maxQueueDepth)))
 }
 
 // fill tops up the request pipeline. Called with t.mu held.
@@ -276,7 +280,7 @@ func (p *peer) tick(now time.Time) {
 		}
 	}
 	for k, at := range p.cancelled {
-		if now.Sub(at) > requestTimeout {
+		if now.Sub(at) > cancelledMemory {
 			delete(p.cancelled, k)
 		}
 	}
@@ -343,8 +347,12 @@ func (p *peer) handle(m *wire.Message) error {
 		return nil
 	}
 	t := p.t
-	if m.ID == wire.Piece {
+	switch m.ID {
+	case wire.Piece:
 		return p.handlePiece(m)
+	case wire.HashRequest:
+		// Answering may read a whole piece from disk: not under t.mu.
+		return p.handleHashRequest(m)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -352,6 +360,13 @@ func (p *peer) handle(m *wire.Message) error {
 	case wire.Choke:
 		p.peerChoking = true
 		t.picker.HandleChoke(p.pid)
+		// A fast peer may still answer what was asked before the choke
+		// (BEP 6 keeps requests alive until answered or rejected), so they
+		// move to cancelled rather than vanish.
+		now := time.Now()
+		for k := range p.requested {
+			p.cancelled[k] = now
+		}
 		clear(p.requested)
 		for q := range t.peers {
 			q.fill()
@@ -430,8 +445,6 @@ func (p *peer) handle(m *wire.Message) error {
 			return nil
 		}
 		return p.handleExtension(m.ExtendedID, m.Payload)
-	case wire.HashRequest:
-		return p.handleHashRequest(m)
 	case wire.Hashes:
 		return p.handleHashes(m)
 	case wire.HashReject:
@@ -531,18 +544,17 @@ func (p *peer) handlePiece(m *wire.Message) error {
 
 	t.mu.Lock()
 	k := blockKey{m.Index, m.Begin}
-	if _, ok := p.requested[k]; !ok {
-		if _, ok := p.cancelled[k]; ok {
-			delete(p.cancelled, k)
-			t.wasted.Add(int64(n))
-			t.mu.Unlock()
-			return nil
-		}
+	if _, ok := p.requested[k]; ok {
+		delete(p.requested, k)
+	} else if _, ok := p.cancelled[k]; ok {
+		// A late answer to a request we gave up on: still good data if the
+		// block is still missing, which HandleBlock decides.
+		delete(p.cancelled, k)
+	} else {
 		t.mu.Unlock()
 		// BEP 52: a block nobody asked for closes the connection.
 		return protocolError("unrequested block %d+%d of piece %d", m.Begin, n, m.Index)
 	}
-	delete(p.requested, k)
 	p.lastBlock = time.Now()
 	cancels, ok := t.picker.HandleBlock(p.pid, pc, blk)
 	if !ok {

@@ -347,3 +347,46 @@ func TestPexSpreadsPeers(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// BEP 6: a fast peer that chokes us may still answer requests made before
+// the choke; that block is welcome, not a reason to drop the peer.
+func TestFastPeerAnswersAfterChoke(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	leech := startNode(t, m, t.TempDir(), Config{}, nil)
+	conn := rawPeer(t, leech, wire.TruncateV2(m.Info.Hash))
+	defer conn.Close()
+	conn.Write(wire.AppendHaveAll(nil))
+	conn.Write(wire.AppendUnchoke(nil))
+	r := wire.NewReader(conn, wire.Limits{NumPieces: m.Info.NumPieces})
+	var req wire.Message
+	for {
+		msg, err := r.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for a request: %v", err)
+		}
+		if msg.ID == wire.Request {
+			req = msg
+			break
+		}
+	}
+	conn.Write(wire.AppendChoke(nil))
+	st, _ := storage.Open(src, m.Info)
+	defer st.Close()
+	block := make([]byte, req.Length)
+	if _, err := st.ReadBlock(int(req.Index), int(req.Begin), block); err != nil {
+		t.Fatal(err)
+	}
+	conn.Write(wire.AppendPiece(nil, req.Index, req.Begin, block))
+	deadline := time.Now().Add(5 * time.Second)
+	for leech.t.Stats().Downloaded == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("block after choke not taken")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if s := leech.t.Stats(); s.Peers != 1 {
+		t.Fatalf("fast peer dropped for answering after its choke: %+v", s)
+	}
+}

@@ -31,6 +31,7 @@ const (
 	redialBackoff    = 5 * time.Second
 	maxRedialBackoff = 5 * time.Minute
 	maxKnownPeers    = 2000
+	maxStrikeEntries = 10000
 	// diskQueue bounds blocks accepted but not yet written (4 MiB), and
 	// diskWriters is how many writes may be in flight at once: one, since
 	// two writers to one file contend on its inode lock and measured slower.
@@ -202,7 +203,10 @@ func (t *Torrent) AddPeers(addrs ...netip.AddrPort) {
 // addPeersLocked is AddPeers with t.mu held.
 func (t *Torrent) addPeersLocked(addrs []netip.AddrPort) {
 	for _, a := range addrs {
-		if !a.IsValid() || a.Port() == 0 || len(t.known) >= maxKnownPeers {
+		if !a.IsValid() || a.Port() == 0 {
+			continue
+		}
+		if len(t.known) >= maxKnownPeers && !t.evictKnown() {
 			continue
 		}
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
@@ -211,6 +215,31 @@ func (t *Torrent) addPeersLocked(addrs []netip.AddrPort) {
 		}
 	}
 	t.dialMore()
+}
+
+// evictKnown drops one address that is neither connected nor being
+// dialed, preferring one that keeps failing, so the list never fills up
+// for good with junk (from PEX, say) and shuts out better sources.
+// Called with t.mu held.
+func (t *Torrent) evictKnown() bool {
+	var victim netip.AddrPort
+	worst := -1
+	for a, cand := range t.known {
+		if cand.connected || cand.dialing {
+			continue
+		}
+		if cand.failures > worst {
+			victim, worst = a, cand.failures
+			if worst > 0 {
+				break // map order is random: any failing one will do
+			}
+		}
+	}
+	if worst < 0 {
+		return false
+	}
+	delete(t.known, victim)
+	return true
 }
 
 // dialMore starts dials while there is room. Called with t.mu held.
@@ -304,9 +333,11 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 		cand.connected, cand.failures = true, 0
 	}
 	p.sendOpening()
+	// Added under t.mu, after the closing check: Close cannot then see a
+	// zero count while these goroutines are about to start.
+	t.wg.Add(2)
 	t.mu.Unlock()
 	t.log.Debug("peer connected", "peer", addr, "outgoing", outgoing, "client", clientName(id))
-	t.wg.Add(2)
 	go func() { defer t.wg.Done(); p.writeLoop() }()
 	go func() { defer t.wg.Done(); p.readLoop() }()
 }
@@ -356,6 +387,9 @@ func (t *Torrent) run() {
 				if now.After(s.deadline) {
 					t.log.Info("no leaf hashes for failed piece; blame unknown", "piece", piece)
 					delete(t.suspects, piece)
+					if s.asked.hashReqs > 0 {
+						s.asked.hashReqs--
+					}
 				}
 			}
 			t.dialMore()

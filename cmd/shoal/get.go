@@ -69,30 +69,36 @@ func runGet(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	hints, err := parsePeers(mg.Peers)
-	if err != nil {
-		return err
+	for _, h := range mg.Peers {
+		// x.pe hints are optional: a bad one is skipped, not fatal.
+		if ap, err := parsePeers([]string{h}); err == nil {
+			peers = append(peers, ap...)
+		} else {
+			fmt.Fprintf(c.App.ErrWriter, "shoal: warning: skipping the magnet's peer hint %q\n", h)
+		}
 	}
-	peers = append(peers, hints...)
 	dir := c.String("output")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return failure("get: %v", err)
 	}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	sigCtx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The timeout bounds the download, not the client: with --seed the
+	// client goes on serving after it.
+	ctx := sigCtx
 	if d := c.Duration("timeout"); d > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, d, errTimeout)
+		ctx, cancel = context.WithTimeoutCause(sigCtx, d, errTimeout)
 		defer cancel()
 	}
 
-	cl, err := startClient(ctx, c)
+	cl, err := startClient(sigCtx, c)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	private := m != nil && m.Info.Private
-	node, err := startDHTNode(ctx, c, cl, private)
+	node, err := startDHTNode(sigCtx, c, cl, private)
 	if err != nil {
 		return err
 	}
@@ -159,8 +165,9 @@ func runGet(c *cli.Context) error {
 	select {
 	case <-t.Done():
 	default:
-		closeErr := t.Close()
-		_ = closeErr
+		if err := t.Close(); err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving the resume record: %v\n", err)
+		}
 		if errors.Is(context.Cause(ctx), errTimeout) {
 			return failure("get: timed out after %s: %s", c.Duration("timeout"), summary)
 		}
