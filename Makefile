@@ -24,6 +24,10 @@ bench:
 	$(GO) test ./piece/ -run '^$$' -bench 'SHA256Raw|Build' -benchtime 20x -count 3
 
 # A short run of every fuzz target (go test -fuzz takes one at a time).
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./piece/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s
-	$(GO) test ./piece/ -run '^$$' -fuzz '^FuzzParseMagnet$$' -fuzztime 30s
+	$(GO) test ./piece/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./piece/ -run '^$$' -fuzz '^FuzzParseMagnet$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./tracker/ -run '^$$' -fuzz '^FuzzParseAnnounce$$' -fuzztime $(FUZZTIME)
+	for f in FuzzReadMessage FuzzExtensionHandshake FuzzMetadataMsg FuzzPex FuzzHashesMsg; do \
+		$(GO) test ./swarm/wire/ -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
