@@ -46,10 +46,16 @@ func (p *peer) writeLoop() {
 			real := max(0, min(int64(u.length), t.info.PieceSize(int(u.piece))-int64(u.begin)))
 			clear(out[hdr+int(real):])
 			if _, err := t.st.ReadBlock(int(u.piece), int(u.begin), out[hdr:hdr+int(real)]); real > 0 && err != nil {
+				// Our data is gone (deleted or truncated under us): not the
+				// peer's fault. Refuse the block, and forget the piece in the
+				// resume record so the next start checks it again.
 				t.log.Error("reading block for upload", "piece", u.piece, "err", err)
 				out = out[:start]
-				p.close(err)
-				return
+				if p.fast {
+					out = wire.AppendReject(out, u.piece, u.begin, u.length)
+				}
+				t.st.MarkMissing(int(u.piece))
+				continue
 			}
 			p.upBytes.Add(int64(u.length))
 			t.uploaded.Add(int64(u.length))

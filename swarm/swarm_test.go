@@ -390,3 +390,25 @@ func TestFastPeerAnswersAfterChoke(t *testing.T) {
 		t.Fatalf("fast peer dropped for answering after its choke: %+v", s)
 	}
 }
+
+// A seeder whose data vanished refuses the blocks it cannot read instead of
+// dropping the peer that asked; the download completes from another peer.
+func TestSeederWithLostDataRejects(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	broken := startNode(t, m, t.TempDir(), Config{}, allHave(m.Info.NumPieces))
+	honest := startNode(t, m, src, Config{MaxUploadRate: 4 << 20}, nil)
+	dst := t.TempDir()
+	leech := startNode(t, m, dst, Config{}, nil)
+	leech.t.AddPeers(broken.addr(), honest.addr())
+	waitDone(t, leech, 30*time.Second)
+	sameTree(t, filepath.Join(src, "data"), filepath.Join(dst, "data"))
+	leech.t.mu.Lock()
+	defer leech.t.mu.Unlock()
+	for p := range leech.t.peers {
+		if p.id == broken.c.PeerID() {
+			return
+		}
+	}
+	t.Fatal("the peer was dropped by, or dropped, the seeder that lost its data")
+}
