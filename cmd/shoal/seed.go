@@ -12,12 +12,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/shoal-p2p/shoal/internal/fsutil"
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/storage"
+	"github.com/shoal-p2p/shoal/swarm"
 )
 
 func seedCommand() *cli.Command {
@@ -34,6 +36,7 @@ func seedCommand() *cli.Command {
 			noDHTFlag(),
 			peerFlag(),
 			rateFlag("max-upload-rate", "uploads"),
+			&cli.Float64Flag{Name: "seed-ratio", Usage: "stop once `RATIO` times the content has been uploaded (0 = seed until interrupted)", EnvVars: env("seed-ratio")},
 			&cli.StringFlag{Name: "piece-length", Usage: "piece length in `BYTES` when hashing PATH", EnvVars: env("piece-length")},
 		},
 		Action: runSeed,
@@ -158,13 +161,35 @@ func runSeed(c *cli.Context) error {
 			return fmt.Sprintf("seeding %s: %d peers, up %s, uploaded %s", m.Info.Name, s.Peers, formatRate(s.UpRate), formatBytes(s.Uploaded))
 		})
 	}()
-	<-ctx.Done()
+	if ratio := c.Float64("seed-ratio"); ratio > 0 {
+		waitRatio(ctx, t, ratio)
+		fmt.Fprintf(c.App.ErrWriter, "seed ratio %g reached: uploaded %s\n", ratio, formatBytes(t.Stats().Uploaded))
+	} else {
+		<-ctx.Done()
+	}
 	stopStatus()
 	wg.Wait()
 	if err := t.Close(); err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving resume record: %v\n", err)
 	}
 	return nil
+}
+
+// waitRatio returns once ratio times the content has been uploaded, or
+// when ctx ends.
+func waitRatio(ctx context.Context, t *swarm.Torrent, ratio float64) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if s := t.Stats(); float64(s.Uploaded) >= ratio*float64(s.BytesTotal) {
+				return
+			}
+		}
+	}
 }
 
 // dataDir is the folder the torrent's disk paths start from: the parent of
