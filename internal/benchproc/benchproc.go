@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/units"
 )
 
 // ModuleRoot finds the directory of the main module, so that defaults and
@@ -124,35 +126,8 @@ func FileSHA256(path string) ([]byte, int64, error) {
 	return h.Sum(nil), n, err
 }
 
-// ParseSize reads a byte count or rate as shoal does: 1048576, 1M, 1MiB,
-// 1MB all mean 2^20 (k/M/G/T are powers of 1024; a trailing B or iB is
-// allowed), so a rate means the same number here as in shoal's
-// --max-upload-rate.
-func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'k', 'K':
-			mult = 1 << 10
-		case 'm', 'M':
-			mult = 1 << 20
-		case 'g', 'G':
-			mult = 1 << 30
-		case 't', 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size", s)
-	}
-	return n * mult, nil
-}
+// ParseSize reads a byte count or rate as shoal does; see units.ParseSize.
+func ParseSize(s string) (int64, error) { return units.ParseSize(s) }
 
 // HumanBytes renders n in the largest binary unit that divides it exactly
 // ("1 GiB", "256 KiB", "1000 B"): the sizes in the reports are chosen, not
