@@ -112,3 +112,31 @@ func BenchmarkHandleHave(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDeepQueue measures one block arriving at a peer that keeps 2000
+// requests outstanding (a fast peer on loopback or a fat link) and the one
+// request that replaces it: the per-block path of a fast download.
+func BenchmarkDeepQueue(b *testing.B) {
+	p := benchSwarm(b, 1)
+	const id, depth = PeerID(0), 2000
+	queue := p.PickFor(id, make([]Request, 0, depth), depth)
+	reqs := make([]Request, 0, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := queue[0]
+		queue = queue[1:]
+		p.HandleBlock(id, r.Piece, r.Block)
+		if p.Downloaded(r.Piece) {
+			p.HandlePieceVerified(r.Piece)
+		}
+		reqs = p.PickFor(id, reqs[:0], 1)
+		queue = append(queue, reqs...)
+		if len(queue) == 0 || p.Complete() {
+			b.StopTimer()
+			p = benchSwarm(b, 1)
+			queue = p.PickFor(id, queue[:0], depth)
+			b.StartTimer()
+		}
+	}
+}

@@ -133,7 +133,10 @@ type Picker struct {
 type peer struct {
 	id     PeerID
 	has    *bitfield.Bitfield
-	reqs   []Request // outstanding; short (the request queue depth), so searched linearly
+	reqs   []Request // outstanding, in no particular order
+	// pos indexes reqs: a fast peer may have thousands of requests out,
+	// and a linear search per arriving block would cost O(queue depth).
+	pos map[Request]int32
 	choked bool      // the peer is choking us
 
 	interesting int // pieces it has that we lack
@@ -409,7 +412,7 @@ func (p *Picker) register(id PeerID) *peer {
 		pe = p.peerPool[k-1]
 		p.peerPool = p.peerPool[:k-1]
 	} else {
-		pe = &peer{has: bitfield.New(p.n)}
+		pe = &peer{has: bitfield.New(p.n), pos: make(map[Request]int32)}
 	}
 	pe.id = id
 	pe.choked = true // BEP 3: connections start choked
@@ -432,15 +435,17 @@ func (p *Picker) peerHas(pe *peer, x int32) {
 }
 
 func (pe *peer) removeReq(x, b int) bool {
-	for i, r := range pe.reqs {
-		if r.Piece == x && r.Block == b {
-			last := len(pe.reqs) - 1
-			pe.reqs[i] = pe.reqs[last]
-			pe.reqs = pe.reqs[:last]
-			return true
-		}
+	r := Request{Piece: x, Block: b}
+	i, ok := pe.pos[r]
+	if !ok {
+		return false
 	}
-	return false
+	last := pe.reqs[len(pe.reqs)-1]
+	pe.reqs[i] = last
+	pe.pos[last] = i
+	pe.reqs = pe.reqs[:len(pe.reqs)-1]
+	delete(pe.pos, r)
+	return true
 }
 
 // release undoes one outstanding request that the caller has already
@@ -467,6 +472,7 @@ func (p *Picker) releaseAll(pe *peer) {
 		p.release(pe, int32(r.Piece), r.Block)
 	}
 	pe.reqs = pe.reqs[:0]
+	clear(pe.pos)
 }
 
 // --- events ---
@@ -545,7 +551,8 @@ func (p *Picker) HandleDisconnect(id PeerID) {
 	p.peers = p.peers[:len(p.peers)-1]
 	delete(p.index, id)
 	pe.has.ClearAll()
-	*pe = peer{has: pe.has, reqs: pe.reqs[:0]}
+	clear(pe.pos)
+	*pe = peer{has: pe.has, reqs: pe.reqs[:0], pos: pe.pos}
 	p.peerPool = append(p.peerPool, pe)
 }
 
@@ -748,6 +755,7 @@ func (p *Picker) request(pe *peer, x int32, s *pieceState, b int, dst []Request)
 	bl.n++
 	s.pending++
 	r := Request{Piece: int(x), Block: b}
+	pe.pos[r] = int32(len(pe.reqs))
 	pe.reqs = append(pe.reqs, r)
 	return append(dst, r)
 }
