@@ -131,13 +131,13 @@ type Picker struct {
 }
 
 type peer struct {
-	id     PeerID
-	has    *bitfield.Bitfield
-	reqs   []Request // outstanding, in no particular order
+	id   PeerID
+	has  *bitfield.Bitfield
+	reqs []Request // outstanding, in no particular order
 	// pos indexes reqs: a fast peer may have thousands of requests out,
 	// and a linear search per arriving block would cost O(queue depth).
-	pos map[Request]int32
-	choked bool      // the peer is choking us
+	pos    map[Request]int32
+	choked bool // the peer is choking us
 
 	interesting int // pieces it has that we lack
 	fresh       int // of those, how many are stWanted: 0 means phase 2 can skip the bucket scan
