@@ -412,3 +412,77 @@ func TestSeederWithLostDataRejects(t *testing.T) {
 	}
 	t.Fatal("the peer was dropped by, or dropped, the seeder that lost its data")
 }
+
+// Requests that are well framed but ask for what does not exist get a
+// refusal, not a dropped connection and never a crash: hash requests for
+// an unknown root or outside the tree, metadata pieces past the end.
+func TestBadRequestsRefusedPolitely(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 16<<10)
+	seeder := startNode(t, m, src, Config{}, nil)
+	conn := rawPeer(t, seeder, wire.TruncateV2(m.Info.Hash))
+	defer conn.Close()
+	hs := wire.ExtendedHandshake{M: map[string]uint8{wire.ExtMetadata: 7}}
+	b, _ := hs.Marshal()
+	conn.Write(wire.AppendExtended(nil, wire.ExtendedHandshakeID, b))
+	root := m.Info.Files[0].PiecesRoot
+	conn.Write(wire.AppendHashRequest(nil, [32]byte{1}, 0, 0, 2, 0)) // unknown root
+	conn.Write(wire.AppendHashRequest(nil, root, 0, 0, 1<<20, 0))    // far too many hashes
+	conn.Write(wire.AppendHashRequest(nil, root, 40, 0, 2, 0))       // base layer above the tree
+	conn.Write(wire.AppendHashRequest(nil, root, 0, 3, 2, 0))        // index not a multiple of length
+	req := wire.MetadataMsg{Type: wire.MetadataRequest, Piece: 9999} // past the end
+	b, _ = req.Marshal()
+	conn.Write(wire.AppendExtended(nil, extMetadataID, b))
+	// One good request, so the answers can be told from silence.
+	conn.Write(wire.AppendHashRequest(nil, root, 0, 0, 2, 0))
+
+	r := wire.NewReader(conn, wire.Limits{NumPieces: m.Info.NumPieces})
+	rejects, metaRejects, hashes := 0, 0, 0
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for rejects < 4 || metaRejects < 1 || hashes < 1 {
+		msg, err := r.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d hash rejects, %d metadata rejects, %d hashes: %v", rejects, metaRejects, hashes, err)
+		}
+		switch {
+		case msg.ID == wire.HashReject:
+			rejects++
+		case msg.ID == wire.Hashes:
+			hashes++
+		case msg.ID == wire.Extended && msg.ExtendedID == 7:
+			if mm, err := wire.ParseMetadataMsg(msg.Payload); err == nil && mm.Type == wire.MetadataReject {
+				metaRejects++
+			}
+		}
+	}
+	if s := seeder.t.Stats(); s.Peers != 1 {
+		t.Fatalf("peer dropped for refusable requests: %+v", s)
+	}
+	// A malformed metadata message, though, is a violation.
+	conn.Write(wire.AppendExtended(nil, extMetadataID, []byte("garbage")))
+	if !dropped(conn) {
+		t.Fatal("peer sending a malformed ut_metadata message not dropped")
+	}
+}
+
+// The list of known addresses never fills up for good: a failing entry
+// makes room for a new one.
+func TestKnownPeersEvictFailing(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	// Loopback addresses only, marked failing: a seeder does not redial them.
+	n := startNode(t, m, src, Config{}, nil)
+	n.t.mu.Lock()
+	for i := range maxKnownPeers {
+		a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), 6881)
+		n.t.known[a] = &candidate{failures: 3}
+	}
+	n.t.mu.Unlock()
+	fresh := netip.MustParseAddrPort("127.0.0.1:1")
+	n.t.AddPeers(fresh)
+	n.t.mu.Lock()
+	defer n.t.mu.Unlock()
+	if _, ok := n.t.known[fresh]; !ok || len(n.t.known) > maxKnownPeers {
+		t.Fatalf("full list did not make room: %d entries, fresh known: %v", len(n.t.known), ok)
+	}
+}
