@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -22,11 +19,10 @@ import (
 // Every `shoal dht` here listens on 127.0.0.1 and is given --bootstrap, so
 // none of them contacts the public routers.
 
+// runningDHT is a `shoal dht` process and its UDP address.
 type runningDHT struct {
-	cmd    *exec.Cmd
-	addr   string
-	stderr *strings.Builder
-	exited chan error
+	*proc
+	addr string
 }
 
 // startDHT runs `shoal dht --listen 127.0.0.1:0 args...` with the user cache
@@ -34,64 +30,13 @@ type runningDHT struct {
 func startDHT(t *testing.T, cache string, args ...string) *runningDHT {
 	t.Helper()
 	cmd := exec.Command(shoalBin, append([]string{"dht", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache, "HOME="+cache)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	p := startCmd(t, t.TempDir(), cmd)
+	addr := p.field(t, "listening")
+	if host, port, err := net.SplitHostPort(addr); err != nil || port == "0" || host != "127.0.0.1" {
+		t.Fatalf("listening on %q: want 127.0.0.1 and the bound port", addr)
 	}
-	rd := &runningDHT{cmd: cmd, stderr: &strings.Builder{}, exited: make(chan error, 1)}
-	cmd.Stderr = rd.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		lines <- line
-		io.Copy(io.Discard, out)
-		rd.exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		if strings.Contains(rd.stderr.String(), "panic:") {
-			t.Errorf("shoal dht crashed:\n%s", rd.stderr.String())
-		}
-	})
-	select {
-	case line := <-lines:
-		addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening: ")
-		if !ok {
-			t.Fatalf("first line %q; want \"listening: HOST:PORT\"", line)
-		}
-		if host, port, err := net.SplitHostPort(addr); err != nil || port == "0" || host != "127.0.0.1" {
-			t.Fatalf("listening on %q: want 127.0.0.1 and the bound port", addr)
-		}
-		rd.addr = addr
-	case <-time.After(10 * time.Second):
-		t.Fatal("no listening line within 10s")
-	}
-	return rd
-}
-
-// stop sends sig and returns the exit code.
-func (rd *runningDHT) stop(t *testing.T, sig os.Signal) int {
-	t.Helper()
-	rd.cmd.Process.Signal(sig)
-	select {
-	case err := <-rd.exited:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
-	case <-time.After(5 * time.Second):
-		t.Fatalf("shoal dht still running 5s after %v", sig)
-		return -1
-	}
+	return &runningDHT{proc: p, addr: addr}
 }
 
 func TestDHTCommandBootstrapSaveAndStop(t *testing.T) {
@@ -116,16 +61,16 @@ func TestDHTCommandBootstrapSaveAndStop(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for probe.Stats().GoodNodes < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("probe knows %+v; want both shoal dht nodes\nfirst: %s\nsecond: %s", probe.Stats(), first.stderr, second.stderr)
+			t.Fatalf("probe knows %+v; want both shoal dht nodes\nfirst: %s\nsecond: %s", probe.Stats(), first.errText(), second.errText())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 
 	if code := second.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("SIGTERM: exit %d; want 0 (stderr %s)", code, second.stderr)
+		t.Fatalf("SIGTERM: exit %d; want 0 (stderr %s)", code, second.errText())
 	}
 	if code := first.stop(t, os.Interrupt); code != 0 {
-		t.Fatalf("SIGINT: exit %d; want 0 (stderr %s)", code, first.stderr)
+		t.Fatalf("SIGINT: exit %d; want 0 (stderr %s)", code, first.errText())
 	}
 
 	// The saved table makes a restart warm without any bootstrap node.
@@ -148,7 +93,7 @@ func TestDHTCommandDefaultStateFile(t *testing.T) {
 	cache := t.TempDir()
 	rd := startDHT(t, cache, "--bootstrap", "none")
 	if code := rd.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d: %s", code, rd.stderr)
+		t.Fatalf("exit %d: %s", code, rd.errText())
 	}
 	_, port, _ := net.SplitHostPort(rd.addr)
 	if _, err := os.Stat(filepath.Join(cache, "shoal", fmt.Sprintf("dht-%s.state", port))); err != nil {

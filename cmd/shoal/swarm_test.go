@@ -59,8 +59,18 @@ func startCmd(t *testing.T, dir string, cmd *exec.Cmd) *proc {
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
 		<-p.done
+		if strings.Contains(p.errText(), "panic:") {
+			t.Errorf("%v crashed:\n%s", p.cmd.Args, p.errText())
+		}
 	})
 	return p
+}
+
+// stop sends sig and returns the exit code once the process is gone.
+func (p *proc) stop(t *testing.T, sig os.Signal) int {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	return p.wait(t, 5*time.Second)
 }
 
 type syncWriter struct {

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,75 +17,22 @@ import (
 	"github.com/shoal-p2p/shoal/tracker"
 )
 
+// runningTracker is a `shoal tracker` process and its base URL.
 type runningTracker struct {
-	cmd    *exec.Cmd
-	base   string // http://HOST:PORT
-	exited chan error
+	*proc
+	base string // http://HOST:PORT
 }
 
 // startTracker runs `shoal tracker --listen 127.0.0.1:0 args...` and waits
 // for its listening line.
 func startTracker(t *testing.T, args ...string) *runningTracker {
 	t.Helper()
-	cmd := exec.Command(shoalBin, append([]string{"tracker", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Dir = t.TempDir()
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	p := start(t, t.TempDir(), append([]string{"tracker", "--listen", "127.0.0.1:0"}, args...)...)
+	addr := p.field(t, "listening")
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+		t.Fatalf("listening on %q: want the bound port", addr)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	rt := &runningTracker{cmd: cmd, exited: make(chan error, 1)}
-	lines := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		lines <- line
-		io.Copy(io.Discard, out)
-		rt.exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		if strings.Contains(stderr.String(), "panic:") {
-			t.Errorf("tracker crashed:\n%s", stderr.String())
-		}
-	})
-	select {
-	case line := <-lines:
-		addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening: ")
-		if !ok {
-			t.Fatalf("first line %q; want \"listening: HOST:PORT\" (stderr %s)", line, stderr.String())
-		}
-		if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
-			t.Fatalf("listening on %q: want the bound port", addr)
-		}
-		rt.base = "http://" + addr
-	case <-time.After(10 * time.Second):
-		t.Fatal("no listening line within 10s")
-	}
-	return rt
-}
-
-// stop sends sig and returns the exit code.
-func (rt *runningTracker) stop(t *testing.T, sig os.Signal) int {
-	t.Helper()
-	rt.cmd.Process.Signal(sig)
-	select {
-	case err := <-rt.exited:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
-	case <-time.After(5 * time.Second):
-		t.Fatalf("tracker still running 5s after %v", sig)
-		return -1
-	}
+	return &runningTracker{proc: p, base: "http://" + addr}
 }
 
 func hash(b byte) tracker.InfoHash {
