@@ -35,6 +35,7 @@ type chokeCandidate[K comparable] struct {
 // choker picks the peers to unchoke. It is used from one goroutine.
 type choker[K comparable] struct {
 	slots      int
+	leechOnly  bool // never unchoke anyone
 	rnd        *rand.Rand
 	optimistic K
 	hasOpt     bool
@@ -42,7 +43,10 @@ type choker[K comparable] struct {
 }
 
 func newChoker[K comparable](slots int, rnd *rand.Rand) *choker[K] {
-	if slots <= 0 {
+	if slots < 0 {
+		return &choker[K]{leechOnly: true, rnd: rnd}
+	}
+	if slots == 0 {
 		slots = DefaultUploadSlots
 	}
 	return &choker[K]{slots: slots, rnd: rnd}
@@ -52,6 +56,9 @@ func newChoker[K comparable](slots int, rnd *rand.Rand) *choker[K] {
 // per RechokeInterval over the connected peers: off every hot path.
 func (c *choker[K]) rechoke(peers []chokeCandidate[K], now time.Time) map[K]bool {
 	unchoke := make(map[K]bool, c.slots+1)
+	if c.leechOnly {
+		return unchoke
+	}
 	var interested []chokeCandidate[K]
 	present := false
 	for _, p := range peers {

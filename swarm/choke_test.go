@@ -52,3 +52,15 @@ func TestChokerNoInterest(t *testing.T) {
 		t.Fatalf("unchoked %v with nobody interested", u)
 	}
 }
+
+// A leech-only choker (negative slots) unchokes nobody, however keen.
+func TestLeechOnlyChokerUnchokesNobody(t *testing.T) {
+	c := newChoker[int](-1, rand.New(rand.NewPCG(1, 1)))
+	peers := []chokeCandidate[int]{
+		{key: 1, interested: true, rate: 100, joined: time.Unix(0, 0)},
+		{key: 2, interested: true, rate: 0, joined: time.Unix(999, 0)},
+	}
+	if u := c.rechoke(peers, time.Unix(1000, 0)); len(u) != 0 {
+		t.Fatalf("leech-only choker unchoked %v", u)
+	}
+}

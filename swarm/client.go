@@ -44,7 +44,10 @@ type Config struct {
 	PeerID [20]byte
 	// MaxPeers caps connections per torrent.
 	MaxPeers int
-	// UploadSlots is the number of regular unchoke slots.
+	// UploadSlots is the number of regular unchoke slots; 0 means
+	// DefaultUploadSlots, and a negative number means never to unchoke
+	// anyone: a leech that takes and gives nothing back (BEP 3 allows it;
+	// tit-for-tat then serves it only through optimistic unchokes).
 	UploadSlots int
 	// MaxUploadRate and MaxDownloadRate cap payload bytes per second over
 	// all peers; 0 means unlimited.

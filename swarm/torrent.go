@@ -423,7 +423,7 @@ func (t *Torrent) rechoke(now time.Time) {
 // maybeUnchoke gives a newly interested peer a free slot at once rather
 // than at the next rechoke, so a fresh swarm starts in milliseconds.
 func (t *Torrent) maybeUnchoke(p *peer) {
-	if p.amChoking && t.unchoked < t.choker.slots+1 {
+	if p.amChoking && !t.choker.leechOnly && t.unchoked < t.choker.slots+1 {
 		p.setChoking(false)
 	}
 }
