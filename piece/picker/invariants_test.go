@@ -82,7 +82,7 @@ func check(t testing.TB, p *Picker) {
 		t.Fatalf("index has %d peers, list %d", len(p.index), len(p.peers))
 	}
 
-	free, missing := 0, 0
+	free, missing, unrequested := 0, 0, 0
 	for x := range n {
 		if avail[x] != p.avail[x] {
 			t.Fatalf("avail[%d]=%d, want %d", x, p.avail[x], avail[x])
@@ -152,6 +152,10 @@ func check(t testing.TB, p *Picker) {
 		if avail[x] > 0 {
 			free += f
 		}
+		unrequested += f
+	}
+	if unrequested != p.unrequested {
+		t.Fatalf("unrequested=%d, want %d", p.unrequested, unrequested)
 	}
 	if free != p.freeBlocks {
 		t.Fatalf("freeBlocks=%d, want %d", p.freeBlocks, free)

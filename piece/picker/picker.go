@@ -119,7 +119,13 @@ type Picker struct {
 
 	have       *bitfield.Bitfield
 	missing    int // pieces not had
-	freeBlocks int // unrequested, unreceived blocks of missing pieces with avail > 0; 0 means endgame
+	freeBlocks int // unrequested, unreceived blocks of missing pieces with avail > 0
+	// unrequested counts the blocks of missing pieces neither received nor
+	// requested, whoever has them. Endgame starts when it reaches zero:
+	// when only freeBlocks is zero, the swarm merely has nothing more to
+	// offer yet (early on, or from a super-seeder revealing a piece at a
+	// time), and duplicating requests then would only waste bandwidth.
+	unrequested int
 
 	peers    []*peer
 	index    map[PeerID]int32 // into peers
@@ -225,6 +231,9 @@ func New(cfg Config) (*Picker, error) {
 		}
 	}
 	p.missing = len(p.order)
+	for _, x := range p.order {
+		p.unrequested += int(p.nblocks[x])
+	}
 	wanted := int32(len(p.order))
 	for i := range n {
 		if p.st[i] == stHave {
@@ -298,6 +307,7 @@ func (p *Picker) free(x int32) int {
 
 func (p *Picker) addFree(x int32, d int) {
 	p.ps[x].free += d
+	p.unrequested += d
 	if p.avail[x] > 0 {
 		p.freeBlocks += d
 	}
@@ -532,6 +542,12 @@ func (p *Picker) HandleChoke(id PeerID) {
 	p.releaseAll(pe)
 }
 
+// HandleFastChoke records a choke from a peer that speaks the fast
+// extension. BEP 6 keeps our requests alive across such a choke, to be
+// served or rejected one by one, so they stay outstanding: releasing them
+// would have the blocks fetched twice when the peer serves them anyway.
+func (p *Picker) HandleFastChoke(id PeerID) { p.register(id).choked = true }
+
 // HandleDisconnect forgets a peer: its availability is withdrawn and its
 // outstanding requests are released for other peers. Its PeerID may then be
 // reused.
@@ -641,6 +657,7 @@ func (p *Picker) HandlePieceVerified(piece int) {
 	if p.avail[x] > 0 {
 		p.freeBlocks -= p.free(x)
 	}
+	p.unrequested -= p.free(x)
 	if st == stActive {
 		for b := range p.ps[x].blocks {
 			bl := &p.ps[x].blocks[b]
@@ -723,7 +740,7 @@ func (p *Picker) PickFor(id PeerID, dst []Request, max int) []Request {
 		dst = p.take(pe, x, p.activate(x), dst, &budget)
 	}
 	// 3. Endgame: duplicate the least-duplicated outstanding blocks.
-	if budget > 0 && p.freeBlocks == 0 {
+	if budget > 0 && p.unrequested == 0 {
 		for level := 1; level < p.dupMax && budget > 0; level++ {
 			for _, x := range p.active {
 				if !pe.has.Has(int(x)) {
@@ -899,9 +916,9 @@ func (p *Picker) Outstanding(id PeerID) int {
 	return 0
 }
 
-// Endgame reports whether every missing block that a connected peer can
-// supply has been requested, so PickFor now duplicates requests.
-func (p *Picker) Endgame() bool { return p.missing > 0 && p.freeBlocks == 0 }
+// Endgame reports whether every missing block has been requested, so
+// PickFor now duplicates requests.
+func (p *Picker) Endgame() bool { return p.missing > 0 && p.unrequested == 0 }
 
 // Missing returns the number of pieces not yet verified.
 func (p *Picker) Missing() int { return p.missing }

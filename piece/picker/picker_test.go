@@ -285,6 +285,44 @@ func TestEndgameWaitsForAllBlocks(t *testing.T) {
 	check(t, p)
 }
 
+// Every block the swarm offers is requested, but a piece nobody has yet is
+// still missing: that is a starved swarm, not the endgame, and asking a
+// second peer for the same blocks would only waste its upload.
+func TestNoEndgameWhilePiecesAreUnavailable(t *testing.T) {
+	p := newPicker(t, 2, constBlocks(2), nil, 1)
+	addPeer(t, p, 1, bits(2, 0))
+	addPeer(t, p, 2, bits(2, 0))
+	if got := p.PickFor(1, nil, 5); len(got) != 2 {
+		t.Fatalf("peer 1 picked %v", got)
+	}
+	if p.Endgame() {
+		t.Fatal("endgame while piece 1 is on no peer")
+	}
+	if got := p.PickFor(2, nil, 5); len(got) != 0 {
+		t.Fatalf("peer 2 duplicated requests outside the endgame: %v", got)
+	}
+	check(t, p)
+}
+
+// A fast peer's choke keeps our requests alive (BEP 6): they stay
+// outstanding, nothing new is picked, and the blocks are still accepted.
+func TestFastChokeKeepsRequests(t *testing.T) {
+	p := newPicker(t, 1, constBlocks(2), nil, 1)
+	addPeer(t, p, 1, bits(1, 0))
+	p.PickFor(1, nil, 5)
+	p.HandleFastChoke(1)
+	if p.Outstanding(1) != 2 {
+		t.Fatalf("outstanding after a fast choke: %d, want 2", p.Outstanding(1))
+	}
+	if got := p.PickFor(1, nil, 5); len(got) != 0 {
+		t.Fatalf("picked %v for a choking peer", got)
+	}
+	if _, ok := p.HandleBlock(1, 0, 1); !ok {
+		t.Fatal("block requested before the choke refused")
+	}
+	check(t, p)
+}
+
 func TestDisconnectReleases(t *testing.T) {
 	p := newPicker(t, 3, constBlocks(2), nil, 1)
 	addPeer(t, p, 1, bits(3, 0, 1, 2))
