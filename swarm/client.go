@@ -49,6 +49,11 @@ type Config struct {
 	// anyone: a leech that takes and gives nothing back (BEP 3 allows it;
 	// tit-for-tat then serves it only through optimistic unchokes).
 	UploadSlots int
+	// SuperSeed makes torrents that are complete when added start in
+	// BEP 16 super-seeding: each peer is shown only pieces no peer has
+	// yet, until every piece has reached some peer. It is for an initial
+	// seeder, whose upload is the swarm's bottleneck.
+	SuperSeed bool
 	// MaxUploadRate and MaxDownloadRate cap payload bytes per second over
 	// all peers; 0 means unlimited.
 	MaxUploadRate, MaxDownloadRate int64

@@ -71,6 +71,7 @@ type peer struct {
 	hashReqs         int   // our hash requests outstanding at this peer
 	metaID, pexID    uint8 // the peer's ids for ut_metadata and ut_pex; 0 = not spoken
 	pexSent          map[netip.AddrPort]bool
+	ss               *superPeer // while super-seeding
 	nextPex          time.Time
 	lastPexIn        time.Time
 
@@ -143,6 +144,11 @@ func (p *peer) signal() {
 func (p *peer) sendOpening() {
 	have := p.t.picker.HaveBitfield()
 	switch {
+	case p.ss != nil:
+		// Super-seeding: we pose as empty and reveal pieces one by one.
+		if p.fast {
+			p.enqueue(wire.AppendHaveNone)
+		}
 	case p.fast && have.All():
 		p.enqueue(wire.AppendHaveAll)
 	case p.fast && have.Count() == 0:
@@ -196,6 +202,7 @@ func (p *peer) setChoking(choke bool) {
 	}
 	p.t.unchoked++
 	p.enqueue(wire.AppendUnchoke)
+	p.ssFill()
 }
 
 // updateInterest tells the peer whether it has something we want.
@@ -359,10 +366,15 @@ func (p *peer) handle(m *wire.Message) error {
 	switch m.ID {
 	case wire.Choke:
 		p.peerChoking = true
+		if p.fast {
+			// BEP 6: our requests stand until served or rejected; the
+			// request timeout still catches a peer that does neither.
+			t.picker.HandleFastChoke(p.pid)
+			return nil
+		}
 		t.picker.HandleChoke(p.pid)
-		// A fast peer may still answer what was asked before the choke
-		// (BEP 6 keeps requests alive until answered or rejected), so they
-		// move to cancelled rather than vanish.
+		// A plain peer discards our requests (BEP 3), but may have some
+		// blocks in flight already: they move to cancelled, not away.
 		now := time.Now()
 		for k := range p.requested {
 			p.cancelled[k] = now
@@ -380,11 +392,19 @@ func (p *peer) handle(m *wire.Message) error {
 		t.maybeUnchoke(p)
 	case wire.NotInterested:
 		p.peerInterested = false
+		if !p.amChoking {
+			// A slot spent on a peer that asks for nothing is a slot
+			// wasted: give it to one that wants it.
+			p.setChoking(true)
+			t.unchokeWaiting()
+		}
 	case wire.Have:
 		if err := t.picker.HandleHave(p.pid, int(m.Index)); err != nil {
 			return protocolError("%v", err)
 		}
 		p.sawHaves = true
+		t.ssSaw(int(m.Index))
+		p.ssFill()
 		p.fill()
 	case wire.Bitfield:
 		if p.sawHaves {
@@ -398,6 +418,14 @@ func (p *peer) handle(m *wire.Message) error {
 			return protocolError("%v", err)
 		}
 		p.sawHaves = true
+		if t.ss != nil {
+			for x := range t.info.NumPieces {
+				if bf.Has(x) {
+					t.ssSaw(x)
+				}
+			}
+		}
+		p.ssFill()
 		p.fill()
 	case wire.HaveAll, wire.HaveNone:
 		if !p.fast {
@@ -409,9 +437,11 @@ func (p *peer) handle(m *wire.Message) error {
 		p.sawHaves = true
 		if m.ID == wire.HaveAll {
 			t.picker.HandleHaveAll(p.pid)
+			t.ssSawAll()
 		} else {
 			t.picker.HandleHaveNone(p.pid)
 		}
+		p.ssFill()
 		p.fill()
 	case wire.Request:
 		return p.handleRequest(m)
@@ -469,7 +499,7 @@ func (p *peer) handleRequest(m *wire.Message) error {
 		return protocolError("request %d+%d outside piece %d of %d bytes", m.Begin, m.Length, m.Index, size)
 	}
 	reject := func() { p.enqueue(func(b []byte) []byte { return wire.AppendReject(b, m.Index, m.Begin, m.Length) }) }
-	if !t.picker.Have(int(m.Index)) {
+	if !t.picker.Have(int(m.Index)) || p.ss != nil && !p.ss.revealed.Has(int(m.Index)) {
 		if p.fast {
 			reject()
 			return nil

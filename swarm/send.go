@@ -31,12 +31,18 @@ func (p *peer) writeLoop() {
 		more := has && p.upHead < len(p.uploads)
 		p.sendMu.Unlock()
 
+		waited := false
 		if has {
 			if lim := t.c.upLimit; lim != nil {
+				before := time.Now()
 				if err := lim.WaitN(t.ctx, int(u.length)); err != nil {
 					p.close(nil)
 					return
 				}
+				// Held back by the rate limit: batching buys nothing
+				// then, and blocks sitting in out could no longer be
+				// cancelled (endgame) or arrive in time.
+				waited = time.Since(before) > time.Millisecond
 			}
 			start := len(out)
 			out = wire.AppendPieceHeader(out, u.piece, u.begin, int(u.length))
@@ -60,7 +66,7 @@ func (p *peer) writeLoop() {
 			p.upBytes.Add(int64(u.length))
 			t.uploaded.Add(int64(u.length))
 		}
-		if len(out) > 0 && (len(out) >= flushAt || !more) {
+		if len(out) > 0 && (len(out) >= flushAt || !more || waited) {
 			p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if _, err := p.conn.Write(out); err != nil {
 				p.close(err)

@@ -74,6 +74,8 @@ type Torrent struct {
 	scratch  []piece.Hash
 	seeding  bool
 	closing  bool
+	// ss is the super-seeding state while it lasts (BEP 16).
+	ss *superSeed
 	// provenBlocks counts blocks convicted through leaf hashes.
 	provenBlocks int
 	// firstPiece is when this session verified its first piece.
@@ -149,6 +151,9 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 	if pk.Complete() {
 		t.seeding = true
 		close(t.done)
+		if c.cfg.SuperSeed {
+			t.ss = newSuperSeed(info.NumPieces)
+		}
 	}
 	c.mu.Lock()
 	if _, dup := c.torrents[t.ih20]; dup {
@@ -326,6 +331,9 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 	}
 	p := newPeer(t, conn, addr, reserved, id, t.nextID)
 	p.outgoing = outgoing
+	if t.ss != nil {
+		p.ss = &superPeer{revealed: bitfield.New(t.info.NumPieces)}
+	}
 	t.nextID++
 	t.peers[p] = struct{}{}
 	t.byID[p.pid] = p
@@ -349,8 +357,10 @@ func (t *Torrent) removePeer(p *peer) {
 	delete(t.peers, p)
 	delete(t.byID, p.pid)
 	t.picker.HandleDisconnect(p.pid)
+	t.ssDrop(p)
 	if p.unchoked() {
 		t.unchoked--
+		t.unchokeWaiting()
 	}
 	if cand := t.known[p.addr]; cand != nil {
 		cand.connected = false
@@ -378,6 +388,7 @@ func (t *Torrent) run() {
 			for p := range t.peers {
 				p.tick(now)
 				p.maybeSendPex(now)
+				p.ssFill()
 			}
 			if now.Sub(lastChoke) >= RechokeInterval {
 				t.rechoke(now)
@@ -423,8 +434,20 @@ func (t *Torrent) rechoke(now time.Time) {
 // maybeUnchoke gives a newly interested peer a free slot at once rather
 // than at the next rechoke, so a fresh swarm starts in milliseconds.
 func (t *Torrent) maybeUnchoke(p *peer) {
-	if p.amChoking && !t.choker.leechOnly && t.unchoked < t.choker.slots+1 {
+	if p.amChoking && p.peerInterested && !t.choker.leechOnly && t.unchoked < t.choker.slots+1 {
 		p.setChoking(false)
+	}
+}
+
+// unchokeWaiting hands a slot that fell free (its peer left or lost
+// interest) to a choked peer that wants one, instead of leaving it idle
+// until the next rechoke. Called with t.mu held.
+func (t *Torrent) unchokeWaiting() {
+	for q := range t.peers {
+		if t.unchoked >= t.choker.slots+1 {
+			return
+		}
+		t.maybeUnchoke(q)
 	}
 }
 
@@ -443,6 +466,8 @@ type Stats struct {
 	BadBlocks        int
 	DownRate, UpRate float64 // bytes/s
 	Seeding          bool
+	// SuperSeeding reports BEP 16 super-seeding still under way.
+	SuperSeeding bool
 	// FirstPiece is when this session verified its first piece; zero
 	// until then.
 	FirstPiece time.Time
@@ -453,18 +478,19 @@ func (t *Torrent) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := Stats{
-		Pieces:     t.info.NumPieces,
-		PiecesDone: t.info.NumPieces - t.picker.Missing(),
-		BytesTotal: t.info.TotalLength,
-		BytesDone:  t.verifiedBytes.Load(),
-		Downloaded: t.downloaded.Load(),
-		Uploaded:   t.uploaded.Load(),
-		Wasted:     t.wasted.Load(),
-		Peers:      len(t.peers),
-		Banned:     len(t.banned),
-		BadBlocks:  t.provenBlocks,
-		FirstPiece: t.firstPiece,
-		Seeding:    t.seeding,
+		Pieces:       t.info.NumPieces,
+		PiecesDone:   t.info.NumPieces - t.picker.Missing(),
+		BytesTotal:   t.info.TotalLength,
+		BytesDone:    t.verifiedBytes.Load(),
+		Downloaded:   t.downloaded.Load(),
+		Uploaded:     t.uploaded.Load(),
+		Wasted:       t.wasted.Load(),
+		Peers:        len(t.peers),
+		Banned:       len(t.banned),
+		BadBlocks:    t.provenBlocks,
+		FirstPiece:   t.firstPiece,
+		Seeding:      t.seeding,
+		SuperSeeding: t.ss != nil,
 	}
 	for p := range t.peers {
 		s.DownRate += p.downRate

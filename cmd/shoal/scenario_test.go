@@ -55,3 +55,35 @@ func TestTrackerDiesMidDownload(t *testing.T) {
 		}
 	}
 }
+
+// The seeder leaves once it has uploaded one full copy in total; the
+// downloaders still finish from each other ("zero downtime"). This holds
+// only if the seeder sent every piece once before any piece twice, which
+// super-seeding (the default for `seed`) sees to.
+func TestSeederLeavesAfterOneCopy(t *testing.T) {
+	dir := t.TempDir()
+	randomFiles(t, filepath.Join(dir, "share"), map[string]int{"a.bin": 6_000_000, "b.bin": 70_000})
+	tr := startTracker(t, "--interval", "2s", "--rate-limit", "-1")
+	url := tr.base + "/announce"
+	seed := start(t, dir, "seed", "share", "--listen", "127.0.0.1:0", "--no-dht", "-t", url,
+		"--save-torrent", "share.torrent", "--max-upload-rate", "2M", "--seed-ratio", "1", "--piece-length", "64KiB")
+	seed.field(t, "magnet")
+	var gets []*proc
+	for i := range 4 {
+		gets = append(gets, start(t, dir, "get", "share.torrent", "-o", fmt.Sprintf("dl%d", i), "-t", url,
+			"--no-dht", "--listen", "127.0.0.1:0", "--seed", "--max-upload-rate", "2M", "--timeout", "60s"))
+	}
+	if code := seed.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("seeder: exit %d: %s", code, seed.errText())
+	}
+	left := time.Now()
+	for i, g := range gets {
+		out := filepath.Join(dir, fmt.Sprintf("dl%d", i), "share")
+		for !filesEqual(filepath.Join(dir, "share"), out) {
+			if time.Since(left) > 30*time.Second {
+				t.Fatalf("downloader %d did not finish after the seeder left: %s", i, g.errText())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}

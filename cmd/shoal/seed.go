@@ -36,6 +36,7 @@ func seedCommand() *cli.Command {
 			noDHTFlag(),
 			peerFlag(),
 			rateFlag("max-upload-rate", "uploads"),
+			&cli.BoolFlag{Name: "super-seed", Value: true, Usage: "until every piece has reached some peer, show each peer only pieces no peer has yet (BEP 16), so the first full copy leaves at the full upload rate; --super-seed=false seeds plainly", EnvVars: env("super-seed")},
 			&cli.Float64Flag{Name: "seed-ratio", Usage: "stop once `RATIO` times the content has been uploaded (0 = seed until interrupted)", EnvVars: env("seed-ratio")},
 			&cli.StringFlag{Name: "piece-length", Usage: "piece length in `BYTES` when hashing PATH", EnvVars: env("piece-length")},
 		},

@@ -113,6 +113,9 @@ func startClient(ctx context.Context, c *cli.Context) (*swarm.Client, error) {
 			Logger:          slog.Default(),
 			Version:         "shoal " + version,
 		}
+		if c.Command.Name == "seed" {
+			cfg.SuperSeed = c.Bool("super-seed")
+		}
 		if port == 0 {
 			cfg.ListenAddr = net.JoinHostPort(host, "0")
 		}

@@ -1,0 +1,190 @@
+package swarm
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/piece/bitfield"
+	"github.com/shoal-p2p/shoal/swarm/wire"
+)
+
+// Super-seeding (BEP 16) is how an initial seeder gets one whole copy into
+// the swarm as fast as its upload allows: it poses as a peer with nothing
+// and reveals, to each peer, only pieces no peer has yet, so every byte it
+// uploads is a byte the swarm did not have. Peers then trade those pieces
+// among themselves, and the seeder's upload is never spent twice on the
+// same piece before every piece has gone out once.
+//
+// A peer is offered pieces in proportion to how fast we upload to it, so a
+// lone fast downloader is not throttled by the one-piece-at-a-time rule of
+// the BEP, while many slow ones each hold only a few. Super-seeding ends
+// for good once every piece has been announced by some peer: from then on
+// a full copy exists outside us and ordinary seeding serves the swarm
+// better (BEP 16 warns against super-seeding in a swarm with other seeds).
+const (
+	// superSeedMinOffers is how many pieces an unchoked peer holds on
+	// offer at least: one to download and one queued behind it, so the
+	// round trip of have → request does not idle the link.
+	superSeedMinOffers = 2
+	superSeedMaxOffers = 64
+	// superSeedOfferTTL is how long an offer keeps its piece from being
+	// offered to anyone else. A peer that sits on an offer (choked by us,
+	// slow, or hostile) must not hold up the first copy for good.
+	superSeedOfferTTL = 20 * time.Second
+)
+
+// superSeed is a torrent's super-seeding state. Guarded by t.mu.
+type superSeed struct {
+	// offered counts, per piece, the peers it is on offer to that have
+	// not announced it yet.
+	offered []int32
+	// seen marks pieces announced by some peer since we started; left is
+	// how many are not. At zero, super-seeding ends.
+	seen *bitfield.Bitfield
+	left int
+	rnd  *rand.Rand
+}
+
+// superPeer is a peer's side of super-seeding. Guarded by t.mu.
+type superPeer struct {
+	revealed *bitfield.Bitfield // pieces we told this peer we have
+	offers   []offer            // revealed pieces it does not have yet
+}
+
+// offer is a piece revealed to one peer, and when.
+type offer struct {
+	piece int32
+	at    time.Time
+}
+
+func newSuperSeed(pieces int) *superSeed {
+	return &superSeed{
+		offered: make([]int32, pieces),
+		seen:    bitfield.New(pieces),
+		left:    pieces,
+		rnd:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	}
+}
+
+// ssSaw records that a peer announced piece x. Called with t.mu held.
+func (t *Torrent) ssSaw(x int) {
+	ss := t.ss
+	if ss == nil || !ss.seen.Set(x) {
+		return
+	}
+	if ss.left--; ss.left == 0 {
+		t.endSuperSeed()
+	}
+}
+
+// ssSawAll records a peer that announced every piece.
+func (t *Torrent) ssSawAll() {
+	for x := range t.info.NumPieces {
+		if t.ss == nil {
+			return
+		}
+		t.ssSaw(x)
+	}
+}
+
+// endSuperSeed reveals to every peer what we hid from it and returns to
+// ordinary seeding. Called with t.mu held.
+func (t *Torrent) endSuperSeed() {
+	t.log.Info("super-seeding done: every piece is out in the swarm")
+	t.ss = nil
+	for p := range t.peers {
+		sp := p.ss
+		p.ss = nil
+		if sp == nil {
+			continue
+		}
+		p.enqueue(func(b []byte) []byte {
+			for x := range t.info.NumPieces {
+				if !sp.revealed.Has(x) && !t.picker.PeerHas(p.pid, x) {
+					b = wire.AppendHave(b, uint32(x))
+				}
+			}
+			return b
+		})
+	}
+}
+
+// ssTarget is how many pieces p should hold on offer: enough to keep its
+// link busy for one request-queue horizon at the rate we upload to it.
+func (p *peer) ssTarget() int {
+	if p.amChoking {
+		return 1 // so it has a reason to be interested
+	}
+	pl := p.t.info.PieceLength
+	n := int(p.upRate*queueTime.Seconds()/float64(pl)) + 1
+	// At least what a downloader's shallowest request queue covers, plus
+	// one: with less, it finishes every offer between two of our haves,
+	// loses interest, and the choke that follows costs a round trip.
+	floor := int((minQueueDepth*piece.BlockSize+pl-1)/pl) + 1
+	return min(superSeedMaxOffers, max(superSeedMinOffers, floor, n))
+}
+
+// ssFill tops up p's offers. Called with t.mu held, whenever p announces
+// pieces, is unchoked, or once a second.
+func (p *peer) ssFill() {
+	t, ss, sp := p.t, p.t.ss, p.ss
+	if ss == nil || sp == nil || !p.sawHaves && time.Since(p.joined) < time.Second {
+		// Wait for its bitfield (BEP 3 lets a peer with nothing skip it),
+		// so we do not offer what it already has.
+		return
+	}
+	now := time.Now()
+	kept := sp.offers[:0]
+	for _, o := range sp.offers {
+		if t.picker.PeerHas(p.pid, int(o.piece)) || now.Sub(o.at) > superSeedOfferTTL {
+			ss.offered[o.piece]--
+		} else {
+			kept = append(kept, o)
+		}
+	}
+	sp.offers = kept
+	for target := p.ssTarget(); len(sp.offers) < target; {
+		x := t.ssPick(p)
+		if x < 0 {
+			return
+		}
+		sp.offers = append(sp.offers, offer{int32(x), now})
+		ss.offered[x]++
+		sp.revealed.Set(x)
+		p.enqueue(func(b []byte) []byte { return wire.AppendHave(b, uint32(x)) })
+	}
+}
+
+// ssPick chooses the piece to reveal to p next: one that no peer has and
+// none holds on offer, or -1. Handing out a piece already on offer
+// elsewhere would spend our upload twice on it before every piece went out
+// once, so a peer with nothing left to take from us waits, and the slot it
+// then frees (it loses interest) goes to a peer that still has an offer.
+// The scan starts at a random piece so offers spread over the torrent; it
+// is linear, but runs once per piece handed out, not per block.
+func (t *Torrent) ssPick(p *peer) int {
+	n := t.info.NumPieces
+	start := t.ss.rnd.IntN(n)
+	for i := range n {
+		x := start + i
+		if x >= n {
+			x -= n
+		}
+		if t.ss.offered[x] == 0 && t.picker.Availability(x) == 0 && !p.ss.revealed.Has(x) {
+			return x
+		}
+	}
+	return -1
+}
+
+// ssDrop forgets a departing peer's offers. Called with t.mu held.
+func (t *Torrent) ssDrop(p *peer) {
+	if t.ss == nil || p.ss == nil {
+		return
+	}
+	for _, o := range p.ss.offers {
+		t.ss.offered[o.piece]--
+	}
+	p.ss.offers = nil
+}

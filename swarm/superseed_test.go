@@ -1,0 +1,107 @@
+package swarm
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/swarm/wire"
+)
+
+// A super-seeder sends every piece once before any piece twice: when the
+// last piece reaches the swarm and super-seeding ends, it has uploaded one
+// copy, give or take the blocks of the last poll interval.
+func TestSuperSeedUploadsOneCopyFirst(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 32<<10)
+	seeder := startNode(t, m, src, Config{MaxUploadRate: 1 << 20, SuperSeed: true}, nil)
+	if !seeder.t.Stats().SuperSeeding {
+		t.Fatal("seeder not super-seeding")
+	}
+	var leeches []*node
+	for range 3 {
+		leeches = append(leeches, startNode(t, m, t.TempDir(), Config{}, nil))
+	}
+	for i, n := range leeches {
+		n.t.AddPeers(seeder.addr())
+		for j, o := range leeches {
+			if i != j {
+				n.t.AddPeers(o.addr())
+			}
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for seeder.t.Stats().SuperSeeding {
+		if time.Now().After(deadline) {
+			t.Fatalf("still super-seeding after 30s: %+v", seeder.t.Stats())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	up, total := seeder.t.Stats().Uploaded, m.Info.TotalLength
+	if up < total || up > total+2*wire.BlockSize {
+		t.Errorf("uploaded %d bytes when the first copy was out, want %d (+ at most 2 blocks)", up, total)
+	}
+	for _, n := range leeches {
+		waitDone(t, n, 30*time.Second)
+		sameTree(t, filepath.Join(src, "data"), filepath.Join(n.st.Dir(), "data"))
+	}
+}
+
+// A super-seeder poses as empty (have none), reveals a piece, and refuses
+// requests for pieces it has not revealed.
+func TestSuperSeedRevealsPiecesOneByOne(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 32<<10)
+	seeder := startNode(t, m, src, Config{SuperSeed: true}, nil)
+	conn := rawPeer(t, seeder, wire.TruncateV2(m.Info.Hash))
+	defer conn.Close()
+	conn.Write(wire.AppendHaveNone(nil))
+	r := wire.NewReader(conn, wire.Limits{NumPieces: m.Info.NumPieces})
+	first, err := r.ReadMessage()
+	if err != nil || first.ID != wire.HaveNone {
+		t.Fatalf("first message %v, %v; want have none", first, err)
+	}
+	conn.Write(wire.AppendInterested(nil))
+	// Read until unchoked, then a moment more, noting every piece shown.
+	revealed := map[int]bool{}
+	unchoked := false
+	for {
+		if unchoked {
+			conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		}
+		msg, err := r.ReadMessage()
+		if err != nil {
+			if unchoked {
+				break
+			}
+			t.Fatalf("not unchoked: %v", err)
+		}
+		switch msg.ID {
+		case wire.Have:
+			revealed[int(msg.Index)] = true
+		case wire.Unchoke:
+			unchoked = true
+		}
+	}
+	if len(revealed) == 0 || len(revealed) == m.Info.NumPieces {
+		t.Fatalf("revealed %d of %d pieces; want some, not all", len(revealed), m.Info.NumPieces)
+	}
+	hidden := 0
+	for revealed[hidden] {
+		hidden++
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	conn.Write(wire.AppendRequest(nil, uint32(hidden), 0, wire.BlockSize))
+	for {
+		msg, err := r.ReadMessage()
+		if err != nil {
+			t.Fatalf("no reject for a hidden piece: %v", err)
+		}
+		if msg.ID == wire.Piece {
+			t.Fatalf("served piece %d, which it never revealed", msg.Index)
+		}
+		if msg.ID == wire.Reject && int(msg.Index) == hidden {
+			return
+		}
+	}
+}
