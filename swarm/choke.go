@@ -30,6 +30,9 @@ type chokeCandidate[K comparable] struct {
 	// joined is when the peer connected; newcomers are favoured for the
 	// optimistic slot, since they cannot have earned a regular one yet.
 	joined time.Time
+	// freeRiding marks a peer that does not reciprocate: it may have the
+	// optimistic slot, never a regular one.
+	freeRiding bool
 }
 
 // choker picks the peers to unchoke. It is used from one goroutine.
@@ -72,7 +75,7 @@ func (c *choker[K]) rechoke(peers []chokeCandidate[K], now time.Time) map[K]bool
 	slices.SortStableFunc(interested, func(a, b chokeCandidate[K]) int { return cmp.Compare(b.rate, a.rate) })
 	var rest []chokeCandidate[K]
 	for _, p := range interested {
-		if len(unchoke) < c.slots && !(present && p.key == c.optimistic) {
+		if len(unchoke) < c.slots && !p.freeRiding && !(present && p.key == c.optimistic) {
 			unchoke[p.key] = true
 		} else if !(present && p.key == c.optimistic) {
 			rest = append(rest, p)
@@ -90,6 +93,9 @@ func (c *choker[K]) rechoke(peers []chokeCandidate[K], now time.Time) map[K]bool
 	}
 	return unchoke
 }
+
+// isOptimistic reports whether k holds the optimistic slot.
+func (c *choker[K]) isOptimistic(k K) bool { return c.hasOpt && c.optimistic == k }
 
 // pickOptimistic draws among choked interested peers, giving peers that
 // joined within the last optimistic round three tickets instead of one.

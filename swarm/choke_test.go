@@ -64,3 +64,25 @@ func TestLeechOnlyChokerUnchokesNobody(t *testing.T) {
 		t.Fatalf("leech-only choker unchoked %v", u)
 	}
 }
+
+// A free-riding peer never gets a regular slot, however
+// fast it took from us, but may still be drawn for the optimistic one.
+func TestWithholdingPeerOnlyOptimistic(t *testing.T) {
+	c := newChoker[int](2, rand.New(rand.NewPCG(1, 1)))
+	old := time.Unix(0, 0)
+	peers := []chokeCandidate[int]{
+		{key: 1, interested: true, rate: 9000, joined: old, freeRiding: true},
+		{key: 2, interested: true, rate: 10, joined: old},
+		{key: 3, interested: true, rate: 5, joined: old},
+	}
+	u := c.rechoke(peers, time.Unix(1000, 0))
+	if !u[2] || !u[3] {
+		t.Fatalf("unchoked %v: want the reciprocating 2 and 3 in the regular slots", u)
+	}
+	if u[1] != c.isOptimistic(1) {
+		t.Fatalf("free-riding peer 1 unchoked=%v but optimistic=%v", u[1], c.isOptimistic(1))
+	}
+	if !c.isOptimistic(1) {
+		t.Fatal("the only choked interested peer did not get the optimistic slot")
+	}
+}

@@ -72,6 +72,7 @@ type peer struct {
 	metaID, pexID    uint8 // the peer's ids for ut_metadata and ut_pex; 0 = not spoken
 	pexSent          map[netip.AddrPort]bool
 	ss               *superPeer // while super-seeding
+	unchokedAt       time.Time  // when we last unchoked it
 	nextPex          time.Time
 	lastPexIn        time.Time
 
@@ -201,8 +202,27 @@ func (p *peer) setChoking(choke bool) {
 		return
 	}
 	p.t.unchoked++
+	p.unchokedAt = time.Now()
 	p.enqueue(wire.AppendUnchoke)
 	p.ssFill()
+}
+
+// freeRiding reports a peer that tit-for-tat owes only the optimistic
+// slot: one that has pieces we want yet keeps us choked past the grace a
+// new connection gets, or one that has taken a good deal from us and given
+// almost nothing back. The second catches a free-rider that stays behind
+// us, so never has what we want: it looks like a newcomer otherwise. A
+// seeder wants nothing, so to it no peer is free-riding. Called with t.mu
+// held.
+func (p *peer) freeRiding(now time.Time) bool {
+	if p.t.seeding {
+		return false
+	}
+	if p.amInterested && p.peerChoking && now.Sub(p.joined) > reciprocityGrace {
+		return true
+	}
+	taken, given := p.upBytes.Load(), p.downBytes.Load()
+	return taken >= freeRideAllowance && given < taken/8
 }
 
 // updateInterest tells the peer whether it has something we want.

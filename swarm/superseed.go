@@ -18,7 +18,11 @@ import (
 //
 // A peer is offered pieces in proportion to how fast we upload to it, so a
 // lone fast downloader is not throttled by the one-piece-at-a-time rule of
-// the BEP, while many slow ones each hold only a few. Super-seeding ends
+// the BEP, while many slow ones each hold only a few. As in the BEP's
+// strict mode, a piece a peer got from us counts against its share until
+// some other peer has it too: a peer that never uploads (a free-rider, or
+// one that left its upload at zero) gets a handful of pieces and no more,
+// instead of draining our upload into a dead end. Super-seeding ends
 // for good once every piece has been announced by some peer: from then on
 // a full copy exists outside us and ordinary seeding serves the swarm
 // better (BEP 16 warns against super-seeding in a swarm with other seeds).
@@ -50,6 +54,8 @@ type superSeed struct {
 type superPeer struct {
 	revealed *bitfield.Bitfield // pieces we told this peer we have
 	offers   []offer            // revealed pieces it does not have yet
+	// unspread lists offered pieces it has that no other peer has yet.
+	unspread []int32
 }
 
 // offer is a piece revealed to one peer, and when.
@@ -137,14 +143,25 @@ func (p *peer) ssFill() {
 	now := time.Now()
 	kept := sp.offers[:0]
 	for _, o := range sp.offers {
-		if t.picker.PeerHas(p.pid, int(o.piece)) || now.Sub(o.at) > superSeedOfferTTL {
+		switch {
+		case t.picker.PeerHas(p.pid, int(o.piece)):
 			ss.offered[o.piece]--
-		} else {
+			sp.unspread = append(sp.unspread, o.piece)
+		case now.Sub(o.at) > superSeedOfferTTL:
+			ss.offered[o.piece]--
+		default:
 			kept = append(kept, o)
 		}
 	}
 	sp.offers = kept
-	for target := p.ssTarget(); len(sp.offers) < target; {
+	still := sp.unspread[:0]
+	for _, x := range sp.unspread {
+		if t.picker.Availability(int(x)) < 2 {
+			still = append(still, x)
+		}
+	}
+	sp.unspread = still
+	for target := p.ssTarget(); len(sp.offers)+len(sp.unspread) < target; {
 		x := t.ssPick(p)
 		if x < 0 {
 			return

@@ -31,7 +31,14 @@ const (
 	redialBackoff    = 5 * time.Second
 	maxRedialBackoff = 5 * time.Minute
 	maxKnownPeers    = 2000
-	maxStrikeEntries = 10000
+	// reciprocityGrace is how long a peer may keep us choked while it has
+	// what we want before tit-for-tat stops giving it regular or free
+	// slots; a new connection needs a moment to unchoke us.
+	reciprocityGrace = 3 * time.Second
+	// freeRideAllowance is how much a peer may take from us before giving
+	// almost nothing back marks it a free-rider.
+	freeRideAllowance = 1 << 20
+	maxStrikeEntries  = 10000
 	// diskQueue bounds blocks accepted but not yet written (4 MiB), and
 	// diskWriters is how many writes may be in flight at once: one, since
 	// two writers to one file contend on its inode lock and measured slower.
@@ -393,6 +400,8 @@ func (t *Torrent) run() {
 			if now.Sub(lastChoke) >= RechokeInterval {
 				t.rechoke(now)
 				lastChoke = now
+			} else {
+				t.chokeFreeRiders(now)
 			}
 			for piece, s := range t.suspects {
 				if now.After(s.deadline) {
@@ -423,7 +432,7 @@ func (t *Torrent) rechoke(now time.Time) {
 		if t.seeding {
 			r = p.upRate
 		}
-		cands = append(cands, chokeCandidate[*peer]{key: p, interested: p.peerInterested, rate: int64(r), joined: p.joined})
+		cands = append(cands, chokeCandidate[*peer]{key: p, interested: p.peerInterested, rate: int64(r), joined: p.joined, freeRiding: p.freeRiding(now)})
 	}
 	unchoke := t.choker.rechoke(cands, now)
 	for p := range t.peers {
@@ -432,22 +441,49 @@ func (t *Torrent) rechoke(now time.Time) {
 }
 
 // maybeUnchoke gives a newly interested peer a free slot at once rather
-// than at the next rechoke, so a fresh swarm starts in milliseconds.
+// than at the next rechoke, so a fresh swarm starts in milliseconds. A
+// free-riding peer gets none: tit-for-tat owes it only the
+// optimistic slot. Called with t.mu held.
 func (t *Torrent) maybeUnchoke(p *peer) {
-	if p.amChoking && p.peerInterested && !t.choker.leechOnly && t.unchoked < t.choker.slots+1 {
+	if p.amChoking && p.peerInterested && !t.choker.leechOnly && t.unchoked < t.choker.slots+1 && !p.freeRiding(time.Now()) {
 		p.setChoking(false)
 	}
 }
 
 // unchokeWaiting hands a slot that fell free (its peer left or lost
-// interest) to a choked peer that wants one, instead of leaving it idle
-// until the next rechoke. Called with t.mu held.
+// interest) to the choked peer that wants one and gives us the most,
+// instead of leaving it idle until the next rechoke. Called with t.mu held.
 func (t *Torrent) unchokeWaiting() {
-	for q := range t.peers {
-		if t.unchoked >= t.choker.slots+1 {
+	now := time.Now()
+	for t.unchoked < t.choker.slots+1 && !t.choker.leechOnly {
+		var best *peer
+		for q := range t.peers {
+			if q.amChoking && q.peerInterested && !q.freeRiding(now) && (best == nil || q.downRate > best.downRate) {
+				best = q
+			}
+		}
+		if best == nil {
 			return
 		}
-		t.maybeUnchoke(q)
+		best.setChoking(false)
+	}
+}
+
+// chokeFreeRiders applies tit-for-tat between rechokes: a peer we unchoke
+// that turns out to be free-riding (see freeRiding) loses its slot to one
+// that reciprocates. Without this a free-rider keeps the
+// free slot it got as a newcomer for a whole RechokeInterval, which on a
+// fast swarm is the whole download. Called with t.mu held, once a tick.
+func (t *Torrent) chokeFreeRiders(now time.Time) {
+	freed := false
+	for p := range t.peers {
+		if !p.amChoking && !t.choker.isOptimistic(p) && now.Sub(p.unchokedAt) > reciprocityGrace && p.freeRiding(now) {
+			p.setChoking(true)
+			freed = true
+		}
+	}
+	if freed {
+		t.unchokeWaiting()
 	}
 }
 
