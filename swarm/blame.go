@@ -94,6 +94,9 @@ func (t *Torrent) strike(p *peer, why string) {
 	}
 	t.log.Warn("bad data from peer", "peer", p.addr, "client", clientName(p.id), "why", why, "strikes", n)
 	if n >= strikesToBan {
+		if !t.banned[keys[0]] {
+			t.bannedPeers++ // bad pieces still in flight strike it again
+		}
 		for _, k := range keys {
 			if len(t.banned) < maxStrikeEntries {
 				t.banned[k] = true

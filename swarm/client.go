@@ -165,9 +165,16 @@ func (c *Client) Close() error {
 
 func (c *Client) acceptLoop() {
 	defer c.wg.Done()
+	stop := make(chan struct{})
+	defer close(stop)
+	c.wg.Add(1)
 	go func() {
-		<-c.ctx.Done()
-		c.ln.Close()
+		defer c.wg.Done()
+		select {
+		case <-c.ctx.Done():
+			c.ln.Close()
+		case <-stop:
+		}
 	}()
 	sem := make(chan struct{}, maxPendingHandshakes)
 	for {

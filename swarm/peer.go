@@ -222,7 +222,7 @@ func (p *peer) freeRiding(now time.Time) bool {
 		return true
 	}
 	taken, given := p.upBytes.Load(), p.downBytes.Load()
-	return taken >= freeRideAllowance && given < taken/8
+	return taken >= max(minFreeRideAllowance, p.t.info.PieceLength) && given < taken/8
 }
 
 // updateInterest tells the peer whether it has something we want.

@@ -122,6 +122,11 @@ func (p *peer) ssTarget() int {
 	if p.amChoking {
 		return 1 // so it has a reason to be interested
 	}
+	if len(p.t.peers) < 2 {
+		// A lone downloader will take every piece from us anyway; holding
+		// it to its rate only slows its start.
+		return superSeedMaxOffers
+	}
 	pl := p.t.info.PieceLength
 	n := int(p.upRate*queueTime.Seconds()/float64(pl)) + 1
 	// At least what a downloader's shallowest request queue covers, plus
@@ -161,7 +166,11 @@ func (p *peer) ssFill() {
 		}
 	}
 	sp.unspread = still
-	for target := p.ssTarget(); len(sp.offers)+len(sp.unspread) < target; {
+	held := len(sp.unspread)
+	if len(t.peers) < 2 {
+		held = 0 // a lone peer has no one to share with: do not starve it
+	}
+	for target := p.ssTarget(); len(sp.offers)+held < target; {
 		x := t.ssPick(p)
 		if x < 0 {
 			return

@@ -51,7 +51,11 @@ func TestSuperSeedUploadsOneCopyFirst(t *testing.T) {
 // requests for pieces it has not revealed.
 func TestSuperSeedRevealsPiecesOneByOne(t *testing.T) {
 	src := t.TempDir()
-	m := content(t, src, "data", multiFiles, 32<<10)
+	// More pieces than a lone peer is shown at once (superSeedMaxOffers).
+	m := content(t, src, "data", map[string]int{"big.bin": 2 << 20, "small.txt": 1000}, 16<<10)
+	if m.Info.NumPieces <= superSeedMaxOffers {
+		t.Fatalf("%d pieces: too few for the test", m.Info.NumPieces)
+	}
 	seeder := startNode(t, m, src, Config{SuperSeed: true}, nil)
 	conn := rawPeer(t, seeder, wire.TruncateV2(m.Info.Hash))
 	defer conn.Close()
@@ -104,4 +108,15 @@ func TestSuperSeedRevealsPiecesOneByOne(t *testing.T) {
 			return
 		}
 	}
+}
+
+// A lone downloader has no one to pass pieces on to: super-seeding must
+// not hold it to a handful of pieces.
+func TestSuperSeedLoneDownloaderNotStarved(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", map[string]int{"big.bin": 4 << 20}, 64<<10)
+	seeder := startNode(t, m, filepath.Join(src, "data"), Config{SuperSeed: true}, nil)
+	leech := startNode(t, m, t.TempDir(), Config{}, nil)
+	leech.t.AddPeers(seeder.addr())
+	waitDone(t, leech, 10*time.Second)
 }

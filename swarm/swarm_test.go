@@ -208,7 +208,7 @@ func TestPoisonedPeerBanned(t *testing.T) {
 	waitDone(t, leech, 30*time.Second)
 	sameTree(t, filepath.Join(src, "data"), dst)
 	s := leech.t.Stats()
-	if s.Banned == 0 || s.Wasted == 0 {
+	if s.Banned != 1 || s.Wasted == 0 {
 		t.Fatalf("liar not banned or no waste counted: %+v", s)
 	}
 	leech.t.mu.Lock()

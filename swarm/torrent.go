@@ -34,11 +34,12 @@ const (
 	// reciprocityGrace is how long a peer may keep us choked while it has
 	// what we want before tit-for-tat stops giving it regular or free
 	// slots; a new connection needs a moment to unchoke us.
-	reciprocityGrace = 3 * time.Second
-	// freeRideAllowance is how much a peer may take from us before giving
-	// almost nothing back marks it a free-rider.
-	freeRideAllowance = 1 << 20
-	maxStrikeEntries  = 10000
+	reciprocityGrace = 2 * time.Second
+	// minFreeRideAllowance is how much a peer may take from us, at least
+	// and at least a piece, before giving almost nothing back marks it a
+	// free-rider: a newcomer has to take something before it can give.
+	minFreeRideAllowance = 256 << 10
+	maxStrikeEntries     = 10000
 	// diskQueue bounds blocks accepted but not yet written (4 MiB), and
 	// diskWriters is how many writes may be in flight at once: one, since
 	// two writers to one file contend on its inode lock and measured slower.
@@ -73,14 +74,16 @@ type Torrent struct {
 	suspects map[int]*suspect // failed pieces awaiting leaf hashes
 	strikes  map[string]int
 	banned   map[string]bool
-	known    map[netip.AddrPort]*candidate
-	trees    map[int]*piece.FileTree // built on demand to answer hash requests
-	choker   *choker[*peer]
-	unchoked int
-	pickBuf  []picker.Request
-	scratch  []piece.Hash
-	seeding  bool
-	closing  bool
+	// bannedPeers counts bans; a ban may hold several keys (banKeys).
+	bannedPeers int
+	known       map[netip.AddrPort]*candidate
+	trees       map[int]*piece.FileTree // built on demand to answer hash requests
+	choker      *choker[*peer]
+	unchoked    int
+	pickBuf     []picker.Request
+	scratch     []piece.Hash
+	seeding     bool
+	closing     bool
 	// ss is the super-seeding state while it lasts (BEP 16).
 	ss *superSeed
 	// provenBlocks counts blocks convicted through leaf hashes.
@@ -496,7 +499,7 @@ type Stats struct {
 	Uploaded           int64
 	Wasted             int64 // received but discarded: duplicates and bad pieces
 	Peers              int
-	Banned             int
+	Banned             int // peers banned for bad data
 	// BadBlocks counts blocks proven bad through their leaf hashes, when
 	// a failed piece came from several peers.
 	BadBlocks        int
@@ -522,7 +525,7 @@ func (t *Torrent) Stats() Stats {
 		Uploaded:     t.uploaded.Load(),
 		Wasted:       t.wasted.Load(),
 		Peers:        len(t.peers),
-		Banned:       len(t.banned),
+		Banned:       t.bannedPeers,
 		BadBlocks:    t.provenBlocks,
 		FirstPiece:   t.firstPiece,
 		Seeding:      t.seeding,

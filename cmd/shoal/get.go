@@ -162,6 +162,9 @@ func runGet(c *cli.Context) error {
 	summary := fmt.Sprintf("%s: %s of %s verified; downloaded %d bytes (%d wasted) in %s, %s",
 		m.Info.Name, formatBytes(s.BytesDone), formatBytes(s.BytesTotal), s.Downloaded, s.Wasted,
 		elapsed.Round(time.Millisecond), formatRate(float64(s.BytesDone-startDone)/max(elapsed.Seconds(), 1e-3)))
+	if s.Banned > 0 {
+		summary += fmt.Sprintf("; banned %d peer(s) for bad data", s.Banned)
+	}
 	select {
 	case <-t.Done():
 	default:
