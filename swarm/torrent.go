@@ -35,10 +35,11 @@ const (
 	// what we want before tit-for-tat stops giving it regular or free
 	// slots; a new connection needs a moment to unchoke us.
 	reciprocityGrace = 2 * time.Second
-	// minFreeRideAllowance is how much a peer may take from us, at least
+	// minFreeRideAllowance is how much a peer may take from us, this much
 	// and at least a piece, before giving almost nothing back marks it a
 	// free-rider: a newcomer has to take something before it can give.
-	minFreeRideAllowance = 256 << 10
+	// Every peer it meets grants it this much, so it must stay small.
+	minFreeRideAllowance = 64 << 10
 	maxStrikeEntries     = 10000
 	// diskQueue bounds blocks accepted but not yet written (4 MiB), and
 	// diskWriters is how many writes may be in flight at once: one, since
