@@ -22,7 +22,10 @@ import (
 // strict mode, a piece a peer got from us counts against its share until
 // some other peer has it too: a peer that never uploads (a free-rider, or
 // one that left its upload at zero) gets a handful of pieces and no more,
-// instead of draining our upload into a dead end. Super-seeding ends
+// instead of draining our upload into a dead end. A piece that has sat
+// with one peer for superSeedSpreadTTL is stuck: it may be offered to
+// another peer, so a hoarder cannot keep it from the swarm, and it counts
+// against the hoarder for good. Super-seeding ends
 // for good once every piece has been announced by some peer: from then on
 // a full copy exists outside us and ordinary seeding serves the swarm
 // better (BEP 16 warns against super-seeding in a swarm with other seeds).
@@ -36,6 +39,10 @@ const (
 	// offered to anyone else. A peer that sits on an offer (choked by us,
 	// slow, or hostile) must not hold up the first copy for good.
 	superSeedOfferTTL = 20 * time.Second
+	// superSeedSpreadTTL is how long a piece may sit with the one peer we
+	// gave it to before we call it stuck. In a swarm that trades, a fresh
+	// piece is the rarest thing around and is fetched within moments.
+	superSeedSpreadTTL = 2 * time.Second
 )
 
 // superSeed is a torrent's super-seeding state. Guarded by t.mu.
@@ -47,15 +54,26 @@ type superSeed struct {
 	// how many are not. At zero, super-seeding ends.
 	seen *bitfield.Bitfield
 	left int
-	rnd  *rand.Rand
+	// stuck marks pieces whose only holder did not pass them on.
+	stuck *bitfield.Bitfield
+	rnd   *rand.Rand
 }
 
 // superPeer is a peer's side of super-seeding. Guarded by t.mu.
 type superPeer struct {
 	revealed *bitfield.Bitfield // pieces we told this peer we have
 	offers   []offer            // revealed pieces it does not have yet
-	// unspread lists offered pieces it has that no other peer has yet.
-	unspread []int32
+	// unspread lists offered pieces it has that no other peer had yet,
+	// and the stuck ones, which stay listed while it is connected.
+	unspread []holding
+}
+
+// holding is a piece a peer got from us, since when, and whether it sat
+// there too long.
+type holding struct {
+	piece int32
+	since time.Time
+	stuck bool
 }
 
 // offer is a piece revealed to one peer, and when.
@@ -68,6 +86,7 @@ func newSuperSeed(pieces int) *superSeed {
 	return &superSeed{
 		offered: make([]int32, pieces),
 		seen:    bitfield.New(pieces),
+		stuck:   bitfield.New(pieces),
 		left:    pieces,
 		rnd:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
@@ -79,9 +98,19 @@ func (t *Torrent) ssSaw(x int) {
 	if ss == nil || !ss.seen.Set(x) {
 		return
 	}
-	if ss.left--; ss.left == 0 {
-		t.endSuperSeed()
+	ss.left--
+	t.ssMaybeEnd()
+}
+
+// ssMaybeEnd ends super-seeding once every piece has reached a peer and
+// none is stuck with a peer that keeps it to itself. It reports whether
+// it ended. Called with t.mu held.
+func (t *Torrent) ssMaybeEnd() bool {
+	if t.ss == nil || t.ss.left > 0 || t.ss.stuck.Count() > 0 {
+		return false
 	}
+	t.endSuperSeed()
+	return true
 }
 
 // ssSawAll records a peer that announced every piece.
@@ -151,7 +180,7 @@ func (p *peer) ssFill() {
 		switch {
 		case t.picker.PeerHas(p.pid, int(o.piece)):
 			ss.offered[o.piece]--
-			sp.unspread = append(sp.unspread, o.piece)
+			sp.unspread = append(sp.unspread, holding{piece: o.piece, since: now})
 		case now.Sub(o.at) > superSeedOfferTTL:
 			ss.offered[o.piece]--
 		default:
@@ -159,13 +188,27 @@ func (p *peer) ssFill() {
 		}
 	}
 	sp.offers = kept
+	unstuck := false
 	still := sp.unspread[:0]
-	for _, x := range sp.unspread {
-		if t.picker.Availability(int(x)) < 2 {
-			still = append(still, x)
+	for _, h := range sp.unspread {
+		spread := t.picker.Availability(int(h.piece)) >= 2
+		switch {
+		case h.stuck:
+			if spread && ss.stuck.Clear(int(h.piece)) {
+				unstuck = true
+			}
+		case spread:
+			continue
+		case now.Sub(h.since) > superSeedSpreadTTL:
+			h.stuck = true
+			ss.stuck.Set(int(h.piece))
 		}
+		still = append(still, h)
 	}
 	sp.unspread = still
+	if unstuck && t.ssMaybeEnd() {
+		return
+	}
 	held := len(sp.unspread)
 	if len(t.peers) < 2 {
 		held = 0 // a lone peer has no one to share with: do not starve it
@@ -197,7 +240,7 @@ func (t *Torrent) ssPick(p *peer) int {
 		if x >= n {
 			x -= n
 		}
-		if t.ss.offered[x] == 0 && t.picker.Availability(x) == 0 && !p.ss.revealed.Has(x) {
+		if a := t.picker.Availability(x); t.ss.offered[x] == 0 && (a == 0 || a == 1 && t.ss.stuck.Has(x)) && !p.ss.revealed.Has(x) {
 			return x
 		}
 	}
@@ -212,5 +255,11 @@ func (t *Torrent) ssDrop(p *peer) {
 	for _, o := range p.ss.offers {
 		t.ss.offered[o.piece]--
 	}
-	p.ss.offers = nil
+	for _, h := range p.ss.unspread {
+		if h.stuck {
+			t.ss.stuck.Clear(int(h.piece))
+		}
+	}
+	p.ss.unspread, p.ss.offers = nil, nil
+	t.ssMaybeEnd()
 }

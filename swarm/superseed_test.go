@@ -120,3 +120,42 @@ func TestSuperSeedLoneDownloaderNotStarved(t *testing.T) {
 	leech.t.AddPeers(seeder.addr())
 	waitDone(t, leech, 10*time.Second)
 }
+
+// A peer that keeps what the super-seeder gives it (it never unchokes
+// anyone) cannot keep those pieces from the swarm: once they sit with it
+// too long they are offered to others, and super-seeding does not end
+// until they are out. So the honest peers finish even though the seeder
+// leaves the moment super-seeding ends.
+func TestSuperSeedHoarderCannotKeepPieces(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", map[string]int{"big.bin": 3 << 20}, 32<<10)
+	seeder := startNode(t, m, filepath.Join(src, "data"), Config{MaxUploadRate: 1 << 20, SuperSeed: true}, nil)
+	hoarder := startNode(t, m, t.TempDir(), Config{UploadSlots: -1}, nil)
+	hoarder.t.AddPeers(seeder.addr())
+	// The hoarder is in first and takes its share of offers.
+	time.Sleep(300 * time.Millisecond)
+	var honest []*node
+	for range 2 {
+		n := startNode(t, m, t.TempDir(), Config{}, nil)
+		n.t.AddPeers(seeder.addr(), hoarder.addr())
+		honest = append(honest, n)
+	}
+	honest[0].t.AddPeers(honest[1].addr())
+	deadline := time.Now().Add(30 * time.Second)
+	for seeder.t.Stats().SuperSeeding {
+		if time.Now().After(deadline) {
+			t.Fatalf("still super-seeding after 30s: %+v", seeder.t.Stats())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if hoarder.t.Stats().PiecesDone == 0 {
+		t.Fatal("the hoarder got nothing: the test proves nothing")
+	}
+	seeder.t.Close()
+	for _, n := range honest {
+		waitDone(t, n, 20*time.Second)
+	}
+	if up := hoarder.t.Stats().Uploaded; up != 0 {
+		t.Fatalf("the hoarder uploaded %d bytes", up)
+	}
+}
