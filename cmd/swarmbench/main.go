@@ -20,11 +20,18 @@
 // u_s = u_i = UP; downloads are not capped, so d_min = ∞ and the last term
 // is 0.
 //
+// With -scenarios it then runs, each once with -scenario-n downloaders,
+// the adverse cases of the swarm issue (see scenario.go): the seeder
+// leaving after one copy, the tracker dying, churn, a poisoning peer and
+// a free-rider.
+//
 // Every copy, from shoal or HTTP, is checked against the source by SHA-256.
-// Results go to -out: results.csv, results.md, peers.csv and completion.svg.
-// Run it from the module root:
+// Results go to -out: results.csv, results.md, peers.csv and completion.svg,
+// and scenarios.csv and scenarios.md for the scenarios. Run it from the
+// module root:
 //
 //	go run ./cmd/swarmbench -n 1,2,4,8,16 -size 16MiB -up 4M -out /tmp/swarmbench
+//	go run ./cmd/swarmbench -n '' -scenarios all -scenario-n 16 -out /tmp/swarmbench
 package main
 
 import (
@@ -76,6 +83,10 @@ type config struct {
 	keep        bool
 	skipHTTP    bool
 	workDir     string
+	// scenarios run after the plain runs, each with scenarioN downloaders.
+	scenarios    []scenario
+	scenarioN    int
+	scenarioSeed uint64
 }
 
 func main() {
@@ -101,14 +112,18 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&cfg.shoal, "shoal", "", "shoal binary (default: go build ./cmd/shoal into the temp dir)")
 	flag.StringVar(&cfg.sizeArg, "size", "16MiB", "size of the file to distribute (bytes, or with k/KiB/M/MiB/G/GiB; powers of 1024)")
 	flag.StringVar(&cfg.upArg, "up", "4M", "upload cap of the seeder, of every downloader and of the HTTP server, in bytes/s (passed as --max-upload-rate; k/M/G are powers of 1024)")
-	flag.StringVar(&plen, "piece-length", "256KiB", "piece length of the torrent")
-	flag.StringVar(&ns, "n", "1,2,4,8,16", "comma-separated numbers of downloaders")
+	flag.StringVar(&plen, "piece-length", "64KiB", "piece length of the torrent (shoal create would pick 16KiB for 16MiB)")
+	flag.StringVar(&ns, "n", "1,2,4,8,16,32", "comma-separated numbers of downloaders (may be empty when -scenarios is given)")
 	flag.StringVar(&cfg.out, "out", "swarmbench-out", "directory for results.csv, results.md, peers.csv and completion.svg")
-	flag.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "limit for each run (one N, shoal or HTTP)")
+	flag.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "limit for each run (one N, shoal or HTTP, or one scenario)")
 	flag.BoolVar(&cfg.linger, "linger", true, "downloaders keep seeding (--seed) until the whole swarm is done")
 	flag.BoolVar(&cfg.skipHTTP, "skip-http", false, "leave out the HTTP baseline")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temp dir (data, torrent, downloads, logs)")
 	flag.StringVar(&cfg.workDir, "workdir", "", "parent of the temp dir (default: $TMPDIR); needs room for (max N + 1) × -size")
+	var scen string
+	flag.StringVar(&scen, "scenarios", "", "comma-separated scenarios to run after the plain runs, or all: "+strings.Join(scenarioNames(), ", ")+"; results in scenarios.csv and scenarios.md")
+	flag.IntVar(&cfg.scenarioN, "scenario-n", 16, "number of downloaders in each scenario")
+	flag.Uint64Var(&cfg.scenarioSeed, "scenario-seed", 1, "seed of churn's random choice of victims and kill times")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", flag.Args())
@@ -134,8 +149,14 @@ func parseFlags() (*config, error) {
 		}
 		cfg.ns = append(cfg.ns, n)
 	}
-	if len(cfg.ns) == 0 {
-		return nil, errors.New("-n lists no runs")
+	if cfg.scenarios, err = parseScenarios(scen); err != nil {
+		return nil, err
+	}
+	if cfg.scenarioN < 1 || cfg.scenarioN > 256 {
+		return nil, fmt.Errorf("bad -scenario-n %d: want 1…256", cfg.scenarioN)
+	}
+	if len(cfg.ns) == 0 && len(cfg.scenarios) == 0 {
+		return nil, errors.New("-n and -scenarios list no runs")
 	}
 	if cfg.timeout <= 0 {
 		return nil, errors.New("-timeout must be positive")
@@ -191,6 +212,30 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 	}
 
 	b := &bench{cfg: cfg, tmp: tmp, src: src, srcSum: srcSum, torrent: torrent, log: log}
+	rows := b.runPlain(ctx)
+	var results []scenarioResult
+	if len(cfg.scenarios) > 0 && ctx.Err() == nil {
+		results = b.runScenarios(ctx, cfg.scenarios)
+	}
+	if ctx.Err() != nil {
+		log("interrupted")
+		return 130
+	}
+	code := 0
+	if len(rows) > 0 {
+		code = max(code, writePlain(cfg, rows, log))
+	}
+	if len(results) > 0 {
+		code = max(code, writeScenarios(cfg, results, log))
+	}
+	log("wrote %s", cfg.out)
+	return code
+}
+
+// runPlain runs the swarm, and the HTTP baseline unless -skip-http, for
+// every N in -n.
+func (b *bench) runPlain(ctx context.Context) []row {
+	cfg, log := b.cfg, b.log
 	var rows []row
 	for _, n := range cfg.ns {
 		if ctx.Err() != nil {
@@ -218,10 +263,13 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 		}
 		rows = append(rows, r)
 	}
-	if ctx.Err() != nil {
-		log("interrupted")
-		return 130
-	}
+	return rows
+}
+
+// writePlain writes results.csv, peers.csv, results.md and completion.svg
+// to -out and the Markdown table to stdout, and returns the exit code: 1
+// if a file could not be written or a run failed.
+func writePlain(cfg *config, rows []row, log func(string, ...any)) int {
 	code := 0
 	for _, w := range []struct {
 		name string
@@ -237,7 +285,6 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 		code = 1
 	}
 	writeMarkdown(os.Stdout, cfg, rows)
-	log("wrote %s", cfg.out)
 	for _, r := range rows {
 		if r.shoalErr != nil || r.httpErr != nil {
 			code = 1
@@ -250,9 +297,14 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 // downloaders from a seeder uploading u bytes/s, every downloader also
 // uploading u bytes/s and downloading without limit (d_min = ∞):
 // max(F/u_s, N·F/(u_s + N·u)).
-func theoreticalMin(n int, f, u int64) float64 {
+func theoreticalMin(n int, f, u int64) float64 { return minTime(n, n, f, u) }
+
+// minTime is the theoretical minimum for n receivers of whom only
+// uploaders upload (a free-rider receives without uploading), every
+// uploader and the seeder at u bytes/s: max(F/u_s, N·F/(u_s + Σu_i)).
+func minTime(n, uploaders int, f, u int64) float64 {
 	F, us := float64(f), float64(u)
-	return max(F/us, float64(n)*F/(us+float64(n)*us))
+	return max(F/us, float64(n)*F/(us+float64(uploaders)*us))
 }
 
 func mean(xs []float64) float64 {
@@ -284,92 +336,43 @@ type bench struct {
 // tracker and seeder, and returns each downloader's completion time in
 // seconds from the moment they were all started.
 func (b *bench) runSwarm(ctx context.Context, n int) (times []float64, wasted int64, err error) {
-	runDir := filepath.Join(b.tmp, fmt.Sprintf("n%d", n))
-	if err := os.Mkdir(runDir, 0o755); err != nil {
+	runDir, cleanup, err := b.makeRunDir(fmt.Sprintf("n%d", n))
+	if err != nil {
 		return nil, 0, err
 	}
-	if !b.cfg.keep {
-		defer os.RemoveAll(runDir)
-	}
+	defer cleanup()
 	rctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
-
-	tr, err := start(rctx, "tracker", filepath.Join(runDir, "tracker.log"),
-		[]string{b.cfg.shoal, "tracker", "--listen", "127.0.0.1:0", "--interval", "2s", "--rate-limit", "-1"})
+	env, err := b.newSwarm(rctx, runDir, envOptions{})
 	if err != nil {
 		return nil, 0, err
 	}
-	defer tr.Stop()
-	trAddr, err := waitLine(rctx, tr, "listening: ", "listening: ")
-	if err != nil {
-		return nil, 0, fmt.Errorf("tracker: %w", err)
-	}
-	announce := "http://" + trAddr + "/announce"
-
-	seed, err := start(rctx, "seeder", filepath.Join(runDir, "seeder.log"),
-		[]string{b.cfg.shoal, "seed", b.src, "--torrent", b.torrent, "--listen", "127.0.0.1:0", "--no-dht",
-			"-t", announce, "--max-upload-rate", b.cfg.upArg})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer seed.Stop()
-	// shoal's contract is to print magnet: last, just before it serves.
-	if _, err := waitLine(rctx, seed, "magnet: ", "magnet: "); err != nil {
-		return nil, 0, fmt.Errorf("seeder: %w", err)
-	}
+	defer env.close()
 
 	dls := make([]*proc, n)
 	dirs := make([]string, n)
-	defer func() {
-		for _, p := range dls {
-			if p != nil {
-				p.Stop()
-			}
-		}
-	}()
 	t0 := time.Now()
 	for i := range n {
 		dirs[i] = filepath.Join(runDir, fmt.Sprintf("dl%02d", i))
-		argv := []string{b.cfg.shoal, "get", b.torrent, "-o", dirs[i], "--listen", "127.0.0.1:0", "--no-dht",
-			"-t", announce, "--max-upload-rate", b.cfg.upArg, "--timeout", b.cfg.timeout.String()}
-		if b.cfg.linger {
-			argv = append(argv, "--seed")
-		}
-		if dls[i], err = start(rctx, fmt.Sprintf("downloader %d", i), filepath.Join(runDir, fmt.Sprintf("dl%02d.log", i)), argv); err != nil {
+		if dls[i], err = env.startGet(fmt.Sprintf("downloader %d", i), fmt.Sprintf("dl%02d.log", i), dirs[i], nil); err != nil {
 			return nil, 0, err
 		}
 	}
 	// Wait for every downloader's done: line (or, without --seed, its exit).
 	times = make([]float64, n)
 	for i, p := range dls {
-		select {
-		case <-p.doneLine:
-		case <-p.Done:
-			if p.doneAt().IsZero() {
-				return nil, 0, fmt.Errorf("downloader %d exited before completing: %v%s", i, p.Err, p.LogTail(tailBytes))
-			}
-		case <-rctx.Done():
-			if ctx.Err() != nil {
-				return nil, 0, ctx.Err()
-			}
-			return nil, 0, fmt.Errorf("downloader %d not done after %v%s", i, b.cfg.timeout, p.LogTail(tailBytes))
+		at, err := waitDone(ctx, rctx, p, b.cfg.timeout)
+		if err != nil {
+			return nil, 0, err
 		}
-		times[i] = p.doneAt().Sub(t0).Seconds()
+		times[i] = at.Sub(t0).Seconds()
 		wasted += wastedBytes(p.doneText())
 	}
 	// Stop everyone before hashing, so nothing competes for the CPU.
-	for _, p := range dls {
-		p.Stop()
-	}
-	seed.Stop()
-	tr.Stop()
+	env.close()
 	for i, dir := range dirs {
-		sum, size, err := benchproc.FileSHA256(filepath.Join(dir, dataName))
-		if err != nil {
-			return nil, 0, fmt.Errorf("downloader %d: reading its copy: %w", i, err)
-		}
-		if size != b.cfg.size || !bytes.Equal(sum, b.srcSum) {
-			return nil, 0, fmt.Errorf("downloader %d: copy differs from the source (%d bytes, sha256 %x)", i, size, sum)
+		if err := b.verifyCopy(dir); err != nil {
+			return nil, 0, fmt.Errorf("downloader %d: %w", i, err)
 		}
 	}
 	return times, wasted, nil
@@ -387,21 +390,6 @@ func wastedBytes(done string) int64 {
 	}
 	n, _ := strconv.ParseInt(done[j+1:i], 10, 64)
 	return n
-}
-
-// waitLine waits for a line starting with ready and returns the value of
-// the line starting with key seen up to then.
-func waitLine(ctx context.Context, p *proc, key, ready string) (string, error) {
-	vals, err := p.WaitReady(ctx, ready, key)
-	switch {
-	case errors.Is(err, benchproc.ErrExited):
-		return "", fmt.Errorf("exited before getting ready: %v%s", p.Err, p.LogTail(tailBytes))
-	case err != nil:
-		return "", fmt.Errorf("not ready: %w%s", err, p.LogTail(tailBytes))
-	case vals[key] == "":
-		return "", fmt.Errorf("ready before printing %q", key)
-	}
-	return vals[key], nil
 }
 
 // runHTTP serves the file to n concurrent clients from one net/http server
@@ -486,62 +474,6 @@ func (b *bench) runHTTP(ctx context.Context, n int) ([]float64, error) {
 		}
 	}
 	return times, nil
-}
-
-// tailBytes is how much of a child's log goes into an error message.
-const tailBytes = 1500
-
-// proc is a running child (see benchproc.Start) that also watches its
-// stderr: the first line starting with "done: " closes doneLine.
-type proc struct {
-	*benchproc.Proc
-	doneLine chan struct{}
-
-	mu   sync.Mutex
-	at   time.Time
-	text string
-}
-
-// start runs argv in its own process group; the child also gets SIGKILL if
-// we die first (Pdeathsig), so no peer outlives a crashed benchmark.
-func start(ctx context.Context, name, logPath string, argv []string) (*proc, error) {
-	p := &proc{doneLine: make(chan struct{})}
-	bp, err := benchproc.Start(ctx, benchproc.Spec{
-		Name: name, LogPath: logPath, Argv: argv, Lines: 64,
-		OnStderr:  p.addErrLine,
-		Pdeathsig: true,
-	})
-	if err != nil {
-		return nil, err
-	}
-	p.Proc = bp
-	return p, nil
-}
-
-func (p *proc) addErrLine(line string) {
-	if !strings.HasPrefix(line, "done: ") {
-		return
-	}
-	now := time.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.at.IsZero() {
-		p.at, p.text = now, line
-		close(p.doneLine)
-	}
-}
-
-// doneAt is when the done: line arrived, or zero.
-func (p *proc) doneAt() time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.at
-}
-
-func (p *proc) doneText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.text
 }
 
 func writeFile(path string, fn func(io.Writer) error) error {
@@ -652,8 +584,12 @@ func writeMarkdown(w io.Writer, cfg *config, rows []row) error {
 			}
 			return "NOT met"
 		}
-		fmt.Fprintf(w, "- Goal at N=16: shoal within 1.3× of the theoretical minimum: %.2f× — %s; shoal at most ⅓ of HTTP: %.2f — %s.\n",
-			smax/r.tmin, verdict(smax <= 1.3*r.tmin), smax/hmax, verdict(smax*3 <= hmax))
+		vsHTTP := "not measured (-skip-http)"
+		if len(r.http) > 0 || r.httpErr != nil {
+			vsHTTP = fmt.Sprintf("%.2f — %s", smax/hmax, verdict(smax*3 <= hmax))
+		}
+		fmt.Fprintf(w, "- Goal at N=16: shoal within 1.3× of the theoretical minimum: %.2f× — %s; shoal at most ⅓ of HTTP: %s.\n",
+			smax/r.tmin, verdict(smax <= 1.3*r.tmin), vsHTTP)
 	}
 	linger := "keep seeding (`--seed`) after completing, until the whole swarm is done"
 	if !cfg.linger {
