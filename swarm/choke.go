@@ -13,6 +13,14 @@ import (
 // the regular upload slots, and one more peer, rotated every
 // OptimisticInterval, is unchoked at random so newcomers and peers with
 // nothing to give yet get a chance to prove themselves.
+//
+// Between rechokes a slot never idles: a newly interested peer takes a
+// free one at once, and a slot freed by a peer that left or lost interest
+// goes to the waiting peer that gives us most. A free-riding peer (see
+// peer.freeRiding: it keeps us choked while it has what we want, or took
+// a piece and gave nothing back) is owed only the optimistic slot, and
+// loses any other within a tick, so on a fast swarm tit-for-tat bites in
+// seconds rather than at the next rechoke.
 const (
 	RechokeInterval    = 10 * time.Second
 	OptimisticInterval = 30 * time.Second

@@ -73,8 +73,13 @@ type peer struct {
 	pexSent          map[netip.AddrPort]bool
 	ss               *superPeer // while super-seeding
 	unchokedAt       time.Time  // when we last unchoked it
-	nextPex          time.Time
-	lastPexIn        time.Time
+	// unchokedUs records that it ever unchoked us; snubbedUs that it kept
+	// us choked past the grace while it had what we wanted. A peer that
+	// snubbed us and never unchoked us has shown it gives nothing: it is
+	// owed only the optimistic slot for good, after we complete too.
+	unchokedUs, snubbedUs bool
+	nextPex               time.Time
+	lastPexIn             time.Time
 
 	downBytes, upBytes atomic.Int64
 	lastRecv           atomic.Int64 // unix nanoseconds
@@ -212,17 +217,24 @@ func (p *peer) setChoking(choke bool) {
 // new connection gets, or one that has taken a good deal from us and given
 // almost nothing back. The second catches a free-rider that stays behind
 // us, so never has what we want: it looks like a newcomer otherwise. A
-// seeder wants nothing, so to it no peer is free-riding. Called with t.mu
-// held.
+// seeder wants nothing, so to it no peer is free-riding, save one that
+// snubbed it and never unchoked it before it completed. Called with t.mu
+// held; it may record the snub.
 func (p *peer) freeRiding(now time.Time) bool {
+	if p.snubbedUs && !p.unchokedUs {
+		return true
+	}
 	if p.t.seeding {
 		return false
 	}
 	if p.amInterested && p.peerChoking && now.Sub(p.joined) > reciprocityGrace {
+		p.snubbedUs = true
 		return true
 	}
+	// An honest peer behind us has nothing we want, so it has no occasion
+	// to unchoke us, but if it ever did, it is no free-rider.
 	taken, given := p.upBytes.Load(), p.downBytes.Load()
-	return taken >= max(minFreeRideAllowance, p.t.info.PieceLength) && given < taken/8
+	return !p.unchokedUs && taken >= max(minFreeRideAllowance, p.t.info.PieceLength) && given < taken/8
 }
 
 // updateInterest tells the peer whether it has something we want.
@@ -405,6 +417,7 @@ func (p *peer) handle(m *wire.Message) error {
 		}
 	case wire.Unchoke:
 		p.peerChoking = false
+		p.unchokedUs = true
 		t.picker.HandleUnchoke(p.pid)
 		p.fill()
 	case wire.Interested:

@@ -506,12 +506,7 @@ func writeCSV(w io.Writer, cfg *config, rows []row) error {
 	cw.Write([]string{"n", "size_bytes", "upload_cap_bytes_per_s", "theoretical_min_s",
 		"shoal_max_s", "shoal_mean_s", "http_max_s", "http_mean_s",
 		"shoal_max_over_min", "shoal_max_over_http_max", "http_max_over_min", "shoal_wasted_bytes", "error"})
-	f := func(x float64) string {
-		if math.IsNaN(x) {
-			return ""
-		}
-		return strconv.FormatFloat(x, 'f', 3, 64)
-	}
+	f := csvSeconds
 	for _, r := range rows {
 		smax, smean := stats(r.shoal, r.shoalErr)
 		hmax, hmean := stats(r.http, r.httpErr)
@@ -549,12 +544,7 @@ func writeMarkdown(w io.Writer, cfg *config, rows []row) error {
 		benchproc.HumanBytes(cfg.size), cfg.size, benchproc.HumanBytes(cfg.pieceLength), benchproc.HumanBytes(cfg.up), cfg.up, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintln(w, "| N | theoretical min (s) | shoal max (s) | shoal mean (s) | HTTP max (s) | HTTP mean (s) | shoal max / min | shoal max / HTTP max | HTTP max / min |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	f := func(x float64) string {
-		if math.IsNaN(x) {
-			return "–"
-		}
-		return strconv.FormatFloat(x, 'f', 2, 64)
-	}
+	f := mdSeconds
 	for _, r := range rows {
 		smax, smean := stats(r.shoal, r.shoalErr)
 		hmax, hmean := stats(r.http, r.httpErr)
@@ -665,4 +655,20 @@ func writePlot(path string, cfg *config, rows []row) error {
 		p.Legend.Add(s.name, l, pts)
 	}
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
+}
+
+// csvSeconds formats seconds for a CSV cell; NaN (no figure) is empty.
+func csvSeconds(x float64) string {
+	if math.IsNaN(x) {
+		return ""
+	}
+	return strconv.FormatFloat(x, 'f', 3, 64)
+}
+
+// mdSeconds formats seconds for a Markdown table; NaN (no figure) is a dash.
+func mdSeconds(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return strconv.FormatFloat(x, 'f', 2, 64)
 }

@@ -47,12 +47,7 @@ func writeScenariosCSV(w io.Writer, cfg *config, results []scenarioResult) error
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"scenario", "n", "size_bytes", "upload_cap_bytes_per_s", "total_s", "mean_s", "max_s",
 		"theoretical_min_s", "max_over_min", "wasted_bytes", "notes", "error"})
-	f := func(x float64) string {
-		if math.IsNaN(x) {
-			return ""
-		}
-		return strconv.FormatFloat(x, 'f', 3, 64)
-	}
+	f := csvSeconds
 	for _, r := range results {
 		mx, mn := stats(r.times, r.err)
 		total, errText := r.total, ""
@@ -72,12 +67,7 @@ func writeScenariosMarkdown(w io.Writer, cfg *config, results []scenarioResult) 
 		benchproc.HumanBytes(cfg.size), cfg.size, benchproc.HumanBytes(cfg.pieceLength), benchproc.HumanBytes(cfg.up), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintln(w, "| scenario | N | total (s) | mean (s) | max (s) | theoretical min (s) | max / min | wasted bytes | result |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---|")
-	f := func(x float64) string {
-		if math.IsNaN(x) {
-			return "–"
-		}
-		return strconv.FormatFloat(x, 'f', 2, 64)
-	}
+	f := mdSeconds
 	for _, r := range results {
 		mx, mn := stats(r.times, r.err)
 		total, verdict := r.total, "all finished, copies verified"
