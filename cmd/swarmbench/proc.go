@@ -40,8 +40,9 @@ type stampedLine struct {
 }
 
 // watchedPrefixes are the stderr lines proc keeps: completion, resumption
-// after a restart, and a seeder leaving at its --seed-ratio.
-var watchedPrefixes = []string{"done: ", "resuming: ", "seed ratio "}
+// after a restart, a seeder leaving at its --seed-ratio, and the first
+// verified piece.
+var watchedPrefixes = []string{"done: ", "resuming: ", "seed ratio ", "first piece: "}
 
 // start runs argv in its own process group; the child also gets SIGKILL if
 // we die first (Pdeathsig), so no peer outlives a crashed benchmark.

@@ -317,6 +317,18 @@ func (b *bench) freeRider(ctx, rctx context.Context, runDir string, res *scenari
 	defer env.close()
 	frDir := filepath.Join(runDir, "freerider")
 	t0 := time.Now()
+	dls, err := env.startDownloaders(0, res.n, nil)
+	if err != nil {
+		return err
+	}
+	// The free-rider joins the running swarm, as the contributors' peer:
+	// started in this process it would otherwise reach the seeder before
+	// any of them and be served as a lone downloader. Its time counts from
+	// its own start.
+	if err := waitFirstPiece(rctx, dls); err != nil {
+		return err
+	}
+	frStart := time.Now()
 	fr, err := rogue.StartFreeRider(rctx, m, frDir, rogue.Options{Trackers: []string{env.announce}})
 	if err != nil {
 		return err
@@ -330,10 +342,6 @@ func (b *bench) freeRider(ctx, rctx context.Context, runDir string, res *scenari
 		case <-rctx.Done():
 		}
 	}()
-	dls, err := env.startDownloaders(0, res.n, nil)
-	if err != nil {
-		return err
-	}
 	times, wasted, err := env.waitAll(ctx, dls, t0)
 	if err != nil {
 		return err
@@ -341,7 +349,7 @@ func (b *bench) freeRider(ctx, rctx context.Context, runDir string, res *scenari
 	var frAt float64
 	select {
 	case at := <-frDone:
-		frAt = since(t0, at)
+		frAt = since(frStart, at)
 	case <-rctx.Done():
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -359,8 +367,24 @@ func (b *bench) freeRider(ctx, rctx context.Context, runDir string, res *scenari
 	if err := b.verifyCopy(frDir); err != nil {
 		return fmt.Errorf("free-rider: %w", err)
 	}
-	res.times, res.total, res.wasted = times, max(slices.Max(times), frAt), sum(wasted)+st.Wasted
-	res.note("free-rider done at %.2f s: %.2f× the contributors' mean (%.2f s), %.2f× their max (%.2f s); it uploaded %d bytes",
-		frAt, frAt/mean(times), mean(times), frAt/slices.Max(times), slices.Max(times), st.Uploaded)
+	res.times, res.total, res.wasted = times, max(slices.Max(times), since(t0, frStart)+frAt), sum(wasted)+st.Wasted
+	res.note("free-rider joined at %.2f s, when a contributor had its first piece, and was done %.2f s later: %.2f× the contributors' mean (%.2f s), %.2f× their max (%.2f s); it uploaded %d bytes",
+		since(t0, frStart), frAt, frAt/mean(times), mean(times), frAt/slices.Max(times), slices.Max(times), st.Uploaded)
 	return nil
+}
+
+// waitFirstPiece returns once some downloader has verified a piece.
+func waitFirstPiece(ctx context.Context, dls []*downloader) error {
+	for {
+		for _, d := range dls {
+			if !d.p.line("first piece: ").at.IsZero() {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no downloader got a first piece: %w", context.Cause(ctx))
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
