@@ -451,12 +451,8 @@ func (p *peer) handle(m *wire.Message) error {
 			return protocolError("%v", err)
 		}
 		p.sawHaves = true
-		if t.ss != nil {
-			for x := range t.info.NumPieces {
-				if bf.Has(x) {
-					t.ssSaw(x)
-				}
-			}
+		for x := bf.NextSet(0); x >= 0 && t.ss != nil; x = bf.NextSet(x + 1) {
+			t.ssSaw(x)
 		}
 		p.ssFill()
 		p.fill()

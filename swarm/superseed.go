@@ -147,11 +147,11 @@ func (t *Torrent) endSuperSeed() {
 
 // ssTarget is how many pieces p should hold on offer: enough to keep its
 // link busy for one request-queue horizon at the rate we upload to it.
-func (p *peer) ssTarget() int {
+func (p *peer) ssTarget(lone bool) int {
 	if p.amChoking {
 		return 1 // so it has a reason to be interested
 	}
-	if len(p.t.peers) < 2 {
+	if lone {
 		// A lone downloader will take every piece from us anyway; holding
 		// it to its rate only slows its start.
 		return superSeedMaxOffers
@@ -209,11 +209,14 @@ func (p *peer) ssFill() {
 	if unstuck && t.ssMaybeEnd() {
 		return
 	}
+	// A lone peer has no one to pass pieces on to: it is not held to
+	// what it has spread.
+	lone := len(t.peers) < 2
 	held := len(sp.unspread)
-	if len(t.peers) < 2 {
-		held = 0 // a lone peer has no one to share with: do not starve it
+	if lone {
+		held = 0
 	}
-	for target := p.ssTarget(); len(sp.offers)+held < target; {
+	for target := p.ssTarget(lone); len(sp.offers)+held < target; {
 		x := t.ssPick(p)
 		if x < 0 {
 			return
