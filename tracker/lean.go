@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,9 @@ const (
 	lingerTime = 500 * time.Millisecond
 	// maxPooledWrite keeps unusually large response buffers out of the pool.
 	maxPooledWrite = 64 << 10
+	// maxPanicStack caps the stack logged for a recovered panic: the top
+	// frames locate the fault, and a log line should stay readable.
+	maxPanicStack = 8 << 10
 )
 
 // connState is where a lean connection is in its life, after net/http's
@@ -82,6 +86,19 @@ func (st connState) String() string {
 		return "closed"
 	}
 	return "connState(" + strconv.Itoa(int(st)) + ")"
+}
+
+// panicked logs and counts a panic recovered while st was the state of the
+// connection from remote. It must be called from the deferred function that
+// recovered, so that the stack still shows where the panic happened.
+func (ls *leanServer) panicked(v any, remote netip.AddrPort, st connState) {
+	ls.s.panics.Add(1)
+	stack := debug.Stack()
+	if len(stack) > maxPanicStack {
+		stack = append(stack[:maxPanicStack:maxPanicStack], "\n... (truncated)"...)
+	}
+	ls.s.log.Error("tracker handler panicked; connection closed, serving on",
+		"remote", remote, "state", st.String(), "panic", v, "stack", string(stack))
 }
 
 type leanBufs struct {
@@ -232,6 +249,16 @@ func (ls *leanServer) serveConn(c net.Conn, bufs *leanBufs, n int) {
 	if n > 0 {
 		state = connActive
 	}
+	var req leanReq
+	// Registered last, so it runs first: c is still open for the 500.
+	defer func() {
+		if v := recover(); v != nil {
+			ls.panicked(v, remote, state)
+			if state == connActive {
+				ls.closeWith(c, bufs, http.StatusInternalServerError, req.http10)
+			}
+		}
+	}()
 
 	headLimit := cfg.MaxHeaderBytes
 	headTimeout := min(cfg.ReadHeaderTimeout, cfg.ReadTimeout)
@@ -299,7 +326,7 @@ func (ls *leanServer) serveConn(c net.Conn, bufs *leanBufs, n int) {
 			ls.refuse(c, bufs, errStatus(http.StatusRequestHeaderFieldsTooLarge), false)
 			return
 		}
-		var req leanReq
+		req = leanReq{}
 		if err := ls.parseHead(buf[:end], &req); err != nil {
 			state = connClosing
 			ls.refuse(c, bufs, err, req.http10)
@@ -658,6 +685,13 @@ func (ls *leanServer) refuse(c net.Conn, bufs *leanBufs, err error, http10 bool)
 		code = int(es)
 	}
 	ls.s.refused.Add(1)
+	ls.closeWith(c, bufs, code, http10)
+}
+
+// closeWith answers code with an empty body and Connection: close, then
+// drains what the client already sent, so that it reads the status instead
+// of a reset. The caller closes c.
+func (ls *leanServer) closeWith(c net.Conn, bufs *leanBufs, code int, http10 bool) {
 	r := leanReq{http10: http10}
 	bufs.w = appendEmpty(bufs.w[:0], &r, code, false)
 	c.SetWriteDeadline(time.Now().Add(lingerTime))
