@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,7 +40,66 @@ const (
 	lingerTime = 500 * time.Millisecond
 	// maxPooledWrite keeps unusually large response buffers out of the pool.
 	maxPooledWrite = 64 << 10
+	// maxPanicStack caps the stack logged for a recovered panic: the top
+	// frames locate the fault, and a log line should stay readable.
+	maxPanicStack = 8 << 10
 )
+
+// connState is where a lean connection is in its life, after net/http's
+// ConnState. It tells a recovered panic what it may still do with the
+// connection: answer 500 only while nothing of the current answer is on the
+// wire, and close only a socket that is still its own.
+type connState uint8
+
+const (
+	// connNew: accepted, no byte of a request read yet.
+	connNew connState = iota
+	// connActive: a request is arriving or being answered; nothing of its
+	// answer has been written.
+	connActive
+	// connIdle: a keep-alive answer is complete; the connection waits for
+	// the next request under IdleTimeout.
+	connIdle
+	// connClosing: the last answer is being written; the connection
+	// closes after it.
+	connClosing
+	// connHijacked: the fast path handed the socket to a goroutine, which
+	// owns it now.
+	connHijacked
+	// connClosed: the socket is closed.
+	connClosed
+)
+
+func (st connState) String() string {
+	switch st {
+	case connNew:
+		return "new"
+	case connActive:
+		return "active"
+	case connIdle:
+		return "idle"
+	case connClosing:
+		return "closing"
+	case connHijacked:
+		return "hijacked"
+	case connClosed:
+		return "closed"
+	}
+	return "connState(" + strconv.Itoa(int(st)) + ")"
+}
+
+// panicked logs and counts a panic recovered while st was the state of the
+// connection from remote. It must be called from the deferred function that
+// recovered, so that the stack still shows where the panic happened.
+func (ls *leanServer) panicked(v any, remote netip.AddrPort, st connState) {
+	ls.s.panics.Add(1)
+	stack := debug.Stack()
+	if len(stack) > maxPanicStack {
+		stack = append(stack[:maxPanicStack:maxPanicStack], "\n... (truncated)"...)
+	}
+	ls.s.log.Error("tracker handler panicked; connection closed, serving on",
+		"remote", remote, "state", st.String(), "panic", v, "stack", string(stack))
+}
 
 type leanBufs struct {
 	r []byte
@@ -185,6 +245,21 @@ func (ls *leanServer) serveConn(c net.Conn, bufs *leanBufs, n int) {
 	}()
 
 	remote := connAddr(c)
+	state := connNew
+	if n > 0 {
+		state = connActive
+	}
+	var req leanReq
+	// Registered last, so it runs first: c is still open for the 500.
+	defer func() {
+		if v := recover(); v != nil {
+			ls.panicked(v, remote, state)
+			if state == connActive {
+				ls.closeWith(c, bufs, http.StatusInternalServerError, req.http10)
+			}
+		}
+	}()
+
 	headLimit := cfg.MaxHeaderBytes
 	headTimeout := min(cfg.ReadHeaderTimeout, cfg.ReadTimeout)
 	// One deadline covers reading the first head and, usually, writing
@@ -195,8 +270,7 @@ func (ls *leanServer) serveConn(c net.Conn, bufs *leanBufs, n int) {
 	c.SetDeadline(writeDeadline)
 
 	buf := bufs.r
-	idle := false // waiting for the first byte of a request after a keep-alive answer
-	scanned := 0  // bytes of buf already searched for the end of the head
+	scanned := 0 // bytes of buf already searched for the end of the head
 	for {
 		// Clients may send blank lines between requests (RFC 9112 2.2).
 		skip := 0
@@ -216,6 +290,7 @@ func (ls *leanServer) serveConn(c net.Conn, bufs *leanBufs, n int) {
 					if bytes.IndexByte(buf[:n], '\n') < 0 {
 						code = http.StatusRequestURITooLong
 					}
+					state = connClosing
 					ls.refuse(c, bufs, errStatus(code), false)
 					return
 				}
@@ -225,13 +300,13 @@ func (ls *leanServer) serveConn(c net.Conn, bufs *leanBufs, n int) {
 				bufs.r = big // dropped, not pooled, on return
 			}
 			m, err := c.Read(buf[n:min(len(buf), headLimit)])
-			if m > 0 && idle {
-				idle = false
-				if n+m < 16 || headEnd(buf[:n+m], 0) < 0 {
+			if m > 0 && state != connActive {
+				if state == connIdle && (n+m < 16 || headEnd(buf[:n+m], 0) < 0) {
 					// The head did not arrive in one piece: from now on
 					// the client has headTimeout to finish it.
 					c.SetReadDeadline(time.Now().Add(headTimeout))
 				}
+				state = connActive
 			}
 			n += m
 			if err != nil {
@@ -247,22 +322,28 @@ func (ls *leanServer) serveConn(c net.Conn, bufs *leanBufs, n int) {
 		if end > headLimit {
 			// Possible when the head came in one read larger than a
 			// small MaxHeaderBytes.
+			state = connClosing
 			ls.refuse(c, bufs, errStatus(http.StatusRequestHeaderFieldsTooLarge), false)
 			return
 		}
-		var req leanReq
+		req = leanReq{}
 		if err := ls.parseHead(buf[:end], &req); err != nil {
+			state = connClosing
 			ls.refuse(c, bufs, err, req.http10)
 			return
 		}
 		keep := !req.close && !ls.closing.Load() && !req.hasBody
 		ls.answer(bufs, &req, remote, keep)
+		state = connIdle
+		if !keep {
+			state = connClosing
+		}
 		now = time.Now()
 		if left := writeDeadline.Sub(now); left < cfg.WriteTimeout/4 || len(bufs.w) > 16<<10 {
 			writeDeadline = now.Add(cfg.WriteTimeout)
 			c.SetWriteDeadline(writeDeadline)
 		}
-		if !keep {
+		if state == connClosing {
 			writeLast(c, bufs.w)
 			return
 		}
@@ -272,10 +353,10 @@ func (ls *leanServer) serveConn(c net.Conn, bufs *leanBufs, n int) {
 		n = copy(buf, buf[end:n])
 		scanned = 0
 		if n == 0 {
-			idle = true
 			c.SetReadDeadline(now.Add(cfg.IdleTimeout))
 		} else {
 			// A pipelined request: its head is already arriving.
+			state = connActive
 			c.SetReadDeadline(now.Add(headTimeout))
 		}
 		// shutdown sets closing before waking idle connections, so a
@@ -604,6 +685,13 @@ func (ls *leanServer) refuse(c net.Conn, bufs *leanBufs, err error, http10 bool)
 		code = int(es)
 	}
 	ls.s.refused.Add(1)
+	ls.closeWith(c, bufs, code, http10)
+}
+
+// closeWith answers code with an empty body and Connection: close, then
+// drains what the client already sent, so that it reads the status instead
+// of a reset. The caller closes c.
+func (ls *leanServer) closeWith(c net.Conn, bufs *leanBufs, code int, http10 bool) {
 	r := leanReq{http10: http10}
 	bufs.w = appendEmpty(bufs.w[:0], &r, code, false)
 	c.SetWriteDeadline(time.Now().Add(lingerTime))

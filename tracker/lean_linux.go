@@ -3,6 +3,7 @@ package tracker
 import (
 	"errors"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"runtime"
@@ -121,31 +122,54 @@ func sockaddrAddr(sa syscall.Sockaddr) netip.AddrPort {
 }
 
 // serveFD answers a single complete Connection: close request on a freshly
-// accepted socket, or hands the socket to serveConn.
+// accepted socket, or hands the socket to serveConn. It runs inline in the
+// accept loop, so it recovers a panic itself: the loop keeps accepting.
 func (ls *leanServer) serveFD(fd int, remote netip.AddrPort) {
 	bufs := leanPool.Get().(*leanBufs)
+	state := connActive
+	var req leanReq
+	defer func() {
+		if v := recover(); v != nil {
+			ls.panicked(v, remote, state)
+			// bufs is dropped, not pooled: after a hand-over it is no
+			// longer ours.
+			switch state {
+			case connActive:
+				// Nothing is written yet and the answer fits a fresh
+				// socket buffer: best effort, without blocking.
+				w := appendEmpty(bufs.w[:0], &leanReq{http10: req.http10}, http.StatusInternalServerError, false)
+				syscall.SendmsgN(fd, w, nil, nil, syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL)
+				syscall.Close(fd)
+			case connClosing:
+				syscall.Close(fd)
+			}
+		}
+	}()
 	n, err := syscall.Read(fd, bufs.r)
 	for err == syscall.EINTR {
 		n, err = syscall.Read(fd, bufs.r)
 	}
 	switch {
 	case err == syscall.EAGAIN:
+		state = connHijacked
 		ls.handOver(fd, bufs, 0)
 		return
 	case err != nil || n == 0:
+		state = connClosed
 		syscall.Close(fd)
 		leanPool.Put(bufs)
 		return
 	}
 	b := bufs.r[:n]
 	end := headEnd(b, 0)
-	var req leanReq
 	if b[0] == '\r' || b[0] == '\n' || end != n || ls.parseHead(b, &req) != nil ||
 		!req.close || req.hasBody || ls.closing.Load() {
+		state = connHijacked
 		ls.handOver(fd, bufs, n)
 		return
 	}
 	ls.answer(bufs, &req, remote, false)
+	state = connClosing
 	w := bufs.w
 	for len(w) > 0 {
 		m, err := syscall.SendmsgN(fd, w, nil, nil, syscall.MSG_MORE|syscall.MSG_NOSIGNAL)
@@ -155,6 +179,7 @@ func (ls *leanServer) serveFD(fd int, remote netip.AddrPort) {
 		if err == syscall.EAGAIN {
 			// A full socket buffer on a fresh connection: only a huge
 			// answer gets here. Finish it under a write deadline.
+			state = connHijacked
 			ls.handOverWrite(fd, bufs, w)
 			return
 		}
@@ -163,6 +188,7 @@ func (ls *leanServer) serveFD(fd int, remote netip.AddrPort) {
 		}
 		w = w[m:]
 	}
+	state = connClosed
 	syscall.Close(fd)
 	leanPool.Put(bufs)
 }

@@ -134,8 +134,13 @@ type Server struct {
 	scrapes     atomic.Uint64
 	refused     atomic.Uint64
 	rateLimited atomic.Uint64
+	panics      atomic.Uint64
 
 	pool sync.Pool // *reqState
+
+	// testHookAnnounce, when set, sees every parsed announce. Only tests
+	// set it (before Serve), to make a handler panic; nil in production.
+	testHookAnnounce func(*announceQuery)
 }
 
 // NewServer validates cfg, fills defaults and, in private mode, loads the
@@ -322,6 +327,10 @@ type Stats struct {
 	// Refused counts answers with a failure reason (including RateLimited).
 	Refused     uint64 `json:"refused"`
 	RateLimited uint64 `json:"rate_limited"`
+	// Panics counts connections on which a handler panicked under Serve:
+	// each was logged with its stack and closed (after a 500 when nothing
+	// of the answer was sent yet), and the tracker kept serving.
+	Panics uint64 `json:"panics"`
 
 	UptimeSeconds   int64 `json:"uptime_seconds"`
 	IntervalSeconds int64 `json:"interval_seconds"`
@@ -338,6 +347,7 @@ func (s *Server) Stats() Stats {
 		Scrapes:         s.scrapes.Load(),
 		Refused:         s.refused.Load(),
 		RateLimited:     s.rateLimited.Load(),
+		Panics:          s.panics.Load(),
 		UptimeSeconds:   int64(s.now().Sub(s.started) / time.Second),
 		IntervalSeconds: int64(s.cfg.Interval / time.Second),
 		Goroutines:      runtime.NumGoroutine(),
@@ -462,6 +472,9 @@ func (s *Server) serveAnnounce(st *reqState, remote netip.Addr, keyPath, rawQuer
 	q := &st.q
 	if err := parseAnnounce(rawQuery, q, s.cfg.MaxNumWant); err != nil {
 		return s.fail(st, err, remote)
+	}
+	if s.testHookAnnounce != nil {
+		s.testHookAnnounce(q)
 	}
 	if !s.allowed(q.InfoHash) {
 		return s.fail(st, errUnregistered, remote)
