@@ -20,13 +20,15 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	shoalBin = filepath.Join(dir, "shoal")
-	// Resume records of seed and DHT tables go to the user cache: keep the
-	// test processes' in a folder of their own.
-	os.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	// Built before XDG_CACHE_HOME moves: the go command keeps its build
+	// cache there too, and an empty one would rebuild everything each run.
 	if out, err := exec.Command("go", "build", "-o", shoalBin, ".").CombinedOutput(); err != nil {
 		os.Stderr.Write(out)
 		os.Exit(1)
 	}
+	// Resume records of seed and DHT tables go to the user cache: keep the
+	// test processes' in a folder of their own.
+	os.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
