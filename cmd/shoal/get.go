@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/dht"
 	"github.com/shoal-p2p/shoal/internal/fsutil"
+	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm"
@@ -169,14 +170,14 @@ func runGet(c *cli.Context) error {
 	case <-t.Done():
 	default:
 		if err := t.Close(); err != nil {
-			fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving the resume record: %v\n", err)
+			warnf(c.App.ErrWriter, "saving the resume record: %v", err)
 		}
 		if errors.Is(context.Cause(ctx), errTimeout) {
 			return failure("get: timed out after %s: %s", c.Duration("timeout"), summary)
 		}
 		return failure("get: interrupted; run again with the same -o to resume: %s", summary)
 	}
-	fmt.Fprintf(c.App.ErrWriter, "done: %s (%s since start)\n", summary, time.Since(began).Round(time.Millisecond))
+	fmt.Fprintf(c.App.ErrWriter, "done: %s (%s since start)\n", termsafe.String(summary), time.Since(began).Round(time.Millisecond))
 	if c.Bool("seed") {
 		seedCtx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 		defer cancel()
@@ -227,7 +228,7 @@ func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *p
 			return
 		case <-tick.C:
 			s := t.Stats()
-			bar.Describe(fmt.Sprintf("%s, %d peers", info.Name, s.Peers))
+			bar.Describe(fmt.Sprintf("%s, %d peers", termsafe.String(info.Name), s.Peers))
 			bar.Set64(s.BytesDone)
 		}
 	}
@@ -266,7 +267,7 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 	if data, err := m.Marshal(); err == nil {
 		os.MkdirAll(filepath.Dir(saved), 0o755)
 		if err := fsutil.WriteFileAtomic(saved, data, 0o644); err != nil {
-			fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving metadata: %v\n", err)
+			warnf(c.App.ErrWriter, "saving metadata: %v", err)
 		}
 	}
 	return m, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/shoal-p2p/shoal/dht"
+	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/swarm"
 	"github.com/shoal-p2p/shoal/swarm/wire"
@@ -218,7 +219,8 @@ func seedResumePath(h piece.Hash) string {
 }
 
 // statusLoop prints a status line every second on a terminal, or a plain
-// line every interval otherwise, until ctx ends.
+// line every interval otherwise, until ctx ends. The line is escaped, as it
+// usually names the torrent.
 func statusLoop(ctx context.Context, w io.Writer, every time.Duration, line func() string) {
 	term := isTerminal(w)
 	if !term {
@@ -237,9 +239,9 @@ func statusLoop(ctx context.Context, w io.Writer, every time.Duration, line func
 			return
 		case <-tick.C:
 			if term {
-				fmt.Fprintf(w, "\r\033[K%s", line())
+				fmt.Fprintf(w, "\r\033[K%s", termsafe.String(line()))
 			} else {
-				fmt.Fprintln(w, line())
+				fmt.Fprintln(w, termsafe.String(line()))
 			}
 		}
 	}
