@@ -52,9 +52,9 @@ func (c *Client) FetchInfo(ctx context.Context, ih piece.Hash, peers <-chan neti
 	return c.FetchInfoStatus(ctx, ih, peers, nil)
 }
 
-// FetchInfoStatus is FetchInfo calling status after every failed attempt
-// with what the fetch now waits for. status runs on the fetch's goroutine
-// and must not block.
+// FetchInfoStatus is FetchInfo calling status with what the fetch waits
+// for whenever that changes: a new address, a failed attempt. status runs
+// on the fetch's goroutine and must not block.
 func (c *Client) FetchInfoStatus(ctx context.Context, ih piece.Hash, peers <-chan netip.AddrPort, status func(FetchStatus)) (*piece.MetaInfo, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -66,7 +66,7 @@ func (c *Client) FetchInfoStatus(ctx context.Context, ih piece.Hash, peers <-cha
 	var (
 		wg       sync.WaitGroup
 		result   *piece.MetaInfo
-		lastErr  error
+		lastErr  string
 		failures = map[netip.AddrPort]int{} // every address seen
 		retryAt  = map[netip.AddrPort]time.Time{}
 		queue    []netip.AddrPort
@@ -77,6 +77,11 @@ func (c *Client) FetchInfoStatus(ctx context.Context, ih piece.Hash, peers <-cha
 		timer   = time.NewTimer(time.Hour)
 	)
 	defer timer.Stop()
+	report := func() {
+		if status != nil {
+			status(FetchStatus{Known: len(failures), Retrying: len(retryAt), LastError: lastErr})
+		}
+	}
 loop:
 	for {
 		for len(queue) > 0 && inFlight < fetchConcurrency {
@@ -119,21 +124,20 @@ loop:
 			}
 			failures[a] = 0
 			queue = append(queue, a)
+			report()
 		case o := <-results:
 			inFlight--
 			if o.err == nil {
 				result = o.m
 				break loop
 			}
-			lastErr = fmt.Errorf("%s: %w", o.addr, o.err)
+			lastErr = fmt.Sprintf("%s: %v", o.addr, o.err)
 			c.log.Info("metadata from peer failed", "peer", o.addr, "err", o.err)
 			if errors.Is(o.err, errUnreachable) {
 				failures[o.addr]++
 				retryAt[o.addr] = time.Now().Add(min(maxFetchRetry, fetchRetry<<min(failures[o.addr]-1, 5)))
 			}
-			if status != nil {
-				status(FetchStatus{Known: len(failures), Retrying: len(retryAt), LastError: lastErr.Error()})
-			}
+			report()
 		case now := <-wake:
 			for a, at := range retryAt {
 				if !now.Before(at) {
@@ -148,8 +152,8 @@ loop:
 	if result != nil {
 		return result, nil
 	}
-	if lastErr == nil {
-		lastErr = errors.New("no peer to ask")
+	if lastErr == "" {
+		lastErr = "no peer to ask"
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("metadata not found: %w (%d peer addresses known; last error: %v)", context.Cause(ctx), len(failures), lastErr)

@@ -217,8 +217,9 @@ func TestFetchInfoRetriesUnreachablePeer(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(seen) == 0 || seen[0].Known != 1 || seen[0].Retrying != 1 || !strings.Contains(seen[0].LastError, a.String()+": ") ||
-		!strings.Contains(seen[0].LastError, "refused") {
+	// First the address arrives, then its first attempt fails.
+	if len(seen) < 2 || seen[0] != (FetchStatus{Known: 1}) || seen[1].Known != 1 || seen[1].Retrying != 1 ||
+		!strings.Contains(seen[1].LastError, a.String()+": ") || !strings.Contains(seen[1].LastError, "refused") {
 		t.Fatalf("status reports: %+v", seen)
 	}
 }
