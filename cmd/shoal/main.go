@@ -42,6 +42,11 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
 	args, err := permuteArgs(app, args)
+	if errors.Is(err, errNoCommand) {
+		// What the user needs then is the list of commands; it goes to
+		// stderr, as this is a failure, not a result.
+		newApp(stderr, stderr).Run([]string{"shoal", "--help"})
+	}
 	if err != nil {
 		err = usageError("%v", err)
 	} else {
