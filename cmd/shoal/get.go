@@ -86,6 +86,9 @@ func runGet(c *cli.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return failure("get: %v", err)
 	}
+	if err := storage.CheckStateDir(dir); err != nil {
+		return failure("get: %v", err)
+	}
 	sigCtx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The timeout bounds the download, not the client: with --seed the
@@ -256,8 +259,15 @@ func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *p
 // requests), saving it so an interrupted download resumes without asking
 // again.
 func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.Node, mg piece.Magnet, dir string, peers []netip.AddrPort) (*piece.MetaInfo, error) {
-	saved := filepath.Join(dir, storage.StateDirName, fmt.Sprintf("%x.torrent", mg.Hash[:]))
-	if data, err := os.ReadFile(saved); err == nil {
+	// Read and written through an os.Root, so the state folder cannot
+	// lead out of DIR.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, failure("get: %v", err)
+	}
+	defer root.Close()
+	saved := filepath.Join(storage.StateDirName, fmt.Sprintf("%x.torrent", mg.Hash[:]))
+	if data, err := root.ReadFile(saved); err == nil {
 		if m, err := piece.Parse(data); err == nil && m.Info.Hash == mg.Hash {
 			return m, nil
 		}
@@ -292,8 +302,11 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 		m.AnnounceList = append(m.AnnounceList, []string{tr})
 	}
 	if data, err := m.Marshal(); err == nil {
-		os.MkdirAll(filepath.Dir(saved), 0o755)
-		if err := fsutil.WriteFileAtomic(saved, data, 0o644); err != nil {
+		err := root.MkdirAll(storage.StateDirName, 0o755)
+		if err == nil {
+			err = fsutil.WriteFileAtomicIn(root, saved, data, 0o644)
+		}
+		if err != nil {
 			warnf(c.App.ErrWriter, "saving metadata: %v", err)
 		}
 	}
