@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"unicode/utf8"
 
 	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent/bencode"
@@ -63,18 +64,48 @@ func saveState(path string, id krpc.ID, nodes []krpc.NodeInfo) error {
 
 // slogHandler forwards the library's log to ours at debug level: its
 // messages are per-packet chatter, and what a user must hear (bootstrap
-// failure) this package logs itself.
+// failure) this package logs itself. A nil l means slog's default at the
+// time of the message. Messages are cut to maxLibLogLen: the library
+// quotes a malformed packet whole, and anyone can send 64 KB of one.
 type slogHandler struct{ l *slog.Logger }
 
+// maxLibLogLen bounds a forwarded message, in bytes.
+const maxLibLogLen = 256
+
 func (h slogHandler) Handle(r alog.Record) {
-	if !h.l.Enabled(context.Background(), slog.LevelDebug) {
+	l := h.l
+	if l == nil {
+		l = slog.Default()
+	}
+	if !l.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
-	h.l.Debug("anacrolix/dht: " + r.Msg.String())
+	l.Debug("anacrolix/dht: " + truncate(r.Msg.String(), maxLibLogLen))
+}
+
+// truncate cuts s to at most n bytes, at a rune boundary, saying how long
+// it was.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
 }
 
 func libLogger(l *slog.Logger) alog.Logger {
 	ll := alog.NewLogger("dht")
 	ll.SetHandlers(slogHandler{l})
 	return ll
+}
+
+// The library also logs through anacrolix/log's global logger, which
+// writes straight to stderr whatever the user's --log-level: every
+// malformed packet a stranger sends, quoted whole (60 KB lines). Send that
+// through slog too, at debug and cut short.
+func init() {
+	alog.Default.SetHandlers(slogHandler{})
 }

@@ -19,69 +19,132 @@ const (
 	fetchConcurrency = 8
 	fetchPeerTimeout = 30 * time.Second
 	maxLayerRequest  = 512 // piece hashes per request, as libtorrent asks
+	// A peer that could not be reached is asked again after fetchRetry,
+	// doubled with each failure up to maxFetchRetry: the only peer a
+	// magnet names may come up a moment after we start.
+	fetchRetry    = time.Second
+	maxFetchRetry = 30 * time.Second
 )
+
+// FetchStatus is what a metadata fetch still waits for, so a caller can
+// tell its user why nothing arrives.
+type FetchStatus struct {
+	// Known counts the addresses received so far.
+	Known int
+	// Retrying counts those that could not be reached and will be tried
+	// again.
+	Retrying int
+	// LastError is the last failed attempt, "ADDR: why".
+	LastError string
+}
 
 // FetchInfo gets a torrent's info dict (BEP 9) and the piece layers of its
 // files (BEP 52 hash requests) from peers, knowing only its v2 info-hash.
 // Addresses arrive on peers (from magnet hints, trackers, the DHT); each
 // peer is asked independently and its answer is trusted only once the
 // info dict hashes to ih and every layer hashes to its file's root, so a
-// lying peer costs a connection, never a wrong byte. It returns when one
-// peer has delivered everything, or when ctx ends.
+// lying peer costs a connection, never a wrong byte. A peer that cannot be
+// reached is asked again with back-off, even after peers is closed; one
+// that answered badly is not. It returns when one peer has delivered
+// everything, when ctx ends, or when peers is closed and no address is
+// left to try.
 func (c *Client) FetchInfo(ctx context.Context, ih piece.Hash, peers <-chan netip.AddrPort) (*piece.MetaInfo, error) {
+	return c.FetchInfoStatus(ctx, ih, peers, nil)
+}
+
+// FetchInfoStatus is FetchInfo calling status with what the fetch waits
+// for whenever that changes: a new address, a failed attempt. status runs
+// on the fetch's goroutine and must not block.
+func (c *Client) FetchInfoStatus(ctx context.Context, ih piece.Hash, peers <-chan netip.AddrPort, status func(FetchStatus)) (*piece.MetaInfo, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	type outcome struct {
+		addr netip.AddrPort
+		m    *piece.MetaInfo
+		err  error
+	}
 	var (
-		mu      sync.Mutex
-		result  *piece.MetaInfo
-		lastErr error
-		wg      sync.WaitGroup
-		tried   = map[netip.AddrPort]bool{}
+		wg       sync.WaitGroup
+		result   *piece.MetaInfo
+		lastErr  string
+		failures = map[netip.AddrPort]int{} // every address seen
+		retryAt  = map[netip.AddrPort]time.Time{}
+		queue    []netip.AddrPort
+		inFlight int
+		// Buffered for every attempt in flight, so none blocks on a loop
+		// that has stopped reading.
+		results = make(chan outcome, fetchConcurrency)
+		timer   = time.NewTimer(time.Hour)
 	)
-	sem := make(chan struct{}, fetchConcurrency)
-	done := make(chan struct{})
-	var once sync.Once
+	defer timer.Stop()
+	report := func() {
+		if status != nil {
+			status(FetchStatus{Known: len(failures), Retrying: len(retryAt), LastError: lastErr})
+		}
+	}
 loop:
 	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-done:
-			break loop
-		case a, ok := <-peers:
-			if !ok {
-				peers = nil // no more addresses; wait for the ones in flight
-				go func() { wg.Wait(); once.Do(func() { close(done) }) }()
-				continue
-			}
-			if tried[a] {
-				continue
-			}
-			tried[a] = true
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				break loop
-			}
+		for len(queue) > 0 && inFlight < fetchConcurrency {
+			a := queue[0]
+			queue = queue[1:]
+			inFlight++
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { <-sem }()
 				pctx, pcancel := context.WithTimeout(ctx, fetchPeerTimeout)
 				defer pcancel()
 				m, err := c.fetchFrom(pctx, ih, a)
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					lastErr = fmt.Errorf("%s: %w", a, err)
-					c.log.Info("metadata from peer failed", "peer", a, "err", err)
-					return
-				}
-				if result == nil {
-					result = m
-					once.Do(func() { close(done) })
-				}
+				results <- outcome{a, m, err}
 			}()
+		}
+		if peers == nil && inFlight == 0 && len(queue) == 0 && len(retryAt) == 0 {
+			break // nothing left to try
+		}
+		var wake <-chan time.Time
+		if len(retryAt) > 0 {
+			var first time.Time
+			for _, at := range retryAt {
+				if first.IsZero() || at.Before(first) {
+					first = at
+				}
+			}
+			timer.Reset(time.Until(first))
+			wake = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			break loop
+		case a, ok := <-peers:
+			if !ok {
+				peers = nil
+				continue
+			}
+			if _, seen := failures[a]; seen {
+				continue
+			}
+			failures[a] = 0
+			queue = append(queue, a)
+			report()
+		case o := <-results:
+			inFlight--
+			if o.err == nil {
+				result = o.m
+				break loop
+			}
+			lastErr = fmt.Sprintf("%s: %v", o.addr, o.err)
+			c.log.Info("metadata from peer failed", "peer", o.addr, "err", o.err)
+			if errors.Is(o.err, errUnreachable) {
+				failures[o.addr]++
+				retryAt[o.addr] = time.Now().Add(min(maxFetchRetry, fetchRetry<<min(failures[o.addr]-1, 5)))
+			}
+			report()
+		case now := <-wake:
+			for a, at := range retryAt {
+				if !now.Before(at) {
+					delete(retryAt, a)
+					queue = append(queue, a)
+				}
+			}
 		}
 	}
 	cancel()
@@ -89,33 +152,47 @@ loop:
 	if result != nil {
 		return result, nil
 	}
-	if lastErr == nil {
-		lastErr = errors.New("no peer to ask")
+	if lastErr == "" {
+		lastErr = "no peer to ask"
 	}
-	if ctx.Err() != nil && peers != nil {
-		return nil, fmt.Errorf("metadata not found: %w (last peer error: %v)", context.Cause(ctx), lastErr)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("metadata not found: %w (%d peer addresses known; last error: %v)", context.Cause(ctx), len(failures), lastErr)
 	}
 	return nil, fmt.Errorf("metadata not found: %v", lastErr)
 }
+
+// errUnreachable marks a failure to reach a peer or to get its handshake:
+// worth another try later, unlike a peer that answered badly.
+var errUnreachable = errors.New("unreachable")
+
+// unreachable wraps err with errUnreachable, keeping err's text.
+func unreachable(err error) error { return unreachableError{err} }
+
+type unreachableError struct{ err error }
+
+func (e unreachableError) Error() string   { return e.err.Error() }
+func (e unreachableError) Unwrap() []error { return []error{e.err, errUnreachable} }
 
 // fetchFrom asks one peer for the info dict and piece layers.
 func (c *Client) fetchFrom(ctx context.Context, ih piece.Hash, addr netip.AddrPort) (*piece.MetaInfo, error) {
 	d := net.Dialer{Timeout: dialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
-		return nil, err
+		return nil, unreachable(dialCause(err))
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	conn.SetDeadline(time.Now().Add(fetchPeerTimeout))
 	ih20 := wire.TruncateV2(ih)
+	// A peer that drops us at the handshake may not have the torrent yet,
+	// or be full: both can change.
 	if err := wire.WriteHandshake(conn, c.handshake(ih20)); err != nil {
-		return nil, err
+		return nil, unreachable(err)
 	}
 	h, err := wire.ReadHandshake(conn)
 	if err != nil {
-		return nil, err
+		return nil, unreachable(err)
 	}
 	if h.InfoHash != ih20 || h.PeerID == c.peerID {
 		return nil, errors.New("wrong torrent, or ourselves")

@@ -4,11 +4,14 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
@@ -142,5 +145,98 @@ func TestFetchInfoRefusesLiars(t *testing.T) {
 	got, err := fetcher(t).FetchInfo(ctx, m.Info.Hash, addrs(wrong, huge, forger, seeder.addr()))
 	if err != nil || got.Info.Hash != m.Info.Hash {
 		t.Fatalf("with an honest peer: %v", err)
+	}
+}
+
+// freePort returns a loopback address nothing listens on (for now).
+func freePort(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	return a
+}
+
+// The only peer a magnet names comes up a moment after the fetch starts:
+// the fetch keeps asking it, with back-off, and says why it waits, rather
+// than giving up when its list of addresses runs out.
+func TestFetchInfoRetriesUnreachablePeer(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	a := freePort(t)
+	var mu sync.Mutex
+	var seen []FetchStatus
+	type res struct {
+		m   *piece.MetaInfo
+		err error
+	}
+	got := make(chan res, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	began := time.Now()
+	go func() {
+		m, err := fetcher(t).FetchInfoStatus(ctx, m.Info.Hash, addrs(a), func(s FetchStatus) {
+			mu.Lock()
+			seen = append(seen, s)
+			mu.Unlock()
+		})
+		got <- res{m, err}
+	}()
+	time.Sleep(1200 * time.Millisecond)
+	select {
+	case r := <-got:
+		t.Fatalf("fetch gave up before the peer came up: %v", r.err)
+	default:
+	}
+	st, err := storage.OpenWith(src, m.Info, storage.Options{ResumePath: filepath.Join(t.TempDir(), "resume")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	have, err := st.Check(context.Background(), m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeder, err := Listen(context.Background(), Config{ListenAddr: a.String(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seeder.Close()
+	if _, err := seeder.Add(m, st, have); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	if r.err != nil || r.m.Info.Hash != m.Info.Hash {
+		t.Fatalf("fetch after the peer came up: %v", r.err)
+	}
+	if d := time.Since(began); d > 8*time.Second {
+		t.Errorf("fetch took %v: the retry came late", d)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// First the address arrives, then its first attempt fails.
+	if len(seen) < 2 || seen[0] != (FetchStatus{Known: 1}) || seen[1].Known != 1 || seen[1].Retrying != 1 ||
+		!strings.Contains(seen[1].LastError, a.String()+": ") || !strings.Contains(seen[1].LastError, "refused") {
+		t.Fatalf("status reports: %+v", seen)
+	}
+}
+
+// Nobody ever answers: the fetch waits out its context, not 15 ms, and
+// its error says whom it tried and why that failed.
+func TestFetchInfoUnreachableUntilTimeout(t *testing.T) {
+	a := freePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	_, err := fetcher(t).FetchInfo(ctx, piece.Hash{1}, addrs(a))
+	if d := time.Since(began); d < 1400*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("returned after %v, want the 1.5s timeout: %v", d, err)
+	}
+	if err == nil || !strings.Contains(err.Error(), a.String()) || !strings.Contains(err.Error(), "refused") ||
+		!strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("error %v", err)
 	}
 }

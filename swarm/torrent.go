@@ -29,6 +29,11 @@ const (
 	strikesToBan     = 2 // pieces proven bad before a peer is banned
 	hashReplyTimeout = 20 * time.Second
 	redialBackoff    = 5 * time.Second
+	// firstRedial is the wait after a first failed dial, doubled with each
+	// further failure up to maxRedialBackoff: a peer named on the command
+	// line that is not up yet (a seeder starting a second later) is tried
+	// again within seconds, a dead PEX address soon rarely.
+	firstRedial      = time.Second
 	maxRedialBackoff = 5 * time.Minute
 	maxKnownPeers    = 2000
 	// reciprocityGrace is how long a peer may keep us choked while it has
@@ -91,6 +96,9 @@ type Torrent struct {
 	provenBlocks int
 	// firstPiece is when this session verified its first piece.
 	firstPiece time.Time
+	// lastDialErr is the last failed dial, "ADDR: why", for a user asking
+	// why there are no peers.
+	lastDialErr string
 }
 
 // candidate is an address we may dial.
@@ -291,11 +299,22 @@ func (t *Torrent) dialMore() {
 			cand.dialing = false
 			if err != nil {
 				cand.failures++
-				cand.next = time.Now().Add(min(maxRedialBackoff, redialBackoff<<min(cand.failures, 6)))
+				cand.next = time.Now().Add(min(maxRedialBackoff, firstRedial<<min(cand.failures-1, 9)))
+				t.lastDialErr = fmt.Sprintf("%s: %v", addr, dialCause(err))
 				t.log.Debug("dial", "peer", addr, "err", err)
 			}
 		}()
 	}
+}
+
+// dialCause strips "dial tcp ADDR:" from a dial error, as the caller names
+// the address already.
+func dialCause(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" && op.Err != nil {
+		return op.Err
+	}
+	return err
 }
 
 // banKey names what a ban applies to. Peers on loopback share one IP (on
@@ -511,6 +530,11 @@ type Stats struct {
 	// FirstPiece is when this session verified its first piece; zero
 	// until then.
 	FirstPiece time.Time
+	// KnownAddrs counts peer addresses known to dial, connected ones
+	// included, and LastDialError is the last failed dial ("ADDR: why"),
+	// so a torrent with no peers can say what it is waiting for.
+	KnownAddrs    int
+	LastDialError string
 }
 
 // Stats returns the torrent's current figures.
@@ -532,6 +556,7 @@ func (t *Torrent) Stats() Stats {
 		Seeding:      t.seeding,
 		SuperSeeding: t.ss != nil,
 	}
+	s.KnownAddrs, s.LastDialError = len(t.known), t.lastDialErr
 	for p := range t.peers {
 		s.DownRate += p.downRate
 		s.UpRate += p.upRate

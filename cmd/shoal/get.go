@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/dht"
 	"github.com/shoal-p2p/shoal/internal/fsutil"
+	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm"
@@ -77,8 +78,15 @@ func runGet(c *cli.Context) error {
 			fmt.Fprintf(c.App.ErrWriter, "shoal: warning: skipping the magnet's peer hint %q\n", h)
 		}
 	}
+	useDHT := !c.Bool("no-dht") && (m == nil || !m.Info.Private)
+	if len(peers) == 0 && peerSources(c, m, mg, useDHT) == "" {
+		return errNoPeerSource()
+	}
 	dir := c.String("output")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return failure("get: %v", err)
+	}
+	if err := storage.CheckStateDir(dir); err != nil {
 		return failure("get: %v", err)
 	}
 	sigCtx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
@@ -137,6 +145,7 @@ func runGet(c *cli.Context) error {
 	}
 	t.AddPeers(peers...)
 	t.AddTrackers(trackerTiers(m, c.StringSlice("tracker")))
+	sources := peerSources(c, m, mg, node != nil)
 
 	var wg sync.WaitGroup
 	progCtx, stopProg := context.WithCancel(ctx)
@@ -148,7 +157,7 @@ func runGet(c *cli.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		showDownload(progCtx, c, t, m.Info)
+		showDownload(progCtx, c, t, m.Info, sources)
 	}()
 	select {
 	case <-t.Done():
@@ -169,14 +178,17 @@ func runGet(c *cli.Context) error {
 	case <-t.Done():
 	default:
 		if err := t.Close(); err != nil {
-			fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving the resume record: %v\n", err)
+			warnf(c.App.ErrWriter, "saving the resume record: %v", err)
 		}
 		if errors.Is(context.Cause(ctx), errTimeout) {
+			if w := waitingFor(s, sources, false); w != "" {
+				return failure("get: timed out after %s %s: %s", c.Duration("timeout"), w, summary)
+			}
 			return failure("get: timed out after %s: %s", c.Duration("timeout"), summary)
 		}
 		return failure("get: interrupted; run again with the same -o to resume: %s", summary)
 	}
-	fmt.Fprintf(c.App.ErrWriter, "done: %s (%s since start)\n", summary, time.Since(began).Round(time.Millisecond))
+	fmt.Fprintf(c.App.ErrWriter, "done: %s (%s since start)\n", termsafe.String(summary), time.Since(began).Round(time.Millisecond))
 	if c.Bool("seed") {
 		seedCtx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 		defer cancel()
@@ -195,11 +207,16 @@ var errTimeout = errors.New("timeout")
 
 // showDownload draws the progress bar (percent, rate, peers, ETA) on a
 // terminal, or prints a plain line every few seconds elsewhere.
-func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *piece.Info) {
+func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *piece.Info, sources string) {
 	w := c.App.ErrWriter
 	if !isTerminal(w) {
+		stop := reportWaiting(ctx, w, t, sources)
+		defer stop()
 		statusLoop(ctx, w, 5*time.Second, func() string {
 			s := t.Stats()
+			if wait := waitingFor(s, sources, true); wait != "" {
+				return fmt.Sprintf("progress: %.1f%% %s, %s", 100*float64(s.BytesDone)/float64(max(s.BytesTotal, 1)), formatBytes(s.BytesDone), wait)
+			}
 			eta := "?"
 			if s.DownRate > 0 {
 				eta = (time.Duration(float64(s.BytesTotal-s.BytesDone)/s.DownRate) * time.Second).Round(time.Second).String()
@@ -227,7 +244,11 @@ func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *p
 			return
 		case <-tick.C:
 			s := t.Stats()
-			bar.Describe(fmt.Sprintf("%s, %d peers", info.Name, s.Peers))
+			peers := fmt.Sprintf("%d peers", s.Peers)
+			if wait := waitingFor(s, sources, true); wait != "" {
+				peers = wait
+			}
+			bar.Describe(termsafe.String(info.Name + ", " + peers))
 			bar.Set64(s.BytesDone)
 		}
 	}
@@ -238,24 +259,41 @@ func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *p
 // requests), saving it so an interrupted download resumes without asking
 // again.
 func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.Node, mg piece.Magnet, dir string, peers []netip.AddrPort) (*piece.MetaInfo, error) {
-	saved := filepath.Join(dir, storage.StateDirName, fmt.Sprintf("%x.torrent", mg.Hash[:]))
-	if data, err := os.ReadFile(saved); err == nil {
+	// Read and written through an os.Root, so the state folder cannot
+	// lead out of DIR.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, failure("get: %v", err)
+	}
+	defer root.Close()
+	saved := filepath.Join(storage.StateDirName, fmt.Sprintf("%x.torrent", mg.Hash[:]))
+	if data, err := root.ReadFile(saved); err == nil {
 		if m, err := piece.Parse(data); err == nil && m.Info.Hash == mg.Hash {
 			return m, nil
 		}
-	}
-	if len(peers) == 0 && len(mg.Trackers) == 0 && len(c.StringSlice("tracker")) == 0 && node == nil {
-		return nil, usageError("get: no way to find peers: give --peer, a magnet with x.pe or tr, or -t, or leave the DHT on")
 	}
 	ch := make(chan netip.AddrPort, 256)
 	fctx, stopFeed := context.WithCancel(ctx)
 	defer stopFeed()
 	go feedPeers(fctx, cl, node, mg, c.StringSlice("tracker"), peers, ch)
 	fmt.Fprintln(c.App.ErrWriter, "fetching metadata from peers...")
-	m, err := cl.FetchInfo(ctx, mg.Hash, ch)
+	sources := peerSources(c, nil, mg, node != nil)
+	var last swarm.FetchStatus
+	var printed time.Time
+	lastLine := ""
+	m, err := cl.FetchInfoStatus(ctx, mg.Hash, ch, func(s swarm.FetchStatus) {
+		// Say why nothing arrives once an attempt failed; a changing
+		// reason (several dead peers) at most every few seconds.
+		last = s
+		line := waitLine("metadata", s.Known, sources, s.LastError, true)
+		if s.LastError != "" && line != lastLine && time.Since(printed) >= 5*time.Second {
+			fmt.Fprintln(c.App.ErrWriter, termsafe.String(line))
+			lastLine, printed = line, time.Now()
+		}
+	})
 	if err != nil {
 		if errors.Is(context.Cause(ctx), errTimeout) {
-			return nil, failure("get: timed out: %v", err)
+			return nil, failure("get: timed out after %s %s", c.Duration("timeout"), waitLine("metadata", last.Known, sources, last.LastError, false))
 		}
 		return nil, failure("get: %v", err)
 	}
@@ -264,43 +302,27 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 		m.AnnounceList = append(m.AnnounceList, []string{tr})
 	}
 	if data, err := m.Marshal(); err == nil {
-		os.MkdirAll(filepath.Dir(saved), 0o755)
-		if err := fsutil.WriteFileAtomic(saved, data, 0o644); err != nil {
-			fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving metadata: %v\n", err)
+		err := root.MkdirAll(storage.StateDirName, 0o755)
+		if err == nil {
+			err = fsutil.WriteFileAtomicIn(root, saved, data, 0o644)
+		}
+		if err != nil {
+			warnf(c.App.ErrWriter, "saving metadata: %v", err)
 		}
 	}
 	return m, nil
 }
 
 // feedPeers sends candidate addresses for a metadata fetch: the known ones
-// at once, then whatever trackers return, then DHT lookups until ctx ends;
-// without a DHT it closes ch when it has nothing more.
+// at once, then what trackers and DHT lookups return, asking again with
+// back-off until ctx ends, since a seeder may announce after we start.
+// With neither trackers nor a DHT it closes ch once the known ones are
+// sent.
 func feedPeers(ctx context.Context, cl *swarm.Client, node *dht.Node, mg piece.Magnet, extra []string, peers []netip.AddrPort, ch chan<- netip.AddrPort) {
 	defer close(ch)
-	for _, p := range peers {
-		select {
-		case ch <- p:
-		case <-ctx.Done():
-			return
-		}
-	}
-	for _, p := range cl.TrackerPeers(ctx, mg.Hash, append(append([]string(nil), mg.Trackers...), extra...)) {
-		select {
-		case ch <- p:
-		case <-ctx.Done():
-			return
-		}
-	}
-	if node == nil {
-		return
-	}
 	seen := map[netip.AddrPort]bool{}
-	// Retry soon at first (a seeder's announce may still be travelling),
-	// then back off.
-	wait := 250 * time.Millisecond
-	for ctx.Err() == nil {
-		found, _ := node.Lookup(ctx, wire.TruncateV2(mg.Hash))
-		for _, p := range found {
+	send := func(list []netip.AddrPort) bool {
+		for _, p := range list {
 			if seen[p] {
 				continue
 			}
@@ -308,14 +330,43 @@ func feedPeers(ctx context.Context, cl *swarm.Client, node *dht.Node, mg piece.M
 			select {
 			case ch <- p:
 			case <-ctx.Done():
-				return
+				return false
 			}
 		}
+		return true
+	}
+	if !send(peers) {
+		return
+	}
+	trackers := append(append([]string(nil), mg.Trackers...), extra...)
+	if node == nil && len(trackers) == 0 {
+		return
+	}
+	// DHT lookups retry soon at first (a seeder's announce may still be
+	// travelling), then back off; trackers, which count announces, slower.
+	wait, trackerWait := 250*time.Millisecond, 2*time.Second
+	var nextTracker time.Time
+	for ctx.Err() == nil {
+		if len(trackers) > 0 && !time.Now().Before(nextTracker) {
+			if !send(cl.TrackerPeers(ctx, mg.Hash, trackers)) {
+				return
+			}
+			nextTracker = time.Now().Add(trackerWait)
+			trackerWait = min(2*trackerWait, 30*time.Second)
+		}
+		sleep := time.Until(nextTracker)
+		if node != nil {
+			found, _ := node.Lookup(ctx, wire.TruncateV2(mg.Hash))
+			if !send(found) {
+				return
+			}
+			sleep = wait
+			wait = min(2*wait, 5*time.Second)
+		}
 		select {
-		case <-time.After(wait):
+		case <-time.After(sleep):
 		case <-ctx.Done():
 		}
-		wait = min(2*wait, 5*time.Second)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/piece"
 )
 
@@ -87,9 +88,13 @@ func runInfo(c *cli.Context) error {
 		out.Trackers = []string{}
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		data, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return failure("info: %v", err)
+		}
+		// encoding/json leaves DEL, C1 controls and bidi overrides raw.
+		_, err = c.App.Writer.Write(append(termsafe.JSON(data), '\n'))
+		return err
 	}
 	printInfo(c.App.Writer, out)
 	return nil
@@ -135,9 +140,11 @@ func readTorrent(path string) (*piece.MetaInfo, error) {
 	return m, nil
 }
 
+// printInfo shows in for people. Everything but the numbers comes from the
+// torrent or magnet, so every value is escaped.
 func printInfo(w io.Writer, in jsonInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, termsafe.String(v)) }
 	if in.Name != "" {
 		row("name", in.Name)
 	}
@@ -167,7 +174,7 @@ func printInfo(w io.Writer, in jsonInfo) {
 	if len(in.Files) > 0 {
 		fmt.Fprintln(w, "files:")
 		for _, f := range in.Files {
-			fmt.Fprintf(w, "  %12d  %s\n", f.Size, strings.Join(f.Path, "/"))
+			fmt.Fprintf(w, "  %12d  %s\n", f.Size, termsafe.String(strings.Join(f.Path, "/")))
 		}
 	}
 }

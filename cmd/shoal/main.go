@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/shoal-p2p/shoal/internal/termsafe"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -40,6 +42,11 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
 	args, err := permuteArgs(app, args)
+	if errors.Is(err, errNoCommand) {
+		// What the user needs then is the list of commands; it goes to
+		// stderr, as this is a failure, not a result.
+		newApp(stderr, stderr).Run([]string{"shoal", "--help"})
+	}
 	if err != nil {
 		err = usageError("%v", err)
 	} else {
@@ -53,8 +60,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		code = ee.code
 	}
-	fmt.Fprintf(stderr, "shoal: %v\n", err)
+	// The message may quote a torrent's name or a peer's words: escaped,
+	// it stays one line and cannot drive the terminal.
+	fmt.Fprintf(stderr, "shoal: %s\n", termsafe.String(err.Error()))
 	return code
+}
+
+// warnf prints a warning on w, escaped like a failure.
+func warnf(w io.Writer, format string, args ...any) {
+	fmt.Fprintf(w, "shoal: warning: %s\n", termsafe.String(fmt.Sprintf(format, args...)))
 }
 
 // exitError carries the exit status a failure should end with.

@@ -171,7 +171,7 @@ func runSeed(c *cli.Context) error {
 	stopStatus()
 	wg.Wait()
 	if err := t.Close(); err != nil {
-		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving resume record: %v\n", err)
+		warnf(c.App.ErrWriter, "saving resume record: %v", err)
 	}
 	return nil
 }

@@ -302,10 +302,11 @@ func TestGetRefusesBadInput(t *testing.T) {
 			t.Errorf("%s: exit %d, want 2: %s", name, r.code, r.stderr)
 		}
 	}
-	// Nobody to download from: the timeout ends it with exit 1.
+	// Nobody answers at the one address known: the timeout ends it with
+	// exit 1.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, shoalBin, "get", "data.torrent", "-o", "out", "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "1s")
+	cmd := exec.CommandContext(ctx, shoalBin, "get", "data.torrent", "-o", "out", "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "1s", "--peer", deadAddr(t))
 	cmd.Dir = dir
 	outb, _ := cmd.CombinedOutput()
 	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(outb), "timed out") {

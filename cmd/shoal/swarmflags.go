@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/shoal-p2p/shoal/dht"
+	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/swarm"
 	"github.com/shoal-p2p/shoal/swarm/wire"
@@ -24,7 +25,7 @@ import (
 
 // Flags shared by seed and get.
 func listenFlag() cli.Flag {
-	return &cli.StringFlag{Name: "listen", Value: "0.0.0.0:6881", Usage: "accept peers on `HOST:PORT` (the next free port if taken; port 0 picks one)", EnvVars: env("listen")}
+	return &cli.StringFlag{Name: "listen", Value: "0.0.0.0:6881", Usage: "accept peers on `HOST:PORT`; port 0 picks a free one. The default port moves on to the next free one if taken; a port given here must be free", EnvVars: env("listen")}
 }
 
 func peerFlag() cli.Flag {
@@ -80,7 +81,9 @@ func parsePeers(list []string) ([]netip.AddrPort, error) {
 
 // startClient opens the peer listener. A taken default port moves on to
 // the next free one, as BitTorrent clients traditionally do; a port the
-// user asked for explicitly must be free.
+// user asked for explicitly must be free: it was chosen for a reason (a
+// firewall rule, a forwarded port, an address given to peers), and
+// listening elsewhere would quietly defeat it.
 func startClient(ctx context.Context, c *cli.Context) (*swarm.Client, error) {
 	up, err := rateValue(c, "max-upload-rate")
 	if err != nil {
@@ -122,6 +125,9 @@ func startClient(ctx context.Context, c *cli.Context) (*swarm.Client, error) {
 		cl, err := swarm.Listen(ctx, cfg)
 		if err == nil {
 			return cl, nil
+		}
+		if errors.Is(err, syscall.EADDRINUSE) && c.IsSet("listen") {
+			return nil, failure("--listen %s: port %d is taken (by another shoal?); give another port, or 0 for any free one", addr, port)
 		}
 		if i+1 >= tries || port+i+1 > 65535 || !errors.Is(err, syscall.EADDRINUSE) {
 			return nil, failure("%v", err)
@@ -218,7 +224,8 @@ func seedResumePath(h piece.Hash) string {
 }
 
 // statusLoop prints a status line every second on a terminal, or a plain
-// line every interval otherwise, until ctx ends.
+// line every interval otherwise, until ctx ends. The line is escaped, as it
+// usually names the torrent.
 func statusLoop(ctx context.Context, w io.Writer, every time.Duration, line func() string) {
 	term := isTerminal(w)
 	if !term {
@@ -237,9 +244,9 @@ func statusLoop(ctx context.Context, w io.Writer, every time.Duration, line func
 			return
 		case <-tick.C:
 			if term {
-				fmt.Fprintf(w, "\r\033[K%s", line())
+				fmt.Fprintf(w, "\r\033[K%s", termsafe.String(line()))
 			} else {
-				fmt.Fprintln(w, line())
+				fmt.Fprintln(w, termsafe.String(line()))
 			}
 		}
 	}

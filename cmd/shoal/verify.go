@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/piece"
 )
 
@@ -49,14 +50,14 @@ func runVerify(c *cli.Context) error {
 	in := m.Info
 	for _, p := range problems {
 		if p.Kind != piece.BadPieces {
-			fmt.Fprintf(w, "BAD %s\n", p)
+			fmt.Fprintf(w, "BAD %s\n", termsafe.String(p.String()))
 			continue
 		}
 		f := in.Files[p.File]
 		for _, i := range p.Pieces {
 			start := int64(i) * in.PieceLength
 			end := min(start+in.PieceLength, f.Length) - 1
-			fmt.Fprintf(w, "BAD %s: piece %d (bytes %d-%d) does not match\n", p.Path, i, start, end)
+			fmt.Fprintf(w, "BAD %s: piece %d (bytes %d-%d) does not match\n", termsafe.String(p.Path), i, start, end)
 		}
 	}
 	if len(problems) > 0 {
@@ -66,6 +67,6 @@ func runVerify(c *cli.Context) error {
 		}
 		return failure("verify: %d of %d files do not match the torrent", len(files), len(in.Files))
 	}
-	fmt.Fprintf(w, "OK %s: %d files, %d bytes, %d pieces verified\n", in.Name, len(in.Files), in.TotalLength, in.NumPieces)
+	fmt.Fprintf(w, "OK %s: %d files, %d bytes, %d pieces verified\n", termsafe.String(in.Name), len(in.Files), in.TotalLength, in.NumPieces)
 	return nil
 }

@@ -34,3 +34,37 @@ func TestWriteFileAtomicFailsInMissingFolder(t *testing.T) {
 		t.Fatal("want an error for a missing folder")
 	}
 }
+
+func TestWriteFileAtomicInStaysInside(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	os.Mkdir(filepath.Join(dir, "state"), 0o755)
+	if err := WriteFileAtomicIn(root, filepath.Join("state", "rec"), []byte("one"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomicIn(root, filepath.Join("state", "rec"), []byte("two"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "state", "rec"))
+	if err != nil || string(got) != "two" {
+		t.Fatalf("read back %q, %v; want \"two\"", got, err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "state")); len(ents) != 1 {
+		t.Errorf("state folder holds %v, want only the record", ents)
+	}
+	// A folder on the way that links out of root: refused, nothing written
+	// where it points.
+	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomicIn(root, filepath.Join("link", "rec"), []byte("x"), 0o644); err == nil {
+		t.Fatal("wrote through a symbolic link leading out of the folder")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("files appeared outside the folder: %v", ents)
+	}
+}

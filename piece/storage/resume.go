@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/shoal-p2p/shoal/internal/fsutil"
@@ -149,6 +151,17 @@ func (s *Storage) SaveResume(have []byte) error {
 	if err != nil {
 		return fmt.Errorf("save resume %s: encode: %w", s.resumePath, err)
 	}
+	if s.resumeRel != "" {
+		// Through the folder's os.Root: a state folder swapped for a link
+		// to elsewhere makes the save fail, never write out there.
+		if err := s.root.MkdirAll(filepath.Dir(s.resumeRel), 0o755); err != nil {
+			return fmt.Errorf("save resume: %w", err)
+		}
+		if err := fsutil.WriteFileAtomicIn(s.root, s.resumeRel, data, 0o644); err != nil {
+			return fmt.Errorf("save resume %s: %w", s.resumePath, err)
+		}
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(s.resumePath), 0o755); err != nil {
 		return fmt.Errorf("save resume: %w", err)
 	}
@@ -156,6 +169,67 @@ func (s *Storage) SaveResume(have []byte) error {
 		return fmt.Errorf("save resume %s: %w", s.resumePath, err)
 	}
 	return nil
+}
+
+// relInside returns path relative to dir when it lies inside dir, and ""
+// otherwise (or when either cannot be made absolute).
+func relInside(dir, path string) string {
+	ad, err1 := filepath.Abs(dir)
+	ap, err2 := filepath.Abs(path)
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	rel, err := filepath.Rel(ad, ap)
+	if err != nil || !filepath.IsLocal(rel) {
+		return ""
+	}
+	return rel
+}
+
+// checkNoLinkOut refuses a symbolic link among the existing components of
+// rel (a folder inside root's folder dir) that leads out of dir, or
+// anywhere os.Root will not follow: the state folder .shoal linked to
+// elsewhere would otherwise take the resume record and saved metadata out
+// of the download folder.
+func checkNoLinkOut(root *os.Root, dir, rel string) error {
+	if rel == "." {
+		return nil
+	}
+	prefix := ""
+	for _, c := range strings.Split(rel, string(filepath.Separator)) {
+		prefix = filepath.Join(prefix, c)
+		st, err := root.Lstat(prefix)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // created later, as a real folder
+		}
+		if err != nil {
+			return err
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		if _, err := root.Stat(prefix); err != nil {
+			return fmt.Errorf("%s is a symbolic link leading out of %s; shoal keeps its state inside the download folder: remove the link or make it a real folder",
+				filepath.Join(dir, prefix), dir)
+		}
+	}
+	return nil
+}
+
+// CheckStateDir checks that dir's state folder (StateDirName), where the
+// CLI keeps resume records and fetched metadata, does not lead out of dir
+// through a symbolic link, so a caller can refuse before any work. A
+// missing dir or state folder is fine.
+func CheckStateDir(dir string) error {
+	root, err := os.OpenRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return checkNoLinkOut(root, dir, StateDirName)
 }
 
 // stamps returns every file's current stamp, looking again only at files
@@ -200,7 +274,13 @@ func (s *Storage) stamps() ([]FileStamp, error) {
 // that is corrupt or for another torrent, version or piece count wraps
 // ErrBadResume.
 func (s *Storage) LoadResume() (*Record, error) {
-	f, err := os.Open(s.resumePath)
+	var f *os.File
+	var err error
+	if s.resumeRel != "" {
+		f, err = s.root.Open(s.resumeRel)
+	} else {
+		f, err = os.Open(s.resumePath)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load resume: %w", err)
 	}

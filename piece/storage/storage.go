@@ -69,6 +69,7 @@ type Storage struct {
 	dir        string
 	root       *os.Root
 	resumePath string
+	resumeRel  string // resumePath relative to dir when inside it, else ""
 	log        *slog.Logger
 	maxOpen    int
 	paths      []string // per file, relative to dir
@@ -159,6 +160,12 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
 	s.root = root
+	if s.resumeRel = relInside(dir, s.resumePath); s.resumeRel != "" {
+		if err := checkNoLinkOut(root, dir, filepath.Dir(s.resumeRel)); err != nil {
+			root.Close()
+			return nil, fmt.Errorf("open storage: %w", err)
+		}
+	}
 	for i, f := range info.Files {
 		if f.Length != 0 {
 			continue

@@ -936,6 +936,58 @@ func TestDefaultResumePath(t *testing.T) {
 	}
 }
 
+// A state folder that is a symbolic link out of the download folder is
+// refused at Open, and one swapped in later makes the save fail: the
+// resume record never lands outside. A link that stays inside is fine.
+func TestStateFolderLinkedOutsideIsRefused(t *testing.T) {
+	m, _ := makeTorrent(t, testFiles[:1], 32<<10, 33)
+	have := make([]byte, (m.Info.NumPieces+7)/8)
+	dir, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, StateDirName)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(dir, m.Info)
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, StateDirName)+" is a symbolic link leading out of "+dir) {
+		t.Fatalf("Open with .shoal linked outside: %v", err)
+	}
+	if err := CheckStateDir(dir); err == nil {
+		t.Fatal("CheckStateDir accepted .shoal linked outside")
+	}
+
+	// Swapped for a link after Open.
+	dir2 := t.TempDir()
+	s := openT(t, dir2, m.Info, Options{})
+	if err := s.SaveResume(have); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(dir2, StateDirName))
+	os.Symlink(outside, filepath.Join(dir2, StateDirName))
+	if err := s.SaveResume(have); err == nil {
+		t.Error("saved through a state folder linked outside")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("written outside the download folder: %v", ents)
+	}
+
+	// Linked to a folder inside: followed.
+	dir3 := t.TempDir()
+	os.Mkdir(filepath.Join(dir3, "state"), 0o755)
+	os.Symlink("state", filepath.Join(dir3, StateDirName))
+	if err := CheckStateDir(dir3); err != nil {
+		t.Fatalf("CheckStateDir refused a link inside: %v", err)
+	}
+	s3 := openT(t, dir3, m.Info, Options{})
+	if err := s3.SaveResume(have); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir3, "state", m.Info.HexHash()+".resume")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3.LoadResume(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func loadRecord(t *testing.T, dst string, in *piece.Info) *Record {
 	t.Helper()
 	s := openT(t, dst, in, Options{})
