@@ -93,6 +93,10 @@ type peer struct {
 	closed     chan struct{}
 	closeOnce  sync.Once
 	closeCause error
+	// served holds the last pieces uploaded to the peer (servedN counts
+	// them): if it leaves right after, they are checked again.
+	served  [4]uint32
+	servedN uint
 	// withheld holds pieces the peer refused while unchoking us, not asked
 	// of it again until it announces them, unchokes us anew, or a while
 	// passes (withhold.go). Guarded by t.mu; nil until one is.
@@ -152,7 +156,7 @@ func (p *peer) signal() {
 // sendOpening sends what must come first: our pieces, then the extension
 // handshake. Called with t.mu held.
 func (p *peer) sendOpening() {
-	have := p.t.picker.HaveBitfield()
+	have := p.t.servableHave()
 	switch {
 	case p.ss != nil:
 		// Super-seeding: we pose as empty and reveal pieces one by one.
@@ -543,6 +547,10 @@ func (p *peer) handleRequest(m *wire.Message) error {
 			return nil
 		}
 		return protocolError("request for piece %d we do not have", m.Index)
+	}
+	if !t.servable(int(m.Index)) {
+		t.refuse(p, m) // announced, but our disk failed us: not its fault
+		return nil
 	}
 	if p.amChoking {
 		if p.fast {
