@@ -187,6 +187,9 @@ func (t *Torrent) serveBlock(u upload, buf []byte) bool {
 		if _, err = t.st.ReadBlock(pc, int(u.begin), buf); err == nil {
 			return true
 		}
+		if errors.Is(err, storage.ErrChanged) {
+			return false // changing as we speak: refuse this one, not the file
+		}
 	}
 	t.mu.Lock()
 	t.readFailed(fi, err)
