@@ -183,12 +183,26 @@ func (p *peer) handleHashRequest(m *wire.Message) error {
 	hashes, err := tree.Hashes(r, func(pf int) ([]piece.Hash, error) {
 		pc := f.FirstPiece + pf
 		t.mu.Lock()
-		have := t.picker.Have(pc)
+		have := t.picker.Have(pc) && t.servable(pc)
 		t.mu.Unlock()
 		if !have {
 			return nil, fmt.Errorf("piece %d not here", pc)
 		}
-		return t.pieceLeaves(pc)
+		leaves, err := t.pieceLeaves(pc)
+		// A peer asks for a piece's leaves when the piece failed for it:
+		// ours may be what changed. Having just read it, check it, so we
+		// neither vouch for it nor go on serving it if it no longer matches.
+		if err == nil && !t.leavesMatch(pc, leaves) {
+			err = errPieceChanged(pc)
+			t.mu.Lock()
+			t.pieceBad(pc)
+			t.mu.Unlock()
+		} else if err != nil {
+			t.mu.Lock()
+			t.readFailed(fi, err)
+			t.mu.Unlock()
+		}
+		return leaves, err
 	})
 	if err != nil {
 		return reject()

@@ -93,6 +93,14 @@ type peer struct {
 	closed     chan struct{}
 	closeOnce  sync.Once
 	closeCause error
+	// served holds the last pieces uploaded to the peer (servedN counts
+	// them): if it leaves right after, they are checked again.
+	served  [4]uint32
+	servedN uint
+	// withheld holds pieces the peer refused while unchoking us, not asked
+	// of it again until it announces them, unchokes us anew, or a while
+	// passes (withhold.go). Guarded by t.mu; nil until one is.
+	withheld map[uint32]time.Time
 }
 
 func newPeer(t *Torrent, conn net.Conn, addr netip.AddrPort, reserved wire.Reserved, id [20]byte, pid picker.PeerID) *peer {
@@ -148,7 +156,7 @@ func (p *peer) signal() {
 // sendOpening sends what must come first: our pieces, then the extension
 // handshake. Called with t.mu held.
 func (p *peer) sendOpening() {
-	have := p.t.picker.HaveBitfield()
+	have := p.t.servableHave()
 	switch {
 	case p.ss != nil:
 		// Super-seeding: we pose as empty and reveal pieces one by one.
@@ -194,14 +202,15 @@ func (p *peer) setChoking(choke bool) {
 		p.t.unchoked--
 		p.sendMu.Lock()
 		// BEP 6: queued requests of a fast peer are rejected explicitly; a
-		// plain peer knows a choke discards them.
+		// plain peer knows a choke discards them. The choke goes first, so
+		// the rejects read as the choke's, not as pieces we cannot serve.
+		p.ctrl = wire.AppendChoke(p.ctrl)
 		for _, u := range p.uploads[p.upHead:] {
 			if p.fast && u.length > 0 {
 				p.ctrl = wire.AppendReject(p.ctrl, u.piece, u.begin, u.length)
 			}
 		}
 		p.uploads, p.upHead = p.uploads[:0], 0
-		p.ctrl = wire.AppendChoke(p.ctrl)
 		p.sendMu.Unlock()
 		p.signal()
 		return
@@ -301,6 +310,7 @@ func (p *peer) tick(now time.Time) {
 		p.close(errors.New("idle"))
 		return
 	}
+	p.restoreWithheld(now, false)
 	if len(p.requested) > 0 && now.Sub(p.lastBlock) > requestTimeout {
 		// Snubbed: give its requests to others, and cancel them here.
 		p.sendMu.Lock()
@@ -419,6 +429,7 @@ func (p *peer) handle(m *wire.Message) error {
 		p.peerChoking = false
 		p.unchokedUs = true
 		t.picker.HandleUnchoke(p.pid)
+		p.restoreWithheld(time.Time{}, true)
 		p.fill()
 	case wire.Interested:
 		p.peerInterested = true
@@ -435,6 +446,7 @@ func (p *peer) handle(m *wire.Message) error {
 		if err := t.picker.HandleHave(p.pid, int(m.Index)); err != nil {
 			return protocolError("%v", err)
 		}
+		delete(p.withheld, m.Index) // it says it can serve the piece again
 		p.sawHaves = true
 		t.ssSaw(int(m.Index))
 		p.ssFill()
@@ -484,6 +496,7 @@ func (p *peer) handle(m *wire.Message) error {
 		if _, ok := p.requested[k]; ok {
 			delete(p.requested, k)
 			t.picker.HandleReject(p.pid, int(m.Index), int(m.Begin)/piece.BlockSize)
+			p.withhold(m.Index)
 			p.fill()
 		}
 	case wire.Extended:
@@ -534,6 +547,10 @@ func (p *peer) handleRequest(m *wire.Message) error {
 			return nil
 		}
 		return protocolError("request for piece %d we do not have", m.Index)
+	}
+	if !t.servable(int(m.Index)) {
+		t.refuse(p, m) // announced, but our disk failed us: not its fault
+		return nil
 	}
 	if p.amChoking {
 		if p.fast {

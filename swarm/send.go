@@ -29,6 +29,10 @@ func (p *peer) writeLoop() {
 			p.uploads, p.upHead = p.uploads[:0], 0
 		}
 		more := has && p.upHead < len(p.uploads)
+		if has && (p.servedN == 0 || p.served[(p.servedN-1)%uint(len(p.served))] != u.piece) {
+			p.served[p.servedN%uint(len(p.served))] = u.piece
+			p.servedN++
+		}
 		p.sendMu.Unlock()
 
 		waited := false
@@ -51,16 +55,18 @@ func (p *peer) writeLoop() {
 			// Past the end of the file's data lies the alignment gap: zeros.
 			real := max(0, min(int64(u.length), t.info.PieceSize(int(u.piece))-int64(u.begin)))
 			clear(out[hdr+int(real):])
-			if _, err := t.st.ReadBlock(int(u.piece), int(u.begin), out[hdr:hdr+int(real)]); real > 0 && err != nil {
-				// Our data is gone (deleted or truncated under us): not the
-				// peer's fault. Refuse the block, and forget the piece in the
-				// resume record so the next start checks it again.
-				t.log.Error("reading block for upload", "piece", u.piece, "err", err)
+			if real > 0 && !t.serveBlock(u, out[hdr:hdr+int(real)]) {
+				// Our data is gone or changed under us (serve.go): not the
+				// peer's fault, but it must be told. A plain peer has no
+				// reject; a choke is its refusal.
 				out = out[:start]
 				if p.fast {
 					out = wire.AppendReject(out, u.piece, u.begin, u.length)
+				} else {
+					t.mu.Lock()
+					p.setChoking(true)
+					t.mu.Unlock()
 				}
-				t.st.MarkMissing(int(u.piece))
 				continue
 			}
 			p.upBytes.Add(int64(u.length))

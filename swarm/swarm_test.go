@@ -64,7 +64,9 @@ func (n *node) addr() netip.AddrPort { return netip.MustParseAddrPort(n.c.Addr()
 func startNode(t *testing.T, m *piece.MetaInfo, dir string, cfg Config, have []byte) *node {
 	t.Helper()
 	cfg.ListenAddr = "127.0.0.1:0"
-	cfg.Logger = testLogger(t)
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
 	st, err := storage.OpenWith(dir, m.Info, storage.Options{ResumePath: filepath.Join(t.TempDir(), "resume")})
 	if err != nil {
 		t.Fatal(err)

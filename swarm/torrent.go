@@ -99,6 +99,8 @@ type Torrent struct {
 	// lastDialErr is the last failed dial, "ADDR: why", for a user asking
 	// why there are no peers.
 	lastDialErr string
+	// srv is what we know of faults in the data we serve (serve.go).
+	srv serveState
 }
 
 // candidate is an address we may dial.
@@ -166,6 +168,9 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 			t.verifiedBytes.Add(info.PieceSize(p))
 		}
 	}
+	// What the data looks like now is what it is served as; a change from
+	// here on is noticed (serve.go).
+	st.Baseline()
 	t.ctx, t.cancel = context.WithCancel(c.ctx)
 	if pk.Complete() {
 		t.seeding = true
@@ -387,6 +392,7 @@ func (t *Torrent) removePeer(p *peer) {
 	delete(t.peers, p)
 	delete(t.byID, p.pid)
 	t.picker.HandleDisconnect(p.pid)
+	t.recheckServed(p)
 	t.ssDrop(p)
 	if p.unchoked() {
 		t.unchoked--
@@ -437,6 +443,7 @@ func (t *Torrent) run() {
 			}
 			t.dialMore()
 			t.mu.Unlock()
+			t.serveTick(now)
 			if now.Sub(lastSave) >= saveInterval && t.st.Unsaved() {
 				if err := t.st.Save(); err != nil {
 					t.log.Warn("saving resume record", "err", err)

@@ -574,9 +574,31 @@ func (p *Picker) HandleDisconnect(id PeerID) {
 
 // HandleReject records a fast-extension reject-request: the block is
 // released for other peers (and for this one; the picker does not remember
-// rejections).
+// rejections: see HandleWithdraw).
 func (p *Picker) HandleReject(id PeerID, piece, block int) {
 	p.drop(id, piece, block)
+}
+
+// HandleWithdraw records that a peer cannot supply a piece it announced
+// after all: it refused a request for it while unchoking us (a seeder whose
+// file became unreadable, say). Asking again would only be refused again,
+// so the piece no longer counts toward the peer's availability or our
+// interest in it until HandleHave (or the caller's retry) brings it back.
+// Requests for the piece still outstanding at the peer stay until
+// answered, rejected or timed out.
+func (p *Picker) HandleWithdraw(id PeerID, piece int) {
+	pe := p.lookup(id)
+	if pe == nil || uint(piece) >= uint(p.n) || !pe.has.Clear(piece) {
+		return
+	}
+	x := int32(piece)
+	p.decAvail(x)
+	if st := p.st[x]; st != stHave {
+		pe.interesting--
+		if st == stWanted {
+			pe.fresh--
+		}
+	}
 }
 
 // HandleTimeout gives up on an outstanding request that the peer has been

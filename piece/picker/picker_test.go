@@ -556,3 +556,45 @@ func TestVerifiedWithRequestsOutstanding(t *testing.T) {
 	}
 	check(t, p)
 }
+
+// A peer that refuses a piece it announced is not asked for it again
+// until it announces it anew; the piece goes to other peers meanwhile.
+func TestWithdrawnPieceNotAskedAgain(t *testing.T) {
+	p := newPicker(t, 2, constBlocks(2), nil, 1)
+	addPeer(t, p, 1, bits(2, 0, 1))
+	a := p.PickFor(1, nil, 1)
+	if len(a) != 1 {
+		t.Fatalf("picked %v", a)
+	}
+	x := a[0].Piece
+	p.HandleReject(1, x, a[0].Block)
+	p.HandleWithdraw(1, x)
+	p.HandleWithdraw(1, x) // twice: no double count
+	check(t, p)
+	if p.PeerHas(1, x) || p.Availability(x) != 0 {
+		t.Fatalf("piece %d still counted at the peer", x)
+	}
+	for _, r := range p.PickFor(1, nil, 8) {
+		if r.Piece == x {
+			t.Fatalf("withdrawn piece %d asked of the same peer again: %v", x, r)
+		}
+	}
+	check(t, p)
+	addPeer(t, p, 2, bits(2, 0, 1))
+	if got := p.PickFor(2, nil, 8); len(got) == 0 || got[0].Piece != x {
+		t.Fatalf("another peer is not given the withdrawn piece: %v", got)
+	}
+	if err := p.HandleHave(1, x); err != nil {
+		t.Fatal(err)
+	}
+	check(t, p)
+	if !p.PeerHas(1, x) || p.Availability(x) != 2 {
+		t.Fatal("a have does not bring the piece back")
+	}
+	p.HandleWithdraw(1, x)
+	p.HandleDisconnect(1)
+	check(t, p)
+	p.HandleWithdraw(9, 0)  // unknown peer: ignored
+	p.HandleWithdraw(2, 99) // out of range: ignored
+	check(t, p)
+}

@@ -156,6 +156,9 @@ func simulate(t *testing.T, seed uint64) {
 			sp.remove(r)
 			if ev < 69 {
 				p.HandleReject(id, r.Piece, r.Block)
+				if rng.IntN(3) == 0 { // it cannot serve the piece; a later have restores it
+					p.HandleWithdraw(id, r.Piece)
+				}
 			} else {
 				p.HandleTimeout(id, r.Piece, r.Block)
 			}

@@ -43,6 +43,12 @@ var ErrClosed = errors.New("storage closed")
 // panics.
 var ErrRange = errors.New("out of range")
 
+// ErrChanged is wrapped by ReadBlock's error for a file that changed on
+// disk behind our back since it was last looked at: its data may no longer
+// be what the torrent says, so it is not served until the caller, told by
+// ChangedFiles, has dealt with it and called ClearChanged.
+var ErrChanged = errors.New("changed on disk")
+
 // Options tunes OpenWith. The zero value gives what Open does.
 type Options struct {
 	// ResumePath is the resume record's file; "" means DefaultResumePath.
@@ -80,6 +86,9 @@ type Storage struct {
 	peak   int       // most handles ever cached at once, for tests of the bound
 	lru    list.List // of *handle, most recently used first
 	files  []fileState
+	// changed lists the files flagged changed (fileState.changed), so
+	// ChangedFiles need not scan every file of a 100k-file torrent.
+	changed []int
 
 	haveMu  sync.Mutex
 	have    *bitfield.Bitfield
@@ -94,6 +103,16 @@ type fileState struct {
 	stale   bool      // written since stamp was taken
 	stamped bool      // stamp is valid
 	stamp   FileStamp // size and mtime at the last look
+
+	// What serving needs: seen is the file as last looked at for changes
+	// (seenOK once it was); wrote (we wrote to it since) and writing
+	// explain a new size or mtime; changed says a look found it altered
+	// behind our back and nobody has dealt with that yet (ClearChanged).
+	seen    FileStamp
+	seenOK  bool
+	wrote   bool
+	writing int // WriteBlocks between acquire and their write's end
+	changed bool
 }
 
 // handle is an open file shared by concurrent readers and writers. It is
@@ -102,6 +121,7 @@ type handle struct {
 	f        *os.File
 	fi       int
 	writable bool
+	stamp    FileStamp // the file when opened
 	refs     int
 	evicted  bool
 	elem     *list.Element
@@ -248,6 +268,8 @@ func (s *Storage) WriteBlock(p, begin int, data []byte) error {
 	s.mu.Lock()
 	s.files[fi].dirty = true
 	s.files[fi].stale = true
+	s.files[fi].wrote = true
+	s.files[fi].writing--
 	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("piece %d: write %s at %d: %w", p, s.paths[fi], off, err)
@@ -256,20 +278,23 @@ func (s *Storage) WriteBlock(p, begin int, data []byte) error {
 }
 
 // ReadBlock fills buf from byte begin of piece p, for uploads. The range
-// comes from a peer, so anything outside the piece is an error.
+// comes from a peer, so anything outside the piece is an error. A file
+// found changed on disk behind our back (see ChangedFiles) is refused with
+// ErrChanged until ClearChanged, so none of it is served unchecked.
 func (s *Storage) ReadBlock(p, begin int, buf []byte) (int, error) {
 	fi, off, err := s.locate(p, begin, len(buf))
 	if err != nil {
 		return 0, err
 	}
-	return s.readAt(p, fi, buf, off)
+	return s.readAt(p, fi, buf, off, true)
 }
 
-func (s *Storage) readAt(p, fi int, buf []byte, off int64) (int, error) {
+// readAt reads file fi at off for piece p; serving refuses a changed file.
+func (s *Storage) readAt(p, fi int, buf []byte, off int64, serving bool) (int, error) {
 	if len(buf) == 0 {
 		return 0, nil
 	}
-	h, err := s.acquire(fi, false)
+	h, err := s.acquireFor(fi, false, serving)
 	if err != nil {
 		return 0, fmt.Errorf("piece %d: %w", p, err)
 	}
@@ -286,7 +311,8 @@ func (s *Storage) readAt(p, fi int, buf []byte, off int64) (int, error) {
 }
 
 // ReadPiece reads all of piece p into buf, growing it if it is too small,
-// and returns the piece's bytes.
+// and returns the piece's bytes. Unlike ReadBlock it reads a changed file:
+// whoever reads a whole piece is expected to check it against its hash.
 func (s *Storage) ReadPiece(p int, buf []byte) ([]byte, error) {
 	if p < 0 || p >= s.info.NumPieces {
 		return nil, fmt.Errorf("piece %d: %w (torrent has %d pieces)", p, ErrRange, s.info.NumPieces)
@@ -296,7 +322,12 @@ func (s *Storage) ReadPiece(p int, buf []byte) ([]byte, error) {
 		buf = make([]byte, size)
 	}
 	buf = buf[:size]
-	if _, err := s.ReadBlock(p, 0, buf); err != nil {
+	// Not refused when changed: a caller reading a whole piece hashes it.
+	fi, off, err := s.locate(p, 0, size)
+	if err == nil {
+		_, err = s.readAt(p, fi, buf, off, false)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return buf, nil
@@ -307,10 +338,26 @@ func (s *Storage) ReadPiece(p int, buf []byte) ([]byte, error) {
 // Files are opened outside the lock so that one slow open does not stall
 // I/O on the files already open.
 func (s *Storage) acquire(fi int, write bool) (*handle, error) {
+	return s.acquireFor(fi, write, false)
+}
+
+// acquireFor is acquire; serving refuses a file flagged changed, checked
+// under the lock acquire takes anyway, so the hot path pays no syscall.
+func (s *Storage) acquireFor(fi int, write, serving bool) (*handle, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil, ErrClosed
+	}
+	if serving && s.files[fi].changed {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%s: %w", s.paths[fi], ErrChanged)
+	}
+	if write {
+		// Counted from here, before we create or size the file and before
+		// the caller's write, so that a look for changes meanwhile knows
+		// the new size or mtime is ours; WriteBlock counts it down.
+		s.files[fi].writing++
 	}
 	if h, ok := s.open[fi]; ok && (h.writable || !write) {
 		h.refs++
@@ -321,15 +368,27 @@ func (s *Storage) acquire(fi int, write bool) (*handle, error) {
 	s.mu.Unlock()
 
 	h, err := s.openFile(fi, write)
+	s.mu.Lock()
+	if err == nil && s.closed {
+		h.f.Close()
+		err = ErrClosed
+	}
 	if err != nil {
+		if write {
+			s.files[fi].writing--
+			s.files[fi].wrote = true // it may have been created all the same
+		}
+		s.mu.Unlock()
 		return nil, err
 	}
-
-	s.mu.Lock()
-	if s.closed {
+	if write {
+		s.files[fi].wrote = true // sizing it is our change too
+	}
+	s.lookedLocked(fi, h.stamp, false)
+	if serving && s.files[fi].changed {
 		s.mu.Unlock()
 		h.f.Close()
-		return nil, ErrClosed
+		return nil, fmt.Errorf("%s: %w", s.paths[fi], ErrChanged)
 	}
 	var toClose []*os.File
 	if old, ok := s.open[fi]; ok {
@@ -433,13 +492,15 @@ func (s *Storage) openFile(fi int, write bool) (*handle, error) {
 	if err == nil && write && fst.Size() != s.info.Files[fi].Length {
 		if err = f.Truncate(s.info.Files[fi].Length); err != nil {
 			err = fmt.Errorf("size %s to %d: %w", rel, s.info.Files[fi].Length, err)
+		} else {
+			fst, err = f.Stat() // the stamp must say what the file is now
 		}
 	}
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &handle{f: f, fi: fi, writable: writable}, nil
+	return &handle{f: f, fi: fi, writable: writable, stamp: stampOf(fst)}, nil
 }
 
 // Sync flushes every file written since the last Sync to stable storage, so

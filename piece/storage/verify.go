@@ -62,7 +62,7 @@ func (s *Storage) pieceRoot(p, width int, scratch []piece.Hash, progress func(in
 
 	if size <= chunkSize {
 		data := buf[:size]
-		if _, err := s.readAt(p, fi, data, off); err != nil {
+		if _, err := s.readAt(p, fi, data, off, false); err != nil {
 			return piece.Hash{}, err
 		}
 		if progress != nil {
@@ -74,7 +74,7 @@ func (s *Storage) pieceRoot(p, width int, scratch []piece.Hash, progress func(in
 	roots := make([]piece.Hash, 0, (size+chunkSize-1)/chunkSize)
 	for done := int64(0); done < size; done += chunkSize {
 		data := buf[:min(chunkSize, size-done)]
-		if _, err := s.readAt(p, fi, data, off+done); err != nil {
+		if _, err := s.readAt(p, fi, data, off+done, false); err != nil {
 			return piece.Hash{}, err
 		}
 		if progress != nil {
@@ -156,8 +156,13 @@ func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece
 
 	s.mu.Lock()
 	for i := range stamps {
-		if !s.files[i].stale {
-			s.files[i].stamp, s.files[i].stamped = stamps[i], true
+		f := &s.files[i]
+		if !f.stale {
+			f.stamp, f.stamped = stamps[i], true
+		}
+		// What was hashed is what serving compares with (ChangedFiles).
+		if !f.wrote && f.writing == 0 {
+			f.seen, f.seenOK = stamps[i], true
 		}
 	}
 	s.mu.Unlock()

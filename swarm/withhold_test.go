@@ -1,0 +1,71 @@
+package swarm
+
+import (
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/swarm/wire"
+)
+
+// A downloader told "no" by a peer that unchokes it does not ask that
+// peer for the same piece again and again: each block is asked about once,
+// it loses interest when nothing is left to ask, and a have for a piece
+// brings the piece back.
+func TestRejectingSeederNotAskedAgain(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", map[string]int{"a.bin": 1 << 20, "b.bin": 256 << 10}, 64<<10)
+	leech := startNode(t, m, t.TempDir(), Config{}, nil)
+	conn := rawPeer(t, leech, wire.TruncateV2(m.Info.Hash))
+	defer conn.Close()
+	conn.Write(wire.AppendHaveAll(nil))
+	conn.Write(wire.AppendUnchoke(nil))
+	r := wire.NewReader(conn, wire.Limits{NumPieces: m.Info.NumPieces})
+	blocks := 0
+	for p := range m.Info.NumPieces {
+		blocks += int((m.Info.PieceSize(p) + piece.BlockSize - 1) / piece.BlockSize)
+	}
+	requests, interested := 0, false
+	end := time.Now().Add(2 * time.Second)
+	for time.Now().Before(end) {
+		conn.SetReadDeadline(end)
+		msg, err := r.ReadMessage()
+		if err != nil {
+			break
+		}
+		switch {
+		case msg.KeepAlive:
+		case msg.ID == wire.Request:
+			requests++
+			conn.Write(wire.AppendReject(nil, msg.Index, msg.Begin, msg.Length))
+		case msg.ID == wire.Interested:
+			interested = true
+		case msg.ID == wire.NotInterested:
+			interested = false
+		}
+	}
+	t.Logf("%d requests for %d blocks in 2s", requests, blocks)
+	if requests == 0 || requests > blocks {
+		t.Fatalf("%d requests in 2s for a torrent of %d blocks, all refused", requests, blocks)
+	}
+	if interested {
+		t.Fatal("still interested in a peer that refused every piece")
+	}
+	conn.Write(wire.AppendHave(nil, 3))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		msg, err := r.ReadMessage()
+		if err != nil {
+			t.Fatalf("a have did not bring piece 3 back: %v", err)
+		}
+		if !msg.KeepAlive && msg.ID == wire.Request {
+			if msg.Index != 3 {
+				t.Fatalf("asked for piece %d, only 3 was announced again", msg.Index)
+			}
+			break
+		}
+	}
+	if s := leech.t.Stats(); s.Peers != 1 {
+		t.Fatalf("the refusing peer was dropped: %+v", s)
+	}
+}
