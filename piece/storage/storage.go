@@ -52,6 +52,12 @@ type Options struct {
 	// Logger receives warnings (an unusable resume record); nil uses slog's
 	// default.
 	Logger *slog.Logger
+	// TopName, when set, is the name in the folder of the torrent's
+	// top-level entry (the file of a single-file torrent, the folder of a
+	// multi-file one) in place of the torrent's own: it lets a seeder serve
+	// data that was saved under another name. It must be one path
+	// component.
+	TopName string
 }
 
 // DefaultResumePath is where the CLI keeps a torrent's resume record:
@@ -71,7 +77,8 @@ type Storage struct {
 	resumePath string
 	log        *slog.Logger
 	maxOpen    int
-	paths      []string // per file, relative to dir
+	paths      []string   // per file, relative to dir
+	comps      [][]string // per file, the components of paths
 
 	mu     sync.Mutex
 	closed bool
@@ -129,6 +136,7 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 		log:        opts.Logger,
 		maxOpen:    opts.MaxOpenFiles,
 		paths:      make([]string, len(info.Files)),
+		comps:      make([][]string, len(info.Files)),
 		open:       map[int]*handle{},
 		files:      make([]fileState, len(info.Files)),
 		have:       bitfield.New(info.NumPieces),
@@ -144,11 +152,16 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 	}
 	for i := range info.Files {
 		comps := info.DiskPath(i)
+		if opts.TopName != "" {
+			// A copy: DiskPath may return the Info's own slice.
+			comps = append([]string{opts.TopName}, comps[1:]...)
+		}
 		for _, c := range comps {
 			if err := checkComponent(c); err != nil {
 				return nil, fmt.Errorf("open storage: file %d %q: %w", i, strings.Join(comps, "/"), err)
 			}
 		}
+		s.comps[i] = comps
 		s.paths[i] = filepath.Join(comps...)
 	}
 	if err := s.checkResumePath(); err != nil {
@@ -186,7 +199,7 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 // (a torrent named .shoal under the default path): saving it would write
 // into, or replace, a torrent file.
 func (s *Storage) checkResumePath() error {
-	top, err1 := filepath.Abs(filepath.Join(s.dir, s.info.Name))
+	top, err1 := filepath.Abs(filepath.Join(s.dir, s.comps[0][0]))
 	rp, err2 := filepath.Abs(s.resumePath)
 	if err := errors.Join(err1, err2); err != nil {
 		return fmt.Errorf("open storage: %w", err)
@@ -380,7 +393,7 @@ func (s *Storage) release(h *handle) {
 // planted in the folder cannot even redirect us within it.
 func (s *Storage) openFile(fi int, write bool) (*handle, error) {
 	rel := s.paths[fi]
-	comps := s.info.DiskPath(fi)
+	comps := s.comps[fi]
 	for j := 1; j < len(comps); j++ {
 		prefix := filepath.Join(comps[:j]...)
 		st, err := s.root.Lstat(prefix)
