@@ -8,6 +8,11 @@
 // write of one of their pieces, and sized at once to their full length
 // (sparse) so any piece can be written at its offset in any order; empty
 // files, which have no pieces to write, are created by Open.
+//
+// A folder may already hold files at the torrent's paths. Check, which
+// callers run before writing, tells the torrent's own partial data from a
+// user's file that merely shares a name (see Foreign); the latter is never
+// written, resized or truncated unless the caller adopts it.
 package storage
 
 import (
@@ -37,6 +42,10 @@ const StateDirName = ".shoal"
 
 // ErrClosed is returned by every operation on a closed Storage.
 var ErrClosed = errors.New("storage closed")
+
+// ErrForeign is wrapped by the error of a write to a file that Check found
+// holding someone else's data (see Foreign); Adopt lifts it.
+var ErrForeign = errors.New("holds data that is not this torrent's; not writing to it")
 
 // ErrRange is wrapped by errors for a piece index or byte range that is not
 // in the torrent; such requests come from peers, so they are errors, never
@@ -100,6 +109,7 @@ type fileState struct {
 	stale   bool      // written since stamp was taken
 	stamped bool      // stamp is valid
 	stamp   FileStamp // size and mtime at the last look
+	foreign bool      // holds data that is not ours; never written (see Check)
 }
 
 // handle is an open file shared by concurrent readers and writers. It is
@@ -317,6 +327,11 @@ func (s *Storage) acquire(fi int, write bool) (*handle, error) {
 	if s.closed {
 		s.mu.Unlock()
 		return nil, ErrClosed
+	}
+	// Before the cache: a handle opened for reading is writable too.
+	if write && s.files[fi].foreign {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%s: %w", s.paths[fi], ErrForeign)
 	}
 	if h, ok := s.open[fi]; ok && (h.writable || !write) {
 		h.refs++
