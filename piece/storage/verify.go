@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/bits"
 	"runtime"
@@ -176,7 +177,7 @@ func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece
 		for p := f.FirstPiece; p < f.FirstPiece+f.NumPieces; p++ {
 			_, known := meta.ExpectedRoot(p)
 			if known || judge {
-				jobs = append(jobs, hashJob{p: p, known: known, judge: judge})
+				jobs = append(jobs, hashJob{p: p, known: known, judge: judge, short: st.Size() < f.Length})
 			}
 		}
 	}
@@ -214,6 +215,7 @@ func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece
 type hashJob struct {
 	p            int
 	known, judge bool
+	short        bool // its file is shorter than the torrent's: reads past the end are expected
 }
 
 // hashResult is what hashPieces found of a piece.
@@ -269,7 +271,9 @@ func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, jobs []h
 					err = s.readChunks(j.p, scan)
 				}
 				if err != nil {
-					readErrs.LoadOrStore(s.info.FileOfPiece(j.p), err)
+					if !j.short || !errors.Is(err, io.ErrUnexpectedEOF) {
+						readErrs.LoadOrStore(s.info.FileOfPiece(j.p), err)
+					}
 					continue
 				}
 				res[k].zero = j.judge && zero
