@@ -30,6 +30,7 @@ func seedCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "torrent", Usage: "seed this `FILE.torrent` (PATH is checked against it) instead of hashing PATH", EnvVars: env("torrent")},
 			&cli.StringFlag{Name: "save-torrent", Usage: "also write the torrent to `FILE`", EnvVars: env("save-torrent")},
+			&cli.BoolFlag{Name: "force", Usage: "let --save-torrent replace an existing file (never the data being seeded)", EnvVars: env("force")},
 			listenFlag(),
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "announce `URL` (repeat for more)", EnvVars: env("tracker")},
 			bootstrapFlag(),
@@ -59,6 +60,14 @@ func runSeed(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	var saveTo *torrentOutput
+	if out := c.String("save-torrent"); out != "" {
+		saveTo = &torrentOutput{cmd: "seed", what: "--save-torrent " + out, flag: "--save-torrent", path: out, src: path, force: c.Bool("force")}
+		if err := saveTo.check(nil); err != nil {
+			return err
+		}
+	}
+
 	var m *piece.MetaInfo
 	fresh := false // hashed just now, so every piece is known good
 	if tf := c.String("torrent"); tf != "" {
@@ -81,10 +90,13 @@ func runSeed(c *cli.Context) error {
 		}
 		fresh = true
 	}
-	if out := c.String("save-torrent"); out != "" {
+	if saveTo != nil {
+		if err := saveTo.check(&m.Info.Hash); err != nil {
+			return err
+		}
 		data, err := m.Marshal()
 		if err == nil {
-			err = fsutil.WriteFileAtomic(out, data, 0o644)
+			err = fsutil.WriteFileAtomic(saveTo.path, data, 0o644)
 		}
 		if err != nil {
 			return failure("seed: --save-torrent: %v", err)
