@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/piece/storage"
 )
 
 // torrentOutput is where create or seed is about to write a .torrent, and
@@ -96,4 +98,24 @@ func realPath(p string) string {
 func within(dir, path string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// describeForeign says, in a clause, what is wrong with the first of the
+// files storage.Check found foreign in dir, and how many more there are.
+func describeForeign(dir string, ff []storage.ForeignFile) string {
+	f := ff[0]
+	var why string
+	switch have, want := formatBytes(f.Size), formatBytes(f.Length); {
+	case f.Size != f.Length && have == want:
+		why = fmt.Sprintf("it is %d bytes, the torrent's file %d", f.Size, f.Length)
+	case f.Size != f.Length:
+		why = fmt.Sprintf("it is %s, the torrent's file %s", have, want)
+	default:
+		why = fmt.Sprintf("only %d of its %d pieces match", f.Good, f.Pieces)
+	}
+	more := ""
+	if len(ff) > 1 {
+		more = fmt.Sprintf(" (and %d more such files)", len(ff)-1)
+	}
+	return fmt.Sprintf("%s is not this torrent's data (%s)%s", filepath.Join(dir, f.Path), why, more)
 }

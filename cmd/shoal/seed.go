@@ -69,13 +69,36 @@ func runSeed(c *cli.Context) error {
 	}
 
 	var m *piece.MetaInfo
-	fresh := false // hashed just now, so every piece is known good
+	// fresh: hashed just now, so every piece is known good. dir: where the
+	// torrent's paths start. topName: PATH's name, when the torrent calls
+	// it otherwise. against: what PATH is checked against, for messages.
+	fresh, dir, topName, against := false, "", "", "the torrent"
 	if tf := c.String("torrent"); tf != "" {
 		if m, err = readTorrent(tf); err != nil {
 			return err
 		}
-		if want := m.Info.DiskPath(0)[0]; !m.Info.SingleFile() && filepath.Base(path) != want {
-			return usageError("seed: %s names its folder %q; seed PATH must end in that name", tf, want)
+		against = tf
+		isDir := false
+		if st, err := os.Stat(path); err == nil {
+			isDir = st.IsDir()
+		}
+		want := m.Info.DiskPath(0)[0]
+		switch {
+		case m.Info.SingleFile() && isDir:
+			// The file inside PATH, as for a folder holding one file.
+			dir = path
+		case !m.Info.SingleFile() && !isDir:
+			return usageError("seed: %s describes a folder, %s; PATH must be a folder", tf, want)
+		default:
+			// PATH is the data, whatever its name: the torrent's name is
+			// only what peers are told.
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return failure("seed: %v", err)
+			}
+			if name := filepath.Base(abs); name != want {
+				topName, dir = name, filepath.Dir(abs)
+			}
 		}
 	} else {
 		var pl int64
@@ -102,8 +125,11 @@ func runSeed(c *cli.Context) error {
 			return failure("seed: --save-torrent: %v", err)
 		}
 	}
+	if dir == "" {
+		dir = dataDir(path, m.Info)
+	}
 
-	st, err := storage.OpenWith(dataDir(path, m.Info), m.Info, storage.Options{ResumePath: seedResumePath(m.Info.Hash)})
+	st, err := storage.OpenWith(dir, m.Info, storage.Options{ResumePath: seedResumePath(m.Info.Hash), TopName: topName})
 	if err != nil {
 		return failure("seed: %v", err)
 	}
@@ -130,10 +156,16 @@ func runSeed(c *cli.Context) error {
 		}
 	}
 	if count == 0 {
-		return failure("seed: no piece of %s matches the torrent", path)
+		return failure("seed: no piece of %s matches %s; is it the data the torrent describes?", path, against)
+	}
+	if topName != "" {
+		fmt.Fprintf(c.App.ErrWriter, "seeding %s as %s (the torrent's name)\n", path, m.Info.DiskPath(0)[0])
 	}
 	if count < m.Info.NumPieces {
-		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: only %d of %d pieces match; seeding those\n", count, m.Info.NumPieces)
+		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: only %d of %d pieces of %s match %s; seeding those\n", count, m.Info.NumPieces, path, against)
+	}
+	if ff := st.Foreign(); len(ff) > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: %s; seeding the pieces that match and never writing to it\n", describeForeign(dir, ff))
 	}
 
 	cl, err := startClient(ctx, c)
