@@ -23,6 +23,7 @@ func createCommand() *cli.Command {
 		ArgsUsage: "PATH",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the torrent to `FILE` (default NAME.torrent)", EnvVars: env("output")},
+			&cli.BoolFlag{Name: "force", Usage: "replace the output file if it exists (never the data being hashed)", EnvVars: env("force")},
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "announce `URL` (repeat for more, each its own tier)", EnvVars: env("tracker")},
 			&cli.StringFlag{Name: "piece-length", Usage: "piece length in `BYTES`, a power of two ≥ 16k (default: from the total size)", EnvVars: env("piece-length")},
 			&cli.BoolFlag{Name: "private", Usage: "mark the torrent private (peers from trackers only)", EnvVars: env("private")},
@@ -52,6 +53,19 @@ func runCreate(c *cli.Context) error {
 	if _, err := os.Lstat(path); err != nil {
 		return usageError("create: %v", err)
 	}
+	output := func(name string) torrentOutput {
+		o := torrentOutput{cmd: "create", what: "-o " + name, flag: "-o", path: name, src: path, force: c.Bool("force")}
+		if c.String("output") == "" {
+			o.what = name
+		}
+		return o
+	}
+	// Checked before hashing too, so a refusal costs no wait.
+	if out := c.String("output"); out != "" {
+		if err := output(out).check(nil); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m, err := buildTorrent(ctx, c, path, piece.BuildOptions{
@@ -71,6 +85,9 @@ func runCreate(c *cli.Context) error {
 	out := c.String("output")
 	if out == "" {
 		out = m.Info.Name + ".torrent"
+	}
+	if err := output(out).check(&m.Info.Hash); err != nil {
+		return err
 	}
 	if err := fsutil.WriteFileAtomic(out, data, 0o644); err != nil {
 		return failure("create: %v", err)

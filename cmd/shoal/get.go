@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -41,6 +42,7 @@ func getCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Usage: "give up if not complete after `DURATION` (30s, 5m)", EnvVars: env("timeout")},
 			rateFlag("max-download-rate", "downloads"),
 			rateFlag("max-upload-rate", "uploads"),
+			&cli.BoolFlag{Name: "overwrite", Usage: "replace files already at the torrent's paths that hold other data (pieces of them that match are kept); without it, get stops rather than write into them", EnvVars: env("overwrite")},
 		},
 		Action: runGet,
 	}
@@ -131,6 +133,20 @@ func runGet(c *cli.Context) error {
 	if err != nil {
 		return failure("get: checking what is on disk: %v", err)
 	}
+	if ff := st.Foreign(); len(ff) > 0 {
+		if !c.Bool("overwrite") {
+			return failure("get: %s; move it away, download elsewhere with -o, or pass --overwrite to replace it", describeForeign(dir, ff))
+		}
+		fmt.Fprintf(c.App.ErrWriter, "replacing (--overwrite): %s\n", describeForeign(dir, ff))
+		if err := st.Adopt(); err != nil {
+			return failure("get: --overwrite: %v", err)
+		}
+	}
+	// Recorded before the first write, so that a run killed at any point
+	// leaves the record that marks the files here as this download's.
+	if err := st.Save(); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving the resume record: %v\n", err)
+	}
 	t, err := cl.Add(m, st, have)
 	if err != nil {
 		return failure("get: %v", err)
@@ -187,6 +203,12 @@ func runGet(c *cli.Context) error {
 			return failure("get: timed out after %s: %s", c.Duration("timeout"), summary)
 		}
 		return failure("get: interrupted; run again with the same -o to resume: %s", summary)
+	}
+	// Every piece verified; "done" also promises what verify checks of the
+	// files themselves, their sizes above all.
+	if err := st.Complete(); err != nil {
+		t.Close()
+		return failure("get: every piece verified, but %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	fmt.Fprintf(c.App.ErrWriter, "done: %s (%s since start)\n", termsafe.String(summary), time.Since(began).Round(time.Millisecond))
 	if c.Bool("seed") {

@@ -30,6 +30,7 @@ func seedCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "torrent", Usage: "seed this `FILE.torrent` (PATH is checked against it) instead of hashing PATH", EnvVars: env("torrent")},
 			&cli.StringFlag{Name: "save-torrent", Usage: "also write the torrent to `FILE`", EnvVars: env("save-torrent")},
+			&cli.BoolFlag{Name: "force", Usage: "let --save-torrent replace an existing file (never the data being seeded)", EnvVars: env("force")},
 			listenFlag(),
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "announce `URL` (repeat for more)", EnvVars: env("tracker")},
 			bootstrapFlag(),
@@ -59,14 +60,45 @@ func runSeed(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	var saveTo *torrentOutput
+	if out := c.String("save-torrent"); out != "" {
+		saveTo = &torrentOutput{cmd: "seed", what: "--save-torrent " + out, flag: "--save-torrent", path: out, src: path, force: c.Bool("force")}
+		if err := saveTo.check(nil); err != nil {
+			return err
+		}
+	}
+
 	var m *piece.MetaInfo
-	fresh := false // hashed just now, so every piece is known good
+	// fresh: hashed just now, so every piece is known good. dir: where the
+	// torrent's paths start. topName: PATH's name, when the torrent calls
+	// it otherwise. against: what PATH is checked against, for messages.
+	fresh, dir, topName, against := false, "", "", "the torrent"
 	if tf := c.String("torrent"); tf != "" {
 		if m, err = readTorrent(tf); err != nil {
 			return err
 		}
-		if want := m.Info.DiskPath(0)[0]; !m.Info.SingleFile() && filepath.Base(path) != want {
-			return usageError("seed: %s names its folder %q; seed PATH must end in that name", tf, want)
+		against = tf
+		isDir := false
+		if st, err := os.Stat(path); err == nil {
+			isDir = st.IsDir()
+		}
+		want := m.Info.DiskPath(0)[0]
+		switch {
+		case m.Info.SingleFile() && isDir:
+			// The file inside PATH, as for a folder holding one file.
+			dir = path
+		case !m.Info.SingleFile() && !isDir:
+			return usageError("seed: %s describes a folder, %s; PATH must be a folder", tf, want)
+		default:
+			// PATH is the data, whatever its name: the torrent's name is
+			// only what peers are told.
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return failure("seed: %v", err)
+			}
+			if name := filepath.Base(abs); name != want {
+				topName, dir = name, filepath.Dir(abs)
+			}
 		}
 	} else {
 		var pl int64
@@ -81,17 +113,23 @@ func runSeed(c *cli.Context) error {
 		}
 		fresh = true
 	}
-	if out := c.String("save-torrent"); out != "" {
+	if saveTo != nil {
+		if err := saveTo.check(&m.Info.Hash); err != nil {
+			return err
+		}
 		data, err := m.Marshal()
 		if err == nil {
-			err = fsutil.WriteFileAtomic(out, data, 0o644)
+			err = fsutil.WriteFileAtomic(saveTo.path, data, 0o644)
 		}
 		if err != nil {
 			return failure("seed: --save-torrent: %v", err)
 		}
 	}
+	if dir == "" {
+		dir = dataDir(path, m.Info)
+	}
 
-	st, err := storage.OpenWith(dataDir(path, m.Info), m.Info, storage.Options{ResumePath: seedResumePath(m.Info.Hash)})
+	st, err := storage.OpenWith(dir, m.Info, storage.Options{ResumePath: seedResumePath(m.Info.Hash), TopName: topName})
 	if err != nil {
 		return failure("seed: %v", err)
 	}
@@ -118,10 +156,16 @@ func runSeed(c *cli.Context) error {
 		}
 	}
 	if count == 0 {
-		return failure("seed: no piece of %s matches the torrent", path)
+		return failure("seed: no piece of %s matches %s; is it the data the torrent describes?", path, against)
+	}
+	if topName != "" {
+		fmt.Fprintf(c.App.ErrWriter, "seeding %s as %s (the torrent's name)\n", path, m.Info.DiskPath(0)[0])
 	}
 	if count < m.Info.NumPieces {
-		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: only %d of %d pieces match; seeding those\n", count, m.Info.NumPieces)
+		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: only %d of %d pieces of %s match %s; seeding those\n", count, m.Info.NumPieces, path, against)
+	}
+	if ff := st.Foreign(); len(ff) > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: %s; seeding the pieces that match and never writing to it\n", describeForeign(dir, ff))
 	}
 
 	cl, err := startClient(ctx, c)

@@ -8,6 +8,11 @@
 // write of one of their pieces, and sized at once to their full length
 // (sparse) so any piece can be written at its offset in any order; empty
 // files, which have no pieces to write, are created by Open.
+//
+// A folder may already hold files at the torrent's paths. Check, which
+// callers run before writing, tells the torrent's own partial data from a
+// user's file that merely shares a name (see Foreign); the latter is never
+// written, resized or truncated unless the caller adopts it.
 package storage
 
 import (
@@ -38,6 +43,10 @@ const StateDirName = ".shoal"
 // ErrClosed is returned by every operation on a closed Storage.
 var ErrClosed = errors.New("storage closed")
 
+// ErrForeign is wrapped by the error of a write to a file that Check found
+// holding someone else's data (see Foreign); Adopt lifts it.
+var ErrForeign = errors.New("holds data that is not this torrent's; not writing to it")
+
 // ErrRange is wrapped by errors for a piece index or byte range that is not
 // in the torrent; such requests come from peers, so they are errors, never
 // panics.
@@ -58,6 +67,12 @@ type Options struct {
 	// Logger receives warnings (an unusable resume record); nil uses slog's
 	// default.
 	Logger *slog.Logger
+	// TopName, when set, is the name in the folder of the torrent's
+	// top-level entry (the file of a single-file torrent, the folder of a
+	// multi-file one) in place of the torrent's own: it lets a seeder serve
+	// data that was saved under another name. It must be one path
+	// component.
+	TopName string
 }
 
 // DefaultResumePath is where the CLI keeps a torrent's resume record:
@@ -78,7 +93,8 @@ type Storage struct {
 	resumeRel  string // resumePath relative to dir when inside it, else ""
 	log        *slog.Logger
 	maxOpen    int
-	paths      []string // per file, relative to dir
+	paths      []string   // per file, relative to dir
+	comps      [][]string // per file, the components of paths
 
 	mu     sync.Mutex
 	closed bool
@@ -103,6 +119,7 @@ type fileState struct {
 	stale   bool      // written since stamp was taken
 	stamped bool      // stamp is valid
 	stamp   FileStamp // size and mtime at the last look
+	foreign bool      // holds data that is not ours; never written (see Check)
 
 	// What serving needs: seen is the file as last looked at for changes
 	// (seenOK once it was); wrote (we wrote to it since) and writing
@@ -150,6 +167,7 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 		log:        opts.Logger,
 		maxOpen:    opts.MaxOpenFiles,
 		paths:      make([]string, len(info.Files)),
+		comps:      make([][]string, len(info.Files)),
 		open:       map[int]*handle{},
 		files:      make([]fileState, len(info.Files)),
 		have:       bitfield.New(info.NumPieces),
@@ -165,11 +183,16 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 	}
 	for i := range info.Files {
 		comps := info.DiskPath(i)
+		if opts.TopName != "" {
+			// A copy: DiskPath may return the Info's own slice.
+			comps = append([]string{opts.TopName}, comps[1:]...)
+		}
 		for _, c := range comps {
 			if err := checkComponent(c); err != nil {
 				return nil, fmt.Errorf("open storage: file %d %q: %w", i, strings.Join(comps, "/"), err)
 			}
 		}
+		s.comps[i] = comps
 		s.paths[i] = filepath.Join(comps...)
 	}
 	if err := s.checkResumePath(); err != nil {
@@ -213,7 +236,7 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 // (a torrent named .shoal under the default path): saving it would write
 // into, or replace, a torrent file.
 func (s *Storage) checkResumePath() error {
-	top, err1 := filepath.Abs(filepath.Join(s.dir, s.info.Name))
+	top, err1 := filepath.Abs(filepath.Join(s.dir, s.comps[0][0]))
 	rp, err2 := filepath.Abs(s.resumePath)
 	if err := errors.Join(err1, err2); err != nil {
 		return fmt.Errorf("open storage: %w", err)
@@ -349,6 +372,11 @@ func (s *Storage) acquireFor(fi int, write, serving bool) (*handle, error) {
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
+	// Before the cache: a handle opened for reading is writable too.
+	if write && s.files[fi].foreign {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%s: %w", s.paths[fi], ErrForeign)
+	}
 	if serving && s.files[fi].changed {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%s: %w", s.paths[fi], ErrChanged)
@@ -446,7 +474,7 @@ func (s *Storage) release(h *handle) {
 // planted in the folder cannot even redirect us within it.
 func (s *Storage) openFile(fi int, write bool) (*handle, error) {
 	rel := s.paths[fi]
-	comps := s.info.DiskPath(fi)
+	comps := s.comps[fi]
 	for j := 1; j < len(comps); j++ {
 		prefix := filepath.Join(comps[:j]...)
 		st, err := s.root.Lstat(prefix)
