@@ -19,6 +19,7 @@ import (
 	"github.com/shoal-p2p/shoal/dht"
 	"github.com/shoal-p2p/shoal/internal/fsutil"
 	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/piece/bitfield"
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm"
 	"github.com/shoal-p2p/shoal/swarm/wire"
@@ -36,7 +37,7 @@ func getCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "also announce to `URL`", EnvVars: env("tracker")},
 			bootstrapFlag(),
 			noDHTFlag(),
-			&cli.BoolFlag{Name: "seed", Usage: "keep seeding after the download completes, until interrupted", EnvVars: env("seed")},
+			&cli.BoolFlag{Name: "seed", Usage: "keep seeding after the download completes, until interrupted (a download that fails, on a disk error or --timeout, exits 1 without seeding)", EnvVars: env("seed")},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up if not complete after `DURATION` (30s, 5m)", EnvVars: env("timeout")},
 			rateFlag("max-download-rate", "downloads"),
 			rateFlag("max-upload-rate", "uploads"),
@@ -116,12 +117,20 @@ func runGet(c *cli.Context) error {
 		return failure("get: %v", err)
 	}
 	defer st.Close()
+	// A folder or link in the way would fail every block: refused before
+	// anything is hashed or asked of peers.
+	if err := st.CheckLayout(); err != nil {
+		return failure("get: %v", err)
+	}
 	var hashed atomic.Int64
 	stopBar := showBytes(c.App.ErrWriter, "checking", m.Info.TotalLength, &hashed)
 	have, err := st.Check(ctx, m, &piece.Hasher{Progress: &hashed})
 	stopBar()
 	if err != nil {
 		return failure("get: checking what is on disk: %v", err)
+	}
+	if err := prepareDisk(st); err != nil {
+		return err
 	}
 	t, err := cl.Add(m, st, have)
 	if err != nil {
@@ -152,6 +161,7 @@ func runGet(c *cli.Context) error {
 	}()
 	select {
 	case <-t.Done():
+	case <-t.Failed():
 	case <-ctx.Done():
 	}
 	stopProg()
@@ -168,8 +178,18 @@ func runGet(c *cli.Context) error {
 	select {
 	case <-t.Done():
 	default:
-		if err := t.Close(); err != nil {
-			fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving the resume record: %v\n", err)
+		closeErr := t.Close()
+		if derr := t.Err(); derr != nil {
+			// Stopped by the disk, not by the user: --seed does not apply
+			// to a download that failed.
+			kept := "the verified pieces are kept: run again with the same -o to resume"
+			if closeErr != nil {
+				kept = fmt.Sprintf("the verified pieces are kept, but not the resume record (%v): run again with the same -o to check them and resume", closeErr)
+			}
+			return failure("get: %v; %s: %s", derr, kept, summary)
+		}
+		if closeErr != nil {
+			fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving the resume record: %v\n", closeErr)
 		}
 		if errors.Is(context.Cause(ctx), errTimeout) {
 			return failure("get: timed out after %s: %s", c.Duration("timeout"), summary)
@@ -192,6 +212,25 @@ func runGet(c *cli.Context) error {
 }
 
 var errTimeout = errors.New("timeout")
+
+// prepareDisk refuses, before any peer is asked for anything, a download
+// that cannot be written: a folder that takes no new file, a file that
+// does not open for writing, or a disk without room for what is missing
+// (see storage.Preflight). It then writes the resume record, so the state
+// folder is proven writable too, and a disk that fills up later still has
+// a record to update in place.
+func prepareDisk(st *storage.Storage) error {
+	if err := st.Preflight(); err != nil {
+		return failure("get: %v", err)
+	}
+	if have, err := bitfield.FromBytes(st.Have(), st.Info().NumPieces); err == nil && have.All() {
+		return nil // nothing to write: a complete copy on read-only media seeds as is
+	}
+	if err := st.Save(); err != nil {
+		return failure("get: cannot keep the resume record: %v", err)
+	}
+	return nil
+}
 
 // showDownload draws the progress bar (percent, rate, peers, ETA) on a
 // terminal, or prints a plain line every few seconds elsewhere.
