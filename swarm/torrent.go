@@ -519,7 +519,7 @@ type Stats struct {
 	BytesDone          int64 // verified
 	Downloaded         int64 // payload received, wasted included
 	Uploaded           int64
-	Wasted             int64 // received but discarded, whatever the reason (see wasted)
+	Wasted             int64 // received but discarded: duplicates, bad pieces, unasked-for blocks, blocks dropped on a disk error
 	Peers              int
 	Banned             int // peers banned for bad data
 	// BadBlocks counts blocks proven bad through their leaf hashes, when

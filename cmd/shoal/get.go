@@ -224,7 +224,7 @@ func prepareDisk(st *storage.Storage) error {
 		return failure("get: %v", err)
 	}
 	if have, err := bitfield.FromBytes(st.Have(), st.Info().NumPieces); err == nil && have.All() {
-		return nil // nothing to write: a complete copy on read-only media seeds as is
+		return nil // nothing to write: no need for a writable folder
 	}
 	if err := st.Save(); err != nil {
 		return failure("get: cannot keep the resume record: %v", err)

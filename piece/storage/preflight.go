@@ -80,8 +80,9 @@ func (e *SpaceError) Unwrap() error { return ErrNoSpace }
 // before any peer is asked for anything. Links are refused whatever they
 // point to: storage never follows them.
 func (s *Storage) CheckLayout() error {
+	folders := map[string]bool{}
 	for i := range s.info.Files {
-		if _, _, err := s.layoutOf(i); err != nil {
+		if _, _, err := s.layoutOf(i, folders); err != nil {
 			return err
 		}
 	}
@@ -91,12 +92,18 @@ func (s *Storage) CheckLayout() error {
 // layoutOf looks at file i's path without following links and returns the
 // deepest folder of it that exists (relative to the download folder, "."
 // for the folder itself), and the file's own info when it exists as a
-// regular file (nil when absent or when a folder of its path is).
-func (s *Storage) layoutOf(i int) (deepest string, file fs.FileInfo, err error) {
+// regular file (nil when absent or when a folder of its path is). folders
+// remembers the folders already seen, so files sharing folders cost one
+// look each, not one per folder of their path.
+func (s *Storage) layoutOf(i int, folders map[string]bool) (deepest string, file fs.FileInfo, err error) {
 	comps := s.info.DiskPath(i)
 	deepest = "."
 	for j := 1; j < len(comps); j++ {
 		prefix := filepath.Join(comps[:j]...)
+		if folders[prefix] {
+			deepest = prefix
+			continue
+		}
 		st, err := s.root.Lstat(prefix)
 		if errors.Is(err, fs.ErrNotExist) {
 			return deepest, nil, nil
@@ -107,6 +114,7 @@ func (s *Storage) layoutOf(i int) (deepest string, file fs.FileInfo, err error) 
 		if !st.IsDir() {
 			return "", nil, inTheWay(filepath.Join(s.dir, prefix), st.Mode(), true)
 		}
+		folders[prefix] = true
 		deepest = prefix
 	}
 	st, err := s.root.Lstat(s.paths[i])
@@ -143,9 +151,11 @@ func (s *Storage) Preflight() error {
 		need int64
 	}
 	byDev := map[uint64]*fsNeed{}
+	devs := map[string]uint64{} // folder → its file system, looked up once
 	probed := map[string]bool{}
+	folders := map[string]bool{}
 	for i, f := range s.info.Files {
-		deepest, st, err := s.layoutOf(i)
+		deepest, st, err := s.layoutOf(i, folders)
 		if err != nil {
 			return err
 		}
@@ -172,9 +182,12 @@ func (s *Storage) Preflight() error {
 				return err
 			}
 		}
-		dev, ok := s.devOf(deepest)
+		dev, ok := devs[deepest]
 		if !ok {
-			continue // no way to tell the file system: no space check
+			if dev, ok = s.devOf(deepest); !ok {
+				continue // no way to tell the file system: no space check
+			}
+			devs[deepest] = dev
 		}
 		n := byDev[dev]
 		if n == nil {
