@@ -249,7 +249,8 @@ func (p *peer) freeRiding(now time.Time) bool {
 // updateInterest tells the peer whether it has something we want.
 // Called with t.mu held.
 func (p *peer) updateInterest() {
-	want := p.t.picker.Interesting(p.pid)
+	// A download stopped by a disk error wants nothing more.
+	want := p.t.diskErr == nil && p.t.picker.Interesting(p.pid)
 	if want == p.amInterested {
 		return
 	}
@@ -628,10 +629,18 @@ func (p *peer) handlePiece(m *wire.Message) error {
 		delete(p.cancelled, k)
 	} else {
 		t.mu.Unlock()
+		t.wasted.Add(int64(n))
 		// BEP 52: a block nobody asked for closes the connection.
 		return protocolError("unrequested block %d+%d of piece %d", m.Begin, n, m.Index)
 	}
 	p.lastBlock = time.Now()
+	if t.diskErr != nil {
+		// The download stopped on a disk error: blocks still in flight
+		// have nowhere to go.
+		t.wasted.Add(int64(n))
+		t.mu.Unlock()
+		return nil
+	}
 	cancels, ok := t.picker.HandleBlock(p.pid, pc, blk)
 	if !ok {
 		t.wasted.Add(int64(n))
@@ -671,6 +680,7 @@ func (p *peer) handlePiece(m *wire.Message) error {
 	case t.diskq <- diskJob{pc: pc, begin: int(m.Begin), n: n, buf: buf, pp: pp}:
 	case <-t.ctx.Done():
 		blockPool.Put(buf)
+		t.wasted.Add(int64(n))
 		return t.ctx.Err()
 	}
 	return nil
@@ -687,39 +697,67 @@ type diskJob struct {
 }
 
 // diskLoop writes accepted blocks and verifies pieces once their last block
-// is on disk.
+// is on disk. Once a disk error stopped the download, what is still queued
+// is dropped unwritten.
 func (t *Torrent) diskLoop() {
 	for {
 		select {
 		case <-t.ctx.Done():
 			return
 		case j := <-t.diskq:
-			werr := t.st.WriteBlock(j.pc, j.begin, j.buf[:j.n])
+			var werr error
+			if !t.stopped() {
+				werr = t.st.WriteBlock(j.pc, j.begin, j.buf[:j.n])
+			}
 			blockPool.Put(j.buf)
 			t.mu.Lock()
-			t.blockWritten(j, werr)
+			stopped := t.blockWritten(j, werr)
 			t.mu.Unlock()
+			if stopped {
+				// Keep what was verified: the record may be all the next
+				// run has to go on.
+				if err := t.st.Save(); err != nil {
+					t.mu.Lock()
+					t.saveErrs.add(t.log, time.Now(), "saving resume record", "err", err)
+					t.mu.Unlock()
+				}
+			}
 		}
 	}
 }
 
-// blockWritten accounts for a block on disk. Called with t.mu held.
-func (t *Torrent) blockWritten(j diskJob, werr error) {
+// blockWritten accounts for a block on disk, and reports whether its write
+// error just stopped the download. Called with t.mu held.
+func (t *Torrent) blockWritten(j diskJob, werr error) (stopped bool) {
 	pp := j.pp
 	pp.pending--
-	if werr != nil {
-		// Our disk failed, not the peer: the piece starts over.
-		t.log.Error("writing block", "piece", j.pc, "err", werr)
-		if t.partial[j.pc] == pp {
-			delete(t.partial, j.pc)
-			t.picker.HandlePieceFailed(j.pc)
+	if werr != nil || t.diskErr != nil {
+		t.wasted.Add(int64(j.n))
+	}
+	switch {
+	case t.diskErr != nil:
+		// Stopped already: dropped, and its piece was given up.
+		if werr != nil {
+			t.writeErrs.add(t.log, time.Now(), "writing block", "piece", j.pc, "err", werr)
 		}
-		return
+		return false
+	case werr != nil && t.ctx.Err() != nil:
+		return false // closing: the storage may be gone already
+	case werr != nil:
+		// Our disk failed, not the peer, and it will fail the next block
+		// too: the torrent stops downloading rather than fetch and drop
+		// blocks forever.
+		t.stopDownload(j.pc, werr)
+		t.writeErrs.add(t.log, time.Now(), "download stopped by a disk error; still serving the verified pieces",
+			"file", t.diskErr.Path, "piece", j.pc, "err", werr)
+		return true
 	}
 	pp.written++
+	pp.writtenBytes += int64(j.n)
 	if pp.written == len(pp.leaves) && pp.pending == 0 {
 		t.pieceDone(j.pc, pp)
 	}
+	return false
 }
 
 // pieceDone checks a fully written piece against its hash. Called with

@@ -66,8 +66,13 @@ type Torrent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	done   chan struct{} // closed once every piece is verified
+	failed chan struct{} // closed when an error stops the download
 	diskq  chan diskJob
 
+	// wasted counts payload received but discarded, whatever the reason:
+	// duplicates, bad pieces, blocks nobody asked for, and the blocks and
+	// partly written pieces given up when a disk error stopped the
+	// download.
 	downloaded, uploaded, wasted atomic.Int64
 	verifiedBytes                atomic.Int64
 
@@ -101,6 +106,10 @@ type Torrent struct {
 	lastDialErr string
 	// srv is what we know of faults in the data we serve (serve.go).
 	srv serveState
+	// diskErr stopped the download; set once, with failed closed.
+	diskErr *DiskError
+	// writeErrs and saveErrs keep a failing disk to a few log lines.
+	writeErrs, saveErrs repeatLog
 }
 
 // candidate is an address we may dial.
@@ -119,6 +128,8 @@ type partialPiece struct {
 	senders []*peer
 	written int // blocks on disk
 	pending int // blocks accepted but still being written
+	// writtenBytes is the payload on disk: wasted if the piece is given up.
+	writtenBytes int64
 }
 
 // suspect is a failed piece whose leaf hashes were asked of a peer.
@@ -163,6 +174,9 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 		choker:   newChoker[*peer](c.cfg.UploadSlots, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))),
 		scratch:  make([]piece.Hash, info.PieceLength/piece.BlockSize),
 	}
+	t.failed = make(chan struct{})
+	t.writeErrs = repeatLog{level: slog.LevelError, msg: "writing block"}
+	t.saveErrs = repeatLog{level: slog.LevelWarn, msg: "saving resume record"}
 	for p := range info.NumPieces {
 		if hb.Has(p) {
 			t.verifiedBytes.Add(info.PieceSize(p))
@@ -216,6 +230,8 @@ func (t *Torrent) Close() error {
 	for p := range t.peers {
 		p.close(nil)
 	}
+	t.writeErrs.flush(t.log, time.Now(), true)
+	t.saveErrs.flush(t.log, time.Now(), true)
 	t.mu.Unlock()
 	t.wg.Wait()
 	return t.st.Save()
@@ -442,11 +458,16 @@ func (t *Torrent) run() {
 				}
 			}
 			t.dialMore()
+			t.writeErrs.flush(t.log, now, false)
+			t.saveErrs.flush(t.log, now, false)
 			t.mu.Unlock()
 			t.serveTick(now)
 			if now.Sub(lastSave) >= saveInterval && t.st.Unsaved() {
+				// A full disk fails every save: retried, logged once.
 				if err := t.st.Save(); err != nil {
-					t.log.Warn("saving resume record", "err", err)
+					t.mu.Lock()
+					t.saveErrs.add(t.log, now, "saving resume record", "err", err)
+					t.mu.Unlock()
 				}
 				lastSave = now
 			}
@@ -524,7 +545,7 @@ type Stats struct {
 	BytesDone          int64 // verified
 	Downloaded         int64 // payload received, wasted included
 	Uploaded           int64
-	Wasted             int64 // received but discarded: duplicates and bad pieces
+	Wasted             int64 // received but discarded: duplicates, bad pieces, unasked-for blocks, blocks dropped on a disk error
 	Peers              int
 	Banned             int // peers banned for bad data
 	// BadBlocks counts blocks proven bad through their leaf hashes, when

@@ -21,6 +21,7 @@ import (
 	"github.com/shoal-p2p/shoal/internal/fsutil"
 	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/piece/bitfield"
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm"
 	"github.com/shoal-p2p/shoal/swarm/wire"
@@ -38,7 +39,7 @@ func getCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "also announce to `URL`", EnvVars: env("tracker")},
 			bootstrapFlag(),
 			noDHTFlag(),
-			&cli.BoolFlag{Name: "seed", Usage: "keep seeding after the download completes, until interrupted", EnvVars: env("seed")},
+			&cli.BoolFlag{Name: "seed", Usage: "keep seeding after the download completes, until interrupted (a download that fails, on a disk error or --timeout, exits 1 without seeding)", EnvVars: env("seed")},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up if not complete after `DURATION` (30s, 5m)", EnvVars: env("timeout")},
 			rateFlag("max-download-rate", "downloads"),
 			rateFlag("max-upload-rate", "uploads"),
@@ -126,6 +127,11 @@ func runGet(c *cli.Context) error {
 		return failure("get: %v", err)
 	}
 	defer st.Close()
+	// A folder or link in the way would fail every block: refused before
+	// anything is hashed or asked of peers.
+	if err := st.CheckLayout(); err != nil {
+		return failure("get: %v", err)
+	}
 	var hashed atomic.Int64
 	stopBar := showBytes(c.App.ErrWriter, "checking", m.Info.TotalLength, &hashed)
 	have, err := st.Check(ctx, m, &piece.Hasher{Progress: &hashed})
@@ -142,10 +148,8 @@ func runGet(c *cli.Context) error {
 			return failure("get: --overwrite: %v", err)
 		}
 	}
-	// Recorded before the first write, so that a run killed at any point
-	// leaves the record that marks the files here as this download's.
-	if err := st.Save(); err != nil {
-		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: saving the resume record: %v\n", err)
+	if err := prepareDisk(st); err != nil {
+		return err
 	}
 	t, err := cl.Add(m, st, have)
 	if err != nil {
@@ -177,6 +181,7 @@ func runGet(c *cli.Context) error {
 	}()
 	select {
 	case <-t.Done():
+	case <-t.Failed():
 	case <-ctx.Done():
 	}
 	stopProg()
@@ -193,8 +198,18 @@ func runGet(c *cli.Context) error {
 	select {
 	case <-t.Done():
 	default:
-		if err := t.Close(); err != nil {
-			warnf(c.App.ErrWriter, "saving the resume record: %v", err)
+		closeErr := t.Close()
+		if derr := t.Err(); derr != nil {
+			// Stopped by the disk, not by the user: --seed does not apply
+			// to a download that failed.
+			kept := "the verified pieces are kept: run again with the same -o to resume"
+			if closeErr != nil {
+				kept = fmt.Sprintf("the verified pieces are kept, but not the resume record (%v): run again with the same -o to check them and resume", closeErr)
+			}
+			return failure("get: %v; %s: %s", derr, kept, summary)
+		}
+		if closeErr != nil {
+			warnf(c.App.ErrWriter, "saving the resume record: %v", closeErr)
 		}
 		if errors.Is(context.Cause(ctx), errTimeout) {
 			if w := waitingFor(s, sources, false); w != "" {
@@ -226,6 +241,25 @@ func runGet(c *cli.Context) error {
 }
 
 var errTimeout = errors.New("timeout")
+
+// prepareDisk refuses, before any peer is asked for anything, a download
+// that cannot be written: a folder that takes no new file, a file that
+// does not open for writing, or a disk without room for what is missing
+// (see storage.Preflight). It then writes the resume record, so the state
+// folder is proven writable too, and a disk that fills up later still has
+// a record to update in place.
+func prepareDisk(st *storage.Storage) error {
+	if err := st.Preflight(); err != nil {
+		return failure("get: %v", err)
+	}
+	if have, err := bitfield.FromBytes(st.Have(), st.Info().NumPieces); err == nil && have.All() {
+		return nil // nothing to write: no need for a writable folder
+	}
+	if err := st.Save(); err != nil {
+		return failure("get: cannot keep the resume record: %v", err)
+	}
+	return nil
+}
 
 // showDownload draws the progress bar (percent, rate, peers, ETA) on a
 // terminal, or prints a plain line every few seconds elsewhere.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/shoal-p2p/shoal/internal/fsutil"
@@ -123,16 +124,42 @@ func (s *Storage) Save() error {
 // (wire order). It syncs the written files first, so no piece is recorded
 // before its data is durable, then stamps each file as it is now; the
 // record replaces the old one atomically, so a crash leaves one or the
-// other. The state folder is created if missing.
+// other. The state folder is created if missing. A file that cannot be
+// synced (deleted, or a folder now stands in its place) has its pieces
+// left out of the record, which is still written for the others; the
+// sync error is returned all the same.
 func (s *Storage) SaveResume(have []byte) error {
-	if _, err := bitfield.FromBytes(have, s.info.NumPieces); err != nil {
+	bf, err := bitfield.FromBytes(have, s.info.NumPieces)
+	if err != nil {
 		return fmt.Errorf("save resume %s: %w", s.resumePath, err)
 	}
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
-	if err := s.Sync(); err != nil {
-		return fmt.Errorf("save resume %s: %w", s.resumePath, err)
+	failed, syncErr := s.sync()
+	if errors.Is(syncErr, ErrClosed) {
+		return fmt.Errorf("save resume %s: %w", s.resumePath, syncErr)
 	}
+	for _, fi := range failed {
+		f := &s.info.Files[fi]
+		for p := f.FirstPiece; p < f.FirstPiece+f.NumPieces; p++ {
+			bf.Clear(p)
+		}
+	}
+	if len(failed) > 0 {
+		have = bf.Bytes()
+	}
+	if err := s.writeRecord(have); err != nil {
+		return errors.Join(err, syncErr)
+	}
+	if syncErr != nil {
+		return fmt.Errorf("save resume %s: %w", s.resumePath, syncErr)
+	}
+	return nil
+}
+
+// writeRecord stamps the files and writes the record for have. Called with
+// saveMu held.
+func (s *Storage) writeRecord(have []byte) error {
 	stamps, err := s.stamps()
 	if err != nil {
 		return fmt.Errorf("save resume %s: %w", s.resumePath, err)
@@ -166,7 +193,9 @@ func (s *Storage) SaveResume(have []byte) error {
 		return fmt.Errorf("save resume: %w", err)
 	}
 	if err := fsutil.WriteFileAtomic(s.resumePath, data, 0o644); err != nil {
-		return fmt.Errorf("save resume %s: %w", s.resumePath, err)
+		if !errors.Is(err, syscall.ENOSPC) || overwrite(s.resumePath, data) != nil {
+			return fmt.Errorf("save resume %s: %w", s.resumePath, err)
+		}
 	}
 	return nil
 }
@@ -230,6 +259,27 @@ func CheckStateDir(dir string) error {
 	}
 	defer root.Close()
 	return checkNoLinkOut(root, dir, StateDirName)
+}
+
+// overwrite rewrites an existing record in place, for a full disk where
+// the atomic save cannot create its temporary file: the record's blocks
+// are already allocated, so the verified pieces of a download stopped by
+// the full disk are still remembered. A write torn by a crash is at worst
+// a record that fails to decode or whose file stamps do not match, which
+// costs a re-hash, never data.
+func overwrite(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(data, 0)
+	if err == nil {
+		err = f.Truncate(int64(len(data)))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
 }
 
 // stamps returns every file's current stamp, looking again only at files

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/bitfield"
@@ -489,13 +490,13 @@ func (s *Storage) openFile(fi int, write bool) (*handle, error) {
 			return nil, err
 		}
 		if !st.IsDir() {
-			return nil, fmt.Errorf("%s: not a folder (%v)", prefix, st.Mode().Type())
+			return nil, inTheWay(filepath.Join(s.dir, prefix), st.Mode(), true)
 		}
 	}
 	st, err := s.root.Lstat(rel)
 	switch {
 	case err == nil && !st.Mode().IsRegular():
-		return nil, fmt.Errorf("%s: not a regular file (%v)", rel, st.Mode().Type())
+		return nil, inTheWay(filepath.Join(s.dir, rel), st.Mode(), false)
 	case err != nil && !(write && errors.Is(err, fs.ErrNotExist)):
 		return nil, err
 	}
@@ -504,7 +505,7 @@ func (s *Storage) openFile(fi int, write bool) (*handle, error) {
 		flag |= os.O_CREATE
 	}
 	f, err := s.root.OpenFile(rel, flag, 0o644)
-	if err != nil && !write && errors.Is(err, fs.ErrPermission) {
+	if err != nil && !write && (errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
 		f, err = s.root.OpenFile(rel, os.O_RDONLY, 0)
 		writable = false
 	}
@@ -515,7 +516,7 @@ func (s *Storage) openFile(fi int, write bool) (*handle, error) {
 	// device or FIFO since the Lstat.
 	fst, err := f.Stat()
 	if err == nil && !fst.Mode().IsRegular() {
-		err = fmt.Errorf("%s: not a regular file (%v)", rel, fst.Mode().Type())
+		err = inTheWay(filepath.Join(s.dir, rel), fst.Mode(), false)
 	}
 	if err == nil && write && fst.Size() != s.info.Files[fi].Length {
 		if err = f.Truncate(s.info.Files[fi].Length); err != nil {
@@ -534,10 +535,17 @@ func (s *Storage) openFile(fi int, write bool) (*handle, error) {
 // Sync flushes every file written since the last Sync to stable storage, so
 // that pieces recorded as verified survive a crash.
 func (s *Storage) Sync() error {
+	_, err := s.sync()
+	return err
+}
+
+// sync is Sync, also reporting which files failed to flush: their pieces
+// cannot be recorded as verified, but the other files' still can.
+func (s *Storage) sync() (failed []int, err error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	var dirty []int
 	for i := range s.files {
@@ -565,9 +573,10 @@ func (s *Storage) Sync() error {
 				s.mu.Unlock()
 			}
 			errs = append(errs, fmt.Errorf("sync %s: %w", s.paths[fi], err))
+			failed = append(failed, fi)
 		}
 	}
-	return errors.Join(errs...)
+	return failed, errors.Join(errs...)
 }
 
 // Close closes every file. It does not sync: call SaveResume (which does)
