@@ -185,7 +185,10 @@ func (s *Storage) writeRecord(have []byte) error {
 			return fmt.Errorf("save resume: %w", err)
 		}
 		if err := fsutil.WriteFileAtomicIn(s.root, s.resumeRel, data, 0o644); err != nil {
-			return fmt.Errorf("save resume %s: %w", s.resumePath, err)
+			open := func() (*os.File, error) { return s.root.OpenFile(s.resumeRel, os.O_WRONLY, 0) }
+			if !errors.Is(err, syscall.ENOSPC) || overwrite(open, data) != nil {
+				return fmt.Errorf("save resume %s: %w", s.resumePath, err)
+			}
 		}
 		return nil
 	}
@@ -193,7 +196,8 @@ func (s *Storage) writeRecord(have []byte) error {
 		return fmt.Errorf("save resume: %w", err)
 	}
 	if err := fsutil.WriteFileAtomic(s.resumePath, data, 0o644); err != nil {
-		if !errors.Is(err, syscall.ENOSPC) || overwrite(s.resumePath, data) != nil {
+		open := func() (*os.File, error) { return os.OpenFile(s.resumePath, os.O_WRONLY, 0) }
+		if !errors.Is(err, syscall.ENOSPC) || overwrite(open, data) != nil {
 			return fmt.Errorf("save resume %s: %w", s.resumePath, err)
 		}
 	}
@@ -267,8 +271,8 @@ func CheckStateDir(dir string) error {
 // the full disk are still remembered. A write torn by a crash is at worst
 // a record that fails to decode or whose file stamps do not match, which
 // costs a re-hash, never data.
-func overwrite(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+func overwrite(open func() (*os.File, error), data []byte) error {
+	f, err := open()
 	if err != nil {
 		return err
 	}
