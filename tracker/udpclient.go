@@ -178,6 +178,11 @@ func (s *udpSession) roundTrip(ctx context.Context, pkt []byte, action, tx uint3
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		// The read deadline can pass a moment before the context's timer
+		// marks it done: that is the context's deadline all the same.
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			return nil, context.DeadlineExceeded
+		}
 		if _, err := s.conn.Write(pkt); err != nil {
 			return nil, err
 		}
