@@ -488,8 +488,7 @@ func (s *Server) admit(st *reqState, ip netip.Addr, keyPath, rawQuery string) (i
 	if !ip.IsValid() {
 		return http.StatusBadRequest, false
 	}
-	if s.limiter != nil && !s.limiter.allow(ip, s.now()) {
-		s.rateLimited.Add(1)
+	if s.limited(ip, s.now()) {
 		return s.fail(st, errRateLimited, ip), false
 	}
 	if s.cfg.Private {
@@ -504,6 +503,16 @@ func (s *Server) admit(st *reqState, ip netip.Addr, keyPath, rawQuery string) (i
 		return http.StatusRequestURITooLong, false
 	}
 	return 0, true
+}
+
+// limited spends one request of ip's rate budget, shared by every front
+// end, and reports (and counts) when it is spent.
+func (s *Server) limited(ip netip.Addr, now time.Time) bool {
+	if s.limiter == nil || s.limiter.allow(ip, now) {
+		return false
+	}
+	s.rateLimited.Add(1)
+	return true
 }
 
 // checkPasskey checks keyPath ("" or "/<passkey>") against the private
@@ -646,8 +655,7 @@ func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	if s.limiter != nil && !s.limiter.allow(ip, s.now()) {
-		s.rateLimited.Add(1)
+	if s.limited(ip, s.now()) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		return
 	}

@@ -320,8 +320,7 @@ func (w *udpWorker) handle(pkt []byte, from netip.AddrPort, out []byte) []byte {
 			c.badProtocol.Add(1)
 			return nil
 		}
-		if s.limiter != nil && !s.limiter.allow(ip, now) {
-			s.rateLimited.Add(1)
+		if s.limited(ip, now) {
 			c.rlt.Add(1)
 			return nil
 		}
@@ -336,8 +335,7 @@ func (w *udpWorker) handle(pkt []byte, from netip.AddrPort, out []byte) []byte {
 		c.badConnID.Add(1)
 		return appendUDPError(out, tx, string(errUDPConnID), len(pkt))
 	}
-	if s.limiter != nil && !s.limiter.allow(ip, now) {
-		s.rateLimited.Add(1)
+	if s.limited(ip, now) {
 		return w.fail(out, tx, errRateLimited, ip, &c.rlt)
 	}
 	if action == udpAnnounce {
