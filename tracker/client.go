@@ -22,8 +22,9 @@ const (
 	DefaultMaxResponseBytes = 1 << 20
 )
 
-// Client announces to and scrapes HTTP trackers. The zero value is ready to
-// use.
+// Client announces to and scrapes HTTP trackers and UDP trackers (BEP 15,
+// udp:// URLs). The zero value is ready to use; a Client must not be copied
+// after first use, since it caches UDP connection IDs.
 type Client struct {
 	// HTTP is the client used for requests; nil means http.DefaultClient.
 	HTTP *http.Client
@@ -35,6 +36,12 @@ type Client struct {
 	MaxResponseBytes int64
 	// UserAgent is sent when non-empty.
 	UserAgent string
+	// UDPRetransmit is how long a UDP request waits for an answer before
+	// it is sent again, doubling each time (default 15s, BEP 15's
+	// 15·2ⁿ); Timeout bounds the whole exchange.
+	UDPRetransmit time.Duration
+
+	udpIDs udpConnIDs
 }
 
 // AnnounceRequest is what a client tells a tracker.
@@ -88,9 +95,19 @@ type FailureError struct {
 // Error implements error.
 func (e *FailureError) Error() string { return "tracker failure: " + e.Reason }
 
-// Announce sends req to the tracker at announceURL (an http or https URL,
-// which may carry a passkey in its path or query).
+// Announce sends req to the tracker at announceURL: an http or https URL,
+// which may carry a passkey in its path or query, or a udp URL, whose path
+// and query go to the tracker as BEP 41 URL data. Over UDP, NonCompact,
+// NoPeerID and an IPv6 IP do not apply, and the answer has no
+// MinInterval, Downloaded or peer ids.
 func (c *Client) Announce(ctx context.Context, announceURL string, req AnnounceRequest) (*AnnounceResponse, error) {
+	if isUDPURL(announceURL) {
+		resp, err := c.announceUDP(ctx, announceURL, req)
+		if err != nil {
+			return nil, fmt.Errorf("announce %s: %w", announceURL, err)
+		}
+		return resp, nil
+	}
 	u, err := appendQuery(announceURL, req.query(nil))
 	if err != nil {
 		return nil, fmt.Errorf("announce %s: %w", announceURL, err)
@@ -107,9 +124,20 @@ func (c *Client) Announce(ctx context.Context, announceURL string, req AnnounceR
 }
 
 // Scrape asks the tracker behind announceURL for the counts of hashes
-// (BEP 48), deriving the scrape URL with ScrapeURL. Hashes the tracker does
-// not mention are absent from the map.
+// (BEP 48), deriving the scrape URL with ScrapeURL; a UDP tracker is
+// scraped at its address (BEP 15). Hashes the tracker does not mention are
+// absent from the map.
 func (c *Client) Scrape(ctx context.Context, announceURL string, hashes ...InfoHash) (map[InfoHash]Swarm, error) {
+	if isUDPURL(announceURL) {
+		if len(hashes) == 0 {
+			return nil, fmt.Errorf("scrape %s: no info-hashes given", announceURL)
+		}
+		out, err := c.scrapeUDP(ctx, announceURL, hashes)
+		if err != nil {
+			return nil, fmt.Errorf("scrape %s: %w", announceURL, err)
+		}
+		return out, nil
+	}
 	su, err := ScrapeURL(announceURL)
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", announceURL, err)

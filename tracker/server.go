@@ -106,6 +106,11 @@ type Config struct {
 	// after its context is cancelled before closing connections (default 5s).
 	ShutdownTimeout time.Duration
 
+	// UDPSecret keys the MAC that makes UDP connection IDs (BEP 15), at
+	// least 16 bytes; trackers given the same secret accept each other's
+	// IDs. Nil picks a random one.
+	UDPSecret []byte
+
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests inject one to drive
@@ -141,6 +146,13 @@ type Server struct {
 	// testHookAnnounce, when set, sees every parsed announce. Only tests
 	// set it (before Serve), to make a handler panic; nil in production.
 	testHookAnnounce func(*announceQuery)
+
+	udp udpState
+
+	sweepMu    sync.Mutex
+	sweepUsers int
+	sweepStop  context.CancelFunc
+	sweepDone  chan struct{}
 }
 
 // NewServer validates cfg, fills defaults and, in private mode, loads the
@@ -223,6 +235,9 @@ func NewServer(cfg Config) (*Server, error) {
 		s.limiter = newIPLimiter(cfg.RateLimit, cfg.RateBurst, cfg.RateLimitAddrs)
 	}
 	s.SetAllowHashes(cfg.AllowHashes)
+	if err := s.udp.init(cfg.UDPSecret); err != nil {
+		return nil, fmt.Errorf("tracker config: %w", err)
+	}
 	if cfg.Private {
 		if cfg.KeysFile == "" {
 			return nil, errors.New("tracker config: Private requires KeysFile")
@@ -279,10 +294,9 @@ func (s *Server) SetAllowHashes(hs []InfoHash) {
 // tracker in another HTTP server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ls := newLeanServer(s)
-	sweepCtx, stopSweep := context.WithCancel(ctx)
+	stopSweep := s.holdSweeper()
 	defer stopSweep()
 	var wg sync.WaitGroup
-	wg.Go(func() { s.sweepLoop(sweepCtx) })
 	errc := make(chan error, 1)
 	wg.Go(func() { errc <- ls.acceptLoop(ln) })
 	s.log.Info("tracker serving", "addr", ln.Addr().String())
@@ -302,6 +316,40 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		stopSweep()
 		wg.Wait()
 		return fmt.Errorf("tracker serve on %s: %w", ln.Addr(), err)
+	}
+}
+
+// holdSweeper keeps the expiry sweeper running until the returned func is
+// called: one sweeper serves every front end (HTTP and UDP) of the
+// Server, and it stops, with the func waiting for it, when the last
+// releases it.
+func (s *Server) holdSweeper() func() {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	if s.sweepUsers++; s.sweepUsers == 1 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		s.sweepStop, s.sweepDone = cancel, done
+		go func() {
+			defer close(done)
+			s.sweepLoop(ctx)
+		}()
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.sweepMu.Lock()
+			s.sweepUsers--
+			var done chan struct{}
+			if s.sweepUsers == 0 {
+				s.sweepStop()
+				done = s.sweepDone
+			}
+			s.sweepMu.Unlock()
+			if done != nil {
+				<-done
+			}
+		})
 	}
 }
 
@@ -337,6 +385,11 @@ type Stats struct {
 	Goroutines      int   `json:"goroutines"`
 	Private         bool  `json:"private"`
 	AllowListed     int   `json:"allow_listed"`
+
+	// UDP counts the UDP front end's traffic; its announces and scrapes
+	// are also in Announces and Scrapes, its refusals with a reason in
+	// Refused.
+	UDP UDPStats `json:"udp"`
 }
 
 // Stats returns the counters /stats reports.
@@ -352,6 +405,7 @@ func (s *Server) Stats() Stats {
 		IntervalSeconds: int64(s.cfg.Interval / time.Second),
 		Goroutines:      runtime.NumGoroutine(),
 		Private:         s.cfg.Private,
+		UDP:             s.udp.stats(),
 	}
 	if m := s.allow.Load(); m != nil {
 		st.AllowListed = len(*m)
@@ -363,6 +417,7 @@ func (s *Server) Stats() Stats {
 // steady stream of announces does not allocate buffers.
 type reqState struct {
 	q      announceQuery
+	pa     PeerAnnounce
 	peers  []Peer
 	v4, v6 []byte
 	hashes []InfoHash
@@ -443,17 +498,12 @@ func (s *Server) admit(st *reqState, ip netip.Addr, keyPath, rawQuery string) (i
 	if !ip.IsValid() {
 		return http.StatusBadRequest, false
 	}
-	if s.limiter != nil && !s.limiter.allow(ip, s.now()) {
-		s.rateLimited.Add(1)
+	if s.limited(ip, s.now()) {
 		return s.fail(st, errRateLimited, ip), false
 	}
 	if s.cfg.Private {
-		key, ok := strings.CutPrefix(keyPath, "/")
-		if !ok || key == "" {
-			return s.fail(st, errMissingPasskey, ip), false
-		}
-		if _, ok := (*s.keys.Load())[key]; !ok {
-			return s.fail(st, errBadPasskey, ip), false
+		if err := s.checkPasskey(keyPath); err != nil {
+			return s.fail(st, err, ip), false
 		}
 	} else if keyPath != "" {
 		return http.StatusNotFound, false
@@ -463,6 +513,66 @@ func (s *Server) admit(st *reqState, ip netip.Addr, keyPath, rawQuery string) (i
 		return http.StatusRequestURITooLong, false
 	}
 	return 0, true
+}
+
+// limited spends one request of ip's rate budget, shared by every front
+// end, and reports (and counts) when it is spent.
+func (s *Server) limited(ip netip.Addr, now time.Time) bool {
+	if s.limiter == nil || s.limiter.allow(ip, now) {
+		return false
+	}
+	s.rateLimited.Add(1)
+	return true
+}
+
+// checkPasskey checks keyPath ("" or "/<passkey>") against the private
+// tracker's passkeys.
+func (s *Server) checkPasskey(keyPath string) error {
+	key, ok := strings.CutPrefix(keyPath, "/")
+	if !ok || key == "" {
+		return errMissingPasskey
+	}
+	if _, ok := (*s.keys.Load())[key]; !ok {
+		return errBadPasskey
+	}
+	return nil
+}
+
+// announce records an announce that a front end has parsed and admitted,
+// applying what HTTP and UDP share: the allow-list, the "ip" claim honoured
+// only from trusted sources, the default numwant and none for a stopping
+// peer. It appends up to q.NumWant peers to dst. pa is the caller's
+// scratch: passed to the Store interface, a local one would be allocated
+// on the heap for every announce.
+func (s *Server) announce(now time.Time, remote netip.Addr, q *announceQuery, pa *PeerAnnounce, dst []Peer) ([]Peer, Swarm, error) {
+	if !s.allowed(q.InfoHash) {
+		return dst, Swarm{}, errUnregistered
+	}
+	ip := remote
+	if q.IP.IsValid() && trustedSource(remote) {
+		ip = q.IP
+	}
+	numWant := q.NumWant
+	if numWant < 0 {
+		numWant = s.cfg.DefaultNumWant
+	}
+	if q.Event == EventStopped {
+		numWant = 0
+	}
+	*pa = PeerAnnounce{
+		InfoHash: q.InfoHash,
+		PeerID:   q.PeerID,
+		Addr:     netip.AddrPortFrom(ip, q.Port),
+		Key:      q.Key,
+		Event:    q.Event,
+		Seeder:   q.HasLeft && q.Left == 0,
+		NumWant:  numWant,
+	}
+	peers, sw, err := s.store.Announce(now, pa, dst)
+	if err == nil {
+		s.announces.Add(1)
+	}
+	return peers, sw, err
 }
 
 func (s *Server) serveAnnounce(st *reqState, remote netip.Addr, keyPath, rawQuery string) int {
@@ -476,35 +586,11 @@ func (s *Server) serveAnnounce(st *reqState, remote netip.Addr, keyPath, rawQuer
 	if s.testHookAnnounce != nil {
 		s.testHookAnnounce(q)
 	}
-	if !s.allowed(q.InfoHash) {
-		return s.fail(st, errUnregistered, remote)
-	}
-	ip := remote
-	if q.IP.IsValid() && trustedSource(remote) {
-		ip = q.IP
-	}
-	numWant := q.NumWant
-	if numWant < 0 {
-		numWant = s.cfg.DefaultNumWant
-	}
-	if q.Event == EventStopped {
-		numWant = 0
-	}
-	pa := PeerAnnounce{
-		InfoHash: q.InfoHash,
-		PeerID:   q.PeerID,
-		Addr:     netip.AddrPortFrom(ip, q.Port),
-		Key:      q.Key,
-		Event:    q.Event,
-		Seeder:   q.HasLeft && q.Left == 0,
-		NumWant:  numWant,
-	}
-	peers, sw, err := s.store.Announce(s.now(), &pa, st.peers[:0])
+	peers, sw, err := s.announce(s.now(), remote, q, &st.pa, st.peers[:0])
 	st.peers = peers
 	if err != nil {
 		return s.fail(st, err, remote)
 	}
-	s.announces.Add(1)
 
 	if q.Compact {
 		for _, p := range peers {
@@ -559,16 +645,21 @@ func (s *Server) serveScrape(st *reqState, ip netip.Addr, keyPath, rawQuery stri
 	now := s.now()
 	files := make(map[string]scrapeFile, len(hashes))
 	for _, h := range hashes {
-		// Unknown and non-allowed torrents are reported with zero counts,
-		// which tells a prober nothing about which hashes are tracked.
-		var sw Swarm
-		if s.allowed(h) {
-			sw = s.store.Scrape(now, h)
-		}
+		sw := s.scrapeCounts(now, h)
 		files[string(h[:])] = scrapeFile{Complete: sw.Complete, Incomplete: sw.Incomplete, Downloaded: sw.Downloaded}
 	}
 	s.scrapes.Add(1)
 	return s.encode(st, &scrapeResponse{Files: files})
+}
+
+// scrapeCounts returns the counts of h for a scrape. Unknown and
+// non-allowed torrents are reported with zero counts, which tells a prober
+// nothing about which hashes are tracked.
+func (s *Server) scrapeCounts(now time.Time, h InfoHash) Swarm {
+	if !s.allowed(h) {
+		return Swarm{}
+	}
+	return s.store.Scrape(now, h)
 }
 
 func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
@@ -577,8 +668,7 @@ func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	if s.limiter != nil && !s.limiter.allow(ip, s.now()) {
-		s.rateLimited.Add(1)
+	if s.limited(ip, s.now()) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		return
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,10 +22,12 @@ import (
 func trackerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "tracker",
-		Usage: "run an HTTP BitTorrent tracker (announce, scrape, stats)",
+		Usage: "run a BitTorrent tracker over HTTP and UDP (announce, scrape, stats)",
 		Description: "Serves /announce (BEP 3, compact peers BEP 23, IPv6 peers BEP 7), /scrape (BEP 48)\n" +
-			"and /stats (JSON). Prints \"listening: HOST:PORT\" on stdout once it accepts\n" +
-			"connections. SIGINT or SIGTERM stops it; SIGHUP re-reads --allow-file and --keys.",
+			"and /stats (JSON) over HTTP, and the UDP tracker protocol (BEP 15, passkeys in\n" +
+			"BEP 41 URL data: udp://HOST:PORT/announce/KEY) on the same port number.\n" +
+			"Prints \"listening: HOST:PORT\" on stdout once it accepts connections. SIGINT or\n" +
+			"SIGTERM stops it; SIGHUP re-reads --allow-file and --keys.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "0.0.0.0:6969", Usage: "serve on `HOST:PORT` (port 0 picks a free one)", EnvVars: env("listen")},
 			&cli.DurationFlag{Name: "interval", Value: tracker.DefaultInterval, Usage: "re-announce `DURATION` told to clients", EnvVars: env("interval")},
@@ -35,6 +39,8 @@ func trackerCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-torrents", Usage: "cap on tracked torrents (`N`, 0 = 100,000)", EnvVars: env("max-torrents")},
 			&cli.IntFlag{Name: "max-peers-per-torrent", Usage: "cap on one swarm (`N`, 0 = 50,000)", EnvVars: env("max-peers-per-torrent")},
 			&cli.Float64Flag{Name: "rate-limit", Usage: "requests per second per client address (`N`, 0 = 20, -1 = no limit)", EnvVars: env("rate-limit")},
+			&cli.BoolFlag{Name: "no-udp", Usage: "serve HTTP only, not the UDP tracker protocol", EnvVars: env("no-udp")},
+			&cli.StringFlag{Name: "secret-file", Usage: "key UDP connection IDs with the secret in `FILE` (16 bytes or more), so that trackers given the same file accept each other's", EnvVars: env("secret-file")},
 		},
 		Action: runTracker,
 	}
@@ -73,23 +79,58 @@ func runTracker(c *cli.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	ln, err := tracker.Listen(ctx, "tcp", addr)
+	ln, udp, err := listenTracker(ctx, addr, !c.Bool("no-udp"))
 	if err != nil {
 		return failure("tracker: %v", err)
 	}
 	fmt.Fprintf(c.App.Writer, "listening: %s\n", ln.Addr())
 
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	for {
+	// Both front ends stop together: when one fails, the other is told to.
+	sctx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	done := make(chan error, 2)
+	running := 1
+	go func() { done <- srv.Serve(sctx, ln) }()
+	if udp != nil {
+		running++
+		go func() { done <- srv.ServeUDP(sctx, udp...) }()
+	}
+	var firstErr error
+	for running > 0 {
 		select {
 		case err := <-done:
-			if err != nil {
-				return failure("%v", err)
+			running--
+			if err != nil && firstErr == nil {
+				firstErr = err
+				stopServing()
 			}
-			return nil
 		case <-hup:
 			reloadTracker(c, srv)
+		}
+	}
+	if firstErr != nil {
+		return failure("%v", firstErr)
+	}
+	return nil
+}
+
+// listenTracker opens the HTTP listener on addr and, with udp, the UDP
+// sockets on the same address and port. When addr asks for any port and
+// the one picked for TCP is taken for UDP, it tries another.
+func listenTracker(ctx context.Context, addr string, udp bool) (net.Listener, []*net.UDPConn, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for try := 0; ; try++ {
+		ln, err := tracker.Listen(ctx, "tcp", addr)
+		if err != nil || !udp {
+			return ln, nil, err
+		}
+		conns, err := tracker.ListenUDP(ctx, "udp", ln.Addr().String(), 0)
+		if err == nil {
+			return ln, conns, nil
+		}
+		ln.Close()
+		if port != "0" || try == 5 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("udp: %w", err)
 		}
 	}
 }
@@ -142,6 +183,19 @@ func trackerConfig(c *cli.Context) (tracker.Config, error) {
 		return cfg, usageError("--private needs --keys FILE")
 	case !cfg.Private && cfg.KeysFile != "":
 		return cfg, usageError("--keys needs --private")
+	}
+	if f := c.String("secret-file"); f != "" {
+		if c.Bool("no-udp") {
+			return cfg, usageError("--secret-file is for UDP connection IDs; it makes no sense with --no-udp")
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return cfg, usageError("--secret-file: %v", err)
+		}
+		if len(bytes.TrimSpace(b)) < 16 {
+			return cfg, usageError("--secret-file %s: the secret must be at least 16 bytes (e.g. head -c 32 /dev/urandom | base64 > %s)", f, f)
+		}
+		cfg.UDPSecret = b
 	}
 	return cfg, nil
 }

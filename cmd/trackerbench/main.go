@@ -3,20 +3,25 @@
 //
 // It starts each tracker on loopback, announces a spread of torrents and
 // peers once to populate it (measuring the tracker's RSS before and after),
-// then drives announces for a fixed time from concurrent workers in two
-// modes: keep-alive (connections reused) and close (`Connection: close`, a
-// new TCP connection per announce, as most clients announce). It prints a
-// Markdown table of announces/s, latency percentiles, errors, RSS and
-// bytes per stored peer.
+// then drives announces for a fixed time from concurrent workers in three
+// modes: keep-alive (connections reused), close (`Connection: close`, a
+// new TCP connection per announce, as most HTTP clients announce) and udp
+// (BEP 15, the protocol most clients use first). Every mode sends the same
+// announces: the same torrents, peers and numwant. It prints a Markdown
+// table of announces/s, latency percentiles, tracker CPU per announce,
+// errors, RSS and bytes per stored peer.
 //
 // Usage, from the module root:
 //
-//	go run ./cmd/trackerbench [-duration 10s] [-c 50] [-targets shoal,opentracker]
+//	go run ./cmd/trackerbench [-duration 10s] [-c 50] [-modes keepalive,close,udp] [-targets shoal,opentracker] [-pin]
 //
 // All traffic goes to 127.0.0.1. The load generator writes pre-built raw
 // HTTP/1.1 requests on net.Conn and parses only the status line and
 // Content-Length, because on a 2-core machine a net/http client would eat
-// the CPU the trackers need.
+// the CPU the trackers need; in udp mode it keeps -c announces in flight
+// over -udp-sockets sockets, each with a window of them outstanding, and
+// matches answers by transaction ID. -pin runs the load generator on CPU 0
+// and each tracker on CPU 1.
 package main
 
 import (
@@ -55,6 +60,8 @@ type options struct {
 	seed        uint64
 	shoalArgs   string
 	keepWorkdir bool
+	udpSockets  int
+	pin         bool
 }
 
 func main() {
@@ -68,12 +75,17 @@ func main() {
 	flag.IntVar(&o.conns, "c", 50, "concurrent connections (workers)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measuring time per mode")
 	flag.StringVar(&targets, "targets", "shoal,opentracker", "trackers to measure, comma-separated")
-	flag.StringVar(&modes, "modes", "keepalive,close", "modes to run, comma-separated")
+	flag.StringVar(&modes, "modes", "keepalive,close,udp", "modes to run, comma-separated")
 	flag.IntVar(&o.numWant, "numwant", 50, "numwant sent with each announce")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed for info-hashes and peer ids")
 	flag.StringVar(&o.shoalArgs, "shoal-args", "", "extra arguments for `shoal tracker`, space-separated")
 	flag.BoolVar(&o.keepWorkdir, "keep", false, "keep the temporary folder")
+	flag.IntVar(&o.udpSockets, "udp-sockets", 8, "client sockets in udp mode; -c announces in flight are spread over them")
+	flag.BoolVar(&o.pin, "pin", false, "run the load generator on CPU 0 and the trackers on CPU 1 (taskset)")
 	flag.Parse()
+	if o.pin && os.Getenv("TRACKERBENCH_PINNED") == "" {
+		pinSelf()
+	}
 	o.targets = strings.Split(targets, ",")
 	o.modes = strings.Split(modes, ",")
 	if err := run(o); err != nil {
@@ -90,6 +102,9 @@ type load struct {
 	started, regular [][]byte
 	// closeRegular is regular with a Connection: close header.
 	closeRegular [][]byte
+	// udp holds the same periodic announces as BEP 15 packets, with the
+	// connection and transaction IDs left for the sender to fill in.
+	udp [][]byte
 }
 
 func makeLoad(o options) load {
@@ -115,14 +130,16 @@ func makeLoad(o options) load {
 		if i%4 == 0 {
 			left = 0
 		}
+		key := r.Uint32()
 		q := fmt.Sprintf("info_hash=%s&peer_id=%s&port=%d&uploaded=0&downloaded=0&left=%d&compact=1&numwant=%d&key=%08x",
-			pctEncode(l.hashes[t][:]), pctEncode(id[:]), port, left, o.numWant, r.Uint32())
+			pctEncode(l.hashes[t][:]), pctEncode(id[:]), port, left, o.numWant, key)
 		req := func(extra, hdr string) []byte {
 			return []byte("GET /announce?" + q + extra + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: trackerbench\r\n" + hdr + "\r\n")
 		}
 		l.started = append(l.started, req("&event=started", ""))
 		l.regular = append(l.regular, req("", ""))
 		l.closeRegular = append(l.closeRegular, req("", "Connection: close\r\n"))
+		l.udp = append(l.udp, udpAnnounce(l.hashes[t], id, uint16(port), uint64(left), uint32(o.numWant), key))
 	}
 	return l
 }
@@ -138,9 +155,10 @@ func pctEncode(b []byte) string {
 }
 
 type tracker struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
+	name    string
+	addr    string
+	udpAddr string
+	cmd     *exec.Cmd
 }
 
 func (t *tracker) pid() int { return t.cmd.Process.Pid }
@@ -216,7 +234,7 @@ func startShoal(o options, work string) (*tracker, error) {
 	// address.
 	args := []string{"tracker", "--listen", "127.0.0.1:0", "--rate-limit", "-1"}
 	args = append(args, strings.Fields(o.shoalArgs)...)
-	cmd := exec.Command(bin, args...)
+	cmd := trackerCommand(o, bin, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -233,7 +251,8 @@ func startShoal(o options, work string) (*tracker, error) {
 		return nil, fmt.Errorf("shoal tracker did not print its address: %q %v", line, err)
 	}
 	go io.Copy(io.Discard, out)
-	return &tracker{name: "shoal", addr: addr, cmd: cmd}, nil
+	// shoal serves UDP on its HTTP port.
+	return &tracker{name: "shoal", addr: addr, udpAddr: addr, cmd: cmd}, nil
 }
 
 func startOpentracker(o options, work string, l load) (*tracker, error) {
@@ -268,20 +287,20 @@ func startOpentracker(o options, work string, l load) (*tracker, error) {
 	if err != nil {
 		return nil, err
 	}
-	udp, err := freePort()
+	udp, err := freeUDPPort()
 	if err != nil {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	// -d chroots into dir (opentracker does when run as root), so the
 	// allow-list path is given relative to it.
-	cmd := exec.Command(bin, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-P", strconv.Itoa(udp), "-d", dir, "-w", "whitelist.txt")
+	cmd := trackerCommand(o, bin, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-P", strconv.Itoa(udp), "-d", dir, "-w", "whitelist.txt")
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	t := &tracker{name: "opentracker", addr: addr, cmd: cmd}
+	t := &tracker{name: "opentracker", addr: addr, udpAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(udp)), cmd: cmd}
 	// The allow-list is loaded by a thread after start-up; wait until a
 	// listed hash is accepted.
 	probe := l.started[0]
@@ -304,6 +323,15 @@ func startOpentracker(o options, work string, l load) (*tracker, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func freeUDPPort() (int, error) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
 func freePort() (int, error) {
@@ -334,19 +362,25 @@ func measure(o options, t *tracker, l load) ([]row, error) {
 		reqs := l.regular
 		keep := true
 		switch mode {
-		case "keepalive":
+		case "keepalive", "udp":
 		case "close":
 			reqs, keep = l.closeRegular, false
 		default:
 			return nil, fmt.Errorf("unknown mode %q", mode)
 		}
-		fmt.Fprintf(os.Stderr, "%s: %s for %v with %d connections\n", t.name, mode, o.duration, o.conns)
-		seeds := make([]*rand.Rand, o.conns)
+		seeds := make([]*rand.Rand, max(o.conns, o.udpSockets))
 		for i := range seeds {
 			seeds[i] = rand.New(rand.NewPCG(o.seed, uint64(i)))
 		}
+		var res result
 		cpu0 := cpuTime(t.pid())
-		res := drive(t.addr, o.conns, o.duration, func(w, _ int) []byte { return reqs[seeds[w].IntN(len(reqs))] }, 0, keep)
+		if mode == "udp" {
+			fmt.Fprintf(os.Stderr, "%s: %s for %v with %d announces in flight on %d sockets\n", t.name, mode, o.duration, o.conns, o.udpSockets)
+			res = driveUDP(t.udpAddr, o.udpSockets, o.conns, o.duration, func(w int) []byte { return l.udp[seeds[w].IntN(len(l.udp))] })
+		} else {
+			fmt.Fprintf(os.Stderr, "%s: %s for %v with %d connections\n", t.name, mode, o.duration, o.conns)
+			res = drive(t.addr, o.conns, o.duration, func(w, _ int) []byte { return reqs[seeds[w].IntN(len(reqs))] }, 0, keep)
+		}
 		cpu := cpuTime(t.pid()) - cpu0
 		after, _ := procStatus(t.pid())
 		r := row{
@@ -672,8 +706,12 @@ func percentile(lat []time.Duration, p float64) time.Duration {
 }
 
 func printTable(o options, rows []row) {
-	fmt.Printf("%d torrents, %d peers, %d connections, %v per mode, GOMAXPROCS %d, %d CPUs\n\n",
-		o.torrents, o.peers, o.conns, o.duration, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	pinned := ""
+	if o.pin {
+		pinned = ", load generator on CPU 0 and trackers on CPU 1"
+	}
+	fmt.Printf("%d torrents, %d peers, numwant %d, %d connections (udp: %d in flight on %d sockets), %v per mode, GOMAXPROCS %d, %d CPUs%s\n\n",
+		o.torrents, o.peers, o.numWant, o.conns, o.conns, o.udpSockets, o.duration, runtime.GOMAXPROCS(0), runtime.NumCPU(), pinned)
 	fmt.Println("| tracker | mode | announces/s | p50 | p99 | tracker CPU/announce | errors | connections | RSS idle | RSS populated | RSS after | peak RSS | stored peers | bytes/peer |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
