@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -92,13 +91,7 @@ func (st connState) String() string {
 // connection from remote. It must be called from the deferred function that
 // recovered, so that the stack still shows where the panic happened.
 func (ls *leanServer) panicked(v any, remote netip.AddrPort, st connState) {
-	ls.s.panics.Add(1)
-	stack := debug.Stack()
-	if len(stack) > maxPanicStack {
-		stack = append(stack[:maxPanicStack:maxPanicStack], "\n... (truncated)"...)
-	}
-	ls.s.log.Error("tracker handler panicked; connection closed, serving on",
-		"remote", remote, "state", st.String(), "panic", v, "stack", string(stack))
+	ls.s.panicked(v, "http", remote, "state", st.String())
 }
 
 type leanBufs struct {

@@ -162,3 +162,32 @@ func TestLeanHandlerPanic(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestUDPHandlerPanic makes the UDP announce handler panic: that datagram
+// goes unanswered, the panic is logged and counted, and the socket's
+// worker answers the next announce.
+func TestUDPHandlerPanic(t *testing.T) {
+	var logs lockedBuffer
+	srv, _, u := startUDPServer(t, Config{RateLimit: -1, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, "127.0.0.1")
+	srv.testHookAnnounce = func(q *announceQuery) {
+		if q.Port == panicPort {
+			panic("test: announce handler panic")
+		}
+	}
+	c := Client{Timeout: 500 * time.Millisecond}
+	ctx := context.Background()
+	if _, err := c.Announce(ctx, u, AnnounceRequest{InfoHash: ih(71), PeerID: pid(1), Port: panicPort, Left: 1}); err == nil {
+		t.Fatal("a panicking announce was answered")
+	}
+	recs := logs.errorRecords(t)
+	if len(recs) == 0 || recs[0]["front"] != "udp" || !strings.Contains(recs[0]["stack"].(string), "(*udpWorker).handle") {
+		t.Fatalf("panic records %v", recs)
+	}
+	r, err := c.Announce(ctx, u, AnnounceRequest{InfoHash: ih(71), PeerID: pid(2), Port: 2, Left: 1})
+	if err != nil || r.Incomplete != 1 {
+		t.Fatalf("next announce: %+v %v", r, err)
+	}
+	if st := srv.Stats(); st.Panics == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}

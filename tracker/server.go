@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,6 +142,7 @@ type Server struct {
 	refused     atomic.Uint64
 	rateLimited atomic.Uint64
 	panics      atomic.Uint64
+	panicLog    *rate.Limiter // of panic log lines (panicked)
 
 	pool sync.Pool // *reqState
 
@@ -225,11 +228,12 @@ func NewServer(cfg Config) (*Server, error) {
 		})
 	}
 	s := &Server{
-		cfg:     cfg,
-		store:   cfg.Store,
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		started: cfg.Now(),
+		cfg:      cfg,
+		panicLog: rate.NewLimiter(1, panicLogBurst),
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		started:  cfg.Now(),
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = newIPLimiter(cfg.RateLimit, cfg.RateBurst, cfg.RateLimitAddrs)
@@ -795,4 +799,25 @@ type scrapeFile struct {
 
 type scrapeResponse struct {
 	Files map[string]scrapeFile `bencode:"files"`
+}
+
+// panicLogBurst is how many recovered panics are logged in a row before
+// the log is held to one a second.
+const panicLogBurst = 10
+
+// panicked records a panic recovered in a front end's handler: counted
+// always, logged with its stack at most panicLogBurst at once and one a
+// second after that, so a request that reliably panics cannot flood the
+// log.
+func (s *Server) panicked(v any, front string, remote netip.AddrPort, attrs ...any) {
+	n := s.panics.Add(1)
+	if !s.panicLog.Allow() {
+		return
+	}
+	stack := debug.Stack()
+	if len(stack) > maxPanicStack {
+		stack = append(stack[:maxPanicStack:maxPanicStack], "\n... (truncated)"...)
+	}
+	attrs = append(attrs, "front", front, "remote", remote, "panic", v, "panics", n, "stack", string(stack))
+	s.log.Error("tracker handler panicked; request dropped, serving on", attrs...)
 }

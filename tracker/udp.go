@@ -297,8 +297,20 @@ const (
 )
 
 // handle answers one datagram pkt from "from", building the answer in out
-// (capacity udpMaxReply); nil means no answer.
-func (w *udpWorker) handle(pkt []byte, from netip.AddrPort, out []byte) []byte {
+// (capacity udpMaxReply); nil means no answer. A panic in answering costs
+// that datagram its answer, never the socket's worker.
+func (w *udpWorker) handle(pkt []byte, from netip.AddrPort, out []byte) (reply []byte) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.s.panicked(v, "udp", from)
+			reply = nil
+		}
+	}()
+	return w.answer(pkt, from, out)
+}
+
+// answer is handle without the recover.
+func (w *udpWorker) answer(pkt []byte, from netip.AddrPort, out []byte) []byte {
 	s, c := w.s, w.cnt
 	c.packets.Add(1)
 	switch {
@@ -385,6 +397,9 @@ func (w *udpWorker) announce(pkt []byte, tx uint32, ip netip.Addr, now time.Time
 	}
 	if ip.Is4() && a.IP != [4]byte{} {
 		q.IP = netip.AddrFrom4(a.IP)
+	}
+	if s.testHookAnnounce != nil {
+		s.testHookAnnounce(q)
 	}
 	peers, sw, err := s.announce(now, ip, q, &w.pa, w.peers[:0])
 	w.peers = peers
