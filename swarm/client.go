@@ -61,6 +61,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is sent to peers in the extension handshake ("v").
 	Version string
+	// NoServeChecks turns off the re-checks of served pieces that a peer's
+	// behaviour triggers (its asking for a piece's leaf hashes, its leaving
+	// right after our block): a peer built to serve bad data, such as
+	// internal/rogue's poisoner, must not catch itself. Honest clients
+	// leave it false.
+	NoServeChecks bool
 }
 
 // Client is a BitTorrent peer: a listener and the torrents it serves.

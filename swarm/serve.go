@@ -506,7 +506,7 @@ func (t *Torrent) verifyLoop(q <-chan int) {
 // removed.
 func (t *Torrent) recheckServed(p *peer) {
 	p.sendMu.Lock()
-	recent := p.servedN > 0 && time.Since(p.lastWrite) < servedRecently
+	recent := p.servedN > 0 && time.Since(p.lastWrite) < servedRecently && !t.c.cfg.NoServeChecks
 	served, n := p.served, min(int(p.servedN), len(p.served))
 	p.sendMu.Unlock()
 	if !recent {

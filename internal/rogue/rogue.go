@@ -122,7 +122,7 @@ func StartPoisoner(ctx context.Context, m *piece.MetaInfo, src, workDir string, 
 	for p := range m.Info.NumPieces {
 		have[p/8] |= 0x80 >> (p % 8)
 	}
-	p, err := start(ctx, m, st, have, swarm.Config{UploadSlots: poisonerSlots}, opts)
+	p, err := start(ctx, m, st, have, swarm.Config{UploadSlots: poisonerSlots, NoServeChecks: true}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("rogue: poisoner: %w", err)
 	}
