@@ -27,12 +27,13 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	DefaultMaxPeers      = 50
-	DefaultRequestQueue  = 2000 // requests we accept queued from one peer (reqq)
-	handshakeTimeout     = 10 * time.Second
-	dialTimeout          = 10 * time.Second
-	maxConcurrentDials   = 8
-	maxPendingHandshakes = 64
+	DefaultMaxPeers     = 50
+	DefaultRequestQueue = 2000 // requests we accept queued from one peer (reqq)
+	// handshakeTimeout bounds a whole handshake, either way: a live peer
+	// needs a round trip or two.
+	handshakeTimeout   = 5 * time.Second
+	dialTimeout        = 10 * time.Second
+	maxConcurrentDials = 8
 )
 
 // Config configures a Client. The zero value listens on a free port of all
@@ -76,6 +77,10 @@ type Client struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// pending holds incoming connections until their handshake is done,
+	// bounded apart from any torrent's peer slots.
+	pending *pendingSet
+
 	mu       sync.Mutex
 	torrents map[[20]byte]*Torrent
 }
@@ -106,6 +111,7 @@ func Listen(ctx context.Context, cfg Config) (*Client, error) {
 		ln:       ln,
 		peerID:   cfg.PeerID,
 		torrents: map[[20]byte]*Torrent{},
+		pending:  newPendingSet(maxPendingHandshakes, maxPendingPerIP),
 	}
 	if c.peerID == ([20]byte{}) {
 		c.peerID = NewPeerID()
@@ -176,7 +182,6 @@ func (c *Client) acceptLoop() {
 		case <-stop:
 		}
 	}()
-	sem := make(chan struct{}, maxPendingHandshakes)
 	for {
 		conn, err := c.ln.Accept()
 		if err != nil {
@@ -191,32 +196,33 @@ func (c *Client) acceptLoop() {
 			}
 			continue
 		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			// Too many half-open handshakes: shed load rather than queue.
-			conn.Close()
-			continue
-		}
+		// Too many handshakes under way push out the oldest (see
+		// maxPendingHandshakes); the newcomer always gets its chance.
+		ap, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
+		pc := c.pending.add(conn, ap.Addr())
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			defer func() { <-sem }()
-			c.handleIncoming(conn)
+			c.handleIncoming(conn, pc)
 		}()
 	}
 }
 
 // handleIncoming reads the handshake header first: only then do we know
 // which torrent the peer wants, and so which info-hash to answer with.
-func (c *Client) handleIncoming(conn net.Conn) {
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+// The connecting side speaks first, so its header has a shorter deadline
+// than the whole exchange: a connection that sends nothing is gone soon.
+func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
+	defer c.pending.done(pc)
+	start := time.Now()
+	conn.SetDeadline(start.Add(headerTimeout))
 	reserved, ih, err := wire.ReadHandshakeHeader(conn)
 	if err != nil {
 		c.log.Debug("incoming handshake", "peer", conn.RemoteAddr(), "err", err)
 		conn.Close()
 		return
 	}
+	conn.SetDeadline(start.Add(handshakeTimeout))
 	c.mu.Lock()
 	t := c.torrents[ih]
 	c.mu.Unlock()
@@ -235,6 +241,7 @@ func (c *Client) handleIncoming(conn net.Conn) {
 		return
 	}
 	conn.SetDeadline(time.Time{})
+	c.pending.done(pc)
 	addr, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
 	t.addConn(conn, addr, reserved, id, false)
 }
