@@ -43,7 +43,9 @@ type Config struct {
 	ListenAddr string
 	// PeerID identifies us to peers; zero means a random Azureus-style id.
 	PeerID [20]byte
-	// MaxPeers caps connections per torrent.
+	// MaxPeers caps connections per torrent. A full torrent still takes
+	// a newcomer that has spoken in place of a peer that does nothing
+	// with its slot (see evictRank).
 	MaxPeers int
 	// UploadSlots is the number of regular unchoke slots; 0 means
 	// DefaultUploadSlots, and a negative number means never to unchoke
@@ -239,6 +241,22 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 	if err != nil {
 		conn.Close()
 		return
+	}
+	if t.full() {
+		// A full torrent makes room for a newcomer by closing a peer that
+		// does nothing (evictionVictim), so the newcomer must first show
+		// it is not one of those: a live client sends its bitfield or
+		// extension handshake right after the handshake. Connections
+		// that stay silent then wait here, among the pending handshakes,
+		// and never take a slot from anyone.
+		buf := make([]byte, 512)
+		n, err := conn.Read(buf)
+		if err != nil {
+			c.log.Debug("no message after the handshake to a full torrent", "peer", conn.RemoteAddr(), "err", err)
+			conn.Close()
+			return
+		}
+		conn = &primedConn{Conn: conn, pre: buf[:n]}
 	}
 	conn.SetDeadline(time.Time{})
 	c.pending.done(pc)

@@ -9,7 +9,7 @@ import (
 )
 
 // Limits that keep connections which do nothing from shutting real peers
-// out before the handshake.
+// out: before the handshake, of the client; after it, of a torrent.
 const (
 	// headerTimeout bounds the wait for an incoming handshake's first 48
 	// bytes: the connecting side sends its handshake at once, so a live
@@ -25,6 +25,21 @@ const (
 	// maxPendingPerIP bounds one host's share of those: a host at its
 	// share pushes out its own oldest, never anyone else's.
 	maxPendingPerIP = 8
+	// maxPeersPerIP caps one host's connections to one torrent: two or
+	// three clients behind one NAT are common, a dozen is someone taking
+	// the slots.
+	maxPeersPerIP = 4
+	// idleGrace is how long a connected peer has to show it is of use: to
+	// say what it has, want something or ask for something. A live client
+	// does one of these within a round trip of the handshake; a peer
+	// fetching metadata first still asks for it. It is well above a slow
+	// link's round trip, yet short enough that a torrent full of peers
+	// that do nothing frees its slots quickly.
+	idleGrace = 15 * time.Second
+	// idleDropWhenFull is how long a peer that neither wants nor has
+	// anything for us may hold a slot while the torrent is full and others
+	// could use it.
+	idleDropWhenFull = 4 * idleGrace
 )
 
 // ipKey names the host a connection comes from for per-IP limits, and
@@ -43,6 +58,29 @@ func ipKey(a netip.Addr) (key netip.Addr, limited bool) {
 		return p.Addr(), true
 	}
 	return a, true
+}
+
+// primedConn is a connection whose first bytes after the handshake were
+// read to see that the peer speaks; Read returns them first.
+type primedConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *primedConn) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+// full reports whether the torrent has no free peer slot.
+func (t *Torrent) full() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.liveCount() >= t.c.cfg.MaxPeers
 }
 
 // pendingSet holds the incoming connections whose handshake is not done,
@@ -127,4 +165,82 @@ func (s *pendingSet) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.order.Len()
+}
+
+// Eviction ranks, most evictable first.
+const (
+	keepPeer    = iota
+	snubbedPeer // has what we want, keeps us choked, wants nothing of ours
+	idlePeer    // neither side wants anything, nothing useful for idleGrace
+	silentPeer  // has sent nothing but keep-alives since its handshake
+)
+
+// evictRank says how readily p gives up its slot to a newcomer, and since
+// when it has been that way (older goes first). Peers that want our data
+// or have data we want are kept: a seeder's interested peers waiting for
+// an upload slot are its customers, not idlers. Called with t.mu held.
+func (p *peer) evictRank(now time.Time) (int, int64) {
+	switch {
+	case p.evicted:
+		return keepPeer, 0
+	case !p.spoke:
+		// A live client sends its bitfield or extension handshake at
+		// once, and only a newcomer that has spoken may take a slot from
+		// another (handleIncoming), so there is no grace here.
+		return silentPeer, p.joined.UnixNano()
+	case !p.peerInterested && !p.amInterested && now.UnixNano()-p.lastUseful > int64(idleGrace):
+		return idlePeer, p.lastUseful
+	case p.snubbedUs && !p.unchokedUs && !p.peerInterested:
+		return snubbedPeer, p.joined.UnixNano()
+	}
+	return keepPeer, 0
+}
+
+// evictionVictim picks the peer a newcomer may replace in a full torrent:
+// the highest rank, the longest so. nil means every peer is worth its
+// slot. One pass over the peers. Called with t.mu held.
+func (t *Torrent) evictionVictim(now time.Time) *peer {
+	var victim *peer
+	bestRank, bestSince := keepPeer, int64(0)
+	for p := range t.peers {
+		r, since := p.evictRank(now)
+		if r > bestRank || r == bestRank && r != keepPeer && since < bestSince {
+			victim, bestRank, bestSince = p, r, since
+		}
+	}
+	return victim
+}
+
+// evict closes p to make room. It stays in t.peers until its reader
+// unregisters it, but no longer counts against the limit. Logged at debug
+// level only: under a flood there is one eviction per connection.
+// Called with t.mu held.
+func (t *Torrent) evict(p *peer, why string) {
+	t.log.Debug("evicting peer", "peer", p.addr, "client", clientName(p.id), "reason", why)
+	p.evicted = true
+	t.evicting++
+	p.close(nil)
+}
+
+// liveCount is the number of peers that count against MaxPeers. Called
+// with t.mu held.
+func (t *Torrent) liveCount() int { return len(t.peers) - t.evicting }
+
+// dropUseless frees slots of a full torrent from peers that hold them
+// for nothing, so that dials can proceed even when no newcomer arrives:
+// those silent since the handshake for idleGrace, and those neither side
+// has wanted anything from for idleDropWhenFull. Called with t.mu held,
+// once a tick.
+func (t *Torrent) dropUseless(now time.Time) {
+	if t.liveCount() < t.c.cfg.MaxPeers {
+		return
+	}
+	for p := range t.peers {
+		switch r, since := p.evictRank(now); {
+		case r == silentPeer && now.UnixNano()-since > int64(idleGrace):
+			t.evict(p, "silent since the handshake while the torrent is full")
+		case r == idlePeer && now.UnixNano()-since > int64(idleDropWhenFull):
+			t.evict(p, "of no use while the torrent is full")
+		}
+	}
 }
