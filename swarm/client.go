@@ -27,12 +27,13 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	DefaultMaxPeers      = 50
-	DefaultRequestQueue  = 2000 // requests we accept queued from one peer (reqq)
-	handshakeTimeout     = 10 * time.Second
-	dialTimeout          = 10 * time.Second
-	maxConcurrentDials   = 8
-	maxPendingHandshakes = 64
+	DefaultMaxPeers     = 50
+	DefaultRequestQueue = 2000 // requests we accept queued from one peer (reqq)
+	// handshakeTimeout bounds a whole handshake, either way: a live peer
+	// needs a round trip or two.
+	handshakeTimeout   = 5 * time.Second
+	dialTimeout        = 10 * time.Second
+	maxConcurrentDials = 8
 )
 
 // Config configures a Client. The zero value listens on a free port of all
@@ -42,7 +43,9 @@ type Config struct {
 	ListenAddr string
 	// PeerID identifies us to peers; zero means a random Azureus-style id.
 	PeerID [20]byte
-	// MaxPeers caps connections per torrent.
+	// MaxPeers caps connections per torrent. A full torrent still takes
+	// a newcomer that has spoken in place of a peer that does nothing
+	// with its slot (see evictRank).
 	MaxPeers int
 	// UploadSlots is the number of regular unchoke slots; 0 means
 	// DefaultUploadSlots, and a negative number means never to unchoke
@@ -82,6 +85,10 @@ type Client struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// pending holds incoming connections until their handshake is done,
+	// bounded apart from any torrent's peer slots.
+	pending *pendingSet
+
 	mu       sync.Mutex
 	torrents map[[20]byte]*Torrent
 }
@@ -112,6 +119,7 @@ func Listen(ctx context.Context, cfg Config) (*Client, error) {
 		ln:       ln,
 		peerID:   cfg.PeerID,
 		torrents: map[[20]byte]*Torrent{},
+		pending:  newPendingSet(maxPendingHandshakes, maxPendingPerIP),
 	}
 	if c.peerID == ([20]byte{}) {
 		c.peerID = NewPeerID()
@@ -182,7 +190,6 @@ func (c *Client) acceptLoop() {
 		case <-stop:
 		}
 	}()
-	sem := make(chan struct{}, maxPendingHandshakes)
 	for {
 		conn, err := c.ln.Accept()
 		if err != nil {
@@ -197,32 +204,33 @@ func (c *Client) acceptLoop() {
 			}
 			continue
 		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			// Too many half-open handshakes: shed load rather than queue.
-			conn.Close()
-			continue
-		}
+		// Too many handshakes under way push out the oldest (see
+		// maxPendingHandshakes); the newcomer always gets its chance.
+		ap, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
+		pc := c.pending.add(conn, ap.Addr())
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			defer func() { <-sem }()
-			c.handleIncoming(conn)
+			c.handleIncoming(conn, pc)
 		}()
 	}
 }
 
 // handleIncoming reads the handshake header first: only then do we know
 // which torrent the peer wants, and so which info-hash to answer with.
-func (c *Client) handleIncoming(conn net.Conn) {
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+// The connecting side speaks first, so its header has a shorter deadline
+// than the whole exchange: a connection that sends nothing is gone soon.
+func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
+	defer c.pending.done(pc)
+	start := time.Now()
+	conn.SetDeadline(start.Add(headerTimeout))
 	reserved, ih, err := wire.ReadHandshakeHeader(conn)
 	if err != nil {
 		c.log.Debug("incoming handshake", "peer", conn.RemoteAddr(), "err", err)
 		conn.Close()
 		return
 	}
+	conn.SetDeadline(start.Add(handshakeTimeout))
 	c.mu.Lock()
 	t := c.torrents[ih]
 	c.mu.Unlock()
@@ -240,7 +248,24 @@ func (c *Client) handleIncoming(conn net.Conn) {
 		conn.Close()
 		return
 	}
+	if t.full() {
+		// A full torrent makes room for a newcomer by closing a peer that
+		// does nothing (evictionVictim), so the newcomer must first show
+		// it is not one of those: a live client sends its bitfield or
+		// extension handshake right after the handshake. Connections
+		// that stay silent then wait here, among the pending handshakes,
+		// and never take a slot from anyone.
+		buf := make([]byte, 512)
+		n, err := conn.Read(buf)
+		if err != nil {
+			c.log.Debug("no message after the handshake to a full torrent", "peer", conn.RemoteAddr(), "err", err)
+			conn.Close()
+			return
+		}
+		conn = &primedConn{Conn: conn, pre: buf[:n]}
+	}
 	conn.SetDeadline(time.Time{})
+	c.pending.done(pc)
 	addr, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
 	t.addConn(conn, addr, reserved, id, false)
 }

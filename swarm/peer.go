@@ -80,6 +80,13 @@ type peer struct {
 	unchokedUs, snubbedUs bool
 	nextPex               time.Time
 	lastPexIn             time.Time
+	// spoke records any message but a keep-alive; lastUseful (unix
+	// nanoseconds) when the peer last said what it has, wanted something
+	// or asked for something. They decide who gives up a slot when the
+	// torrent is full (evictRank); evicted marks one that already has.
+	spoke      bool
+	lastUseful int64
+	evicted    bool
 
 	downBytes, upBytes atomic.Int64
 	lastRecv           atomic.Int64 // unix nanoseconds
@@ -117,6 +124,7 @@ func newPeer(t *Torrent, conn net.Conn, addr netip.AddrPort, reserved wire.Reser
 		closed:    make(chan struct{}),
 	}
 	p.lastRecv.Store(now.UnixNano())
+	p.lastUseful = now.UnixNano()
 	return p
 }
 
@@ -406,6 +414,18 @@ func (p *peer) handle(m *wire.Message) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !p.spoke {
+		p.spoke = true
+		t.speakers++
+	}
+	switch m.ID {
+	case wire.Interested, wire.Request, wire.Have, wire.Bitfield, wire.HaveAll:
+		p.lastUseful = p.lastRecv.Load()
+	case wire.Extended:
+		if m.ExtendedID == extMetadataID {
+			p.lastUseful = p.lastRecv.Load() // a magnet download's first step
+		}
+	}
 	switch m.ID {
 	case wire.Choke:
 		p.peerChoking = true

@@ -169,9 +169,13 @@ func (p *peer) ssTarget(lone bool) int {
 // pieces, is unchoked, or once a second.
 func (p *peer) ssFill() {
 	t, ss, sp := p.t, p.t.ss, p.ss
-	if ss == nil || sp == nil || !p.sawHaves && time.Since(p.joined) < time.Second {
+	if ss == nil || sp == nil || !p.spoke || !p.sawHaves && time.Since(p.joined) < time.Second {
 		// Wait for its bitfield (BEP 3 lets a peer with nothing skip it),
-		// so we do not offer what it already has.
+		// so we do not offer what it already has. A peer that has said
+		// nothing at all gets nothing: clients send a bitfield, have-none
+		// or extension handshake at once, and an offer to a connection
+		// that only stays open would lock its piece up for
+		// superSeedOfferTTL (a flood of them, every piece).
 		return
 	}
 	now := time.Now()
@@ -210,8 +214,8 @@ func (p *peer) ssFill() {
 		return
 	}
 	// A lone peer has no one to pass pieces on to: it is not held to
-	// what it has spread.
-	lone := len(t.peers) < 2
+	// what it has spread. Connections that never spoke do not count.
+	lone := t.speakers < 2
 	held := len(sp.unspread)
 	if lone {
 		held = 0

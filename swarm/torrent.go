@@ -110,6 +110,9 @@ type Torrent struct {
 	diskErr *DiskError
 	// writeErrs and saveErrs keep a failing disk to a few log lines.
 	writeErrs, saveErrs repeatLog
+	// evicting counts peers closed to make room but not yet removed;
+	// speakers the peers that have sent more than keep-alives.
+	evicting, speakers int
 }
 
 // candidate is an address we may dial.
@@ -300,7 +303,7 @@ func (t *Torrent) dialMore() {
 		}
 	}
 	for addr, cand := range t.known {
-		if len(t.peers)+dialing >= t.c.cfg.MaxPeers || dialing >= maxConcurrentDials {
+		if t.liveCount()+dialing >= t.c.cfg.MaxPeers || dialing >= maxConcurrentDials {
 			return
 		}
 		if cand.connected || cand.dialing || now.Before(cand.next) || t.banned[addr.String()] || t.banned[addr.Addr().String()] {
@@ -361,17 +364,33 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 			cand.failures = 1 << 20 // never again
 			cand.next = time.Now().Add(24 * time.Hour)
 		}
-	case len(t.peers) >= t.c.cfg.MaxPeers:
-		reason = "peer limit"
 	}
 	for _, k := range banKeys(addr, id) {
 		if t.banned[k] {
 			reason = "banned"
 		}
 	}
+	key, limited := ipKey(addr.Addr())
+	sameHost := 0
 	for p := range t.peers {
-		if p.id == id {
+		if p.id == id && !p.evicted {
 			reason = "already connected"
+		}
+		if k, _ := ipKey(p.addr.Addr()); limited && k == key && !p.evicted {
+			sameHost++
+		}
+	}
+	if reason == "" && sameHost >= maxPeersPerIP {
+		reason = "too many connections from one host"
+	}
+	if reason == "" && t.liveCount() >= t.c.cfg.MaxPeers {
+		// Full: the newcomer takes the slot of a peer that does nothing
+		// with it, if there is one; real peers must not be locked out by
+		// connections that merely stay open.
+		if victim := t.evictionVictim(time.Now()); victim != nil {
+			t.evict(victim, "replaced by a new peer")
+		} else {
+			reason = "peer limit"
 		}
 	}
 	if reason != "" {
@@ -384,6 +403,11 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 	p.outgoing = outgoing
 	if t.ss != nil {
 		p.ss = &superPeer{revealed: bitfield.New(t.info.NumPieces)}
+	}
+	if _, primed := conn.(*primedConn); primed {
+		// It has sent more than its handshake already (handleIncoming).
+		p.spoke = true
+		t.speakers++
 	}
 	t.nextID++
 	t.peers[p] = struct{}{}
@@ -405,6 +429,12 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 func (t *Torrent) removePeer(p *peer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if p.evicted {
+		t.evicting--
+	}
+	if p.spoke {
+		t.speakers--
+	}
 	delete(t.peers, p)
 	delete(t.byID, p.pid)
 	t.picker.HandleDisconnect(p.pid)
@@ -442,6 +472,7 @@ func (t *Torrent) run() {
 				p.maybeSendPex(now)
 				p.ssFill()
 			}
+			t.dropUseless(now)
 			if now.Sub(lastChoke) >= RechokeInterval {
 				t.rechoke(now)
 				lastChoke = now
