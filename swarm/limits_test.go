@@ -211,8 +211,12 @@ func TestPerHostLimits(t *testing.T) {
 		c.Write(wire.AppendHaveNone(nil))
 		same = append(same, c)
 	}
-	wantStates(t, "peers from one host", connState(same, 300*time.Millisecond),
-		"admitted", "admitted", "admitted", "admitted", "closed", "closed")
+	// Which of them get the slots depends on the order their first
+	// messages are handled in; how many must not.
+	states := connState(same, 300*time.Millisecond)
+	if admitted, closed := count(states, "admitted"), count(states, "closed"); admitted != maxPeersPerIP || closed != 2 {
+		t.Errorf("peers from one host: connections %v, want %d admitted and 2 closed", states, maxPeersPerIP)
+	}
 	other := handshakeFrom(t, seeder, "127.0.0.3")
 	var local []net.Conn
 	for range maxPeersPerIP + 2 {
@@ -327,4 +331,15 @@ func TestFullTorrentDropsUselessPeers(t *testing.T) {
 	if len(seeder.t.peers) != 1 || seeder.t.evicting != 0 || seeder.t.speakers != 1 {
 		t.Fatalf("%d peers, %d being evicted, %d speakers; want 1, 0, 1", len(seeder.t.peers), seeder.t.evicting, seeder.t.speakers)
 	}
+}
+
+// count returns how many of states are s.
+func count(states []string, s string) int {
+	n := 0
+	for _, x := range states {
+		if x == s {
+			n++
+		}
+	}
+	return n
 }
