@@ -4,85 +4,60 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"math/bits"
-	"runtime"
 	"sync"
 
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/bitfield"
 )
 
-// chunkBlocks is how many 16 KiB blocks VerifyPiece reads at once: 1 MiB,
-// so memory stays small whatever the piece length (up to 256 MiB).
-const chunkBlocks = 64
-
-const chunkSize = chunkBlocks * piece.BlockSize
-
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
-
 // VerifyPiece reads piece p back from disk and reports whether its merkle
 // root is expected. width is the number of leaves its subtree spans; 0
 // means the torrent's own, info.PieceWidth of the piece's file, which for a
 // file no larger than a piece is the file's block count rounded up to a
 // power of two rather than the piece length in blocks. scratch may be nil;
-// passing one of at least 64 hashes per goroutine avoids allocating. A piece
-// that cannot be read in full is reported as not matching, with the error.
+// passing one of at least width hashes per goroutine avoids allocating. A
+// piece that cannot be read in full is reported as not matching, with the
+// error.
 func (s *Storage) VerifyPiece(p int, expected piece.Hash, width int, scratch []piece.Hash) (bool, error) {
-	root, err := s.pieceRoot(p, width, scratch, nil)
+	if width <= 0 && p >= 0 && p < s.info.NumPieces {
+		width = s.info.PieceWidth(s.info.FileOfPiece(p))
+	}
+	leaves, err := s.leaves(p, width, scratch)
 	if err != nil {
 		return false, err
 	}
-	return root == expected, nil
+	return piece.RootOfLeaves(leaves, width) == expected, nil
 }
 
-// pieceRoot hashes piece p a chunk at a time: each chunk's blocks are folded
-// into the root of a 64-leaf subtree, and those roots into the piece's.
-// Padding agrees at both levels because a zero-padded chunk subtree is what
-// BEP 52's zero leaves make.
-func (s *Storage) pieceRoot(p, width int, scratch []piece.Hash, progress func(int)) (piece.Hash, error) {
+// PieceLeaves reads piece p from disk and returns its leaf hashes, padded
+// with zero hashes to the piece's width: what a BEP 52 hash request below
+// the piece layer asks for.
+func (s *Storage) PieceLeaves(p int) ([]piece.Hash, error) {
+	if p < 0 || p >= s.info.NumPieces {
+		return nil, fmt.Errorf("piece %d: %w (torrent has %d pieces)", p, ErrRange, s.info.NumPieces)
+	}
+	return s.leaves(p, s.info.PieceWidth(s.info.FileOfPiece(p)), nil)
+}
+
+// leaves hashes piece p with piece's engine, reading through the storage's
+// handles so that the path checks of openFile apply.
+func (s *Storage) leaves(p, width int, scratch []piece.Hash) ([]piece.Hash, error) {
 	fi, off, err := s.locate(p, 0, 0)
 	if err != nil {
-		return piece.Hash{}, err
+		return nil, err
 	}
-	size := s.info.PieceSize(p)
-	if width <= 0 {
-		width = s.info.PieceWidth(fi)
+	h, err := s.acquire(fi, false)
+	if err != nil {
+		return nil, fmt.Errorf("piece %d: %w", p, err)
 	}
-	blocks := int((size + piece.BlockSize - 1) / piece.BlockSize)
-	if width < blocks || bits.OnesCount(uint(width)) != 1 {
-		return piece.Hash{}, fmt.Errorf("piece %d: width %d is not a power of two of at least its %d blocks", p, width, blocks)
+	defer s.release(h)
+	leaves, err := piece.PieceLeaves(h.f, off, s.info.PieceSize(p), width, scratch)
+	if err != nil {
+		return nil, fmt.Errorf("piece %d: %w", p, err)
 	}
-	if cap(scratch) < chunkBlocks {
-		scratch = make([]piece.Hash, 0, chunkBlocks)
-	}
-	bufp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bufp)
-	buf := *bufp
-
-	if size <= chunkSize {
-		data := buf[:size]
-		if _, err := s.readAt(p, fi, data, off); err != nil {
-			return piece.Hash{}, err
-		}
-		if progress != nil {
-			progress(len(data))
-		}
-		return piece.PieceRoot(data, width, scratch), nil
-	}
-	// size > one chunk implies width > chunkBlocks, both powers of two.
-	roots := make([]piece.Hash, 0, (size+chunkSize-1)/chunkSize)
-	for done := int64(0); done < size; done += chunkSize {
-		data := buf[:min(chunkSize, size-done)]
-		if _, err := s.readAt(p, fi, data, off+done); err != nil {
-			return piece.Hash{}, err
-		}
-		if progress != nil {
-			progress(len(data))
-		}
-		roots = append(roots, piece.PieceRoot(data, chunkBlocks, scratch))
-	}
-	return piece.RootOf(roots, width/chunkBlocks, bits.TrailingZeros(chunkBlocks)), nil
+	return leaves, nil
 }
 
 // Check works out which pieces are already on disk and good, and makes that
@@ -168,59 +143,61 @@ func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece
 	return have.Bytes(), nil
 }
 
-// hashPieces verifies the given pieces against meta on hasher's workers and
-// reports which are good. Unreadable pieces are bad, not fatal: a torrent
-// with a damaged file should download that file again, not refuse to start.
+// hashPieces verifies the given pieces against meta with hasher and reports
+// which are good. It hashes the whole of every file they lie in, which is
+// what Check asks for, with the engine that piece.Build and piece.Verify
+// use. Unreadable pieces are bad, not fatal: a torrent with a damaged file
+// should download that file again, not refuse to start.
 func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, ps []int, hasher *piece.Hasher) ([]bool, error) {
-	good := make([]bool, len(ps))
-	if len(ps) == 0 {
-		return good, ctx.Err()
-	}
-	workers := hasher.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	workers = min(workers, len(ps))
-	var progress func(int)
-	if hasher.Progress != nil {
-		progress = func(n int) { hasher.Progress.Add(int64(n)) }
-	}
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	var readErrs sync.Map // file index → first error, reported once per file
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			scratch := make([]piece.Hash, 0, chunkBlocks)
-			for k := range jobs {
-				p := ps[k]
-				want, _ := meta.ExpectedRoot(p)
-				root, err := s.pieceRoot(p, 0, scratch, progress)
-				if err != nil {
-					readErrs.LoadOrStore(s.info.FileOfPiece(p), err)
-					continue
-				}
-				good[k] = root == want
-			}
-		}()
-	}
-feed:
-	for k := range ps {
-		select {
-		case jobs <- k:
-		case <-ctx.Done():
-			break feed
+	in := s.info
+	asked := make([]int, in.NumPieces) // piece → 1 + its index in ps, 0 if not asked
+	var files []int                    // to hash, each once
+	seen := make([]bool, len(in.Files))
+	for k, p := range ps {
+		asked[p] = k + 1
+		if fi := in.FileOfPiece(p); !seen[fi] {
+			seen[fi] = true
+			files = append(files, fi)
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	hf := make([]piece.HashFile, len(files))
+	for k, fi := range files {
+		hf[k] = piece.HashFile{Size: in.Files[fi].Length, Open: func() (io.ReaderAt, func(), error) {
+			// Through the storage's handles, so openFile's checks apply
+			// and an *os.File lets the engine map the data.
+			h, err := s.acquire(fi, false)
+			if err != nil {
+				return nil, nil, err
+			}
+			return h.f, func() { s.release(h) }, nil
+		}}
+	}
+	good := make([]bool, len(ps)) // each element written by one worker
+	readErrs := make([]error, len(files))
+	var mu sync.Mutex
+	err := hasher.HashFiles(ctx, in.PieceLength, hf, 0, func(ph *piece.PieceHashes) {
+		p := in.Files[files[ph.File]].FirstPiece + ph.Piece
+		k := asked[p] - 1
+		switch {
+		case k < 0:
+		case ph.Err != nil:
+			mu.Lock()
+			if readErrs[ph.File] == nil {
+				readErrs[ph.File] = ph.Err // reported once per file
+			}
+			mu.Unlock()
+		default:
+			root, _ := meta.ExpectedRoot(p)
+			good[k] = ph.Root == root
+		}
+	})
+	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
-	readErrs.Range(func(fi, err any) bool {
-		s.log.Warn("cannot read file; its unreadable pieces count as missing", "path", s.paths[fi.(int)], "err", err)
-		return true
-	})
+	for k, err := range readErrs {
+		if err != nil {
+			s.log.Warn("cannot read file; its unreadable pieces count as missing", "path", s.paths[files[k]], "err", err)
+		}
+	}
 	return good, nil
 }
