@@ -109,7 +109,7 @@ func (c *Client) fetchFrom(ctx context.Context, ih piece.Hash, addr netip.AddrPo
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	conn.SetDeadline(time.Now().Add(fetchPeerTimeout))
-	ih20 := wire.TruncateV2(ih)
+	ih20 := ih.Truncated()
 	if err := wire.WriteHandshake(conn, c.handshake(ih20)); err != nil {
 		return nil, err
 	}

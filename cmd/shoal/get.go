@@ -21,7 +21,6 @@ import (
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm"
-	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
 func getCommand() *cli.Command {
@@ -299,7 +298,7 @@ func feedPeers(ctx context.Context, cl *swarm.Client, node *dht.Node, mg piece.M
 	// then back off.
 	wait := 250 * time.Millisecond
 	for ctx.Err() == nil {
-		found, _ := node.Lookup(ctx, wire.TruncateV2(mg.Hash))
+		found, _ := node.Lookup(ctx, mg.Hash.Truncated())
 		for _, p := range found {
 			if seen[p] {
 				continue
