@@ -188,7 +188,7 @@ func (p *peer) handleHashRequest(m *wire.Message) error {
 		if !have {
 			return nil, fmt.Errorf("piece %d not here", pc)
 		}
-		return t.pieceLeaves(pc)
+		return t.st.PieceLeaves(pc)
 	})
 	if err != nil {
 		return reject()
@@ -218,24 +218,4 @@ func (t *Torrent) tree(fi int) (*piece.FileTree, error) {
 	}
 	t.trees[fi] = tr
 	return tr, nil
-}
-
-// pieceLeaves hashes a piece on disk into its leaves, padded to the
-// piece's width.
-func (t *Torrent) pieceLeaves(pc int) ([]piece.Hash, error) {
-	fi := t.info.FileOfPiece(pc)
-	width := t.info.PieceWidth(fi)
-	if t.info.Files[fi].NumPieces > 1 {
-		width = int(t.info.PieceLength / piece.BlockSize)
-	}
-	buf := make([]byte, t.info.PieceSize(pc))
-	data, err := t.st.ReadPiece(pc, buf)
-	if err != nil {
-		return nil, err
-	}
-	leaves := make([]piece.Hash, width)
-	for b := 0; b*piece.BlockSize < len(data); b++ {
-		leaves[b] = piece.BlockHash(data[b*piece.BlockSize : min((b+1)*piece.BlockSize, len(data))])
-	}
-	return leaves, nil
 }
