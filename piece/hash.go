@@ -96,7 +96,7 @@ type hashJob struct {
 // (its pieces root is then that piece's root).
 func pieceWidth(size, pieceLength int64) int {
 	if size <= pieceLength {
-		return ceilPow2(int((size + BlockSize - 1) / BlockSize))
+		return ceilPow2(numBlocks(size))
 	}
 	return int(pieceLength / BlockSize)
 }
@@ -157,8 +157,8 @@ produce:
 // it can hold them (RootOfLeaves then gives the piece's root). It reads and
 // never maps, which for a single piece costs less.
 func PieceLeaves(r io.ReaderAt, off, size int64, width int, leaves []Hash) ([]Hash, error) {
-	blocks := (size + BlockSize - 1) / BlockSize
-	if size < 0 || width < 1 || bits.OnesCount(uint(width)) != 1 || int64(width) < blocks {
+	blocks := numBlocks(size)
+	if size < 0 || width < 1 || bits.OnesCount(uint(width)) != 1 || width < blocks {
 		return nil, fmt.Errorf("hash: width %d is not a power of two of at least the %d blocks of a %d-byte piece", width, blocks, size)
 	}
 	if cap(leaves) < width {
