@@ -46,31 +46,13 @@ func (t *Torrent) blame(pc int, leaves []piece.Hash, senders []*peer) {
 		t.log.Info("piece failed its hash; no peer to ask for its leaf hashes", "piece", pc)
 		return
 	}
-	r := leafRequest(t.info, pc)
+	r := t.info.LeafRequest(pc)
 	t.suspects[pc] = &suspect{leaves: leaves, senders: senders, asked: ask, deadline: time.Now().Add(hashReplyTimeout)}
 	ask.hashReqs++
 	root := f.PiecesRoot
 	ask.enqueue(func(b []byte) []byte {
 		return wire.AppendHashRequest(b, root, uint32(r.BaseLayer), uint32(r.Index), uint32(r.Length), uint32(r.ProofLayers))
 	})
-}
-
-// leafRequest is the hash request for the leaves of one whole piece, with
-// no uncles: the piece hash we already trust anchors the reply.
-func leafRequest(in *piece.Info, pc int) piece.HashRequest {
-	fi := in.FileOfPiece(pc)
-	width := in.PieceWidth(fi)
-	h := 0
-	for 1<<h < width {
-		h++
-	}
-	return piece.HashRequest{
-		PiecesRoot:  in.Files[fi].PiecesRoot,
-		BaseLayer:   0,
-		Index:       (pc - in.Files[fi].FirstPiece) * width,
-		Length:      width,
-		ProofLayers: max(0, h-1),
-	}
 }
 
 // peerHas reports whether q announced piece pc. The picker keeps peers'
@@ -118,7 +100,7 @@ func (p *peer) handleHashes(m *wire.Message) error {
 	}
 	p.hashReqs--
 	for pc, s := range t.suspects {
-		r := leafRequest(t.info, pc)
+		r := t.info.LeafRequest(pc)
 		if s.asked != p || r.PiecesRoot != m.PiecesRoot || uint32(r.Index) != m.Index || uint32(r.Length) != m.Length || m.BaseLayer != 0 {
 			continue
 		}
