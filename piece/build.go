@@ -71,7 +71,7 @@ func Build(ctx context.Context, path string, opts BuildOptions) (*MetaInfo, erro
 	if name == "" {
 		name = filepath.Base(filepath.Clean(path))
 	}
-	if err := checkComponent(name); err != nil {
+	if err := CheckPathComponent(name); err != nil {
 		return nil, fmt.Errorf("name %q: %w", name, err)
 	}
 	var files []diskFile
@@ -183,7 +183,7 @@ func listDir(root string, log *slog.Logger) ([]diskFile, error) {
 		}
 		tree := strings.Split(filepath.ToSlash(rel), "/")
 		for _, c := range tree {
-			if err := checkComponent(c); err != nil {
+			if err := CheckPathComponent(c); err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}
 		}
