@@ -218,7 +218,7 @@ func hashDiskFiles(ctx context.Context, files []diskFile, pl int64, h *Hasher) (
 				return nil, nil, err
 			}
 			return fh, func() { fh.Close() }, nil
-		}}
+		}, Map: true}
 		layers[i] = make([]Hash, (f.size+pl-1)/pl)
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -56,9 +56,14 @@ type HashFile struct {
 	// 16 MiB) and a function, which may be nil, that the engine calls when
 	// the job is done with it. It is called from the hashing goroutines, a
 	// job at a time, so a folder of many files never has more open than
-	// there are workers. An *os.File that holds all of a job's bytes is
-	// hashed from a memory mapping instead of being read.
+	// there are workers.
 	Open func() (io.ReaderAt, func(), error)
+	// Map lets the engine hash an *os.File that holds all of a job's bytes
+	// from a memory mapping instead of reading it. That spares a copy and
+	// is the faster path on a quiet machine, but page faults and unmapping
+	// cost far more on a busy virtual one (measured up to twice as slow),
+	// so it is for files read once and quickly, as Build reads them.
+	Map bool
 }
 
 // PieceHashes is what the engine computed for one piece.
@@ -214,7 +219,7 @@ func (w *hashWorker) run(f HashFile, j hashJob, pieceLength int64, fn func(*Piec
 	start := int64(j.first) * pieceLength
 	end := min(int64(j.first+j.count)*pieceLength, f.Size)
 	var mapped []byte
-	if err == nil {
+	if err == nil && f.Map {
 		mapped = mapJob(r, start, end)
 	}
 	if mapped != nil {

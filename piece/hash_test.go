@@ -64,16 +64,12 @@ func engineFiles(t *testing.T, sizes []int) ([]string, [][]byte) {
 	return paths, datas
 }
 
-// openFile opens path for the engine; asReader hides the *os.File so the
-// engine must read instead of map.
-func openFile(path string, asReader bool) func() (io.ReaderAt, func(), error) {
+// openFile opens path for the engine.
+func openFile(path string) func() (io.ReaderAt, func(), error) {
 	return func() (io.ReaderAt, func(), error) {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, nil, err
-		}
-		if asReader {
-			return io.NewSectionReader(f, 0, 1<<62), func() { f.Close() }, nil
 		}
 		return f, func() { f.Close() }, nil
 	}
@@ -89,7 +85,7 @@ func TestHashFilesMatchesNaiveTree(t *testing.T) {
 	for _, read := range []bool{false, true} {
 		files := make([]HashFile, len(paths))
 		for i, p := range paths {
-			files[i] = HashFile{Size: int64(sizes[i]), Open: openFile(p, read)}
+			files[i] = HashFile{Size: int64(sizes[i]), Open: openFile(p), Map: !read}
 		}
 		var progress atomic.Int64
 		h := &Hasher{Workers: 3, Progress: &progress}
@@ -148,8 +144,8 @@ func TestHashFilesReportsUnreadablePieces(t *testing.T) {
 	const pl = 2 * BlockSize
 	paths, _ := engineFiles(t, []int{3 * pl})
 	files := []HashFile{
-		{Size: 5 * pl, Open: openFile(paths[0], false)}, // declared longer than on disk
-		{Size: 2 * pl, Open: openFile(paths[0]+".missing", false)},
+		{Size: 5 * pl, Open: openFile(paths[0]), Map: true}, // declared longer than on disk
+		{Size: 2 * pl, Open: openFile(paths[0] + ".missing")},
 	}
 	var mu sync.Mutex
 	bad := map[[2]int]error{}
@@ -185,7 +181,7 @@ func TestHashFilesOpensPerJob(t *testing.T) {
 	var open, peak, opens atomic.Int64
 	files := make([]HashFile, len(paths))
 	for i, p := range paths {
-		inner := openFile(p, false)
+		inner := openFile(p)
 		files[i] = HashFile{Size: int64(sizes[i]), Open: func() (io.ReaderAt, func(), error) {
 			r, done, err := inner()
 			if err != nil {
@@ -226,7 +222,7 @@ func TestPieceLeaves(t *testing.T) {
 	}
 	defer f.Close()
 	size := int64(len(datas[0]))
-	files := []HashFile{{Size: size, Open: openFile(paths[0], false)}}
+	files := []HashFile{{Size: size, Open: openFile(paths[0]), Map: true}}
 	err = (&Hasher{}).HashFiles(context.Background(), pl, files, HashLeaves, func(p *PieceHashes) {
 		off := int64(p.Piece) * pl
 		got, err := PieceLeaves(f, off, min(pl, size-off), 8, make([]Hash, 0, 8))

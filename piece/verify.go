@@ -134,7 +134,7 @@ func Verify(ctx context.Context, m *MetaInfo, dir string, h *Hasher) ([]Problem,
 				return nil, nil, err
 			}
 			return fh, func() { fh.Close() }, nil
-		}})
+		}, Map: true})
 		idx = append(idx, i)
 	}
 

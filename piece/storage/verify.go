@@ -162,9 +162,10 @@ func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, ps []int
 	}
 	hf := make([]piece.HashFile, len(files))
 	for k, fi := range files {
+		// Through the storage's handles, so that openFile's checks apply.
+		// Read, not mapped: this check runs while other torrents may be
+		// busy, where mapping measured slower than reading (see Map).
 		hf[k] = piece.HashFile{Size: in.Files[fi].Length, Open: func() (io.ReaderAt, func(), error) {
-			// Through the storage's handles, so openFile's checks apply
-			// and an *os.File lets the engine map the data.
 			h, err := s.acquire(fi, false)
 			if err != nil {
 				return nil, nil, err
