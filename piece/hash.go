@@ -56,13 +56,14 @@ type HashFile struct {
 	// 16 MiB) and a function, which may be nil, that the engine calls when
 	// the job is done with it. It is called from the hashing goroutines, a
 	// job at a time, so a folder of many files never has more open than
-	// there are workers.
+	// there are workers. Its error becomes every piece's of the job.
 	Open func() (io.ReaderAt, func(), error)
 	// Map lets the engine hash an *os.File that holds all of a job's bytes
-	// from a memory mapping instead of reading it. That spares a copy and
-	// is the faster path on a quiet machine, but page faults and unmapping
-	// cost far more on a busy virtual one (measured up to twice as slow),
-	// so it is for files read once and quickly, as Build reads them.
+	// from a memory mapping instead of reading it, which spares read(2)'s
+	// copy. Whether that pays depends on the machine: it measured faster
+	// where the README's figures come from, but cost 1.75 times the CPU of
+	// reading on a virtual machine where page faults are dear. Build and
+	// Verify map, as they did; storage's resume check reads, as it did.
 	Map bool
 }
 
