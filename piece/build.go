@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -70,7 +71,7 @@ func Build(ctx context.Context, path string, opts BuildOptions) (*MetaInfo, erro
 	if name == "" {
 		name = filepath.Base(filepath.Clean(path))
 	}
-	if err := checkComponent(name); err != nil {
+	if err := CheckPathComponent(name); err != nil {
 		return nil, fmt.Errorf("name %q: %w", name, err)
 	}
 	var files []diskFile
@@ -182,7 +183,7 @@ func listDir(root string, log *slog.Logger) ([]diskFile, error) {
 		}
 		tree := strings.Split(filepath.ToSlash(rel), "/")
 		for _, c := range tree {
-			if err := checkComponent(c); err != nil {
+			if err := CheckPathComponent(c); err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}
 		}
@@ -203,42 +204,49 @@ func listDir(root string, log *slog.Logger) ([]diskFile, error) {
 }
 
 // hashDiskFiles returns each file's pieces root and, for files larger than
-// a piece, its piece layer.
+// a piece, its piece layer. It stops at the first file that fails.
 func hashDiskFiles(ctx context.Context, files []diskFile, pl int64, h *Hasher) ([]Hash, [][]Hash, error) {
 	if h == nil {
 		h = &Hasher{}
 	}
-	srcs := make([]source, len(files))
+	in := make([]HashFile, len(files))
 	layers := make([][]Hash, len(files))
 	for i, f := range files {
-		fh, err := os.Open(f.path)
-		if err != nil {
-			closeSources(srcs)
-			return nil, nil, err
-		}
-		srcs[i] = source{r: fh, size: f.size}
+		in[i] = HashFile{Size: f.size, Open: func() (io.ReaderAt, func(), error) {
+			fh, err := os.Open(f.path)
+			if err != nil {
+				return nil, nil, err
+			}
+			return fh, func() { fh.Close() }, nil
+		}, Map: true}
 		layers[i] = make([]Hash, (f.size+pl-1)/pl)
 	}
-	defer closeSources(srcs)
-	errs := make([]error, len(files))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var mu sync.Mutex
-	err := h.hashFiles(ctx, srcs, pl, func(f, p int, root Hash, err error) {
-		layers[f][p] = root
-		if err != nil {
-			mu.Lock()
-			defer mu.Unlock()
-			// Any failing piece fails the file; which one is named matters little.
-			errs[f] = err
+	var failed error
+	err := h.HashFiles(ctx, pl, in, 0, func(p *PieceHashes) {
+		layers[p.File][p.Piece] = p.Root
+		if p.Err == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if failed == nil {
+			failed = describeHashError(files[p.File].path, p.Err)
+			cancel() // the torrent cannot be made; hashing on is wasted
 		}
 	})
+	mu.Lock()
+	defer mu.Unlock()
+	if failed != nil {
+		return nil, nil, failed
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	roots := make([]Hash, len(files))
-	for i, f := range files {
-		if errs[i] != nil {
-			return nil, nil, fmt.Errorf("%s: %w (did it change while being hashed?)", f.path, errs[i])
-		}
+	for i := range files {
 		switch len(layers[i]) {
 		case 0:
 		case 1:
@@ -251,12 +259,16 @@ func hashDiskFiles(ctx context.Context, files []diskFile, pl int64, h *Hasher) (
 	return roots, layers, nil
 }
 
-func closeSources(srcs []source) {
-	for _, s := range srcs {
-		if c, ok := s.r.(interface{ Close() error }); ok && s.r != nil {
-			c.Close()
-		}
+// describeHashError names the file in err unless err already does.
+func describeHashError(path string, err error) error {
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &pe):
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%s: %w (did it change while being hashed?)", path, err)
 	}
+	return fmt.Errorf("%s: %w", path, err)
 }
 
 // Marshal encodes the torrent as a .torrent file.

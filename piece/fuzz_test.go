@@ -39,7 +39,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("file %d starts at piece %d, want %d", i, file.FirstPiece, pieces)
 			}
 			for _, c := range in.DiskPath(i) {
-				if checkComponent(c) != nil {
+				if CheckPathComponent(c) != nil {
 					t.Fatalf("unsafe component %q accepted", c)
 				}
 			}

@@ -13,6 +13,15 @@ const BlockSize = 16 << 10
 // Hash is a SHA-256 digest: a merkle node, a pieces root or a v2 info-hash.
 type Hash [32]byte
 
+// Truncated returns the 20-byte form of a v2 info-hash: its first 20
+// bytes. BEP 52 puts this form wherever the protocol has room for only a
+// SHA-1 sized hash: the peer handshake, tracker announces and the DHT.
+// Only the full hash identifies a torrent; the short form finds peers.
+func (h Hash) Truncated() (short [20]byte) {
+	copy(short[:], h[:20])
+	return short
+}
+
 // maxDepth bounds the padding table: 2^48 leaves of 16 KiB is 4 EiB, more
 // than any file a torrent can describe.
 const maxDepth = 48

@@ -145,3 +145,13 @@ func TestVerifyBlockAgainstFileRoot(t *testing.T) {
 		t.Fatal("a corrupted block verified")
 	}
 }
+
+// The 20-byte form BEP 52 puts in handshakes, announces and the DHT is the
+// hash's first 20 bytes.
+func TestTruncated(t *testing.T) {
+	h := Hash(sha256.Sum256([]byte("info")))
+	got := h.Truncated()
+	if !bytes.Equal(got[:], h[:20]) {
+		t.Fatalf("Truncated = %x, want %x", got, h[:20])
+	}
+}

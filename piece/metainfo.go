@@ -327,7 +327,7 @@ func ParseInfo(b []byte) (*Info, error) {
 	if info.Name, err = d.string("name"); err != nil {
 		return nil, err
 	}
-	if err := checkComponent(info.Name); err != nil {
+	if err := CheckPathComponent(info.Name); err != nil {
 		return nil, invalid("info: name %q: %v", info.Name, err)
 	}
 	if info.PieceLength, err = d.int("piece length"); err != nil {
@@ -387,7 +387,7 @@ func walkTree(node map[string]any, path []string, info *Info) error {
 		if name == "" {
 			return invalid("file tree: %q: empty path component", where)
 		}
-		if err := checkComponent(name); err != nil {
+		if err := CheckPathComponent(name); err != nil {
 			return invalid("file tree: %q: %v", where, err)
 		}
 		c, ok := child.(map[string]any)
@@ -459,9 +459,13 @@ func addFile(leaf any, path []string, info *Info) error {
 	return nil
 }
 
-// checkComponent refuses path components that could leave the download
-// folder or that no file system can hold.
-func checkComponent(c string) error {
+// CheckPathComponent refuses a path component (a torrent's name or one
+// element of a file's path) that could lead out of the download folder or
+// that some file system cannot hold: empty, "." or "..", one holding a
+// separator of any system ('/' or '\') or a NUL. Parse applies it to every
+// component; storage applies it again before touching the disk, as the last
+// line of defence for an Info that did not come from Parse.
+func CheckPathComponent(c string) error {
 	switch {
 	case c == "":
 		return errors.New("empty path component")

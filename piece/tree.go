@@ -24,7 +24,7 @@ type HashRequest struct {
 // treeHeight returns the number of layers above the leaves in a file's
 // tree: log2 of its block count rounded up to a power of two.
 func treeHeight(length int64) int {
-	return log2(ceilPow2(int((length + BlockSize - 1) / BlockSize)))
+	return log2(ceilPow2(numBlocks(length)))
 }
 
 // numUncles is how many uncle hashes answer req: BEP 52 omits the proof

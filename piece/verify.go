@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,11 +17,7 @@ import (
 // one piece, its own block count rounded up to a power of two (its pieces
 // root is then the piece's root).
 func (in *Info) PieceWidth(f int) int {
-	file := &in.Files[f]
-	if file.Length <= in.PieceLength {
-		return ceilPow2(int((file.Length + BlockSize - 1) / BlockSize))
-	}
-	return int(in.PieceLength / BlockSize)
+	return pieceWidth(in.Files[f].Length, in.PieceLength)
 }
 
 // ExpectedRoot returns the root that piece p (global index) must hash to,
@@ -73,6 +70,21 @@ func (p Problem) String() string {
 	return fmt.Sprintf("%s: %d bad pieces %v", p.Path, len(p.Pieces), p.Pieces)
 }
 
+// statRegular opens rel inside root, as reading it will, and returns its
+// status, or an error if it is not a regular file.
+func statRegular(root *os.Root, rel string) (fs.FileInfo, error) {
+	fh, err := root.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
+	return st, err
+}
+
 // Verify checks the data under dir against the torrent and returns one
 // Problem per file that differs. Files are looked up only inside dir: a
 // symbolic link leading out of it counts as unreadable.
@@ -93,13 +105,12 @@ func Verify(ctx context.Context, m *MetaInfo, dir string, h *Hasher) ([]Problem,
 	}
 
 	var problems []Problem
-	var srcs []source
-	var idx []int // srcs[k] is file idx[k]
-	defer func() { closeSources(srcs) }()
+	var files []HashFile
+	var idx []int // files[k] is file idx[k]
 	for i, f := range in.Files {
 		rel := filepath.Join(in.DiskPath(i)...)
 		slash := filepath.ToSlash(rel)
-		fh, err := root.Open(rel)
+		st, err := statRegular(root, rel)
 		if errors.Is(err, fs.ErrNotExist) {
 			problems = append(problems, Problem{File: i, Path: slash, Kind: Missing})
 			continue
@@ -108,38 +119,35 @@ func Verify(ctx context.Context, m *MetaInfo, dir string, h *Hasher) ([]Problem,
 			problems = append(problems, Problem{File: i, Path: slash, Kind: Unreadable, Err: err})
 			continue
 		}
-		st, err := fh.Stat()
-		if err == nil && !st.Mode().IsRegular() {
-			err = errors.New("not a regular file")
-		}
-		if err != nil {
-			fh.Close()
-			problems = append(problems, Problem{File: i, Path: slash, Kind: Unreadable, Err: err})
-			continue
-		}
 		if st.Size() != f.Length {
 			problems = append(problems, Problem{File: i, Path: slash, Kind: WrongSize, Size: st.Size(), Want: f.Length})
 		}
 		if f.Length == 0 {
-			fh.Close()
 			continue
 		}
 		// Hash the declared length: pieces past the end of a short file fail
-		// to read and count as bad.
-		srcs = append(srcs, source{r: fh, size: f.Length})
+		// to read and count as bad. Files are opened again a job at a time,
+		// so a torrent of many files never holds them all open.
+		files = append(files, HashFile{Size: f.Length, Open: func() (io.ReaderAt, func(), error) {
+			fh, err := root.Open(rel)
+			if err != nil {
+				return nil, nil, err
+			}
+			return fh, func() { fh.Close() }, nil
+		}, Map: true})
 		idx = append(idx, i)
 	}
 
 	bad := make([][]int, len(in.Files))
 	var mu sync.Mutex
-	err = h.hashFiles(ctx, srcs, in.PieceLength, func(k, p int, got Hash, err error) {
-		fi := idx[k]
-		want, _ := m.ExpectedRoot(in.Files[fi].FirstPiece + p)
-		if err == nil && got == want {
+	err = h.HashFiles(ctx, in.PieceLength, files, 0, func(p *PieceHashes) {
+		fi := idx[p.File]
+		want, _ := m.ExpectedRoot(in.Files[fi].FirstPiece + p.Piece)
+		if p.Err == nil && p.Root == want {
 			return
 		}
 		mu.Lock()
-		bad[fi] = append(bad[fi], p)
+		bad[fi] = append(bad[fi], p.Piece)
 		mu.Unlock()
 	})
 	if err != nil {

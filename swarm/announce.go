@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/shoal-p2p/shoal/swarm/wire"
+	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/tracker"
 )
 
@@ -139,7 +139,7 @@ func (t *Torrent) announceLoop(tiers *tracker.Tiers, key uint32) {
 func (c *Client) TrackerPeers(ctx context.Context, ih [32]byte, urls []string) []netip.AddrPort {
 	cl := &tracker.Client{UserAgent: c.cfg.Version}
 	req := tracker.AnnounceRequest{
-		InfoHash: tracker.InfoHash(wire.TruncateV2(ih)),
+		InfoHash: tracker.InfoHash(piece.Hash(ih).Truncated()),
 		PeerID:   tracker.PeerID(c.peerID),
 		Left:     1, // unknown until the metadata arrives, but not done
 		Event:    tracker.EventStarted,

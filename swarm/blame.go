@@ -46,31 +46,13 @@ func (t *Torrent) blame(pc int, leaves []piece.Hash, senders []*peer) {
 		t.log.Info("piece failed its hash; no peer to ask for its leaf hashes", "piece", pc)
 		return
 	}
-	r := leafRequest(t.info, pc)
+	r := t.info.LeafRequest(pc)
 	t.suspects[pc] = &suspect{leaves: leaves, senders: senders, asked: ask, deadline: time.Now().Add(hashReplyTimeout)}
 	ask.hashReqs++
 	root := f.PiecesRoot
 	ask.enqueue(func(b []byte) []byte {
 		return wire.AppendHashRequest(b, root, uint32(r.BaseLayer), uint32(r.Index), uint32(r.Length), uint32(r.ProofLayers))
 	})
-}
-
-// leafRequest is the hash request for the leaves of one whole piece, with
-// no uncles: the piece hash we already trust anchors the reply.
-func leafRequest(in *piece.Info, pc int) piece.HashRequest {
-	fi := in.FileOfPiece(pc)
-	width := in.PieceWidth(fi)
-	h := 0
-	for 1<<h < width {
-		h++
-	}
-	return piece.HashRequest{
-		PiecesRoot:  in.Files[fi].PiecesRoot,
-		BaseLayer:   0,
-		Index:       (pc - in.Files[fi].FirstPiece) * width,
-		Length:      width,
-		ProofLayers: max(0, h-1),
-	}
 }
 
 // peerHas reports whether q announced piece pc. The picker keeps peers'
@@ -118,7 +100,7 @@ func (p *peer) handleHashes(m *wire.Message) error {
 	}
 	p.hashReqs--
 	for pc, s := range t.suspects {
-		r := leafRequest(t.info, pc)
+		r := t.info.LeafRequest(pc)
 		if s.asked != p || r.PiecesRoot != m.PiecesRoot || uint32(r.Index) != m.Index || uint32(r.Length) != m.Length || m.BaseLayer != 0 {
 			continue
 		}
@@ -188,7 +170,7 @@ func (p *peer) handleHashRequest(m *wire.Message) error {
 		if !have {
 			return nil, fmt.Errorf("piece %d not here", pc)
 		}
-		leaves, err := t.pieceLeaves(pc)
+		leaves, err := t.st.PieceLeaves(pc)
 		// A peer asks for a piece's leaves when the piece failed for it:
 		// ours may be what changed. Having just read it, check it, so we
 		// neither vouch for it nor go on serving it if it no longer matches.
@@ -232,24 +214,4 @@ func (t *Torrent) tree(fi int) (*piece.FileTree, error) {
 	}
 	t.trees[fi] = tr
 	return tr, nil
-}
-
-// pieceLeaves hashes a piece on disk into its leaves, padded to the
-// piece's width.
-func (t *Torrent) pieceLeaves(pc int) ([]piece.Hash, error) {
-	fi := t.info.FileOfPiece(pc)
-	width := t.info.PieceWidth(fi)
-	if t.info.Files[fi].NumPieces > 1 {
-		width = int(t.info.PieceLength / piece.BlockSize)
-	}
-	buf := make([]byte, t.info.PieceSize(pc))
-	data, err := t.st.ReadPiece(pc, buf)
-	if err != nil {
-		return nil, err
-	}
-	leaves := make([]piece.Hash, width)
-	for b := 0; b*piece.BlockSize < len(data); b++ {
-		leaves[b] = piece.BlockHash(data[b*piece.BlockSize : min((b+1)*piece.BlockSize, len(data))])
-	}
-	return leaves, nil
 }

@@ -184,7 +184,7 @@ func (c *Client) fetchFrom(ctx context.Context, ih piece.Hash, addr netip.AddrPo
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	conn.SetDeadline(time.Now().Add(fetchPeerTimeout))
-	ih20 := wire.TruncateV2(ih)
+	ih20 := ih.Truncated()
 	// A peer that drops us at the handshake may not have the torrent yet,
 	// or be full: both can change.
 	if err := wire.WriteHandshake(conn, c.handshake(ih20)); err != nil {
@@ -319,28 +319,9 @@ func (f *fetch) info(ih piece.Hash) (*piece.Info, error) {
 // proven up to the file's root.
 func (f *fetch) layer(info *piece.Info, fi int) ([]piece.Hash, error) {
 	file := &info.Files[fi]
-	pieceHeight := 0
-	for 1<<pieceHeight < int(info.PieceLength/piece.BlockSize) {
-		pieceHeight++
-	}
-	treeHeight := 0
-	for 1<<treeHeight < int((file.Length+piece.BlockSize-1)/piece.BlockSize) {
-		treeHeight++
-	}
-	levelSize := 1 << (treeHeight - pieceHeight)
-	length := min(maxLayerRequest, levelSize)
 	layer := make([]piece.Hash, 0, file.NumPieces)
-	for index := 0; index < file.NumPieces; index += length {
-		r := piece.HashRequest{PiecesRoot: file.PiecesRoot, BaseLayer: pieceHeight, Index: index, Length: length}
-		lg := 0
-		for 1<<lg < length {
-			lg++
-		}
-		// Uncles from the subtree of these hashes up to the root.
-		r.ProofLayers = max(0, treeHeight-pieceHeight-1)
-		if treeHeight-pieceHeight-lg == 0 {
-			r.ProofLayers = max(0, lg-1)
-		}
+	for index := 0; index < file.NumPieces; {
+		r := info.LayerRequest(fi, index, maxLayerRequest)
 		if err := r.Validate(file.Length); err != nil {
 			return nil, err
 		}
@@ -356,7 +337,7 @@ func (f *fetch) layer(info *piece.Info, fi int) ([]piece.Hash, error) {
 			if m.ID == wire.Extended {
 				continue
 			}
-			if m.PiecesRoot != file.PiecesRoot || int(m.Index) != index || int(m.BaseLayer) != pieceHeight {
+			if m.PiecesRoot != file.PiecesRoot || int(m.Index) != index || int(m.BaseLayer) != r.BaseLayer {
 				continue
 			}
 			if m.ID == wire.HashReject {
@@ -373,6 +354,7 @@ func (f *fetch) layer(info *piece.Info, fi int) ([]piece.Hash, error) {
 			layer = append(layer, base[:min(len(base), file.NumPieces-index)]...)
 			break
 		}
+		index += r.Length
 	}
 	if err := info.CheckLayer(fi, layer); err != nil {
 		return nil, err

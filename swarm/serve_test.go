@@ -283,7 +283,7 @@ func TestHashRequestRechecksPiece(t *testing.T) {
 			}
 		}
 	}
-	hr := leafRequest(m.Info, pc)
+	hr := m.Info.LeafRequest(pc)
 	conn.Write(wire.AppendHashRequest(nil, hr.PiecesRoot, uint32(hr.BaseLayer), uint32(hr.Index), uint32(hr.Length), uint32(hr.ProofLayers)))
 	if msg := next(wire.HashReject, wire.Hashes); msg.ID != wire.HashReject {
 		t.Fatal("the seeder vouched for leaf hashes of a piece that no longer matches")

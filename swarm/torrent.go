@@ -162,7 +162,7 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 	t := &Torrent{
 		c: c, meta: meta, info: info, st: st,
 		log:      c.log.With("torrent", info.Name),
-		ih20:     wire.TruncateV2(info.Hash),
+		ih20:     info.Hash.Truncated(),
 		done:     make(chan struct{}),
 		diskq:    make(chan diskJob, diskQueue),
 		picker:   pk,

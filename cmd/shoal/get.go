@@ -24,7 +24,6 @@ import (
 	"github.com/shoal-p2p/shoal/piece/bitfield"
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm"
-	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
 func getCommand() *cli.Command {
@@ -412,7 +411,7 @@ func feedPeers(ctx context.Context, cl *swarm.Client, node *dht.Node, mg piece.M
 		}
 		sleep := time.Until(nextTracker)
 		if node != nil {
-			found, _ := node.Lookup(ctx, wire.TruncateV2(mg.Hash))
+			found, _ := node.Lookup(ctx, mg.Hash.Truncated())
 			if !send(found) {
 				return
 			}

@@ -20,7 +20,6 @@ import (
 	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/swarm"
-	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
 // Flags shared by seed and get.
@@ -210,7 +209,7 @@ func announceDHT(node *dht.Node, cl *swarm.Client, t *swarm.Torrent, ih piece.Ha
 	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil {
 		port = int(ap.Port())
 	}
-	node.Announce(wire.TruncateV2(ih), port, func(peers []netip.AddrPort) { t.AddPeers(peers...) })
+	node.Announce(ih.Truncated(), port, func(peers []netip.AddrPort) { t.AddPeers(peers...) })
 }
 
 // resumeDirFor returns where seed keeps its resume records: the user's

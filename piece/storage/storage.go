@@ -189,7 +189,7 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 			comps = append([]string{opts.TopName}, comps[1:]...)
 		}
 		for _, c := range comps {
-			if err := checkComponent(c); err != nil {
+			if err := piece.CheckPathComponent(c); err != nil {
 				return nil, fmt.Errorf("open storage: file %d %q: %w", i, strings.Join(comps, "/"), err)
 			}
 		}
@@ -609,22 +609,4 @@ func (s *Storage) openCounts() (now, peak int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.open), s.peak
-}
-
-// checkComponent refuses path components that could leave the download
-// folder or that no file system can hold. piece.ParseInfo checks the same,
-// but this package is the last line before the disk and does not rely on
-// every Info having come from it.
-func checkComponent(c string) error {
-	switch {
-	case c == "":
-		return errors.New("empty path component")
-	case c == "." || c == "..":
-		return fmt.Errorf("path component %q", c)
-	case strings.ContainsAny(c, `/\`):
-		return fmt.Errorf("path component %q contains a separator", c)
-	case strings.IndexByte(c, 0) >= 0:
-		return fmt.Errorf("path component %q contains NUL", c)
-	}
-	return nil
 }

@@ -1,113 +1,65 @@
 package storage
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"math/bits"
-	"runtime"
 	"sync"
 
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/bitfield"
 )
 
-// chunkBlocks is how many 16 KiB blocks VerifyPiece reads at once: 1 MiB,
-// so memory stays small whatever the piece length (up to 256 MiB).
-const chunkBlocks = 64
-
-const chunkSize = chunkBlocks * piece.BlockSize
-
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
-
 // VerifyPiece reads piece p back from disk and reports whether its merkle
 // root is expected. width is the number of leaves its subtree spans; 0
 // means the torrent's own, info.PieceWidth of the piece's file, which for a
 // file no larger than a piece is the file's block count rounded up to a
 // power of two rather than the piece length in blocks. scratch may be nil;
-// passing one of at least 64 hashes per goroutine avoids allocating. A piece
-// that cannot be read in full is reported as not matching, with the error.
+// passing one of at least width hashes per goroutine avoids allocating. A
+// piece that cannot be read in full is reported as not matching, with the
+// error.
 func (s *Storage) VerifyPiece(p int, expected piece.Hash, width int, scratch []piece.Hash) (bool, error) {
-	root, err := s.pieceRoot(p, width, scratch, nil)
+	if width <= 0 && p >= 0 && p < s.info.NumPieces {
+		width = s.info.PieceWidth(s.info.FileOfPiece(p))
+	}
+	leaves, err := s.leaves(p, width, scratch)
 	if err != nil {
 		return false, err
 	}
-	return root == expected, nil
+	return piece.RootOfLeaves(leaves, width) == expected, nil
 }
 
-// pieceRoot hashes piece p a chunk at a time: each chunk's blocks are folded
-// into the root of a 64-leaf subtree, and those roots into the piece's.
-// Padding agrees at both levels because a zero-padded chunk subtree is what
-// BEP 52's zero leaves make. onChunk, if not nil, sees each chunk as read.
-func (s *Storage) pieceRoot(p, width int, scratch []piece.Hash, onChunk func([]byte)) (piece.Hash, error) {
-	fi, _, err := s.locate(p, 0, 0)
-	if err != nil {
-		return piece.Hash{}, err
+// PieceLeaves reads piece p from disk and returns its leaf hashes, padded
+// with zero hashes to the piece's width: what a BEP 52 hash request below
+// the piece layer asks for.
+func (s *Storage) PieceLeaves(p int) ([]piece.Hash, error) {
+	if p < 0 || p >= s.info.NumPieces {
+		return nil, fmt.Errorf("piece %d: %w (torrent has %d pieces)", p, ErrRange, s.info.NumPieces)
 	}
-	size := s.info.PieceSize(p)
-	if width <= 0 {
-		width = s.info.PieceWidth(fi)
-	}
-	blocks := int((size + piece.BlockSize - 1) / piece.BlockSize)
-	if width < blocks || bits.OnesCount(uint(width)) != 1 {
-		return piece.Hash{}, fmt.Errorf("piece %d: width %d is not a power of two of at least its %d blocks", p, width, blocks)
-	}
-	if cap(scratch) < chunkBlocks {
-		scratch = make([]piece.Hash, 0, chunkBlocks)
-	}
-	if size <= chunkSize {
-		var root piece.Hash
-		err := s.readChunks(p, func(data []byte) {
-			if onChunk != nil {
-				onChunk(data)
-			}
-			root = piece.PieceRoot(data, width, scratch)
-		})
-		return root, err
-	}
-	// size > one chunk implies width > chunkBlocks, both powers of two.
-	roots := make([]piece.Hash, 0, (size+chunkSize-1)/chunkSize)
-	err = s.readChunks(p, func(data []byte) {
-		if onChunk != nil {
-			onChunk(data)
-		}
-		roots = append(roots, piece.PieceRoot(data, chunkBlocks, scratch))
-	})
-	if err != nil {
-		return piece.Hash{}, err
-	}
-	return piece.RootOf(roots, width/chunkBlocks, bits.TrailingZeros(chunkBlocks)), nil
+	return s.leaves(p, s.info.PieceWidth(s.info.FileOfPiece(p)), nil)
 }
 
-// readChunks reads piece p in chunks of at most chunkSize bytes, in order,
-// and hands each to fn, whose slice is only valid during the call.
-func (s *Storage) readChunks(p int, fn func([]byte)) error {
+// leaves hashes piece p with piece's engine, reading through the storage's
+// handles so that the path checks of openFile apply.
+func (s *Storage) leaves(p, width int, scratch []piece.Hash) ([]piece.Hash, error) {
 	fi, off, err := s.locate(p, 0, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	size := s.info.PieceSize(p)
-	bufp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bufp)
-	buf := *bufp
-	for done := int64(0); done < size; done += chunkSize {
-		data := buf[:min(chunkSize, size-done)]
-		if _, err := s.readAt(p, fi, data, off+done, false); err != nil {
-			return err
-		}
-		fn(data)
+	h, err := s.acquire(fi, false)
+	if err != nil {
+		return nil, fmt.Errorf("piece %d: %w", p, err)
 	}
-	return nil
+	defer s.release(h)
+	leaves, err := piece.PieceLeaves(h.f, off, s.info.PieceSize(p), width, scratch)
+	if err != nil {
+		return nil, fmt.Errorf("piece %d: %w", p, err)
+	}
+	return leaves, nil
 }
-
-// zeroChunk is compared against, not written: a run of zero bytes is what
-// a file shoal sized but has not written yet reads as.
-var zeroChunk [chunkSize]byte
-
-func isZero(b []byte) bool { return bytes.Equal(b, zeroChunk[:len(b)]) }
 
 // Check works out which pieces are already on disk and good, and makes that
 // the storage's Have. Files whose size and mtime match the resume record are
@@ -229,78 +181,107 @@ type hashResult struct {
 	zero bool // read in full and every byte is zero (judged pieces only)
 }
 
-// hashPieces verifies the given pieces against meta on hasher's workers and
-// reports what it found. Unreadable pieces are bad, not fatal: a torrent
-// with a damaged file should download that file again, not refuse to
-// start. Judged pieces whose root is not known are only read, not hashed,
-// and do not count in hasher.Progress.
+// hashPieces hashes the given pieces and reports what it found. It hashes
+// the whole of every file they lie in, which is what Check asks for, with
+// the engine that piece.Build and piece.Verify use; a judged piece is all
+// zeros when every leaf is the hash of a zero block, so telling an
+// interrupted download from a user's file costs no second read. Unreadable
+// pieces are bad, not fatal: a torrent with a damaged file should download
+// that file again, not refuse to start.
 func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, jobs []hashJob, hasher *piece.Hasher) ([]hashResult, error) {
-	res := make([]hashResult, len(jobs))
+	in := s.info
+	res := make([]hashResult, len(jobs)) // each element written by one worker
 	if len(jobs) == 0 {
 		return res, ctx.Err()
 	}
-	workers := hasher.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	workers = min(workers, len(jobs))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	var readErrs sync.Map // file index → first error, reported once per file
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			scratch := make([]piece.Hash, 0, chunkBlocks)
-			// One closure per worker, not per piece: zero is reset per job.
-			var judge, zero bool
-			onChunk := func(data []byte) {
-				if hasher.Progress != nil {
-					hasher.Progress.Add(int64(len(data)))
-				}
-				if judge && zero {
-					zero = isZero(data)
-				}
-			}
-			scan := func(data []byte) { zero = zero && isZero(data) }
-			for k := range next {
-				j := jobs[k]
-				judge, zero = j.judge, true
-				var err error
-				if j.known {
-					var root piece.Hash
-					root, err = s.pieceRoot(j.p, 0, scratch, onChunk)
-					want, _ := meta.ExpectedRoot(j.p)
-					res[k].good = err == nil && root == want
-				} else {
-					err = s.readChunks(j.p, scan)
-				}
-				if err != nil {
-					if !j.short || !errors.Is(err, io.ErrUnexpectedEOF) {
-						readErrs.LoadOrStore(s.info.FileOfPiece(j.p), err)
-					}
-					continue
-				}
-				res[k].zero = j.judge && zero
-			}
-		}()
-	}
-feed:
-	for k := range jobs {
-		select {
-		case next <- k:
-		case <-ctx.Done():
-			break feed
+	asked := make([]int, in.NumPieces) // piece → 1 + its index in jobs, 0 if not asked
+	var files []int                    // to hash, each once
+	seen := make([]bool, len(in.Files))
+	var want piece.HashKind
+	for k, j := range jobs {
+		asked[j.p] = k + 1
+		if fi := in.FileOfPiece(j.p); !seen[fi] {
+			seen[fi] = true
+			files = append(files, fi)
+		}
+		if j.judge {
+			want |= piece.HashLeaves
 		}
 	}
-	close(next)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	hf := make([]piece.HashFile, len(files))
+	for k, fi := range files {
+		// Through the storage's handles, so that openFile's checks apply.
+		// Read, not mapped: this check runs while other torrents may be
+		// busy, where mapping measured slower than reading (see Map).
+		hf[k] = piece.HashFile{Size: in.Files[fi].Length, Open: func() (io.ReaderAt, func(), error) {
+			h, err := s.acquire(fi, false)
+			if err != nil {
+				return nil, nil, err
+			}
+			return h.f, func() { s.release(h) }, nil
+		}}
+	}
+	readErrs := make([]error, len(files))
+	var mu sync.Mutex
+	// Progress counts the pieces checked against a hash, not what is read
+	// around them or only looked at for zeros.
+	progress := hasher.Progress
+	engine := *hasher
+	engine.Progress = nil
+	err := engine.HashFiles(ctx, in.PieceLength, hf, want, func(ph *piece.PieceHashes) {
+		p := in.Files[files[ph.File]].FirstPiece + ph.Piece
+		k := asked[p] - 1
+		if k >= 0 && jobs[k].known && progress != nil {
+			progress.Add(in.PieceSize(p))
+		}
+		switch {
+		case k < 0:
+		case ph.Err != nil:
+			if jobs[k].short && errors.Is(ph.Err, io.ErrUnexpectedEOF) {
+				return // a shorter file: its missing end is no news
+			}
+			mu.Lock()
+			if readErrs[ph.File] == nil {
+				readErrs[ph.File] = ph.Err // reported once per file
+			}
+			mu.Unlock()
+		default:
+			if jobs[k].known {
+				root, _ := meta.ExpectedRoot(p)
+				res[k].good = ph.Root == root
+			}
+			res[k].zero = jobs[k].judge && zeroLeaves(in, p, ph.Leaves)
+		}
+	})
+	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
-	readErrs.Range(func(fi, err any) bool {
-		s.log.Warn("cannot read file; its unreadable pieces count as missing", "path", s.paths[fi.(int)], "err", err)
-		return true
-	})
+	for k, err := range readErrs {
+		if err != nil {
+			s.log.Warn("cannot read file; its unreadable pieces count as missing", "path", s.paths[files[k]], "err", err)
+		}
+	}
 	return res, nil
+}
+
+// zeroBlockLeaf is the leaf hash of a whole block of zeros.
+var zeroBlockLeaf = piece.Hash(sha256.Sum256(make([]byte, piece.BlockSize)))
+
+// zeroLeaves reports whether leaves, piece p's leaf hashes, are those of a
+// piece of zero bytes: what a file shoal sized but has not written reads as.
+func zeroLeaves(in *piece.Info, p int, leaves []piece.Hash) bool {
+	n := in.BlocksIn(p)
+	if len(leaves) < n {
+		return false
+	}
+	for b := range n {
+		want := zeroBlockLeaf
+		if l := in.BlockLen(p, b); l != piece.BlockSize {
+			want = sha256.Sum256(make([]byte, l))
+		}
+		if leaves[b] != want {
+			return false
+		}
+	}
+	return true
 }

@@ -3,6 +3,8 @@ package wire
 import (
 	"fmt"
 	"io"
+
+	"github.com/shoal-p2p/shoal/piece"
 )
 
 // Protocol is the handshake's protocol string (BEP 3).
@@ -72,10 +74,9 @@ type Handshake struct {
 
 // TruncateV2 gives the 20-byte form of a v2 info-hash that BEP 52 puts in
 // handshakes (and trackers and the DHT), which only have room for 20 bytes.
-func TruncateV2(infoHash [32]byte) (h [20]byte) {
-	copy(h[:], infoHash[:20])
-	return h
-}
+// The rule lives with the hash type, as piece.Hash.Truncated; this stays so
+// code that speaks only the wire format need not convert.
+func TruncateV2(infoHash [32]byte) [20]byte { return piece.Hash(infoHash).Truncated() }
 
 // AppendHandshake appends the full 68-byte handshake.
 func AppendHandshake(dst []byte, h Handshake) []byte {
