@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
 // Choking follows the mainstream tit-for-tat scheme (BEP 3, libtorrent's
@@ -125,4 +127,121 @@ func (c *choker[K]) pickOptimistic(cands []chokeCandidate[K], now time.Time) K {
 		}
 	}
 	return cands[len(cands)-1].key
+}
+
+// setChoking changes our choke state toward the peer. Called with t.mu held.
+func (p *peer) setChoking(choke bool) {
+	if p.amChoking == choke {
+		return
+	}
+	p.amChoking = choke
+	if choke {
+		p.t.unchoked--
+		p.sendMu.Lock()
+		// BEP 6: queued requests of a fast peer are rejected explicitly; a
+		// plain peer knows a choke discards them. The choke goes first, so
+		// the rejects read as the choke's, not as pieces we cannot serve.
+		p.ctrl = wire.AppendChoke(p.ctrl)
+		for _, u := range p.uploads[p.upHead:] {
+			if p.fast && u.length > 0 {
+				p.ctrl = wire.AppendReject(p.ctrl, u.piece, u.begin, u.length)
+			}
+		}
+		p.uploads, p.upHead = p.uploads[:0], 0
+		p.sendMu.Unlock()
+		p.signal()
+		return
+	}
+	p.t.unchoked++
+	p.unchokedAt = time.Now()
+	p.enqueue(wire.AppendUnchoke)
+	p.ssFill()
+}
+
+// freeRiding reports a peer that tit-for-tat owes only the optimistic
+// slot: one that has pieces we want yet keeps us choked past the grace a
+// new connection gets, or one that has taken a good deal from us and given
+// almost nothing back. The second catches a free-rider that stays behind
+// us, so never has what we want: it looks like a newcomer otherwise. A
+// seeder wants nothing, so to it no peer is free-riding, save one that
+// snubbed it and never unchoked it before it completed. Called with t.mu
+// held; it may record the snub.
+func (p *peer) freeRiding(now time.Time) bool {
+	if p.snubbedUs && !p.unchokedUs {
+		return true
+	}
+	if p.t.seeding {
+		return false
+	}
+	if p.amInterested && p.peerChoking && now.Sub(p.joined) > reciprocityGrace {
+		p.snubbedUs = true
+		return true
+	}
+	// An honest peer behind us has nothing we want, so it has no occasion
+	// to unchoke us, but if it ever did, it is no free-rider.
+	taken, given := p.upBytes.Load(), p.downBytes.Load()
+	return !p.unchokedUs && taken >= max(minFreeRideAllowance, p.t.info.PieceLength) && given < taken/8
+}
+
+// rechoke applies tit-for-tat. Called with t.mu held.
+func (t *Torrent) rechoke(now time.Time) {
+	cands := make([]chokeCandidate[*peer], 0, len(t.peers))
+	for p := range t.peers {
+		r := p.downRate
+		if t.seeding {
+			r = p.upRate
+		}
+		cands = append(cands, chokeCandidate[*peer]{key: p, interested: p.peerInterested, rate: int64(r), joined: p.joined, freeRiding: p.freeRiding(now)})
+	}
+	unchoke := t.choker.rechoke(cands, now)
+	for p := range t.peers {
+		p.setChoking(!unchoke[p])
+	}
+}
+
+// maybeUnchoke gives a newly interested peer a free slot at once rather
+// than at the next rechoke, so a fresh swarm starts in milliseconds. A
+// free-riding peer gets none: tit-for-tat owes it only the
+// optimistic slot. Called with t.mu held.
+func (t *Torrent) maybeUnchoke(p *peer) {
+	if p.amChoking && p.peerInterested && !t.choker.leechOnly && t.unchoked < t.choker.slots+1 && !p.freeRiding(time.Now()) {
+		p.setChoking(false)
+	}
+}
+
+// unchokeWaiting hands a slot that fell free (its peer left or lost
+// interest) to the choked peer that wants one and gives us the most,
+// instead of leaving it idle until the next rechoke. Called with t.mu held.
+func (t *Torrent) unchokeWaiting() {
+	now := time.Now()
+	for t.unchoked < t.choker.slots+1 && !t.choker.leechOnly {
+		var best *peer
+		for q := range t.peers {
+			if q.amChoking && q.peerInterested && !q.freeRiding(now) && (best == nil || q.downRate > best.downRate) {
+				best = q
+			}
+		}
+		if best == nil {
+			return
+		}
+		best.setChoking(false)
+	}
+}
+
+// chokeFreeRiders applies tit-for-tat between rechokes: a peer we unchoke
+// that turns out to be free-riding (see freeRiding) loses its slot to one
+// that reciprocates. Without this a free-rider keeps the
+// free slot it got as a newcomer for a whole RechokeInterval, which on a
+// fast swarm is the whole download. Called with t.mu held, once a tick.
+func (t *Torrent) chokeFreeRiders(now time.Time) {
+	freed := false
+	for p := range t.peers {
+		if !p.amChoking && !t.choker.isOptimistic(p) && now.Sub(p.unchokedAt) > reciprocityGrace && p.freeRiding(now) {
+			p.setChoking(true)
+			freed = true
+		}
+	}
+	if freed {
+		t.unchokeWaiting()
+	}
 }
