@@ -168,12 +168,13 @@ func TestLeanHandlerPanic(t *testing.T) {
 // worker answers the next announce.
 func TestUDPHandlerPanic(t *testing.T) {
 	var logs lockedBuffer
-	srv, _, u := startUDPServer(t, Config{RateLimit: -1, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, "127.0.0.1")
-	srv.testHookAnnounce = func(q *announceQuery) {
-		if q.Port == panicPort {
-			panic("test: announce handler panic")
+	srv, _, u := startUDPServerWith(t, Config{RateLimit: -1, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, "127.0.0.1", func(srv *Server) {
+		srv.testHookAnnounce = func(q *announceQuery) {
+			if q.Port == panicPort {
+				panic("test: announce handler panic")
+			}
 		}
-	}
+	})
 	c := Client{Timeout: 500 * time.Millisecond}
 	ctx := context.Background()
 	if _, err := c.Announce(ctx, u, AnnounceRequest{InfoHash: ih(71), PeerID: pid(1), Port: panicPort, Left: 1}); err == nil {

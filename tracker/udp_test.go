@@ -22,9 +22,19 @@ import (
 // udp:// announce URL.
 func startUDPServer(t *testing.T, cfg Config, host string) (*Server, string, string) {
 	t.Helper()
+	return startUDPServerWith(t, cfg, host, nil)
+}
+
+// startUDPServerWith is startUDPServer with setup run on the server before
+// it serves, for what must not change while it does (test hooks).
+func startUDPServerWith(t *testing.T, cfg Config, host string, setup func(*Server)) (*Server, string, string) {
+	t.Helper()
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
+	}
+	if setup != nil {
+		setup(srv)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
