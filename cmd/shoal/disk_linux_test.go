@@ -288,3 +288,33 @@ func TestGetDiskFull(t *testing.T) {
 	}
 	t.Logf("first run: %d bytes fetched, %d kept; rerun fetched %d", downloaded, kept, fetched)
 }
+
+// A complete copy on read-only media is checked, found whole, and reported
+// done with exit 0: the resume record it cannot save is a warning, since
+// it would only spare the next run a re-hash.
+func TestGetCompleteOnReadOnlyMedia(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a read-only mount needs root")
+	}
+	dir := t.TempDir()
+	addr, torrent := seedOne(t, dir, "big", 1<<20)
+	ro := filepath.Join(dir, "ro")
+	mountTmpfs(t, ro, "4m")
+	data, err := os.ReadFile(filepath.Join(dir, "src", "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ro, "big"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", ro, "tmpfs", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	r := shoal(t, dir, nil, "get", torrent, "-o", ro, "--peer", addr, "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "20s")
+	if r.code != 0 || !strings.Contains(r.stderr, "done: ") || !strings.Contains(r.stderr, "warning: saving the resume record") {
+		t.Fatalf("get of a complete copy on read-only media: exit %d:\n%s", r.code, r.stderr)
+	}
+	if got, _ := os.ReadFile(filepath.Join(ro, "big")); !bytes.Equal(got, data) {
+		t.Error("the copy changed")
+	}
+}
