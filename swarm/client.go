@@ -48,7 +48,7 @@ type Config struct {
 	// with its slot (see evictRank).
 	MaxPeers int
 	// UploadSlots is the number of regular unchoke slots; 0 means
-	// DefaultUploadSlots, and a negative number means never to unchoke
+	// choker.DefaultSlots, and a negative number means never to unchoke
 	// anyone: a leech that takes and gives nothing back (BEP 3 allows it;
 	// tit-for-tat then serves it only through optimistic unchokes).
 	UploadSlots int

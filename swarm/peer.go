@@ -63,7 +63,6 @@ type peer struct {
 	metaID, pexID    uint8 // the peer's ids for ut_metadata and ut_pex; 0 = not spoken
 	pexSent          map[netip.AddrPort]bool
 	ss               *superPeer // while super-seeding
-	unchokedAt       time.Time  // when we last unchoked it
 	// unchokedUs records that it ever unchoked us; snubbedUs that it kept
 	// us choked past the grace while it had what we wanted. A peer that
 	// snubbed us and never unchoked us has shown it gives nothing: it is
@@ -128,8 +127,6 @@ func (p *peer) close(cause error) {
 		p.conn.Close()
 	})
 }
-
-func (p *peer) unchoked() bool { return !p.amChoking }
 
 // enqueue appends encoded messages to the send queue. Called with or
 // without t.mu; takes sendMu.
@@ -339,15 +336,10 @@ func (p *peer) handle(m *wire.Message) error {
 		p.fill()
 	case wire.Interested:
 		p.peerInterested = true
-		t.maybeUnchoke(p)
+		t.choker.HandleInterested(p, time.Now())
 	case wire.NotInterested:
 		p.peerInterested = false
-		if !p.amChoking {
-			// A slot spent on a peer that asks for nothing is a slot
-			// wasted: give it to one that wants it.
-			p.setChoking(true)
-			t.unchokeWaiting()
-		}
+		t.choker.HandleNotInterested(p, time.Now())
 	case wire.Have:
 		if err := t.picker.HandleHave(p.pid, int(m.Index)); err != nil {
 			return protocolError("%v", err)

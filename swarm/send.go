@@ -64,7 +64,7 @@ func (p *peer) writeLoop() {
 					out = wire.AppendReject(out, u.piece, u.begin, u.length)
 				} else {
 					t.mu.Lock()
-					p.setChoking(true)
+					t.choker.Choke(p)
 					t.mu.Unlock()
 				}
 				continue

@@ -159,7 +159,7 @@ func (t *Torrent) refuse(p *peer, m *wire.Message) {
 	if p.fast {
 		p.enqueue(func(b []byte) []byte { return wire.AppendReject(b, m.Index, m.Begin, m.Length) })
 	} else if !p.amChoking {
-		p.setChoking(true)
+		t.choker.Choke(p)
 	}
 }
 
@@ -445,7 +445,7 @@ func (t *Torrent) purgeUploads(fi, lo, hi int) {
 		}
 		q.sendMu.Unlock()
 		if choke && !q.amChoking {
-			q.setChoking(true)
+			t.choker.Choke(q)
 		}
 		q.signal()
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/shoal-p2p/shoal/piece/bitfield"
 	"github.com/shoal-p2p/shoal/piece/picker"
 	"github.com/shoal-p2p/shoal/piece/storage"
+	"github.com/shoal-p2p/shoal/swarm/choker"
 	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
@@ -36,16 +36,7 @@ const (
 	firstRedial      = time.Second
 	maxRedialBackoff = 5 * time.Minute
 	maxKnownPeers    = 2000
-	// reciprocityGrace is how long a peer may keep us choked while it has
-	// what we want before tit-for-tat stops giving it regular or free
-	// slots; a new connection needs a moment to unchoke us.
-	reciprocityGrace = 2 * time.Second
-	// minFreeRideAllowance is how much a peer may take from us, this much
-	// and at least a piece, before giving almost nothing back marks it a
-	// free-rider: a newcomer has to take something before it can give.
-	// Every peer it meets grants it this much, so it must stay small.
-	minFreeRideAllowance = 64 << 10
-	maxStrikeEntries     = 10000
+	maxStrikeEntries = 10000
 	// diskQueue bounds blocks accepted but not yet written (4 MiB), and
 	// diskWriters is how many writes may be in flight at once: one, since
 	// two writers to one file contend on its inode lock and measured slower.
@@ -89,8 +80,7 @@ type Torrent struct {
 	bannedPeers int
 	known       map[netip.AddrPort]*candidate
 	trees       map[int]*piece.FileTree // built on demand to answer hash requests
-	choker      *choker[*peer]
-	unchoked    int
+	choker      *choker.Choker
 	pickBuf     []picker.Request
 	scratch     []piece.Hash
 	seeding     bool
@@ -146,10 +136,10 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 		banned:   map[string]bool{},
 		known:    map[netip.AddrPort]*candidate{},
 		trees:    map[int]*piece.FileTree{},
-		choker:   newChoker[*peer](c.cfg.UploadSlots, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))),
 		scratch:  make([]piece.Hash, info.PieceLength/piece.BlockSize),
 	}
 	t.failed = make(chan struct{})
+	t.choker = choker.New(choker.Config{Slots: c.cfg.UploadSlots, Seeding: func() bool { return t.seeding }})
 	t.writeErrs = repeatLog{level: slog.LevelError, msg: "writing block"}
 	t.saveErrs = repeatLog{level: slog.LevelWarn, msg: "saving resume record"}
 	for p := range info.NumPieces {
@@ -273,6 +263,7 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 	t.nextID++
 	t.peers[p] = struct{}{}
 	t.byID[p.pid] = p
+	t.choker.HandleConnect(p)
 	if cand := t.known[addr]; cand != nil && outgoing {
 		cand.connected, cand.failures = true, 0
 	}
@@ -301,10 +292,7 @@ func (t *Torrent) removePeer(p *peer) {
 	t.picker.HandleDisconnect(p.pid)
 	t.recheckServed(p)
 	t.ssDrop(p)
-	if p.unchoked() {
-		t.unchoked--
-		t.unchokeWaiting()
-	}
+	t.choker.HandleDisconnect(p, time.Now())
 	if cand := t.known[p.addr]; cand != nil {
 		cand.connected = false
 		cand.next = time.Now().Add(redialBackoff)
@@ -321,7 +309,7 @@ func (t *Torrent) removePeer(p *peer) {
 func (t *Torrent) run() {
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
-	lastChoke, lastSave := time.Time{}, time.Now()
+	lastSave := time.Now()
 	for {
 		select {
 		case <-t.ctx.Done():
@@ -334,12 +322,7 @@ func (t *Torrent) run() {
 				p.ssFill()
 			}
 			t.dropUseless(now)
-			if now.Sub(lastChoke) >= RechokeInterval {
-				t.rechoke(now)
-				lastChoke = now
-			} else {
-				t.chokeFreeRiders(now)
-			}
+			t.choker.Tick(now)
 			for piece, s := range t.suspects {
 				if now.After(s.deadline) {
 					t.log.Info("no leaf hashes for failed piece; blame unknown", "piece", piece)

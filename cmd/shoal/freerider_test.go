@@ -56,7 +56,7 @@ func partialCopy(t *testing.T, src, dst string, pieceLen int64, keep func(int) b
 
 // A free-rider, a peer that never unchokes anyone, is owed only the
 // optimistic slot by each contributor once it has taken a piece from it
-// without giving back (swarm's freeRiding), so it finishes later than the
+// without giving back (swarm/choker's rule), so it finishes later than the
 // contributors. Regular slots go by what peers give between rechokes
 // (RechokeInterval, 10 s); the optimistic slot rotates every 30 s, and
 // with 12 contributors against 4 regular slots and one optimistic, the
