@@ -15,10 +15,8 @@ package addrbook
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -162,9 +160,10 @@ func (b *Book) setSources(e *entry, s sourceSet) {
 
 // makeRoom reports whether a dialable address may be added, forgetting
 // one to make room if the book is full: the lowest in priority among
-// those that keep failing, or else the lowest of those neither connected
-// nor being dialed. The book so never fills up for good with junk (from
-// PEX, say) and shuts out better sources.
+// those that keep failing (or are banned, or reached ourselves), or else
+// the lowest of those neither connected nor being dialed. The book so
+// never fills up for good with junk (from PEX, say) and shuts out better
+// sources.
 func (b *Book) makeRoom() bool {
 	if b.dialable < b.cfg.MaxAddrs {
 		return true
@@ -175,7 +174,7 @@ func (b *Book) makeRoom() bool {
 		if e.connected || e.dialing || !e.sources.dialable() {
 			continue
 		}
-		if e.failures > 0 || e.ourselves {
+		if e.failures > 0 || e.ourselves || b.bannedAddr(e.addr) {
 			victim = e
 			break
 		}
@@ -295,9 +294,9 @@ func (b *Book) Refused(addr netip.AddrPort, now time.Time) {
 
 // Failed records that a dial to addr failed with err: the address waits
 // FirstRedial after its first failure, doubling with each further one up
-// to MaxRedial. err becomes LastDialErr.
+// to MaxRedial. "addr: err" becomes LastDialErr, so err need not name the
+// address.
 func (b *Book) Failed(addr netip.AddrPort, err error, now time.Time) {
-	err = dialCause(err)
 	b.lastErr = fmt.Sprintf("%s: %v", addr, err)
 	e := b.get(addr)
 	if e == nil {
@@ -343,6 +342,9 @@ func (b *Book) Hold(addr netip.AddrPort, until time.Time) {
 	}
 }
 
+// Has reports whether the book holds addr.
+func (b *Book) Has(addr netip.AddrPort) bool { return b.get(addr) != nil }
+
 // Len counts the dialable addresses known, connected ones included: what
 // a torrent waiting for peers can say it has to try.
 func (b *Book) Len() int { return b.dialable }
@@ -371,16 +373,6 @@ func (b *Book) Sources() map[Source]int {
 // there are no peers; empty if none failed.
 func (b *Book) LastDialErr() string { return b.lastErr }
 
-// dialCause strips "dial tcp ADDR:" from a dial error, as the address is
-// named already.
-func dialCause(err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" && op.Err != nil {
-		return op.Err
-	}
-	return err
-}
-
 // WriteStatus writes the book for an operator or a bug report: counts,
 // sources, bans, the last dial error, and every address in dial order
 // with its state.
@@ -403,7 +395,7 @@ func (b *Book) WriteStatus(w io.Writer) {
 		fmt.Fprintf(w, "  last dial error: %s\n", b.lastErr)
 	}
 	for _, e := range b.order {
-		fmt.Fprintf(w, "  %08x %-47s %-9s failures %d from %s", e.prio, e.addr, e.state(b), e.failures, e.sources)
+		fmt.Fprintf(w, "  %08x %-21s %-9s failures %d from %s since %s", e.prio, e.addr, e.state(b), e.failures, e.sources, e.added.Format(time.TimeOnly))
 		if !e.next.IsZero() {
 			fmt.Fprintf(w, " next %s", e.next.Format(time.TimeOnly))
 		}

@@ -3,7 +3,6 @@ package addrbook
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -30,7 +29,7 @@ func drain(b *Book, now time.Time, seeding bool) []netip.AddrPort {
 	}
 }
 
-var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+var errRefused = os.NewSyscallError("connect", syscall.ECONNREFUSED)
 
 // Dials go highest BEP 40 priority first, whatever order the addresses
 // came in, and both ends agree: with our address known, the worked
@@ -247,7 +246,7 @@ func TestBoundsEviction(t *testing.T) {
 	if !b.Add(fresh1, SourceTracker, t0) {
 		t.Fatal("full book refused a new address with a failing one to drop")
 	}
-	if b.get(failing) != nil || b.Len() != max {
+	if b.Has(failing) || b.Len() != max {
 		t.Fatalf("failing %s not the one dropped (Len %d)", failing, b.Len())
 	}
 	// None failing: the idle one of lowest priority goes.
@@ -259,7 +258,7 @@ func TestBoundsEviction(t *testing.T) {
 		}
 	}
 	fresh2 := ap("172.16.0.2:1")
-	if !b.Add(fresh2, SourceTracker, t0) || b.get(lowest) != nil {
+	if !b.Add(fresh2, SourceTracker, t0) || b.Has(lowest) || !b.Has(fresh1) {
 		t.Fatalf("lowest %s not dropped for a new address", lowest)
 	}
 	// All connected or dialing: nothing to drop, the newcomer is left out.
@@ -289,7 +288,7 @@ func TestIncomingNotDialed(t *testing.T) {
 		t.Fatal("an incoming connection took the one dialable place")
 	}
 	b.Disconnected(in, t0)
-	if b.get(in) != nil || b.NumConnected() != 0 {
+	if b.Has(in) || b.NumConnected() != 0 {
 		t.Fatal("incoming address kept after its connection ended")
 	}
 	if got := drain(b, t0.Add(time.Hour), false); len(got) != 1 || got[0] != ap("192.0.2.8:6881") {
@@ -432,7 +431,7 @@ func TestSourcesAndStatus(t *testing.T) {
 		"last dial error: 192.0.2.5:1: connect: connection refused",
 		"ec2d7224 98.76.54.32:6881",
 		"from tracker,pex",
-		"failing   failures 1 from dht next 03:04:06 last error: connect: connection refused",
+		"failing   failures 1 from dht since 03:04:05 next 03:04:06 last error: connect: connection refused",
 		"connected failures 0 from incoming",
 	} {
 		if !strings.Contains(out, s) {
@@ -441,5 +440,19 @@ func TestSourcesAndStatus(t *testing.T) {
 	}
 	if SourceLSD.String() != "lsd" || Source(200).String() != "source(200)" {
 		t.Errorf("names: %s, %s", SourceLSD, Source(200))
+	}
+}
+
+// A banned address is junk: a full book drops it before an idle one.
+func TestEvictBannedFirst(t *testing.T) {
+	b := New(Config{MaxAddrs: 3, Self: ap("198.51.100.1:6881")})
+	addrs := []netip.AddrPort{ap("10.0.0.1:1"), ap("10.1.0.1:1"), ap("10.2.0.1:1")}
+	for _, a := range addrs {
+		b.Add(a, SourceTracker, t0)
+	}
+	banned := b.order[0].addr // the highest: no victim by priority alone
+	b.Ban(Keys(banned, [20]byte{})...)
+	if !b.Add(ap("10.3.0.1:1"), SourceTracker, t0) || b.Has(banned) {
+		t.Fatalf("banned %s kept while a new address was let in or left out", banned)
 	}
 }
