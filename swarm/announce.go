@@ -103,7 +103,7 @@ func (t *Torrent) announceLoop(tiers *tracker.Tiers, key uint32) {
 			for _, p := range resp.Peers {
 				peers = append(peers, p.Addr)
 			}
-			t.AddPeers(peers...)
+			t.AddPeersFrom(SourceTracker, peers...)
 			wait = max(minAnnounceInterval, min(resp.Interval, maxAnnounceInterval))
 			if resp.MinInterval > wait {
 				wait = min(resp.MinInterval, maxAnnounceInterval)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/swarm/addrbook"
 	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
@@ -62,7 +63,7 @@ func (t *Torrent) peerHas(q *peer, pc int) bool { return t.picker.PeerHas(q.pid,
 // strike records proven bad data from a peer and bans it after
 // strikesToBan. Called with t.mu held.
 func (t *Torrent) strike(p *peer, why string) {
-	keys := banKeys(p.addr, p.id)
+	keys := addrbook.Keys(p.addr, p.id)
 	// Bounded: a peer with endless addresses could otherwise grow these
 	// forever. Forgetting strikes only delays a ban; a full ban list stops
 	// growing and the oldest connections' bans stay.
@@ -76,17 +77,11 @@ func (t *Torrent) strike(p *peer, why string) {
 	}
 	t.log.Warn("bad data from peer", "peer", p.addr, "client", clientName(p.id), "why", why, "strikes", n)
 	if n >= strikesToBan {
-		if !t.banned[keys[0]] {
-			t.bannedPeers++ // bad pieces still in flight strike it again
-		}
-		for _, k := range keys {
-			if len(t.banned) < maxStrikeEntries {
-				t.banned[k] = true
-			}
-		}
-		if cand := t.known[p.addr]; cand != nil {
-			cand.next = time.Now().Add(24 * time.Hour)
-		}
+		// Ban counts a peer once: bad pieces still in flight strike it
+		// again. The hold keeps its address off should the ban list be
+		// full.
+		t.addressBook.Ban(keys...)
+		t.addressBook.Hold(p.addr, time.Now().Add(24*time.Hour))
 		p.close(fmt.Errorf("banned after %d pieces of bad data", n))
 	}
 }

@@ -1,109 +1,85 @@
 package swarm
 
-// The address book of a torrent: the peers we know of, which to dial
-// next, back-off for those that failed, and bans.
+// Dialing: the torrent's address book (package addrbook) says whom to
+// dial next and when to try again; this file starts the dials and reports
+// how they went.
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/shoal-p2p/shoal/swarm/addrbook"
 )
 
-// candidate is an address we may dial.
-type candidate struct {
-	connected bool
-	dialing   bool
-	failures  int
-	next      time.Time // earliest next dial
+// newBook returns the address book of a new torrent, with the swarm's
+// limits and our listening address for BEP 40 priorities. Listening on
+// all interfaces we do not know our IP as peers see it; the book then
+// falls back as addrbook.Config.Self says.
+func (c *Client) newBook() *addrbook.Book {
+	var self netip.AddrPort
+	if a, ok := c.ln.Addr().(*net.TCPAddr); ok {
+		self = a.AddrPort()
+		if self.Addr().IsUnspecified() {
+			self = netip.AddrPortFrom(netip.Addr{}, self.Port())
+		}
+	}
+	return addrbook.New(addrbook.Config{
+		Self:        self,
+		MaxAddrs:    maxKnownPeers,
+		MaxBanKeys:  maxStrikeEntries,
+		FirstRedial: firstRedial,
+		MaxRedial:   maxRedialBackoff,
+		Redial:      redialBackoff,
+	})
 }
 
-// AddPeers offers addresses to connect to; known and banned ones are
-// skipped, and at most MaxPeers connections are kept.
+// AddPeers offers addresses to connect to, from a source it does not
+// name; known and banned ones are skipped, and at most MaxPeers
+// connections are kept.
 func (t *Torrent) AddPeers(addrs ...netip.AddrPort) {
+	t.AddPeersFrom(addrbook.SourceUnknown, addrs...)
+}
+
+// AddPeersFrom is AddPeers for addresses that src named.
+func (t *Torrent) AddPeersFrom(src PeerSource, addrs ...netip.AddrPort) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.addPeersLocked(addrs)
+	t.addPeersLocked(src, addrs)
 }
 
-// addPeersLocked is AddPeers with t.mu held.
-func (t *Torrent) addPeersLocked(addrs []netip.AddrPort) {
+// addPeersLocked is AddPeersFrom with t.mu held.
+func (t *Torrent) addPeersLocked(src PeerSource, addrs []netip.AddrPort) {
+	now := time.Now()
 	for _, a := range addrs {
-		if !a.IsValid() || a.Port() == 0 {
-			continue
-		}
-		if len(t.known) >= maxKnownPeers && !t.evictKnown() {
-			continue
-		}
-		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-		if _, ok := t.known[a]; !ok {
-			t.known[a] = &candidate{}
-		}
+		t.addressBook.Add(a, src, now)
 	}
 	t.dialMore()
 }
 
-// evictKnown drops one address that is neither connected nor being
-// dialed, preferring one that keeps failing, so the list never fills up
-// for good with junk (from PEX, say) and shuts out better sources.
-// Called with t.mu held.
-func (t *Torrent) evictKnown() bool {
-	var victim netip.AddrPort
-	worst := -1
-	for a, cand := range t.known {
-		if cand.connected || cand.dialing {
-			continue
-		}
-		if cand.failures > worst {
-			victim, worst = a, cand.failures
-			if worst > 0 {
-				break // map order is random: any failing one will do
-			}
-		}
-	}
-	if worst < 0 {
-		return false
-	}
-	delete(t.known, victim)
-	return true
-}
-
-// dialMore starts dials while there is room. Called with t.mu held.
+// dialMore starts dials, best first, while there is room. Called with
+// t.mu held.
 func (t *Torrent) dialMore() {
 	if t.closing || t.ctx.Err() != nil {
 		return
 	}
 	now := time.Now()
-	dialing := 0
-	for _, cand := range t.known {
-		if cand.dialing {
-			dialing++
-		}
-	}
-	for addr, cand := range t.known {
-		if t.liveCount()+dialing >= t.c.cfg.MaxPeers || dialing >= maxConcurrentDials {
+	for t.liveCount()+t.addressBook.NumDialing() < t.c.cfg.MaxPeers && t.addressBook.NumDialing() < maxConcurrentDials {
+		addr, ok := t.addressBook.Next(now, t.seeding)
+		if !ok {
 			return
 		}
-		if cand.connected || cand.dialing || now.Before(cand.next) || t.banned[addr.String()] || t.banned[addr.Addr().String()] {
-			continue
-		}
-		if t.seeding && cand.failures > 0 {
-			continue // a seeder waits for leechers to come to it
-		}
-		cand.dialing = true
-		dialing++
+		t.addressBook.Dialing(addr, now)
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			err := t.c.dial(t.ctx, t, addr)
-			t.mu.Lock()
-			defer t.mu.Unlock()
-			cand.dialing = false
-			if err != nil {
-				cand.failures++
-				cand.next = time.Now().Add(min(maxRedialBackoff, firstRedial<<min(cand.failures-1, 9)))
-				t.lastDialErr = fmt.Sprintf("%s: %v", addr, dialCause(err))
+			// On success the handshake is done and addConn has told the
+			// book whether it kept the connection.
+			if err := t.c.dial(t.ctx, t, addr); err != nil {
+				t.mu.Lock()
+				t.addressBook.Failed(addr, dialCause(err), time.Now())
+				t.mu.Unlock()
 				t.log.Debug("dial", "peer", addr, "err", err)
 			}
 		}()
@@ -118,14 +94,4 @@ func dialCause(err error) error {
 		return op.Err
 	}
 	return err
-}
-
-// banKey names what a ban applies to. Peers on loopback share one IP (on
-// one machine, in tests, every peer does), so there the ban holds the peer
-// id and address instead of the IP.
-func banKeys(addr netip.AddrPort, id [20]byte) []string {
-	if addr.Addr().IsLoopback() {
-		return []string{fmt.Sprintf("id:%x", id), addr.String()}
-	}
-	return []string{addr.Addr().String()}
 }

@@ -72,7 +72,7 @@ func (p *peer) handleExtension(id uint8, payload []byte) error {
 			}
 			addrs = append(addrs, a.Addr)
 		}
-		t.addPeersLocked(addrs)
+		t.addPeersLocked(SourcePEX, addrs)
 	}
 	return nil
 }

@@ -475,16 +475,22 @@ func TestKnownPeersEvictFailing(t *testing.T) {
 	// Loopback addresses only, marked failing: a seeder does not redial them.
 	n := startNode(t, m, src, Config{}, nil)
 	n.t.mu.Lock()
+	now := time.Now()
 	for i := range maxKnownPeers {
 		a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), 6881)
-		n.t.known[a] = &candidate{failures: 3}
+		n.t.addressBook.Add(a, SourcePEX, now)
+		n.t.addressBook.Dialing(a, now)
+		n.t.addressBook.Failed(a, errors.New("refused"), now)
 	}
 	n.t.mu.Unlock()
 	fresh := netip.MustParseAddrPort("127.0.0.1:1")
 	n.t.AddPeers(fresh)
+	if s := n.t.Stats(); s.KnownAddrs != maxKnownPeers {
+		t.Fatalf("full list of %d did not make room for one more: %d entries", maxKnownPeers, s.KnownAddrs)
+	}
 	n.t.mu.Lock()
 	defer n.t.mu.Unlock()
-	if _, ok := n.t.known[fresh]; !ok || len(n.t.known) > maxKnownPeers {
-		t.Fatalf("full list did not make room: %d entries, fresh known: %v", len(n.t.known), ok)
+	if !n.t.addressBook.Has(fresh) {
+		t.Fatal("full list did not take a fresh address in place of a failing one")
 	}
 }

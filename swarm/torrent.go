@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-p2p/shoal/piece/bitfield"
 	"github.com/shoal-p2p/shoal/piece/picker"
 	"github.com/shoal-p2p/shoal/piece/storage"
+	"github.com/shoal-p2p/shoal/swarm/addrbook"
 	"github.com/shoal-p2p/shoal/swarm/choker"
 	"github.com/shoal-p2p/shoal/swarm/wire"
 )
@@ -74,11 +75,9 @@ type Torrent struct {
 	nextID   picker.PeerID
 	partial  map[int]*partialPiece
 	suspects map[int]*suspect // failed pieces awaiting leaf hashes
-	strikes  map[string]int
-	banned   map[string]bool
-	// bannedPeers counts bans; a ban may hold several keys (banKeys).
-	bannedPeers int
-	known       map[netip.AddrPort]*candidate
+	strikes  map[addrbook.Key]int
+	// addressBook holds the addresses known, whom to dial next, and bans.
+	addressBook *addrbook.Book
 	trees       map[int]*piece.FileTree // built on demand to answer hash requests
 	choker      *choker.Choker
 	pickBuf     []picker.Request
@@ -91,9 +90,6 @@ type Torrent struct {
 	provenBlocks int
 	// firstPiece is when this session verified its first piece.
 	firstPiece time.Time
-	// lastDialErr is the last failed dial, "ADDR: why", for a user asking
-	// why there are no peers.
-	lastDialErr string
 	// srv is what we know of faults in the data we serve (serve.go).
 	srv serveState
 	// diskErr stopped the download; set once, with failed closed.
@@ -132,14 +128,13 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 		byID:     map[picker.PeerID]*peer{},
 		partial:  map[int]*partialPiece{},
 		suspects: map[int]*suspect{},
-		strikes:  map[string]int{},
-		banned:   map[string]bool{},
-		known:    map[netip.AddrPort]*candidate{},
+		strikes:  map[addrbook.Key]int{},
 		trees:    map[int]*piece.FileTree{},
 		scratch:  make([]piece.Hash, info.PieceLength/piece.BlockSize),
 	}
 	t.failed = make(chan struct{})
 	t.choker = choker.New(choker.Config{Slots: c.cfg.UploadSlots, Seeding: func() bool { return t.seeding }})
+	t.addressBook = c.newBook()
 	t.writeErrs = repeatLog{level: slog.LevelError, msg: "writing block"}
 	t.saveErrs = repeatLog{level: slog.LevelWarn, msg: "saving resume record"}
 	for p := range info.NumPieces {
@@ -211,15 +206,10 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 		reason = "torrent closing"
 	case id == t.c.peerID:
 		reason = "connected to ourselves"
-		if cand := t.known[addr]; cand != nil {
-			cand.failures = 1 << 20 // never again
-			cand.next = time.Now().Add(24 * time.Hour)
-		}
+		t.addressBook.Ourselves(addr, time.Now())
 	}
-	for _, k := range banKeys(addr, id) {
-		if t.banned[k] {
-			reason = "banned"
-		}
+	if t.addressBook.Banned(addr, id) {
+		reason = "banned"
 	}
 	key, limited := ipKey(addr.Addr())
 	sameHost := 0
@@ -245,6 +235,9 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 		}
 	}
 	if reason != "" {
+		if outgoing {
+			t.addressBook.Refused(addr, time.Now())
+		}
 		t.mu.Unlock()
 		t.log.Debug("refusing peer", "peer", addr, "reason", reason)
 		conn.Close()
@@ -264,9 +257,10 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 	t.peers[p] = struct{}{}
 	t.byID[p.pid] = p
 	t.choker.HandleConnect(p)
-	if cand := t.known[addr]; cand != nil && outgoing {
-		cand.connected, cand.failures = true, 0
+	if !outgoing {
+		t.addressBook.Add(addr, SourceIncoming, time.Now())
 	}
+	t.addressBook.Connected(addr, time.Now())
 	p.sendOpening()
 	// Added under t.mu, after the closing check: Close cannot then see a
 	// zero count while these goroutines are about to start.
@@ -293,10 +287,7 @@ func (t *Torrent) removePeer(p *peer) {
 	t.recheckServed(p)
 	t.ssDrop(p)
 	t.choker.HandleDisconnect(p, time.Now())
-	if cand := t.known[p.addr]; cand != nil {
-		cand.connected = false
-		cand.next = time.Now().Add(redialBackoff)
-	}
+	t.addressBook.Disconnected(p.addr, time.Now())
 	// Requests it held are free again: others may pick them up now.
 	for q := range t.peers {
 		q.fill()
@@ -390,13 +381,13 @@ func (t *Torrent) Stats() Stats {
 		Uploaded:     t.uploaded.Load(),
 		Wasted:       t.wasted.Load(),
 		Peers:        len(t.peers),
-		Banned:       t.bannedPeers,
+		Banned:       t.addressBook.NumBans(),
 		BadBlocks:    t.provenBlocks,
 		FirstPiece:   t.firstPiece,
 		Seeding:      t.seeding,
 		SuperSeeding: t.ss != nil,
 	}
-	s.KnownAddrs, s.LastDialError = len(t.known), t.lastDialErr
+	s.KnownAddrs, s.LastDialError = t.addressBook.Len(), t.addressBook.LastDialErr()
 	for p := range t.peers {
 		s.DownRate += p.downRate
 		s.UpRate += p.upRate
