@@ -410,16 +410,12 @@ func (s *Policy) WriteStatus(w io.Writer) {
 				stuck++
 			}
 		}
-		xs := make([]int, 0, min(len(sp.offers), statusList))
-		for _, o := range sp.offers[:min(len(sp.offers), statusList)] {
-			xs = append(xs, int(o.piece))
+		offers := bitfield.New(s.pieces)
+		for _, o := range sp.offers {
+			offers.Set(int(o.piece))
 		}
-		more := ""
-		if len(sp.offers) > statusList {
-			more = " …"
-		}
-		fmt.Fprintf(w, "  peer %d: %d on offer %v%s, %d held unspread (%d stuck), %d revealed\n",
-			id, len(sp.offers), xs, more, len(sp.unspread), stuck, sp.revealed.Count())
+		fmt.Fprintf(w, "  peer %d: %d on offer%s, %d held unspread (%d stuck), %d revealed\n",
+			id, len(sp.offers), pieceList(offers), len(sp.unspread), stuck, sp.revealed.Count())
 	}
 }
 
