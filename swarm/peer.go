@@ -62,7 +62,6 @@ type peer struct {
 	hashReqs         int   // our hash requests outstanding at this peer
 	metaID, pexID    uint8 // the peer's ids for ut_metadata and ut_pex; 0 = not spoken
 	pexSent          map[netip.AddrPort]bool
-	ss               *superPeer // while super-seeding
 	// unchokedUs records that it ever unchoked us; snubbedUs that it kept
 	// us choked past the grace while it had what we wanted. A peer that
 	// snubbed us and never unchoked us has shown it gives nothing: it is
@@ -154,7 +153,7 @@ func (p *peer) signal() {
 func (p *peer) sendOpening() {
 	have := p.t.servableHave()
 	switch {
-	case p.ss != nil:
+	case p.t.ss != nil:
 		// Super-seeding: we pose as empty and reveal pieces one by one.
 		if p.fast {
 			p.enqueue(wire.AppendHaveNone)
@@ -361,9 +360,7 @@ func (p *peer) handle(m *wire.Message) error {
 			return protocolError("%v", err)
 		}
 		p.sawHaves = true
-		for x := bf.NextSet(0); x >= 0 && t.ss != nil; x = bf.NextSet(x + 1) {
-			t.ssSaw(x)
-		}
+		t.ssSawBitfield(bf)
 		p.ssFill()
 		p.fill()
 	case wire.HaveAll, wire.HaveNone:

@@ -306,7 +306,7 @@ func (t *Torrent) announce(ps []uint32) {
 	for q := range t.peers {
 		q.enqueue(func(b []byte) []byte {
 			for _, x := range ps {
-				if q.ss == nil || q.ss.revealed.Has(int(x)) {
+				if t.ssRevealed(q, int(x)) {
 					b = wire.AppendHave(b, x)
 				}
 			}

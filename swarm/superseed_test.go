@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/swarm/superseed"
 	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
@@ -51,9 +52,9 @@ func TestSuperSeedUploadsOneCopyFirst(t *testing.T) {
 // requests for pieces it has not revealed.
 func TestSuperSeedRevealsPiecesOneByOne(t *testing.T) {
 	src := t.TempDir()
-	// More pieces than a lone peer is shown at once (superSeedMaxOffers).
+	// More pieces than a lone peer is shown at once (superseed.MaxOffers).
 	m := content(t, src, "data", map[string]int{"big.bin": 2 << 20, "small.txt": 1000}, 16<<10)
-	if m.Info.NumPieces <= superSeedMaxOffers {
+	if m.Info.NumPieces <= superseed.MaxOffers {
 		t.Fatalf("%d pieces: too few for the test", m.Info.NumPieces)
 	}
 	seeder := startNode(t, m, src, Config{SuperSeed: true}, nil)

@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm/addrbook"
 	"github.com/shoal-p2p/shoal/swarm/choker"
+	"github.com/shoal-p2p/shoal/swarm/superseed"
 	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
@@ -85,7 +86,7 @@ type Torrent struct {
 	seeding     bool
 	closing     bool
 	// ss is the super-seeding state while it lasts (BEP 16).
-	ss *superSeed
+	ss *superseed.Policy
 	// provenBlocks counts blocks convicted through leaf hashes.
 	provenBlocks int
 	// firstPiece is when this session verified its first piece.
@@ -150,7 +151,7 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 		t.seeding = true
 		close(t.done)
 		if c.cfg.SuperSeed {
-			t.ss = newSuperSeed(info.NumPieces)
+			t.ss = t.newSuperSeed()
 		}
 	}
 	c.mu.Lock()
@@ -245,9 +246,7 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 	}
 	p := newPeer(t, conn, addr, reserved, id, t.nextID)
 	p.outgoing = outgoing
-	if t.ss != nil {
-		p.ss = &superPeer{revealed: bitfield.New(t.info.NumPieces)}
-	}
+	t.ssAddPeer(p)
 	if _, primed := conn.(*primedConn); primed {
 		// It has sent more than its handshake already (handleIncoming).
 		p.spoke = true

@@ -22,7 +22,7 @@ func (p *peer) handleRequest(m *wire.Message) error {
 		return protocolError("request %d+%d outside piece %d of %d bytes", m.Begin, m.Length, m.Index, size)
 	}
 	reject := func() { p.enqueue(func(b []byte) []byte { return wire.AppendReject(b, m.Index, m.Begin, m.Length) }) }
-	if !t.picker.Have(int(m.Index)) || p.ss != nil && !p.ss.revealed.Has(int(m.Index)) {
+	if !t.picker.Have(int(m.Index)) || !t.ssRevealed(p, int(m.Index)) {
 		if p.fast {
 			reject()
 			return nil
