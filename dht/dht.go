@@ -25,6 +25,8 @@ import (
 	"github.com/anacrolix/dht/v2/traversal"
 	"github.com/anacrolix/dht/v2/types"
 	"golang.org/x/time/rate"
+
+	"github.com/shoal-p2p/shoal/piece"
 )
 
 // Defaults for the zero fields of Config.
@@ -324,22 +326,87 @@ func (n *Node) Remove(ih [20]byte) {
 // (with the peers found so far and no error), or when ctx ends (with
 // ctx's error).
 func (n *Node) Lookup(ctx context.Context, ih [20]byte) ([]netip.AddrPort, error) {
+	var found []netip.AddrPort
+	err := n.lookup(ctx, ih, func(ps []netip.AddrPort) {
+		found = append(found, ps...)
+	})
+	return found, err
+}
+
+// FindPeers is Lookup for the torrent with v2 info-hash ih (the DHT knows
+// it by its first 20 bytes, BEP 52), passing each batch of peers to found
+// as it arrives rather than all at the end: a swarm.PeerFinder, which the
+// swarm asks again on its own pace.
+func (n *Node) FindPeers(ctx context.Context, ih piece.Hash, found func([]netip.AddrPort)) error {
+	return n.lookup(ctx, ih.Truncated(), found)
+}
+
+// lookup runs one get_peers traversal for ih, passing peers to found.
+func (n *Node) lookup(ctx context.Context, ih [20]byte, found func([]netip.AddrPort)) error {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		return nil, fmt.Errorf("dht: lookup %x: %w", ih, ErrClosed)
+		return fmt.Errorf("dht: lookup %x: %w", ih, ErrClosed)
 	}
 	n.wg.Add(1)
 	n.mu.Unlock()
 	defer n.wg.Done()
-	var found []netip.AddrPort
-	err := n.traverse(ctx, ih, 0, false, func(ps []netip.AddrPort) {
-		found = append(found, ps...)
-	})
-	if err != nil {
-		return found, fmt.Errorf("dht: lookup %x: %w", ih, err)
+	if err := n.traverse(ctx, ih, 0, false, found); err != nil {
+		return fmt.Errorf("dht: lookup %x: %w", ih, err)
 	}
-	return found, nil
+	return nil
+}
+
+// Announcer is the DHT as the peer source of a torrent we serve: it
+// announces that a peer for the torrent listens on a port, and finds the
+// torrent's other peers while doing so.
+type Announcer struct {
+	n    *Node
+	port int
+}
+
+// Announcer returns the announcer for a peer listening on port (0 for
+// the DHT's own UDP port, as in Announce).
+func (n *Node) Announcer(port int) *Announcer { return &Announcer{n: n, port: port} }
+
+// FindPeers announces the torrent with v2 info-hash ih (under its first 20
+// bytes, BEP 52) now and every AnnounceInterval, passing the peers each
+// round finds to found, on the caller's goroutine: a swarm.PeerFinder
+// that runs until ctx ends, the announce is replaced or removed (nil
+// error), or the node closes (ErrClosed). While it runs ih counts as
+// announced, as with Announce.
+func (a *Announcer) FindPeers(ctx context.Context, ih piece.Hash, found func([]netip.AddrPort)) error {
+	n, ih20 := a.n, ih.Truncated()
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return fmt.Errorf("dht: announce %x: %w", ih20, ErrClosed)
+	}
+	if old := n.announces[ih20]; old != nil {
+		old.cancel()
+	}
+	actx, cancel := context.WithCancel(ctx)
+	// Close waits for every goroutine in n.wg, this caller's included.
+	stop := context.AfterFunc(n.ctx, cancel)
+	reg := &announcement{port: a.port, onPeers: found, cancel: cancel}
+	n.announces[ih20] = reg
+	n.wg.Add(1)
+	n.mu.Unlock()
+	defer func() {
+		stop()
+		cancel()
+		n.mu.Lock()
+		if n.announces[ih20] == reg {
+			delete(n.announces, ih20)
+		}
+		n.mu.Unlock()
+		n.wg.Done()
+	}()
+	n.announceRounds(actx, ih20, a.port, found)
+	if n.ctx.Err() != nil {
+		return fmt.Errorf("dht: announce %x: %w", ih20, ErrClosed)
+	}
+	return ctx.Err()
 }
 
 // AddNode asks the node at addr to join our routing table, as a peer's BEP 5
@@ -581,10 +648,17 @@ func (n *Node) pingBack(ap netip.AddrPort) {
 // announceLoop announces a's hash every AnnounceInterval until ctx ends.
 func (n *Node) announceLoop(ctx context.Context, ih [20]byte, a *announcement) {
 	defer n.wg.Done()
+	n.announceRounds(ctx, ih, a.port, a.onPeers)
+}
+
+// announceRounds announces ih as a peer on port now and every
+// AnnounceInterval, passing the peers found to onPeers (if not nil),
+// until ctx ends.
+func (n *Node) announceRounds(ctx context.Context, ih [20]byte, port int, onPeers func([]netip.AddrPort)) {
 	for {
-		err := n.traverse(ctx, ih, a.port, true, func(ps []netip.AddrPort) {
-			if a.onPeers != nil && ctx.Err() == nil {
-				a.onPeers(ps)
+		err := n.traverse(ctx, ih, port, true, func(ps []netip.AddrPort) {
+			if onPeers != nil && ctx.Err() == nil {
+				onPeers(ps)
 			}
 		})
 		if err != nil && ctx.Err() == nil {

@@ -145,22 +145,14 @@ func (in *Info) PieceSize(p int) int64 {
 // HexHash returns the info-hash as 64 lowercase hex digits.
 func (in *Info) HexHash() string { return hex.EncodeToString(in.Hash[:]) }
 
-// Trackers returns every tracker URL once, in tier order.
+// Trackers returns every tracker URL once, in tier order; announce comes
+// last when announce-list leaves it out, so that a magnet link or the
+// listing of a torrent names it too.
 func (m *MetaInfo) Trackers() []string {
 	var out []string
-	seen := map[string]bool{}
-	add := func(u string) {
-		if u != "" && !seen[u] {
-			seen[u] = true
-			out = append(out, u)
-		}
+	for _, tier := range m.Tiers(m.Announce) {
+		out = append(out, tier...)
 	}
-	for _, tier := range m.AnnounceList {
-		for _, u := range tier {
-			add(u)
-		}
-	}
-	add(m.Announce)
 	return out
 }
 

@@ -23,21 +23,36 @@ const (
 
 // AddTrackers announces the torrent to trackers, one announcer per tier
 // (BEP 12: within a tier trackers are tried in order and the one that
-// answers moves to the front). An unreachable tracker is retried with
-// backoff and never holds up the download.
+// answers moves to the front), each a source of peers (AddSources). An
+// unreachable tracker is retried with backoff and never holds up the
+// download.
 func (t *Torrent) AddTrackers(tiers [][]string) {
 	key := rand.Uint32()
+	var sources []Source
 	for _, tier := range tiers {
 		if len(tier) == 0 {
 			continue
 		}
-		tr := tracker.NewTiers([][]string{tier}, "")
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			t.announceLoop(tr, key)
-		}()
+		sources = append(sources, Source{Kind: SourceTracker, Finder: &tierAnnouncer{t: t, tiers: tracker.NewTiers([][]string{tier}, ""), key: key}})
 	}
+	if len(sources) > 0 {
+		t.AddSources(sources...)
+	}
+}
+
+// tierAnnouncer announces a running torrent to one tier for as long as it
+// runs: a PeerFinder that returns only when ctx ends, after telling the
+// tracker we left. The tracker sets its pace.
+type tierAnnouncer struct {
+	t     *Torrent
+	tiers *tracker.Tiers
+	key   uint32
+}
+
+// FindPeers announces until ctx ends, passing each answer's peers on.
+func (a *tierAnnouncer) FindPeers(ctx context.Context, _ piece.Hash, found func([]netip.AddrPort)) error {
+	a.t.announceLoop(ctx, a.tiers, a.key, found)
+	return nil
 }
 
 func (t *Torrent) announceRequest(ev tracker.Event, key uint32) tracker.AnnounceRequest {
@@ -60,7 +75,9 @@ func (t *Torrent) announceRequest(ev tracker.Event, key uint32) tracker.Announce
 	return req
 }
 
-func (t *Torrent) announceLoop(tiers *tracker.Tiers, key uint32) {
+// announceLoop announces to tiers on the tracker's interval, and the
+// torrent's completion as soon as it happens, until ctx ends.
+func (t *Torrent) announceLoop(ctx context.Context, tiers *tracker.Tiers, key uint32, found func([]netip.AddrPort)) {
 	cl := &tracker.Client{UserAgent: t.c.cfg.Version}
 	ev := tracker.EventStarted
 	t.mu.Lock()
@@ -79,7 +96,7 @@ func (t *Torrent) announceLoop(tiers *tracker.Tiers, key uint32) {
 		acancel()
 		var wait time.Duration
 		switch {
-		case t.ctx.Err() != nil:
+		case ctx.Err() != nil:
 		case err != nil:
 			if !failed {
 				t.log.Warn("tracker unreachable; retrying with backoff", "err", err)
@@ -103,7 +120,7 @@ func (t *Torrent) announceLoop(tiers *tracker.Tiers, key uint32) {
 			for _, p := range resp.Peers {
 				peers = append(peers, p.Addr)
 			}
-			t.AddPeersFrom(SourceTracker, peers...)
+			found(peers)
 			wait = max(minAnnounceInterval, min(resp.Interval, maxAnnounceInterval))
 			if resp.MinInterval > wait {
 				wait = min(resp.MinInterval, maxAnnounceInterval)
@@ -115,7 +132,7 @@ func (t *Torrent) announceLoop(tiers *tracker.Tiers, key uint32) {
 			done = t.done
 		}
 		select {
-		case <-t.ctx.Done():
+		case <-ctx.Done():
 			timer.Stop()
 			if announced {
 				// Tell the tracker we left, briefly: shutting down must not
@@ -133,30 +150,42 @@ func (t *Torrent) announceLoop(tiers *tracker.Tiers, key uint32) {
 	}
 }
 
-// TrackerPeers announces a torrent we know only by hash to each tracker
-// once, as a starting peer with everything left, and returns the peers they
-// name: how a magnet download finds peers to ask for the metadata.
-func (c *Client) TrackerPeers(ctx context.Context, ih [32]byte, urls []string) []netip.AddrPort {
-	cl := &tracker.Client{UserAgent: c.cfg.Version}
+// TrackerLookup is the source a magnet's metadata fetch has in the
+// tracker at url: it announces the torrent, known only by hash, as a
+// starting peer with everything left, and passes on the peers the tracker
+// names, asking again with back-off, as a seeder may announce after us.
+func (c *Client) TrackerLookup(url string) Source {
+	return Source{Kind: SourceTracker, Finder: trackerLookup{c: c, url: url}, Backoff: trackerLookupBackoff}
+}
+
+type trackerLookup struct {
+	c   *Client
+	url string
+}
+
+// FindPeers announces once.
+func (l trackerLookup) FindPeers(ctx context.Context, ih piece.Hash, found func([]netip.AddrPort)) error {
+	cl := &tracker.Client{UserAgent: l.c.cfg.Version}
 	req := tracker.AnnounceRequest{
-		InfoHash: tracker.InfoHash(piece.Hash(ih).Truncated()),
-		PeerID:   tracker.PeerID(c.peerID),
+		InfoHash: tracker.InfoHash(ih.Truncated()),
+		PeerID:   tracker.PeerID(l.c.peerID),
 		Left:     1, // unknown until the metadata arrives, but not done
 		Event:    tracker.EventStarted,
 	}
-	if ap, err := netip.ParseAddrPort(c.ln.Addr().String()); err == nil {
+	if ap, err := netip.ParseAddrPort(l.c.ln.Addr().String()); err == nil {
 		req.Port = ap.Port()
 	}
-	var out []netip.AddrPort
-	for _, u := range urls {
-		resp, err := cl.Announce(ctx, u, req)
-		if err != nil {
-			c.log.Warn("tracker", "url", u, "err", err)
-			continue
+	resp, err := cl.Announce(ctx, l.url, req)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.c.log.Warn("tracker", "url", l.url, "err", err)
 		}
-		for _, p := range resp.Peers {
-			out = append(out, p.Addr)
-		}
+		return err
 	}
-	return out
+	peers := make([]netip.AddrPort, 0, len(resp.Peers))
+	for _, p := range resp.Peers {
+		peers = append(peers, p.Addr)
+	}
+	found(peers)
+	return nil
 }

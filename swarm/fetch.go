@@ -161,6 +161,35 @@ loop:
 	return nil, fmt.Errorf("metadata not found: %v", lastErr)
 }
 
+// FetchInfoFrom is FetchInfoStatus fed by sources: the addresses they
+// find are tried as they arrive, and once every source is done (each was
+// asked its last time) the fetch ends when no address is left to try.
+// Every source has stopped when it returns.
+func (c *Client) FetchInfoFrom(ctx context.Context, ih piece.Hash, sources []Source, status func(FetchStatus)) (*piece.MetaInfo, error) {
+	fctx, stop := context.WithCancel(ctx)
+	ch := make(chan netip.AddrPort, 256)
+	f := newFanIn(ih, c.log, func(_ PeerSource, addrs []netip.AddrPort) {
+		for _, a := range addrs {
+			select {
+			case ch <- a:
+			case <-fctx.Done():
+				return
+			}
+		}
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ch)
+		f.run(fctx, sources)
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	return c.FetchInfoStatus(ctx, ih, ch, status)
+}
+
 // errUnreachable marks a failure to reach a peer or to get its handshake:
 // worth another try later, unlike a peer that answered badly.
 var errUnreachable = errors.New("unreachable")

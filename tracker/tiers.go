@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+
+	"github.com/shoal-p2p/shoal/piece"
 )
 
 // Tiers is a BEP 12 announce-list: tiers are tried in order, trackers
@@ -19,25 +21,14 @@ type Tiers struct {
 }
 
 // NewTiers builds tiers from a torrent's announce-list, falling back to the
-// single announce URL when the list is empty (BEP 12 says clients ignore
-// "announce" when "announce-list" is present). Empty URLs and empty tiers
-// are dropped.
+// single announce URL when the list names none (BEP 12 says clients ignore
+// "announce" when "announce-list" is present). Empty URLs, repeats and
+// empty tiers are dropped, as piece.AnnounceTiers merges them; the order
+// within each tier is then shuffled once.
 func NewTiers(announceList [][]string, announce string) *Tiers {
-	t := &Tiers{}
-	for _, tier := range announceList {
-		var ts []string
-		for _, u := range tier {
-			if u != "" && !slices.Contains(ts, u) {
-				ts = append(ts, u)
-			}
-		}
-		if len(ts) > 0 {
-			rand.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
-			t.tiers = append(t.tiers, ts)
-		}
-	}
-	if len(t.tiers) == 0 && announce != "" {
-		t.tiers = [][]string{{announce}}
+	t := &Tiers{tiers: piece.AnnounceTiers(announceList, announce)}
+	for _, ts := range t.tiers {
+		rand.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
 	}
 	return t
 }

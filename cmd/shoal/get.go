@@ -159,11 +159,8 @@ func runGet(c *cli.Context) error {
 	if startDone > 0 {
 		fmt.Fprintf(c.App.ErrWriter, "resuming: %d of %d bytes already verified on disk\n", startDone, m.Info.TotalLength)
 	}
-	if !m.Info.Private {
-		announceDHT(node, cl, t, m.Info.Hash)
-	}
-	t.AddPeers(peers...)
-	t.AddTrackers(trackerTiers(m, c.StringSlice("tracker")))
+	t.AddSources(torrentSources(cl, node, m, peers)...)
+	t.AddTrackers(m.Tiers(c.StringSlice("tracker")...))
 	sources := peerSources(c, m, mg, node != nil)
 
 	var wg sync.WaitGroup
@@ -330,16 +327,12 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 			return m, nil
 		}
 	}
-	ch := make(chan netip.AddrPort, 256)
-	fctx, stopFeed := context.WithCancel(ctx)
-	defer stopFeed()
-	go feedPeers(fctx, cl, node, mg, c.StringSlice("tracker"), peers, ch)
 	fmt.Fprintln(c.App.ErrWriter, "fetching metadata from peers...")
 	sources := peerSources(c, nil, mg, node != nil)
 	var last swarm.FetchStatus
 	var printed time.Time
 	lastLine := ""
-	m, err := cl.FetchInfoStatus(ctx, mg.Hash, ch, func(s swarm.FetchStatus) {
+	m, err := cl.FetchInfoFrom(ctx, mg.Hash, magnetSources(cl, node, mg, c.StringSlice("tracker"), peers), func(s swarm.FetchStatus) {
 		// Say why nothing arrives once an attempt failed; a changing
 		// reason (several dead peers) at most every few seconds.
 		last = s
@@ -369,63 +362,6 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 		}
 	}
 	return m, nil
-}
-
-// feedPeers sends candidate addresses for a metadata fetch: the known ones
-// at once, then what trackers and DHT lookups return, asking again with
-// back-off until ctx ends, since a seeder may announce after we start.
-// With neither trackers nor a DHT it closes ch once the known ones are
-// sent.
-func feedPeers(ctx context.Context, cl *swarm.Client, node *dht.Node, mg piece.Magnet, extra []string, peers []netip.AddrPort, ch chan<- netip.AddrPort) {
-	defer close(ch)
-	seen := map[netip.AddrPort]bool{}
-	send := func(list []netip.AddrPort) bool {
-		for _, p := range list {
-			if seen[p] {
-				continue
-			}
-			seen[p] = true
-			select {
-			case ch <- p:
-			case <-ctx.Done():
-				return false
-			}
-		}
-		return true
-	}
-	if !send(peers) {
-		return
-	}
-	trackers := append(append([]string(nil), mg.Trackers...), extra...)
-	if node == nil && len(trackers) == 0 {
-		return
-	}
-	// DHT lookups retry soon at first (a seeder's announce may still be
-	// travelling), then back off; trackers, which count announces, slower.
-	wait, trackerWait := 250*time.Millisecond, 2*time.Second
-	var nextTracker time.Time
-	for ctx.Err() == nil {
-		if len(trackers) > 0 && !time.Now().Before(nextTracker) {
-			if !send(cl.TrackerPeers(ctx, mg.Hash, trackers)) {
-				return
-			}
-			nextTracker = time.Now().Add(trackerWait)
-			trackerWait = min(2*trackerWait, 30*time.Second)
-		}
-		sleep := time.Until(nextTracker)
-		if node != nil {
-			found, _ := node.Lookup(ctx, mg.Hash.Truncated())
-			if !send(found) {
-				return
-			}
-			sleep = wait
-			wait = min(2*wait, 5*time.Second)
-		}
-		select {
-		case <-time.After(sleep):
-		case <-ctx.Done():
-		}
-	}
 }
 
 // firstPiece reports on stderr how long after the command started the

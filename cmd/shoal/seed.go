@@ -192,9 +192,8 @@ func runSeed(c *cli.Context) error {
 	if node != nil {
 		defer node.Close()
 	}
-	announceDHT(node, cl, t, m.Info.Hash)
-	t.AddPeers(peers...)
-	t.AddTrackers(trackerTiers(m, c.StringSlice("tracker")))
+	t.AddSources(torrentSources(cl, node, m, peers)...)
+	t.AddTrackers(m.Tiers(c.StringSlice("tracker")...))
 
 	var wg sync.WaitGroup
 	statusCtx, stopStatus := context.WithCancel(ctx)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -134,36 +135,6 @@ func startClient(ctx context.Context, c *cli.Context) (*swarm.Client, error) {
 	}
 }
 
-// trackerTiers lists the torrent's tracker tiers (BEP 12) followed by
-// extra URLs from -t, each a tier of its own, without repeats.
-func trackerTiers(m *piece.MetaInfo, extra []string) [][]string {
-	seen := map[string]bool{}
-	var tiers [][]string
-	add := func(tier []string) {
-		var out []string
-		for _, u := range tier {
-			if u != "" && !seen[u] {
-				seen[u] = true
-				out = append(out, u)
-			}
-		}
-		if len(out) > 0 {
-			tiers = append(tiers, out)
-		}
-	}
-	if len(m.AnnounceList) > 0 {
-		for _, tier := range m.AnnounceList {
-			add(tier)
-		}
-	} else {
-		add([]string{m.Announce})
-	}
-	for _, u := range extra {
-		add([]string{u})
-	}
-	return tiers
-}
-
 func bootstrapFlag() cli.Flag {
 	return &cli.StringSliceFlag{Name: "bootstrap", Usage: "join the DHT through `HOST:PORT` instead of the public routers (repeat for more)", EnvVars: env("bootstrap")}
 }
@@ -199,17 +170,40 @@ func startDHTNode(ctx context.Context, c *cli.Context, cl *swarm.Client, private
 	return node, nil
 }
 
-// announceDHT announces the torrent on the DHT and feeds the peers found
-// to it, until the node closes.
-func announceDHT(node *dht.Node, cl *swarm.Client, t *swarm.Torrent, ih piece.Hash) {
-	if node == nil {
-		return
+// torrentSources lists where a running torrent finds peers besides its
+// trackers (AddTrackers): the addresses given, and the DHT, announcing our
+// port, unless there is none or the torrent is private (BEP 27).
+func torrentSources(cl *swarm.Client, node *dht.Node, m *piece.MetaInfo, peers []netip.AddrPort) []swarm.Source {
+	sources := []swarm.Source{swarm.FixedPeers(peers...)}
+	if node != nil && !m.Info.Private {
+		port := 0
+		if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil {
+			port = int(ap.Port())
+		}
+		sources = append(sources, swarm.DHTAnnounce(node.Announcer(port)))
 	}
-	port := 0
-	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil {
-		port = int(ap.Port())
+	return sources
+}
+
+// magnetSources lists where a magnet's metadata fetch finds peers: the
+// addresses given, the magnet's trackers and those of -t, and the DHT.
+func magnetSources(cl *swarm.Client, node *dht.Node, mg piece.Magnet, extra []string, peers []netip.AddrPort) []swarm.Source {
+	sources := []swarm.Source{swarm.FixedPeers(peers...)}
+	for _, tier := range magnetTiers(mg, extra) {
+		for _, u := range tier {
+			sources = append(sources, cl.TrackerLookup(u))
+		}
 	}
-	node.Announce(ih.Truncated(), port, func(peers []netip.AddrPort) { t.AddPeers(peers...) })
+	if node != nil {
+		sources = append(sources, swarm.DHTLookup(node))
+	}
+	return sources
+}
+
+// magnetTiers lists a magnet's trackers and then those of -t, each a tier
+// of its own, as the torrent fetched for it will have them.
+func magnetTiers(mg piece.Magnet, extra []string) [][]string {
+	return piece.AnnounceTiers(nil, "", slices.Concat(mg.Trackers, extra)...)
 }
 
 // resumeDirFor returns where seed keeps its resume records: the user's

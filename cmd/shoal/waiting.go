@@ -24,12 +24,13 @@ func errNoPeerSource() error {
 // addresses it was given, for the line saying what it waits for: "1
 // tracker and the DHT". m is nil for a magnet; mg is then its link.
 func peerSources(c *cli.Context, m *piece.MetaInfo, mg piece.Magnet, dht bool) string {
-	trackers := len(mg.Trackers) + len(c.StringSlice("tracker"))
+	tiers := magnetTiers(mg, c.StringSlice("tracker"))
 	if m != nil {
-		trackers = 0
-		for _, tier := range trackerTiers(m, c.StringSlice("tracker")) {
-			trackers += len(tier)
-		}
+		tiers = m.Tiers(c.StringSlice("tracker")...)
+	}
+	trackers := 0
+	for _, tier := range tiers {
+		trackers += len(tier)
 	}
 	var src []string
 	switch trackers {
