@@ -87,7 +87,7 @@ func (t *Torrent) strike(p *peer, why string) {
 		if cand := t.known[p.addr]; cand != nil {
 			cand.next = time.Now().Add(24 * time.Hour)
 		}
-		p.close(fmt.Errorf("banned after %d pieces of bad data", n))
+		p.close(fmt.Errorf("%w after %d pieces of bad data", errBanned, n))
 	}
 }
 
@@ -96,7 +96,7 @@ func (t *Torrent) strike(p *peer, why string) {
 func (p *peer) handleHashes(m *wire.Message) error {
 	t := p.t
 	if p.hashReqs == 0 {
-		return protocolError("hashes nobody asked for")
+		return protocolError(ViolationUnaskedHashes, "hashes nobody asked for")
 	}
 	p.hashReqs--
 	for pc, s := range t.suspects {
@@ -114,7 +114,7 @@ func (p *peer) handleHashes(m *wire.Message) error {
 		good, err := piece.CheckHashes(r, hashes, want)
 		if err != nil {
 			// The honest answer hashes to the piece hash; this one does not.
-			return protocolError("forged leaf hashes for piece %d: %v", pc, err)
+			return protocolError(ViolationForgedHashes, "forged leaf hashes for piece %d: %v", pc, err)
 		}
 		bad := map[*peer]int{}
 		for b, leaf := range s.leaves {
