@@ -82,7 +82,7 @@ func (t *Torrent) strike(p *peer, why string) {
 		// full.
 		t.addressBook.Ban(keys...)
 		t.addressBook.Hold(p.addr, time.Now().Add(24*time.Hour))
-		p.close(fmt.Errorf("banned after %d pieces of bad data", n))
+		p.close(fmt.Errorf("%w after %d pieces of bad data", errBanned, n))
 	}
 }
 
@@ -91,7 +91,7 @@ func (t *Torrent) strike(p *peer, why string) {
 func (p *peer) handleHashes(m *wire.Message) error {
 	t := p.t
 	if p.hashReqs == 0 {
-		return protocolError("hashes nobody asked for")
+		return protocolError(ViolationUnaskedHashes, "hashes nobody asked for")
 	}
 	p.hashReqs--
 	for pc, s := range t.suspects {
@@ -109,7 +109,7 @@ func (p *peer) handleHashes(m *wire.Message) error {
 		good, err := piece.CheckHashes(r, hashes, want)
 		if err != nil {
 			// The honest answer hashes to the piece hash; this one does not.
-			return protocolError("forged leaf hashes for piece %d: %v", pc, err)
+			return protocolError(ViolationForgedHashes, "forged leaf hashes for piece %d: %v", pc, err)
 		}
 		bad := map[*peer]int{}
 		for b, leaf := range s.leaves {

@@ -88,6 +88,7 @@ type Client struct {
 	// pending holds incoming connections until their handshake is done,
 	// bounded apart from any torrent's peer slots.
 	pending *pendingSet
+	refused refusals // incoming connections refused before a torrent took them
 
 	mu       sync.Mutex
 	torrents map[[20]byte]*Torrent
@@ -227,6 +228,7 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 	reserved, ih, err := wire.ReadHandshakeHeader(conn)
 	if err != nil {
 		c.log.Debug("incoming handshake", "peer", conn.RemoteAddr(), "err", err)
+		c.refused.add(c.handshakeRefusal(pc, err))
 		conn.Close()
 		return
 	}
@@ -236,15 +238,18 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 	c.mu.Unlock()
 	if t == nil {
 		c.log.Debug("incoming handshake for unknown torrent", "peer", conn.RemoteAddr(), "info_hash", fmt.Sprintf("%x", ih))
+		c.refused.add(RefusedUnknownTorrent)
 		conn.Close()
 		return
 	}
 	if err := wire.WriteHandshake(conn, c.handshake(ih)); err != nil {
+		c.refused.add(c.handshakeRefusal(pc, err))
 		conn.Close()
 		return
 	}
 	id, err := wire.ReadPeerID(conn)
 	if err != nil {
+		c.refused.add(c.handshakeRefusal(pc, err))
 		conn.Close()
 		return
 	}
@@ -259,6 +264,7 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 		n, err := conn.Read(buf)
 		if err != nil {
 			c.log.Debug("no message after the handshake to a full torrent", "peer", conn.RemoteAddr(), "err", err)
+			c.refused.add(c.silentRefusal(pc))
 			conn.Close()
 			return
 		}
@@ -299,6 +305,7 @@ func (c *Client) dial(ctx context.Context, t *Torrent, addr netip.AddrPort) erro
 		return err
 	}
 	if h.InfoHash != t.ih20 {
+		t.refused.add(RefusedWrongInfoHash)
 		conn.Close()
 		return errors.New("peer answered with another info-hash")
 	}

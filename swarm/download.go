@@ -87,12 +87,12 @@ func (p *peer) handlePiece(m *wire.Message) error {
 	t := p.t
 	n := len(m.Payload)
 	if int(m.Index) >= t.info.NumPieces {
-		return protocolError("piece %d of %d", m.Index, t.info.NumPieces)
+		return protocolError(ViolationBlock, "piece %d of %d", m.Index, t.info.NumPieces)
 	}
 	size := t.info.PieceSize(int(m.Index))
 	want := min(int64(piece.BlockSize), size-int64(m.Begin))
 	if m.Begin%piece.BlockSize != 0 || int64(m.Begin) >= size || int64(n) != want {
-		return protocolError("block %d+%d does not fit piece %d", m.Begin, n, m.Index)
+		return protocolError(ViolationBlock, "block %d+%d does not fit piece %d", m.Begin, n, m.Index)
 	}
 	if lim := t.c.downLimit; lim != nil {
 		if err := lim.WaitN(t.ctx, n); err != nil {
@@ -116,18 +116,20 @@ func (p *peer) handlePiece(m *wire.Message) error {
 		t.mu.Unlock()
 		t.wasted.Add(int64(n))
 		// BEP 52: a block nobody asked for closes the connection.
-		return protocolError("unrequested block %d+%d of piece %d", m.Begin, n, m.Index)
+		return protocolError(ViolationUnrequestedBlock, "unrequested block %d+%d of piece %d", m.Begin, n, m.Index)
 	}
 	p.lastBlock = time.Now()
 	if t.diskErr != nil {
 		// The download stopped on a disk error: blocks still in flight
 		// have nowhere to go.
+		t.refused.add(DiscardedStoppedBlock)
 		t.wasted.Add(int64(n))
 		t.mu.Unlock()
 		return nil
 	}
 	cancels, ok := t.picker.HandleBlock(p.pid, pc, blk)
 	if !ok {
+		t.refused.add(DiscardedDuplicateBlock)
 		t.wasted.Add(int64(n))
 		p.fill()
 		t.mu.Unlock()

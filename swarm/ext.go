@@ -30,7 +30,7 @@ func (p *peer) handleExtension(id uint8, payload []byte) error {
 	case extMetadataID:
 		msg, err := wire.ParseMetadataMsg(payload)
 		if err != nil {
-			return protocolError("ut_metadata: %v", err)
+			return protocolError(ViolationExtension, "ut_metadata: %v", err)
 		}
 		if msg.Type != wire.MetadataRequest {
 			return nil // we have the metadata; data and rejects are stale
@@ -45,6 +45,9 @@ func (p *peer) handleExtension(id uint8, payload []byte) error {
 		if p.metaID == 0 {
 			return nil // it never told us where to send the answer
 		}
+		if !ok {
+			t.refused.add(RejectedMetadata)
+		}
 		b, err := out.Marshal()
 		if err != nil {
 			return err
@@ -56,12 +59,13 @@ func (p *peer) handleExtension(id uint8, payload []byte) error {
 		}
 		msg, err := wire.ParsePex(payload)
 		if err != nil {
-			return protocolError("ut_pex: %v", err)
+			return protocolError(ViolationExtension, "ut_pex: %v", err)
 		}
 		// BEP 11 allows one message a minute; more are ignored, so a peer
 		// cannot flood the address list.
 		now := time.Now()
 		if now.Sub(p.lastPexIn) < pexInterval/2 {
+			t.refused.add(IgnoredPex)
 			return nil
 		}
 		p.lastPexIn = now

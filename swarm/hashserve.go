@@ -19,6 +19,7 @@ func (p *peer) handleHashRequest(m *wire.Message) error {
 	t := p.t
 	r := piece.HashRequest{PiecesRoot: m.PiecesRoot, BaseLayer: int(m.BaseLayer), Index: int(m.Index), Length: int(m.Length), ProofLayers: int(m.ProofLayers)}
 	reject := func() error {
+		t.refused.add(RejectedHashRequest)
 		p.enqueue(func(b []byte) []byte {
 			return wire.AppendHashReject(b, m.PiecesRoot, m.BaseLayer, m.Index, m.Length, m.ProofLayers)
 		})

@@ -238,8 +238,10 @@ func (t *Torrent) dropUseless(now time.Time) {
 	for p := range t.peers {
 		switch r, since := p.evictRank(now); {
 		case r == silentPeer && now.UnixNano()-since > int64(idleGrace):
+			t.refused.add(EvictedSilent)
 			t.evict(p, "silent since the handshake while the torrent is full")
 		case r == idlePeer && now.UnixNano()-since > int64(idleDropWhenFull):
+			t.refused.add(EvictedIdle)
 			t.evict(p, "of no use while the torrent is full")
 		}
 	}

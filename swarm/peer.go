@@ -135,7 +135,7 @@ func (p *peer) enqueue(appendFn func([]byte) []byte) {
 	over := len(p.ctrl) > maxSendBacklog
 	p.sendMu.Unlock()
 	if over {
-		p.close(errors.New("peer does not read: send queue overflow"))
+		p.close(errSendOverflow)
 		return
 	}
 	p.signal()
@@ -197,7 +197,7 @@ func (p *peer) tick(now time.Time) {
 	p.upRate = 0.6*p.upRate + 0.4*float64(up-p.lastUp)
 	p.lastDown, p.lastUp = down, up
 	if now.Sub(time.Unix(0, p.lastRecv.Load())) > idleTimeout {
-		p.close(errors.New("idle"))
+		p.close(errIdle)
 		return
 	}
 	p.restoreWithheld(now, false)
@@ -266,6 +266,7 @@ func (p *peer) readLoop() {
 		}
 	default:
 	}
+	t.refused.dropped(err)
 	p.close(err)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		t.log.Info("dropping peer", "peer", p.addr, "client", clientName(p.id), "reason", err)
@@ -275,9 +276,10 @@ func (p *peer) readLoop() {
 	t.removePeer(p)
 }
 
-// protocolError marks a peer's violation: logged, and the peer dropped.
-func protocolError(format string, args ...any) error {
-	return fmt.Errorf("protocol violation: "+format, args...)
+// protocolError marks a peer's violation of the given kind: logged,
+// counted, and the peer dropped.
+func protocolError(kind Refusal, format string, args ...any) error {
+	return &violation{kind, fmt.Errorf("protocol violation: "+format, args...)}
 }
 
 // handle processes one message. Errors drop the peer.
@@ -341,7 +343,7 @@ func (p *peer) handle(m *wire.Message) error {
 		t.choker.HandleNotInterested(p, time.Now())
 	case wire.Have:
 		if err := t.picker.HandleHave(p.pid, int(m.Index)); err != nil {
-			return protocolError("%v", err)
+			return protocolError(ViolationHave, "%v", err)
 		}
 		delete(p.withheld, m.Index) // it says it can serve the piece again
 		p.sawHaves = true
@@ -350,14 +352,14 @@ func (p *peer) handle(m *wire.Message) error {
 		p.fill()
 	case wire.Bitfield:
 		if p.sawHaves {
-			return protocolError("bitfield after the first message")
+			return protocolError(ViolationLateBitfield, "bitfield after the first message")
 		}
 		bf, err := bitfield.FromBytes(m.Payload, t.info.NumPieces)
 		if err != nil {
-			return protocolError("bitfield: %v", err)
+			return protocolError(ViolationBitfield, "bitfield: %v", err)
 		}
 		if err := t.picker.HandleBitfield(p.pid, bf); err != nil {
-			return protocolError("%v", err)
+			return protocolError(ViolationBitfield, "%v", err)
 		}
 		p.sawHaves = true
 		t.ssSawBitfield(bf)
@@ -365,10 +367,10 @@ func (p *peer) handle(m *wire.Message) error {
 		p.fill()
 	case wire.HaveAll, wire.HaveNone:
 		if !p.fast {
-			return protocolError("%v without the fast extension", m.ID)
+			return protocolError(ViolationNoFast, "%v without the fast extension", m.ID)
 		}
 		if p.sawHaves {
-			return protocolError("%v after the first message", m.ID)
+			return protocolError(ViolationLateBitfield, "%v after the first message", m.ID)
 		}
 		p.sawHaves = true
 		if m.ID == wire.HaveAll {
@@ -385,7 +387,7 @@ func (p *peer) handle(m *wire.Message) error {
 		p.cancelUpload(m.Index, m.Begin, m.Length)
 	case wire.Reject:
 		if !p.fast {
-			return protocolError("reject without the fast extension")
+			return protocolError(ViolationNoFast, "reject without the fast extension")
 		}
 		k := blockKey{m.Index, m.Begin}
 		if _, ok := p.requested[k]; ok {
@@ -398,7 +400,7 @@ func (p *peer) handle(m *wire.Message) error {
 		if m.ExtendedID == wire.ExtendedHandshakeID {
 			hs, err := wire.ParseExtendedHandshake(m.Payload)
 			if err != nil {
-				return protocolError("extension handshake: %v", err)
+				return protocolError(ViolationExtension, "extension handshake: %v", err)
 			}
 			if hs.Reqq > 0 {
 				p.peerReqq = min(hs.Reqq, maxQueueDepth)

@@ -60,6 +60,7 @@ func (p *peer) writeLoop() {
 				// peer's fault, but it must be told. A plain peer has no
 				// reject; a choke is its refusal.
 				out = out[:start]
+				t.refused.add(RejectedServeFault)
 				if p.fast {
 					out = wire.AppendReject(out, u.piece, u.begin, u.length)
 				} else {

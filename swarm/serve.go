@@ -153,6 +153,7 @@ func (t *Torrent) servableHave() *bitfield.Bitfield {
 // a plain one a choke, the only refusal BEP 3 has. Either way the peer
 // knows and stays connected: the fault is ours. Called with t.mu held.
 func (t *Torrent) refuse(p *peer, m *wire.Message) {
+	t.refused.add(RejectedServeFault)
 	if f := t.srv.files[t.info.FileOfPiece(int(m.Index))]; f != nil {
 		f.refused++
 	}

@@ -100,6 +100,7 @@ type Torrent struct {
 	// evicting counts peers closed to make room but not yet removed;
 	// speakers the peers that have sent more than keep-alives.
 	evicting, speakers int
+	refused            refusals // peers and messages refused, by reason (status.go)
 }
 
 // Add starts serving a torrent whose data lives in st. have is the
@@ -230,12 +231,14 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 		// with it, if there is one; real peers must not be locked out by
 		// connections that merely stay open.
 		if victim := t.evictionVictim(time.Now()); victim != nil {
+			t.refused.add(EvictedForNewcomer)
 			t.evict(victim, "replaced by a new peer")
 		} else {
 			reason = "peer limit"
 		}
 	}
 	if reason != "" {
+		t.refused.add(connRefusal(reason))
 		if outgoing {
 			t.addressBook.Refused(addr, time.Now())
 		}

@@ -15,25 +15,27 @@ type upload struct {
 func (p *peer) handleRequest(m *wire.Message) error {
 	t := p.t
 	if int(m.Index) >= t.info.NumPieces {
-		return protocolError("request for piece %d of %d", m.Index, t.info.NumPieces)
+		return protocolError(ViolationRequest, "request for piece %d of %d", m.Index, t.info.NumPieces)
 	}
 	size := t.wireSize(int(m.Index))
 	if m.Length == 0 || m.Length > wire.MaxRequestLength || int64(m.Begin)+int64(m.Length) > size {
-		return protocolError("request %d+%d outside piece %d of %d bytes", m.Begin, m.Length, m.Index, size)
+		return protocolError(ViolationRequest, "request %d+%d outside piece %d of %d bytes", m.Begin, m.Length, m.Index, size)
 	}
 	reject := func() { p.enqueue(func(b []byte) []byte { return wire.AppendReject(b, m.Index, m.Begin, m.Length) }) }
 	if !t.picker.Have(int(m.Index)) || !t.ssRevealed(p, int(m.Index)) {
 		if p.fast {
+			t.refused.add(RejectedNotHave)
 			reject()
 			return nil
 		}
-		return protocolError("request for piece %d we do not have", m.Index)
+		return protocolError(ViolationRequestNotHave, "request for piece %d we do not have", m.Index)
 	}
 	if !t.servable(int(m.Index)) {
 		t.refuse(p, m) // announced, but our disk failed us: not its fault
 		return nil
 	}
 	if p.amChoking {
+		t.refused.add(RejectedChoked)
 		if p.fast {
 			reject()
 		}
@@ -43,7 +45,7 @@ func (p *peer) handleRequest(m *wire.Message) error {
 	queued := len(p.uploads) - p.upHead
 	if queued >= DefaultRequestQueue {
 		p.sendMu.Unlock()
-		return protocolError("more than %d requests queued", DefaultRequestQueue)
+		return protocolError(ViolationRequestFlood, "more than %d requests queued", DefaultRequestQueue)
 	}
 	p.uploads = append(p.uploads, upload{m.Index, m.Begin, m.Length})
 	p.sendMu.Unlock()

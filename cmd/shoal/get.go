@@ -44,7 +44,8 @@ func getCommand() *cli.Command {
 			rateFlag("max-upload-rate", "uploads"),
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace files already at the torrent's paths that hold other data (pieces of them that match are kept); without it, get stops rather than write into them", EnvVars: env("overwrite")},
 		},
-		Action: runGet,
+		Action:      runGet,
+		Description: statusHelp,
 	}
 }
 
@@ -93,6 +94,8 @@ func runGet(c *cli.Context) error {
 	}
 	sigCtx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	dump := dumpOnSignal(sigCtx, c.App.ErrWriter)
+	defer dump.stop()
 	// The timeout bounds the download, not the client: with --seed the
 	// client goes on serving after it.
 	ctx := sigCtx
@@ -107,6 +110,7 @@ func runGet(c *cli.Context) error {
 		return err
 	}
 	defer cl.Close()
+	dump.set(cl)
 	private := m != nil && m.Info.Private
 	node, err := startDHTNode(sigCtx, c, cl, private)
 	if err != nil {

@@ -41,7 +41,8 @@ func seedCommand() *cli.Command {
 			&cli.Float64Flag{Name: "seed-ratio", Usage: "stop once `RATIO` times the content has been uploaded (0 = seed until interrupted)", EnvVars: env("seed-ratio")},
 			&cli.StringFlag{Name: "piece-length", Usage: "piece length in `BYTES` when hashing PATH", EnvVars: env("piece-length")},
 		},
-		Action: runSeed,
+		Action:      runSeed,
+		Description: statusHelp,
 	}
 }
 
@@ -59,6 +60,8 @@ func runSeed(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	dump := dumpOnSignal(ctx, c.App.ErrWriter)
+	defer dump.stop()
 
 	var saveTo *torrentOutput
 	if out := c.String("save-torrent"); out != "" {
@@ -173,6 +176,7 @@ func runSeed(c *cli.Context) error {
 		return err
 	}
 	defer cl.Close()
+	dump.set(cl)
 	t, err := cl.Add(m, st, have)
 	if err != nil {
 		return failure("seed: %v", err)

@@ -373,9 +373,13 @@ func (b *Book) Sources() map[Source]int {
 // there are no peers; empty if none failed.
 func (b *Book) LastDialErr() string { return b.lastErr }
 
+// statusEntries caps the addresses WriteStatus lists: the first in dial
+// order are the ones that matter, and a full book would be 2,000 lines.
+const statusEntries = 64
+
 // WriteStatus writes the book for an operator or a bug report: counts,
-// sources, bans, the last dial error, and every address in dial order
-// with its state.
+// sources, bans, the last dial error, and the first statusEntries
+// addresses in dial order with their state.
 func (b *Book) WriteStatus(w io.Writer) {
 	self := "unknown"
 	if b.self.Addr().IsValid() && !b.self.Addr().IsUnspecified() {
@@ -394,7 +398,11 @@ func (b *Book) WriteStatus(w io.Writer) {
 	if b.lastErr != "" {
 		fmt.Fprintf(w, "  last dial error: %s\n", b.lastErr)
 	}
-	for _, e := range b.order {
+	for i, e := range b.order {
+		if i == statusEntries {
+			fmt.Fprintf(w, "  ... and %d more\n", len(b.order)-i)
+			break
+		}
 		fmt.Fprintf(w, "  %08x %-21s %-9s failures %d from %s since %s", e.prio, e.addr, e.state(b), e.failures, e.sources, e.added.Format(time.TimeOnly))
 		if !e.next.IsZero() {
 			fmt.Fprintf(w, " next %s", e.next.Format(time.TimeOnly))

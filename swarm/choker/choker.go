@@ -147,6 +147,9 @@ func New(cfg Config) *Choker {
 	return c
 }
 
+// IsOptimistic reports whether p holds the optimistic slot.
+func (c *Choker) IsOptimistic(p Peer) bool { return c.optimistic != nil && c.optimistic == p }
+
 // HandleConnect registers a newly connected peer, choked, as every
 // connection starts.
 func (c *Choker) HandleConnect(p Peer) {
