@@ -75,11 +75,12 @@ func (p *peer) ssFill() {
 		return
 	}
 	xs := t.ss.Fill(p.pid, time.Now(), superseed.Peer{
-		Joined:    p.joined,
-		Spoke:     p.spoke,
-		Announced: p.sawHaves,
-		Choked:    p.amChoking,
-		Rate:      p.upRate,
+		Joined:     p.joined,
+		Spoke:      p.spoke,
+		Announced:  p.sawHaves,
+		Choked:     p.amChoking,
+		Interested: p.peerInterested,
+		Rate:       p.upRate,
 	}, t.speakers < 2) // connections that never spoke do not count
 	if t.ssMaybeEnd() || len(xs) == 0 {
 		return

@@ -54,6 +54,13 @@ const (
 	// to before we call it stuck. In a swarm that trades, a fresh piece is
 	// the rarest thing around and is fetched within moments.
 	SpreadTTL = 2 * time.Second
+	// InterestTTL is how long a peer shown a piece may take to say it is
+	// interested. One that stays silent does not want it (its download
+	// stopped, or it holds a copy it cannot serve): its offer lapses, so
+	// the piece, maybe the last one the swarm lacks, is not kept from the
+	// others for OfferTTL, and it is shown no other piece until it asks or
+	// OfferTTL passes.
+	InterestTTL = 2 * time.Second
 	// announceWait is how long a peer that spoke but announced nothing
 	// waits for offers: BEP 3 lets a peer with nothing skip its bitfield,
 	// but one that sends it should not be offered what it already has.
@@ -105,6 +112,8 @@ type Peer struct {
 	// Choked reports that we choke it: it gets one offer, so it has a
 	// reason to be interested.
 	Choked bool
+	// Interested reports that it wants what we have.
+	Interested bool
 	// Rate is how fast we upload to it, in bytes/s.
 	Rate float64
 }
@@ -142,6 +151,9 @@ type peerState struct {
 	// unspread lists offered pieces it has that no other peer had yet,
 	// and the stuck ones, which stay listed while it is connected.
 	unspread []holding
+	// quiet is until when it is shown nothing new unless it is
+	// interested: an offer to it lapsed for want of interest.
+	quiet time.Time
 }
 
 // holding is a piece a peer got from us, since when, and whether it sat
@@ -298,6 +310,9 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, lone bool) []int 
 			sp.unspread = append(sp.unspread, holding{piece: o.piece, since: now})
 		case now.Sub(o.at) > OfferTTL:
 			s.offered[o.piece]--
+		case !p.Interested && now.Sub(o.at) > InterestTTL:
+			s.offered[o.piece]--
+			sp.quiet = now.Add(OfferTTL)
 		default:
 			kept = append(kept, o)
 		}
@@ -322,6 +337,9 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, lone bool) []int 
 	}
 	sp.unspread = still
 	if unstuck && s.maybeEnd() {
+		return nil
+	}
+	if !p.Interested && now.Before(sp.quiet) {
 		return nil
 	}
 	held := len(sp.unspread)

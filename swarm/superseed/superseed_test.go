@@ -49,7 +49,7 @@ func newRig(t *testing.T, pieces int, pieceLen int64, seed uint64) *rig {
 }
 
 // active is a peer that has announced what it has, unchoked, idle.
-var active = Peer{Joined: t0.Add(-time.Minute), Spoke: true, Announced: true}
+var active = Peer{Joined: t0.Add(-time.Minute), Spoke: true, Announced: true, Interested: true}
 
 func rate(r float64) Peer { p := active; p.Rate = r; return p }
 
@@ -450,5 +450,31 @@ func TestWriteStatus(t *testing.T) {
 	r.ss.WriteStatus(&b)
 	if !strings.Contains(b.String(), "done") {
 		t.Errorf("status when done: %q", b.String())
+	}
+}
+
+// A peer shown a piece that does not become interested within
+// InterestTTL does not want it: the piece goes to another peer at once,
+// not after OfferTTL, and the silent peer is shown nothing new until it
+// asks or OfferTTL passes.
+func TestOfferToUninterestedPeerLapses(t *testing.T) {
+	r := newRig(t, 1, 256*kib, 12)
+	r.join(1)
+	r.join(2)
+	silent := active
+	silent.Interested = false
+	if got := r.fill(1, silent, false); len(got) != 1 {
+		t.Fatalf("peer 1 shown %v, want the one piece", got)
+	}
+	r.now = r.now.Add(InterestTTL)
+	if got := r.fill(2, active, false); len(got) != 0 {
+		t.Fatalf("at InterestTTL, peer 2 shown %v", got)
+	}
+	r.now = r.now.Add(time.Nanosecond)
+	if got := r.fill(1, silent, false); len(got) != 0 {
+		t.Fatalf("after its offer lapsed, peer 1 shown %v", got)
+	}
+	if got := r.fill(2, active, false); len(got) != 1 {
+		t.Fatalf("after InterestTTL, peer 2 shown %v, want the piece", got)
 	}
 }
