@@ -43,6 +43,13 @@ const (
 	// gave it to before we call it stuck. In a swarm that trades, a fresh
 	// piece is the rarest thing around and is fetched within moments.
 	superSeedSpreadTTL = 2 * time.Second
+	// superSeedInterestTTL is how long a peer shown a piece may take to
+	// say it is interested. One that stays silent does not want it (its
+	// download stopped, or it holds a copy it cannot serve): its offer
+	// lapses, so the piece, maybe the last one the swarm lacks, is not
+	// kept from the others for superSeedOfferTTL, and it is shown no other
+	// piece until it asks or superSeedOfferTTL passes.
+	superSeedInterestTTL = 2 * time.Second
 )
 
 // superSeed is a torrent's super-seeding state. Guarded by t.mu.
@@ -63,6 +70,9 @@ type superSeed struct {
 type superPeer struct {
 	revealed *bitfield.Bitfield // pieces we told this peer we have
 	offers   []offer            // revealed pieces it does not have yet
+	// quiet is until when it is shown nothing new unless it is
+	// interested: an offer to it lapsed for want of interest.
+	quiet time.Time
 	// unspread lists offered pieces it has that no other peer had yet,
 	// and the stuck ones, which stay listed while it is connected.
 	unspread []holding
@@ -183,6 +193,9 @@ func (p *peer) ssFill() {
 			sp.unspread = append(sp.unspread, holding{piece: o.piece, since: now})
 		case now.Sub(o.at) > superSeedOfferTTL:
 			ss.offered[o.piece]--
+		case !p.peerInterested && now.Sub(o.at) > superSeedInterestTTL:
+			ss.offered[o.piece]--
+			sp.quiet = now.Add(superSeedOfferTTL)
 		default:
 			kept = append(kept, o)
 		}
@@ -207,6 +220,9 @@ func (p *peer) ssFill() {
 	}
 	sp.unspread = still
 	if unstuck && t.ssMaybeEnd() {
+		return
+	}
+	if !p.peerInterested && now.Before(sp.quiet) {
 		return
 	}
 	// A lone peer has no one to pass pieces on to: it is not held to
