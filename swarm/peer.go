@@ -394,7 +394,13 @@ func (p *peer) handle(m *wire.Message) error {
 			delete(p.requested, k)
 			t.picker.HandleReject(p.pid, int(m.Index), int(m.Begin)/piece.BlockSize)
 			p.withhold(m.Index)
-			p.fill()
+			// The block is free again, but not for this peer: it chokes
+			// us, or the piece is withheld from it now. Another peer may
+			// sit idle, all it has asked of elsewhere, with nothing else
+			// to wake it: offer the block to every peer, as a timeout does.
+			for q := range t.peers {
+				q.fill()
+			}
 		}
 	case wire.Extended:
 		if m.ExtendedID == wire.ExtendedHandshakeID {

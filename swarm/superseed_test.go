@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
@@ -159,4 +160,49 @@ func TestSuperSeedHoarderCannotKeepPieces(t *testing.T) {
 	if up := hoarder.t.Stats().Uploaded; up != 0 {
 		t.Fatalf("the hoarder uploaded %d bytes", up)
 	}
+}
+
+// connectSilentPeer connects to n as a peer that has nothing and never asks for
+// anything (one whose download stopped, say), and reads what n sends
+// until the test ends. It returns once n has revealed a piece to it.
+func connectSilentPeer(t *testing.T, n *node, numPieces int) {
+	t.Helper()
+	conn := rawPeer(t, n, wire.TruncateV2(n.t.meta.Info.Hash))
+	t.Cleanup(func() { conn.Close() })
+	conn.Write(wire.AppendHaveNone(nil))
+	r := wire.NewReader(conn, wire.Limits{NumPieces: numPieces})
+	for {
+		msg, err := r.ReadMessage()
+		if err != nil {
+			t.Fatalf("silent peer: no piece revealed: %v", err)
+		}
+		if !msg.KeepAlive && msg.ID == wire.Have {
+			break
+		}
+	}
+	conn.SetDeadline(time.Time{})
+	go io.Copy(io.Discard, conn)
+}
+
+// A piece revealed to a peer that does not want it (it never says it is
+// interested) is not kept from the peers that do: the downloaders finish
+// in moments, not once the offer runs out (superSeedOfferTTL, 20s). In
+// TestPoisonAtScale the poisoner, which does not serve what it found bad
+// and never downloads, held the swarm's last piece that way.
+func TestSuperSeedOfferToUninterestedPeerLapses(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", map[string]int{"big.bin": 1 << 20}, 32<<10)
+	seeder := startNode(t, m, filepath.Join(src, "data"), Config{SuperSeed: true}, nil)
+	connectSilentPeer(t, seeder, m.Info.NumPieces)
+	began := time.Now()
+	var leeches []*node
+	for range 2 {
+		leeches = append(leeches, startNode(t, m, t.TempDir(), Config{}, nil))
+	}
+	leeches[0].t.AddPeers(seeder.addr(), leeches[1].addr())
+	leeches[1].t.AddPeers(seeder.addr())
+	for _, n := range leeches {
+		waitDone(t, n, 3*superseed.InterestTTL)
+	}
+	t.Logf("both done in %v", time.Since(began).Round(time.Millisecond))
 }

@@ -1,10 +1,13 @@
 package swarm
 
 import (
+	"io"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/piece/bitfield"
 	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
@@ -67,5 +70,71 @@ func TestRejectingSeederNotAskedAgain(t *testing.T) {
 	}
 	if s := leech.t.Stats(); s.Peers != 1 {
 		t.Fatalf("the refusing peer was dropped: %+v", s)
+	}
+}
+
+// Blocks a peer rejects go at once to another peer that has them, even
+// one sitting idle because everything it has was asked of the first: a
+// reject from a peer that unchokes us (it withholds the piece now) and
+// the rejects that follow a fast peer's choke alike. No endgame covers
+// for it: one piece is nowhere, so some block stays unrequested.
+func TestRejectedBlocksGoToIdlePeer(t *testing.T) {
+	for _, choke := range []bool{false, true} {
+		name := "withheld"
+		if choke {
+			name = "choked"
+		}
+		t.Run(name, func(t *testing.T) {
+			src := t.TempDir()
+			m := content(t, src, "data", map[string]int{"f.bin": 8 * piece.BlockSize}, piece.BlockSize)
+			n := m.Info.NumPieces
+			bf := bitfield.New(n) // all but the last piece, which no peer has
+			for x := range n - 1 {
+				bf.Set(x)
+			}
+			leech := startNode(t, m, t.TempDir(), Config{}, nil)
+			conn := rawPeer(t, leech, wire.TruncateV2(m.Info.Hash))
+			defer conn.Close()
+			conn.Write(wire.AppendBitfield(nil, bf.Bytes()))
+			conn.Write(wire.AppendUnchoke(nil))
+			r := wire.NewReader(conn, wire.Limits{NumPieces: n})
+			var reqs []wire.Message
+			for len(reqs) < n-1 {
+				msg, err := r.ReadMessage()
+				if err != nil {
+					t.Fatalf("waiting for requests: %v", err)
+				}
+				if !msg.KeepAlive && msg.ID == wire.Request {
+					reqs = append(reqs, msg)
+				}
+			}
+			// The other peer holds the same pieces and unchokes us after
+			// every block was asked of the first: it is given nothing.
+			other := startNode(t, m, filepath.Join(src, "data"), Config{}, bf.Bytes())
+			leech.t.AddPeers(other.addr())
+			waitFor(t, 5*time.Second, "unchoked by the other peer", func() bool {
+				leech.t.mu.Lock()
+				defer leech.t.mu.Unlock()
+				for q := range leech.t.peers {
+					if q.addr == other.addr() && !q.peerChoking {
+						return true
+					}
+				}
+				return false
+			})
+			var out []byte
+			if choke {
+				out = wire.AppendChoke(out)
+			}
+			for _, q := range reqs {
+				out = wire.AppendReject(out, q.Index, q.Begin, q.Length)
+			}
+			conn.Write(out)
+			conn.SetDeadline(time.Time{})
+			go io.Copy(io.Discard, conn)
+			waitFor(t, 3*time.Second, "the rejected pieces from the other peer", func() bool {
+				return leech.t.Stats().PiecesDone == n-1
+			})
+		})
 	}
 }
