@@ -175,9 +175,12 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 	}
 	c.torrents[t.ih20] = t
 	c.mu.Unlock()
-	c.wg.Add(1)
+	// Counted in the torrent's group, not the client's: Close must not
+	// return while a tick is still under way, with a resume save the
+	// caller's closing of the storage would race.
+	t.wg.Add(1)
 	go func() {
-		defer c.wg.Done()
+		defer t.wg.Done()
 		t.run()
 	}()
 	for range diskWriters {
