@@ -209,8 +209,9 @@ func (p *peer) tick(now time.Time) {
 		// Snubbed: give its requests to others, and cancel them here.
 		p.sendMu.Lock()
 		for k := range p.requested {
-			p.t.picker.HandleTimeout(p.pid, int(k.piece), int(k.begin)/piece.BlockSize)
-			length := uint32(min(int64(piece.BlockSize), p.t.info.PieceSize(int(k.piece))-int64(k.begin)))
+			blk := int(k.begin) / piece.BlockSize
+			p.t.picker.HandleTimeout(p.pid, int(k.piece), blk)
+			length := uint32(p.t.info.BlockLen(int(k.piece), blk))
 			p.ctrl = wire.AppendCancel(p.ctrl, k.piece, k.begin, length)
 			p.cancelled[k] = now
 		}

@@ -125,7 +125,7 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 	}
 	pk, err := picker.New(picker.Config{
 		Pieces:   info.NumPieces,
-		BlocksIn: func(p int) int { return int((info.PieceSize(p) + piece.BlockSize - 1) / piece.BlockSize) },
+		BlocksIn: info.BlocksIn,
 		Have:     hb,
 	})
 	if err != nil {
