@@ -120,7 +120,7 @@ func dialCause(err error) error {
 	return err
 }
 
-// banKey names what a ban applies to. Peers on loopback share one IP (on
+// banKeys names what a ban applies to. Peers on loopback share one IP (on
 // one machine, in tests, every peer does), so there the ban holds the peer
 // id and address instead of the IP.
 func banKeys(addr netip.AddrPort, id [20]byte) []string {

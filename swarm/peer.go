@@ -201,7 +201,7 @@ func (p *peer) tick(now time.Time) {
 	p.upRate = 0.6*p.upRate + 0.4*float64(up-p.lastUp)
 	p.lastDown, p.lastUp = down, up
 	if now.Sub(time.Unix(0, p.lastRecv.Load())) > idleTimeout {
-		p.close(errors.New("idle"))
+		p.close(fmt.Errorf("idle: nothing received for %v", idleTimeout))
 		return
 	}
 	p.restoreWithheld(now, false)

@@ -2,7 +2,6 @@ package swarm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -171,7 +170,7 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 	c.mu.Lock()
 	if _, dup := c.torrents[t.ih20]; dup {
 		c.mu.Unlock()
-		return nil, errors.New("torrent already added")
+		return nil, fmt.Errorf("torrent %x already added", info.Hash[:])
 	}
 	c.torrents[t.ih20] = t
 	c.mu.Unlock()

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -91,5 +92,17 @@ func TestCloseWaitsForRun(t *testing.T) {
 	entered, released := h.state()
 	if !entered || !released {
 		t.Errorf("Close returned with the run loop's tick unfinished (tick reached the log line: %v, done with it: %v)", entered, released)
+	}
+}
+
+// TestAddTwiceNamesTheTorrent: the error for a torrent added twice says
+// which torrent, for a client that holds many.
+func TestAddTwiceNamesTheTorrent(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", map[string]int{"a.bin": 1000}, 64<<10)
+	n := startNode(t, m, src, Config{}, nil)
+	_, err := n.c.Add(m, n.st, n.st.Have())
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%x", m.Info.Hash[:])) {
+		t.Fatalf("second Add: err = %v, want one naming info-hash %x", err, m.Info.Hash[:])
 	}
 }

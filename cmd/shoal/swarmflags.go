@@ -39,7 +39,7 @@ func rateFlag(name, what string) cli.Flag {
 	return &cli.StringFlag{Name: name, Usage: "cap " + what + " at `RATE` bytes/s (500k, 10M, 1G; 0 = unlimited)", EnvVars: env(name)}
 }
 
-// rate reads a RATE flag.
+// rateValue reads a RATE flag.
 func rateValue(c *cli.Context, name string) (int64, error) {
 	s := c.String(name)
 	if s == "" {
@@ -212,8 +212,8 @@ func announceDHT(node *dht.Node, cl *swarm.Client, t *swarm.Torrent, ih piece.Ha
 	node.Announce(ih.Truncated(), port, func(peers []netip.AddrPort) { t.AddPeers(peers...) })
 }
 
-// resumeDirFor returns where seed keeps its resume records: the user's
-// cache, so seeding never writes into the folder being shared.
+// seedResumePath returns where seed keeps the resume record of torrent h:
+// the user's cache, so seeding never writes into the folder being shared.
 func seedResumePath(h piece.Hash) string {
 	dir, err := os.UserCacheDir()
 	if err != nil {
