@@ -259,6 +259,7 @@ func (t *Torrent) pieceDone(pc int, pp *partialPiece) {
 	if known && got == want {
 		if t.firstPiece.IsZero() {
 			t.firstPiece = time.Now()
+			close(t.firstPieceCh)
 		}
 		t.picker.HandlePieceVerified(pc)
 		t.st.MarkVerified(pc)

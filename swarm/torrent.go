@@ -98,8 +98,13 @@ type Torrent struct {
 	ss *superSeed
 	// provenBlocks counts blocks convicted through leaf hashes.
 	provenBlocks int
-	// firstPiece is when this session verified its first piece.
-	firstPiece time.Time
+	// firstPiece is when this session verified its first piece, and
+	// firstPieceCh is closed then (FirstPiece).
+	firstPiece   time.Time
+	firstPieceCh chan struct{}
+	// downRate and upRate sum the peers' rates as of the last tick, when
+	// the rates change, so that Stats need not walk the peers.
+	downRate, upRate float64
 	// lastDialErr is the last failed dial, "ADDR: why", for a user asking
 	// why there are no peers.
 	lastDialErr string
@@ -149,6 +154,7 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 		scratch:  make([]piece.Hash, info.PieceLength/piece.BlockSize),
 	}
 	t.failed = make(chan struct{})
+	t.firstPieceCh = make(chan struct{})
 	t.writeErrs = repeatLog{level: slog.LevelError, msg: "writing block"}
 	t.saveErrs = repeatLog{level: slog.LevelWarn, msg: "saving resume record"}
 	for p := range info.NumPieces {
@@ -194,6 +200,11 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 
 // Done is closed once every piece is downloaded and verified.
 func (t *Torrent) Done() <-chan struct{} { return t.done }
+
+// FirstPiece is closed when this session verifies its first piece, and
+// Stats().FirstPiece then says when; for a torrent complete when added it
+// never is. Waiting on it spares a progress display polling Stats.
+func (t *Torrent) FirstPiece() <-chan struct{} { return t.firstPieceCh }
 
 // Close disconnects the torrent's peers and stops its goroutines, saving
 // the resume record last.
@@ -335,6 +346,7 @@ func (t *Torrent) run() {
 				p.maybeSendPex(now)
 				p.ssFill()
 			}
+			t.sumRates()
 			t.dropUseless(now)
 			if now.Sub(lastChoke) >= RechokeInterval {
 				t.rechoke(now)
@@ -416,9 +428,16 @@ func (t *Torrent) Stats() Stats {
 		SuperSeeding: t.ss != nil,
 	}
 	s.KnownAddrs, s.LastDialError = len(t.known), t.lastDialErr
-	for p := range t.peers {
-		s.DownRate += p.downRate
-		s.UpRate += p.upRate
-	}
+	s.DownRate, s.UpRate = t.downRate, t.upRate
 	return s
+}
+
+// sumRates totals the peers' rates for Stats, once a tick, after each peer
+// updated its own. Called with t.mu held.
+func (t *Torrent) sumRates() {
+	t.downRate, t.upRate = 0, 0
+	for p := range t.peers {
+		t.downRate += p.downRate
+		t.upRate += p.upRate
+	}
 }

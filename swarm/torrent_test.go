@@ -106,3 +106,41 @@ func TestAddTwiceNamesTheTorrent(t *testing.T) {
 		t.Fatalf("second Add: err = %v, want one naming info-hash %x", err, m.Info.Hash[:])
 	}
 }
+
+// TestFirstPieceAndRates: FirstPiece closes at the first verified piece,
+// well before the download is done, with Stats saying when; and Stats has
+// the download rate the peers measured at the last tick. A seeder
+// complete when added never closes it.
+func TestFirstPieceAndRates(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	// About two and a half seconds: ticks happen while it runs.
+	seeder := startNode(t, m, src, Config{MaxUploadRate: 400 << 10}, nil)
+	leech := startNode(t, m, t.TempDir(), Config{}, nil)
+	start := time.Now()
+	leech.t.AddPeers(seeder.addr())
+	select {
+	case <-leech.t.FirstPiece():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no first piece after 10s")
+	}
+	s := leech.t.Stats()
+	if s.FirstPiece.IsZero() || s.FirstPiece.Before(start) || s.PiecesDone == 0 {
+		t.Errorf("at FirstPiece: first piece at %v (start %v), %d pieces done", s.FirstPiece, start, s.PiecesDone)
+	}
+	select {
+	case <-leech.t.Done():
+		t.Fatal("download done by the time FirstPiece closed: the test proves nothing")
+	default:
+	}
+	time.Sleep(time.Until(start.Add(1500 * time.Millisecond)))
+	if s := leech.t.Stats(); s.DownRate <= 0 || s.Peers != 1 {
+		t.Errorf("mid-download: down rate %v with %d peers, want a positive rate", s.DownRate, s.Peers)
+	}
+	waitDone(t, leech, 20*time.Second)
+	select {
+	case <-seeder.t.FirstPiece():
+		t.Error("FirstPiece closed for a torrent complete when added")
+	default:
+	}
+}
