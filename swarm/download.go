@@ -54,7 +54,9 @@ func (p *peer) queueDepth() int {
 func (p *peer) fill() {
 	t := p.t
 	p.updateInterest()
-	if p.peerChoking || !p.amInterested {
+	// A fast peer that chokes us may still allow some pieces (BEP 6): the
+	// picker asks it for those only.
+	if p.peerChoking && !t.picker.AllowedFast(p.pid) || !p.amInterested {
 		return
 	}
 	depth := p.queueDepth()

@@ -99,6 +99,9 @@ type peer struct {
 	// of it again until it announces them, unchokes us anew, or a while
 	// passes (withhold.go). Guarded by t.mu; nil until one is.
 	withheld map[uint32]time.Time
+	// fastOut holds the pieces we allowed the peer while we choke it
+	// (fast.go). Guarded by t.mu.
+	fastOut []uint32
 }
 
 func newPeer(t *Torrent, conn net.Conn, addr netip.AddrPort, reserved wire.Reserved, id [20]byte, pid picker.PeerID) *peer {
@@ -373,6 +376,7 @@ func (p *peer) handle(m *wire.Message) error {
 		for x := bf.NextSet(0); x >= 0 && t.ss != nil; x = bf.NextSet(x + 1) {
 			t.ssSaw(x)
 		}
+		p.offerFast(bf.Count())
 		p.ssFill()
 		p.fill()
 	case wire.HaveAll, wire.HaveNone:
@@ -388,6 +392,7 @@ func (p *peer) handle(m *wire.Message) error {
 			t.ssSawAll()
 		} else {
 			t.picker.HandleHaveNone(p.pid)
+			p.offerFast(0)
 		}
 		p.ssFill()
 		p.fill()
@@ -403,6 +408,11 @@ func (p *peer) handle(m *wire.Message) error {
 		if _, ok := p.requested[k]; ok {
 			delete(p.requested, k)
 			t.picker.HandleReject(p.pid, int(m.Index), int(m.Begin)/piece.BlockSize)
+			if p.peerChoking {
+				// Allowed fast or not, it will not serve the piece while
+				// it chokes us: asking again would only be refused again.
+				t.picker.RevokeAllowedFast(p.pid, int(m.Index))
+			}
 			p.withhold(m.Index)
 			p.fill()
 		}
@@ -430,7 +440,17 @@ func (p *peer) handle(m *wire.Message) error {
 		if p.hashReqs > 0 {
 			p.hashReqs--
 		}
-	case wire.Port, wire.Suggest, wire.AllowedFast:
+	case wire.AllowedFast:
+		if !p.fast {
+			return nil // BEP 6 was not agreed: a hint we may ignore
+		}
+		if err := t.picker.HandleAllowedFast(p.pid, int(m.Index)); err != nil {
+			return protocolError("%v", err)
+		}
+		if p.peerChoking {
+			p.fill()
+		}
+	case wire.Port, wire.Suggest:
 		// Hints we may ignore.
 	}
 	return nil

@@ -33,7 +33,7 @@ func (p *peer) handleRequest(m *wire.Message) error {
 		t.refuse(p, m) // announced, but our disk failed us: not its fault
 		return nil
 	}
-	if p.amChoking {
+	if p.amChoking && !p.grantedFast(m.Index) {
 		if p.fast {
 			reject()
 		}
