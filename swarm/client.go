@@ -307,7 +307,7 @@ func (c *Client) dial(ctx context.Context, t *Torrent, addr netip.AddrPort) erro
 	if h.InfoHash != t.ih20 {
 		t.refused.add(RefusedWrongInfoHash)
 		conn.Close()
-		return errors.New("peer answered with another info-hash")
+		return fmt.Errorf("peer answered for info-hash %x, not %x", h.InfoHash, t.ih20)
 	}
 	conn.SetDeadline(time.Time{})
 	t.addConn(conn, addr, h.Reserved, h.PeerID, true)

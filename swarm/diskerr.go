@@ -101,8 +101,9 @@ func (t *Torrent) stopDownload(pc int, werr error) {
 		if len(q.requested) > 0 {
 			q.sendMu.Lock()
 			for k := range q.requested {
-				t.picker.HandleTimeout(q.pid, int(k.piece), int(k.begin)/piece.BlockSize)
-				length := uint32(min(int64(piece.BlockSize), t.info.PieceSize(int(k.piece))-int64(k.begin)))
+				blk := int(k.begin) / piece.BlockSize
+				t.picker.HandleTimeout(q.pid, int(k.piece), blk)
+				length := uint32(t.info.BlockLen(int(k.piece), blk))
 				q.ctrl = wire.AppendCancel(q.ctrl, k.piece, k.begin, length)
 				// A block already on its way is still answered: it must
 				// count as a late answer, not as unrequested.

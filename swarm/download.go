@@ -54,7 +54,9 @@ func (p *peer) queueDepth() int {
 func (p *peer) fill() {
 	t := p.t
 	p.updateInterest()
-	if p.peerChoking || !p.amInterested {
+	// A fast peer that chokes us may still allow some pieces (BEP 6): the
+	// picker asks it for those only.
+	if p.peerChoking && !t.picker.AllowedFast(p.pid) || !p.amInterested {
 		return
 	}
 	depth := p.queueDepth()
@@ -72,7 +74,7 @@ func (p *peer) fill() {
 	p.sendMu.Lock()
 	for _, r := range t.pickBuf {
 		begin := uint32(r.Block * piece.BlockSize)
-		length := uint32(min(int64(piece.BlockSize), t.info.PieceSize(r.Piece)-int64(begin)))
+		length := uint32(t.info.BlockLen(r.Piece, r.Block))
 		p.requested[blockKey{uint32(r.Piece), begin}] = now
 		p.ctrl = wire.AppendRequest(p.ctrl, uint32(r.Piece), begin, length)
 	}
@@ -89,9 +91,9 @@ func (p *peer) handlePiece(m *wire.Message) error {
 	if int(m.Index) >= t.info.NumPieces {
 		return protocolError(ViolationBlock, "piece %d of %d", m.Index, t.info.NumPieces)
 	}
-	size := t.info.PieceSize(int(m.Index))
-	want := min(int64(piece.BlockSize), size-int64(m.Begin))
-	if m.Begin%piece.BlockSize != 0 || int64(m.Begin) >= size || int64(n) != want {
+	pc, blk := int(m.Index), int(m.Begin)/piece.BlockSize
+	// BlockLen is 0 past the end of the piece, which no block fits.
+	if want := t.info.BlockLen(pc, blk); m.Begin%piece.BlockSize != 0 || want == 0 || n != want {
 		return protocolError(ViolationBlock, "block %d+%d does not fit piece %d", m.Begin, n, m.Index)
 	}
 	if lim := t.c.downLimit; lim != nil {
@@ -102,7 +104,6 @@ func (p *peer) handlePiece(m *wire.Message) error {
 	p.downBytes.Add(int64(n))
 	t.downloaded.Add(int64(n))
 	leaf := piece.Hash(sha256.Sum256(m.Payload))
-	pc, blk := int(m.Index), int(m.Begin)/piece.BlockSize
 
 	t.mu.Lock()
 	k := blockKey{m.Index, m.Begin}
@@ -146,7 +147,7 @@ func (p *peer) handlePiece(m *wire.Message) error {
 	}
 	pp := t.partial[pc]
 	if pp == nil {
-		nb := int((size + piece.BlockSize - 1) / piece.BlockSize)
+		nb := t.info.BlocksIn(pc)
 		pp = &partialPiece{leaves: make([]piece.Hash, nb), senders: make([]*peer, nb)}
 		t.partial[pc] = pp
 	}
@@ -262,6 +263,7 @@ func (t *Torrent) pieceDone(pc int, pp *partialPiece) {
 	if known && got == want {
 		if t.firstPiece.IsZero() {
 			t.firstPiece = time.Now()
+			close(t.firstPieceCh)
 		}
 		t.picker.HandlePieceVerified(pc)
 		t.st.MarkVerified(pc)
@@ -292,14 +294,14 @@ func (t *Torrent) pieceDone(pc int, pp *partialPiece) {
 
 // cancelPiece cancels requests still out for a verified piece (endgame).
 func (t *Torrent) cancelPiece(pc int) {
-	size := t.info.PieceSize(pc)
+	nb := t.info.BlocksIn(pc)
 	for q := range t.peers {
-		for begin := int64(0); begin < size; begin += piece.BlockSize {
-			k := blockKey{uint32(pc), uint32(begin)}
+		for b := range nb {
+			k := blockKey{uint32(pc), uint32(b * piece.BlockSize)}
 			if _, ok := q.requested[k]; ok {
 				delete(q.requested, k)
 				q.cancelled[k] = time.Now()
-				length := uint32(min(piece.BlockSize, size-begin))
+				length := uint32(t.info.BlockLen(pc, b))
 				q.enqueue(func(b []byte) []byte { return wire.AppendCancel(b, k.piece, k.begin, length) })
 			}
 		}

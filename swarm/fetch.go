@@ -223,8 +223,11 @@ func (c *Client) fetchFrom(ctx context.Context, ih piece.Hash, addr netip.AddrPo
 	if err != nil {
 		return nil, unreachable(err)
 	}
-	if h.InfoHash != ih20 || h.PeerID == c.peerID {
-		return nil, errors.New("wrong torrent, or ourselves")
+	if h.InfoHash != ih20 {
+		return nil, fmt.Errorf("peer answered for info-hash %x, not %x", h.InfoHash, ih20)
+	}
+	if h.PeerID == c.peerID {
+		return nil, errors.New("connected to ourselves")
 	}
 	if !h.Reserved.Extended() {
 		return nil, errors.New("peer does not speak the extension protocol")
@@ -338,8 +341,8 @@ func (f *fetch) info(ih piece.Hash) (*piece.Info, error) {
 			left--
 		}
 	}
-	if sha256.Sum256(buf) != ih {
-		return nil, errors.New("metadata does not hash to the info-hash")
+	if got := sha256.Sum256(buf); got != ih {
+		return nil, fmt.Errorf("metadata does not hash to the info-hash %x but to %x", ih[:], got)
 	}
 	return piece.ParseInfo(buf)
 }
@@ -370,7 +373,7 @@ func (f *fetch) layer(info *piece.Info, fi int) ([]piece.Hash, error) {
 				continue
 			}
 			if m.ID == wire.HashReject {
-				return nil, errors.New("hash request rejected")
+				return nil, fmt.Errorf("peer rejected the request for piece hashes %d to %d", index, index+r.Length-1)
 			}
 			hashes := make([]piece.Hash, m.NumHashes())
 			for i := range hashes {

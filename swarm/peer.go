@@ -97,6 +97,9 @@ type peer struct {
 	// of it again until it announces them, unchokes us anew, or a while
 	// passes (withhold.go). Guarded by t.mu; nil until one is.
 	withheld map[uint32]time.Time
+	// fastOut holds the pieces we allowed the peer while we choke it
+	// (fast.go). Guarded by t.mu.
+	fastOut []uint32
 }
 
 func newPeer(t *Torrent, conn net.Conn, addr netip.AddrPort, reserved wire.Reserved, id [20]byte, pid picker.PeerID) *peer {
@@ -205,8 +208,9 @@ func (p *peer) tick(now time.Time) {
 		// Snubbed: give its requests to others, and cancel them here.
 		p.sendMu.Lock()
 		for k := range p.requested {
-			p.t.picker.HandleTimeout(p.pid, int(k.piece), int(k.begin)/piece.BlockSize)
-			length := uint32(min(int64(piece.BlockSize), p.t.info.PieceSize(int(k.piece))-int64(k.begin)))
+			blk := int(k.begin) / piece.BlockSize
+			p.t.picker.HandleTimeout(p.pid, int(k.piece), blk)
+			length := uint32(p.t.info.BlockLen(int(k.piece), blk))
 			p.ctrl = wire.AppendCancel(p.ctrl, k.piece, k.begin, length)
 			p.cancelled[k] = now
 		}
@@ -363,6 +367,7 @@ func (p *peer) handle(m *wire.Message) error {
 		}
 		p.sawHaves = true
 		t.ssSawBitfield(bf)
+		p.offerFast(bf.Count())
 		p.ssFill()
 		p.fill()
 	case wire.HaveAll, wire.HaveNone:
@@ -378,6 +383,7 @@ func (p *peer) handle(m *wire.Message) error {
 			t.ssSawAll()
 		} else {
 			t.picker.HandleHaveNone(p.pid)
+			p.offerFast(0)
 		}
 		p.ssFill()
 		p.fill()
@@ -393,6 +399,11 @@ func (p *peer) handle(m *wire.Message) error {
 		if _, ok := p.requested[k]; ok {
 			delete(p.requested, k)
 			t.picker.HandleReject(p.pid, int(m.Index), int(m.Begin)/piece.BlockSize)
+			if p.peerChoking {
+				// Allowed fast or not, it will not serve the piece while
+				// it chokes us: asking again would only be refused again.
+				t.picker.RevokeAllowedFast(p.pid, int(m.Index))
+			}
 			p.withhold(m.Index)
 			// The block is free again, but not for this peer: it chokes
 			// us, or the piece is withheld from it now. Another peer may
@@ -426,7 +437,17 @@ func (p *peer) handle(m *wire.Message) error {
 		if p.hashReqs > 0 {
 			p.hashReqs--
 		}
-	case wire.Port, wire.Suggest, wire.AllowedFast:
+	case wire.AllowedFast:
+		if !p.fast {
+			return nil // BEP 6 was not agreed: a hint we may ignore
+		}
+		if err := t.picker.HandleAllowedFast(p.pid, int(m.Index)); err != nil {
+			return protocolError(ViolationHave, "allowed fast: %v", err)
+		}
+		if p.peerChoking {
+			p.fill()
+		}
+	case wire.Port, wire.Suggest:
 		// Hints we may ignore.
 	}
 	return nil

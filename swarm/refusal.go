@@ -50,7 +50,7 @@ const (
 	DroppedSendOverflow // did not read what we sent: send queue overflow
 	// Protocol violations; each drops the peer.
 	ViolationMalformed        // bad length or oversized message
-	ViolationHave             // have for a piece out of range
+	ViolationHave             // have or allowed fast for a piece out of range
 	ViolationBitfield         // malformed bitfield
 	ViolationLateBitfield     // bitfield, have-all or have-none after the first message
 	ViolationNoFast           // fast-extension message without BEP 6

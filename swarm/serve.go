@@ -524,7 +524,7 @@ func (t *Torrent) recheckServed(p *peer) {
 // disk to answer a hash request, still make up its expected root.
 func (t *Torrent) leavesMatch(pc int, leaves []piece.Hash) bool {
 	fi := t.info.FileOfPiece(pc)
-	nb := int((t.info.PieceSize(pc) + piece.BlockSize - 1) / piece.BlockSize)
+	nb := t.info.BlocksIn(pc)
 	cp := make([]piece.Hash, nb)
 	copy(cp, leaves)
 	want, known := t.meta.ExpectedRoot(pc)

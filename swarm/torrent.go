@@ -2,7 +2,6 @@ package swarm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -89,8 +88,13 @@ type Torrent struct {
 	ss *superseed.Policy
 	// provenBlocks counts blocks convicted through leaf hashes.
 	provenBlocks int
-	// firstPiece is when this session verified its first piece.
-	firstPiece time.Time
+	// firstPiece is when this session verified its first piece, and
+	// firstPieceCh is closed then (FirstPiece).
+	firstPiece   time.Time
+	firstPieceCh chan struct{}
+	// downRate and upRate sum the peers' rates as of the last tick, when
+	// the rates change, so that Stats need not walk the peers.
+	downRate, upRate float64
 	// srv is what we know of faults in the data we serve (serve.go).
 	srv serveState
 	// diskErr stopped the download; set once, with failed closed.
@@ -113,7 +117,7 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 	}
 	pk, err := picker.New(picker.Config{
 		Pieces:   info.NumPieces,
-		BlocksIn: func(p int) int { return int((info.PieceSize(p) + piece.BlockSize - 1) / piece.BlockSize) },
+		BlocksIn: info.BlocksIn,
 		Have:     hb,
 	})
 	if err != nil {
@@ -137,6 +141,7 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 	t.failed = make(chan struct{})
 	t.choker = choker.New(choker.Config{Slots: c.cfg.UploadSlots, Seeding: func() bool { return t.seeding }})
 	t.addressBook = c.newBook()
+	t.firstPieceCh = make(chan struct{})
 	t.writeErrs = repeatLog{level: slog.LevelError, msg: "writing block"}
 	t.saveErrs = repeatLog{level: slog.LevelWarn, msg: "saving resume record"}
 	for p := range info.NumPieces {
@@ -158,13 +163,16 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 	c.mu.Lock()
 	if _, dup := c.torrents[t.ih20]; dup {
 		c.mu.Unlock()
-		return nil, errors.New("torrent already added")
+		return nil, fmt.Errorf("torrent %x already added", info.Hash[:])
 	}
 	c.torrents[t.ih20] = t
 	c.mu.Unlock()
-	c.wg.Add(1)
+	// Counted in the torrent's group, not the client's: Close must not
+	// return while a tick is still under way, with a resume save the
+	// caller's closing of the storage would race.
+	t.wg.Add(1)
 	go func() {
-		defer c.wg.Done()
+		defer t.wg.Done()
 		t.run()
 	}()
 	for range diskWriters {
@@ -179,6 +187,11 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 
 // Done is closed once every piece is downloaded and verified.
 func (t *Torrent) Done() <-chan struct{} { return t.done }
+
+// FirstPiece is closed when this session verifies its first piece, and
+// Stats().FirstPiece then says when; for a torrent complete when added it
+// never is. Waiting on it spares a progress display polling Stats.
+func (t *Torrent) FirstPiece() <-chan struct{} { return t.firstPieceCh }
 
 // Close disconnects the torrent's peers and stops its goroutines, saving
 // the resume record last.
@@ -314,6 +327,7 @@ func (t *Torrent) run() {
 				p.maybeSendPex(now)
 				p.ssFill()
 			}
+			t.sumRates()
 			t.dropUseless(now)
 			t.choker.Tick(now)
 			for piece, s := range t.suspects {
@@ -390,9 +404,16 @@ func (t *Torrent) Stats() Stats {
 		SuperSeeding: t.ss != nil,
 	}
 	s.KnownAddrs, s.LastDialError = t.addressBook.Len(), t.addressBook.LastDialErr()
-	for p := range t.peers {
-		s.DownRate += p.downRate
-		s.UpRate += p.upRate
-	}
+	s.DownRate, s.UpRate = t.downRate, t.upRate
 	return s
+}
+
+// sumRates totals the peers' rates for Stats, once a tick, after each peer
+// updated its own. Called with t.mu held.
+func (t *Torrent) sumRates() {
+	t.downRate, t.upRate = 0, 0
+	for p := range t.peers {
+		t.downRate += p.downRate
+		t.upRate += p.upRate
+	}
 }

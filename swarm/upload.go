@@ -34,7 +34,7 @@ func (p *peer) handleRequest(m *wire.Message) error {
 		t.refuse(p, m) // announced, but our disk failed us: not its fault
 		return nil
 	}
-	if p.amChoking {
+	if p.amChoking && !p.grantedFast(m.Index) {
 		t.refused.add(RejectedChoked)
 		if p.fast {
 			reject()
@@ -53,12 +53,13 @@ func (p *peer) handleRequest(m *wire.Message) error {
 	return nil
 }
 
-// wireSize is how long a piece may be on the wire. BEP 52 lets the last
-// piece of a file end early, but libtorrent addresses every piece as if
-// each file, the last one too, were followed by zero padding up to the
-// piece boundary, and asks for whole blocks across that gap; we serve the
-// gap as zeros.
-func (t *Torrent) wireSize(int) int64 { return t.info.PieceLength }
+// wireSize returns how many bytes of piece pc a request may address: the
+// piece length for every piece of a v2 torrent, not PieceSize. BEP 52
+// lets the last piece of a file end early, but libtorrent addresses every
+// piece as if each file, the last one too, were followed by zero padding
+// up to the piece boundary, and asks for whole blocks across that gap; we
+// serve the gap as zeros (send.go).
+func (t *Torrent) wireSize(pc int) int64 { return t.info.PieceLength }
 
 // cancelUpload drops a queued upload; a fast peer gets a reject instead,
 // as BEP 6 asks every request to be answered.

@@ -372,22 +372,12 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 // first piece was verified: the wait before anything useful is on disk,
 // metadata fetch included for a magnet.
 func firstPiece(ctx context.Context, c *cli.Context, t *swarm.Torrent, began time.Time) {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-		case <-tick.C:
-			if at := t.Stats().FirstPiece; !at.IsZero() {
-				fmt.Fprintf(c.App.ErrWriter, "first piece: %s\n", at.Sub(began).Round(time.Millisecond))
-				return
-			}
-			continue
-		}
-		// Done before the next tick: report from the record, if any.
-		if at := t.Stats().FirstPiece; !at.IsZero() {
-			fmt.Fprintf(c.App.ErrWriter, "first piece: %s\n", at.Sub(began).Round(time.Millisecond))
-		}
-		return
+	select {
+	case <-t.FirstPiece():
+	case <-ctx.Done():
+		// Stopped: there is a time to report only if the piece came too.
+	}
+	if at := t.Stats().FirstPiece; !at.IsZero() {
+		fmt.Fprintf(c.App.ErrWriter, "first piece: %s\n", at.Sub(began).Round(time.Millisecond))
 	}
 }

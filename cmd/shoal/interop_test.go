@@ -3,6 +3,8 @@ package main
 import (
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,4 +101,30 @@ func TestShoalMagnetFromShoal(t *testing.T) {
 		t.Fatalf("shoal get magnet: exit %d: %s", code, get.errText())
 	}
 	sameFiles(t, filepath.Join(dir, "pack"), filepath.Join(dir, "out", "pack"))
+}
+
+// A libtorrent seeder that unchokes nobody still names five allowed-fast
+// pieces (BEP 6): shoal downloads those, and only those, while choked.
+func TestShoalGetsAllowedFastFromLibtorrent(t *testing.T) {
+	lttest.Require(t)
+	dir := t.TempDir()
+	randomFiles(t, filepath.Join(dir, "pack"), interopFiles)
+	const pieceLen = 32 << 10
+	if r := shoal(t, dir, nil, "create", "pack", "-o", "pack.torrent", "--piece-length", "32k"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	lt := startCmd(t, dir, exec.Command(lttest.Python, lttest.Script("lt_peer.py"), "seed", "pack.torrent", dir, "--unchoke-slots", "0"))
+	addr := lt.field(t, "listening")
+	lt.field(t, "seeding")
+	get := start(t, dir, "get", "pack.torrent", "-o", filepath.Join(dir, "out"), "--peer", addr, "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "4s")
+	if code := get.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("shoal get from a seeder that never unchokes: exit %d, want 1 (timeout): %s", code, get.errText())
+	}
+	m := regexp.MustCompile(`verified; downloaded (\d+) bytes`).FindStringSubmatch(get.errText())
+	if m == nil {
+		t.Fatalf("no summary: %s", get.errText())
+	}
+	if n, _ := strconv.Atoi(m[1]); n == 0 || n > 5*pieceLen {
+		t.Fatalf("downloaded %d bytes while choked, want some and at most the 5 allowed pieces (%d bytes)\nlibtorrent: %s", n, 5*pieceLen, lt.errText())
+	}
 }

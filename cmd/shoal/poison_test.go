@@ -14,7 +14,7 @@ import (
 	"github.com/shoal-p2p/shoal/piece"
 )
 
-// doneRE reads the summary `get` prints on success.
+// bannedRE finds the ban in the summary `get` prints on success.
 var bannedRE = regexp.MustCompile(`(?m)^done: .*; banned 1 peer\(s\) for bad data`)
 
 var doneRE = regexp.MustCompile(`(?m)^done: .*downloaded (\d+) bytes \((\d+) wasted\) in `)

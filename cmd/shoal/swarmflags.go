@@ -40,7 +40,7 @@ func rateFlag(name, what string) cli.Flag {
 	return &cli.StringFlag{Name: name, Usage: "cap " + what + " at `RATE` bytes/s (500k, 10M, 1G; 0 = unlimited)", EnvVars: env(name)}
 }
 
-// rate reads a RATE flag.
+// rateValue reads a RATE flag.
 func rateValue(c *cli.Context, name string) (int64, error) {
 	s := c.String(name)
 	if s == "" {
@@ -206,8 +206,8 @@ func magnetTiers(mg piece.Magnet, extra []string) [][]string {
 	return piece.AnnounceTiers(nil, "", slices.Concat(mg.Trackers, extra)...)
 }
 
-// resumeDirFor returns where seed keeps its resume records: the user's
-// cache, so seeding never writes into the folder being shared.
+// seedResumePath returns where seed keeps the resume record of torrent h:
+// the user's cache, so seeding never writes into the folder being shared.
 func seedResumePath(h piece.Hash) string {
 	dir, err := os.UserCacheDir()
 	if err != nil {

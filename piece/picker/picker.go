@@ -25,6 +25,10 @@
 //     the peers to send cancels to when the first copy arrives.
 //
 // A block is never outstanding twice at the same peer.
+//
+// A peer that chokes us but named allowed-fast pieces (BEP 6,
+// HandleAllowedFast) gets requests for those pieces only, by the same
+// policy restricted to them.
 package picker
 
 import (
@@ -32,6 +36,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/shoal-p2p/shoal/piece/bitfield"
 )
@@ -56,6 +61,11 @@ const MaxEndgameRequests = 4
 // DefaultEndgameRequests is used when Config.EndgameRequests is zero: two
 // copies of a block hide one slow peer without doubling the swarm's upload.
 const DefaultEndgameRequests = 2
+
+// MaxAllowedFast bounds the allowed-fast pieces kept per peer. BEP 6
+// suggests sets of 10; a peer naming more gains nothing past this, and
+// cannot make us hold more.
+const MaxAllowedFast = 32
 
 // Config describes the torrent to a new Picker.
 type Config struct {
@@ -144,6 +154,9 @@ type peer struct {
 	// and a linear search per arriving block would cost O(queue depth).
 	pos    map[Request]int32
 	choked bool // the peer is choking us
+	// fast lists the pieces the peer allows us to request while it
+	// chokes us (BEP 6), at most MaxAllowedFast, in the order named.
+	fast []int32
 
 	interesting int // pieces it has that we lack
 	fresh       int // of those, how many are stWanted: 0 means phase 2 can skip the bucket scan
@@ -525,8 +538,8 @@ func (p *Picker) HandleHaveAll(id PeerID) {
 // peer, whose later have messages then count.
 func (p *Picker) HandleHaveNone(id PeerID) { p.register(id) }
 
-// HandleUnchoke records that the peer unchoked us: PickFor returns nothing
-// for a peer until then.
+// HandleUnchoke records that the peer unchoked us: until then PickFor asks
+// it only for blocks of its allowed-fast pieces, if any.
 func (p *Picker) HandleUnchoke(id PeerID) { p.register(id).choked = false }
 
 // HandleChoke records that the peer choked us. A choking peer discards our
@@ -548,6 +561,43 @@ func (p *Picker) HandleChoke(id PeerID) {
 // would have the blocks fetched twice when the peer serves them anyway.
 func (p *Picker) HandleFastChoke(id PeerID) { p.register(id).choked = true }
 
+// HandleAllowedFast records a fast-extension (BEP 6) allowed-fast message:
+// while the peer chokes us, PickFor asks it for blocks of this piece (if
+// the peer has it and we lack it). A piece already allowed, or one past
+// the first MaxAllowedFast, is ignored. It fails if piece is out of range;
+// the caller should then drop the peer.
+func (p *Picker) HandleAllowedFast(id PeerID, piece int) error {
+	if uint(piece) >= uint(p.n) {
+		return fmt.Errorf("picker: allowed fast for piece %d of %d", piece, p.n)
+	}
+	pe := p.register(id)
+	if len(pe.fast) >= MaxAllowedFast || slices.Contains(pe.fast, int32(piece)) {
+		return nil
+	}
+	pe.fast = append(pe.fast, int32(piece))
+	return nil
+}
+
+// RevokeAllowedFast takes a piece out of the peer's allowed-fast set: the
+// peer refused a request for it while choking us, and would refuse the
+// next one too. A later HandleAllowedFast may allow it again.
+func (p *Picker) RevokeAllowedFast(id PeerID, piece int) {
+	pe := p.lookup(id)
+	if pe == nil {
+		return
+	}
+	if i := slices.Index(pe.fast, int32(piece)); i >= 0 {
+		pe.fast = slices.Delete(pe.fast, i, i+1)
+	}
+}
+
+// AllowedFast reports whether PickFor may ask the peer for something
+// while it chokes us: it named allowed-fast pieces.
+func (p *Picker) AllowedFast(id PeerID) bool {
+	pe := p.lookup(id)
+	return pe != nil && len(pe.fast) > 0
+}
+
 // HandleDisconnect forgets a peer: its availability is withdrawn and its
 // outstanding requests are released for other peers. Its PeerID may then be
 // reused.
@@ -568,7 +618,7 @@ func (p *Picker) HandleDisconnect(id PeerID) {
 	delete(p.index, id)
 	pe.has.ClearAll()
 	clear(pe.pos)
-	*pe = peer{has: pe.has, reqs: pe.reqs[:0], pos: pe.pos}
+	*pe = peer{has: pe.has, reqs: pe.reqs[:0], pos: pe.pos, fast: pe.fast[:0]}
 	p.peerPool = append(p.peerPool, pe)
 }
 
@@ -735,15 +785,19 @@ func (p *Picker) HandlePieceFailed(piece int) {
 // PickFor appends to dst up to max new requests for the peer and returns
 // the extended slice; passing dst[:0] of a reused slice makes it
 // allocation-free. max is the number of free slots in the peer's request
-// queue. A choked or unknown peer gets nothing. The requests are recorded as
-// outstanding until HandleBlock, HandleReject, HandleTimeout, HandleChoke or
-// HandleDisconnect.
+// queue. An unknown peer gets nothing, and a peer choking us only blocks
+// of its allowed-fast pieces (HandleAllowedFast). The requests are recorded
+// as outstanding until HandleBlock, HandleReject, HandleTimeout,
+// HandleChoke or HandleDisconnect.
 func (p *Picker) PickFor(id PeerID, dst []Request, max int) []Request {
 	pe := p.lookup(id)
-	if pe == nil || pe.choked || max <= 0 || pe.interesting == 0 {
+	if pe == nil || max <= 0 || pe.interesting == 0 {
 		return dst
 	}
 	budget := max
+	if pe.choked {
+		return p.pickFast(pe, dst, &budget)
+	}
 	// 1. Finish started pieces.
 	for _, x := range p.active {
 		if budget == 0 {
@@ -780,6 +834,30 @@ func (p *Picker) PickFor(id PeerID, dst []Request, max int) []Request {
 					}
 				}
 			}
+		}
+	}
+	return dst
+}
+
+// pickFast is PickFor for a peer that chokes us: blocks of its allowed-fast
+// pieces, started ones first, then new ones in the order the peer named
+// them. The set is a handful of pieces, so a scan of it is the cheapest
+// way; no endgame duplicates are sent to a peer that chokes us.
+func (p *Picker) pickFast(pe *peer, dst []Request, budget *int) []Request {
+	for _, x := range pe.fast {
+		if *budget == 0 {
+			return dst
+		}
+		if s := p.ps[x]; p.st[x] == stActive && s.free > 0 && pe.has.Has(int(x)) {
+			dst = p.take(pe, x, s, dst, budget)
+		}
+	}
+	for _, x := range pe.fast {
+		if *budget == 0 {
+			return dst
+		}
+		if p.st[x] == stWanted && pe.has.Has(int(x)) {
+			dst = p.take(pe, x, p.activate(x), dst, budget)
 		}
 	}
 	return dst

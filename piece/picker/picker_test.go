@@ -598,3 +598,76 @@ func TestWithdrawnPieceNotAskedAgain(t *testing.T) {
 	p.HandleWithdraw(2, 99) // out of range: ignored
 	check(t, p)
 }
+
+// A peer that chokes us is asked only for its allowed-fast pieces (BEP 6),
+// started ones first; after an unchoke, for anything; a revoked piece is
+// not asked for again while it chokes us.
+func TestAllowedFastWhileChoked(t *testing.T) {
+	p := newPicker(t, 8, constBlocks(2), bits(8, 6), 1)
+	if err := p.HandleBitfield(1, bits(8, span(0, 8)...)); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.PickFor(1, nil, 10); len(got) != 0 {
+		t.Fatalf("choking peer with no allowed-fast pieces asked for %v", got)
+	}
+	// 6 we have; 5 peer 2 is about to start; 3 twice counts once.
+	for _, pc := range []int{3, 6, 5, 3} {
+		if err := p.HandleAllowedFast(1, pc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.HandleAllowedFast(1, 8); err == nil {
+		t.Error("allowed fast past the last piece accepted")
+	}
+	addPeer(t, p, 2, bits(8, 5))
+	if got := p.PickFor(2, nil, 1); len(got) != 1 || got[0] != (Request{5, 0}) {
+		t.Fatalf("peer 2 picked %v, want block 0 of piece 5", got)
+	}
+	got := p.PickFor(1, nil, 10)
+	if want := []Request{{5, 1}, {3, 0}, {3, 1}}; !slices.Equal(got, want) {
+		t.Fatalf("choking peer asked for %v, want %v: the started allowed piece, then the new one", got, want)
+	}
+	check(t, p)
+	p.HandleReject(1, 3, 0)
+	p.HandleReject(1, 3, 1)
+	p.RevokeAllowedFast(1, 3)
+	if got := p.PickFor(1, nil, 10); len(got) != 0 {
+		t.Fatalf("revoked allowed-fast piece asked for again: %v", got)
+	}
+	p.HandleUnchoke(1)
+	if got := p.PickFor(1, nil, 12); len(got) != 12 || slices.Contains(pieces(got), 6) {
+		t.Fatalf("unchoked: picked %v, want the 12 free blocks of pieces we lack", got)
+	}
+	check(t, p)
+}
+
+// The allowed-fast set is bounded, reused across connections, and picking
+// from it allocates nothing.
+func TestAllowedFastBounded(t *testing.T) {
+	p := newPicker(t, 1000, constBlocks(1), nil, 1)
+	p.HandleHaveAll(1)
+	for pc := range 1000 {
+		if err := p.HandleAllowedFast(1, pc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(p.lookup(1).fast); n != MaxAllowedFast {
+		t.Fatalf("kept %d allowed-fast pieces, want %d", n, MaxAllowedFast)
+	}
+	dst := make([]Request, 0, 8)
+	allocs := testing.AllocsPerRun(20, func() {
+		dst = p.PickFor(1, dst[:0], 1)
+		for _, r := range dst {
+			p.HandleReject(1, r.Piece, r.Block)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("PickFor while choked allocates %v times", allocs)
+	}
+	p.HandleDisconnect(1)
+	p.HandleHaveAll(2) // reuses the pooled peer
+	if got := p.PickFor(2, nil, 5); len(got) != 0 {
+		t.Fatalf("a new peer inherited allowed-fast pieces: %v", got)
+	}
+	check(t, p)
+}

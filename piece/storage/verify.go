@@ -79,8 +79,11 @@ func (s *Storage) leaves(p, width int, scratch []piece.Hash) ([]piece.Hash, erro
 // download shoal began, and a file of the right size is its own, however
 // far its writing got. Writes to a foreign file fail until Adopt.
 func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece.Hasher) ([]byte, error) {
-	if meta == nil || meta.Info == nil || meta.Info.Hash != s.info.Hash {
-		return nil, errors.New("check: metainfo is not the storage's torrent")
+	if meta == nil || meta.Info == nil {
+		return nil, errors.New("check: no metainfo")
+	}
+	if meta.Info.Hash != s.info.Hash {
+		return nil, fmt.Errorf("check: metainfo is torrent %x, the storage's is %x", meta.Info.Hash[:], s.info.Hash[:])
 	}
 	if hasher == nil {
 		hasher = &piece.Hasher{}

@@ -63,21 +63,31 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Reader decodes messages from one connection with bounded memory. It owns
-// one body buffer, sized for a piece message up front and grown (up to the
-// limits) only when a larger message arrives, so steady-state reading does
-// not allocate.
+// ReadBufferSize is the read-ahead of a Reader: four piece messages, so
+// that one read(2) takes in several blocks and a burst of small messages
+// (haves, requests) costs one call instead of three each. Measured on a
+// 64 MiB loopback download: 241 reads per MiB without read-ahead, 32 with
+// 64 KiB; 128 KiB halved that again but was no faster, and the buffer is
+// memory held per connection whatever its traffic (64 KiB is 3 MiB for 50
+// peers).
+const ReadBufferSize = 64 << 10
+
+// Reader decodes messages from one connection with bounded memory. It
+// reads ahead into one buffer of ReadBufferSize (more if the block limit
+// needs it), and decodes messages in place, so steady-state reading does
+// not allocate and a piece's block is not copied. The buffer grows, up to
+// the limits, only when a single larger message arrives.
 //
-// It issues small reads (4-byte length, 1-byte id, then the body); wrap a
-// net.Conn in a bufio.Reader to turn those into few system calls. A Reader
-// is not safe for concurrent use.
+// Because it reads ahead, the Reader must be the only reader of r from
+// then on. A Reader is not safe for concurrent use.
 type Reader struct {
-	r    io.Reader
-	lim  Limits
-	max  uint32 // largest body any id may have under lim
-	hdr  [4]byte
-	buf  []byte
-	bits int // NumPieces, copied so SetNumPieces need not touch lim
+	r   io.Reader
+	lim Limits
+	max uint32 // largest body any id may have under lim
+	// buf[head:tail] is received but not yet decoded.
+	buf        []byte
+	head, tail int
+	bits       int // NumPieces, copied so SetNumPieces need not touch lim
 }
 
 // NewReader returns a Reader on r with the given limits (zero fields take
@@ -85,7 +95,7 @@ type Reader struct {
 func NewReader(r io.Reader, lim Limits) *Reader {
 	rd := &Reader{r: r}
 	rd.setLimits(lim)
-	rd.buf = make([]byte, 1+lenPieceHdr+rd.lim.MaxBlock)
+	rd.buf = make([]byte, max(ReadBufferSize, 4+1+lenPieceHdr+rd.lim.MaxBlock))
 	return rd
 }
 
@@ -122,34 +132,61 @@ func (r *Reader) SetNumPieces(n int) {
 // error (ErrMessageTooLong, ErrBadLength, a malformed field, an I/O error)
 // leaves the stream out of step, and the connection must be closed.
 func (r *Reader) ReadMessage() (Message, error) {
-	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
+	if err := r.fill(4); err != nil {
+		if errors.Is(err, io.EOF) && r.tail > r.head {
+			err = io.ErrUnexpectedEOF // part of a length prefix
+		}
 		return Message{}, err
 	}
-	n := binary.BigEndian.Uint32(r.hdr[:])
+	n := binary.BigEndian.Uint32(r.buf[r.head:])
+	r.head += 4
 	if n == 0 {
 		return Message{KeepAlive: true}, nil
 	}
 	if n > r.max {
 		return Message{}, fmt.Errorf("wire: length prefix %d exceeds limit %d: %w", n, r.max, ErrMessageTooLong)
 	}
-	if _, err := io.ReadFull(r.r, r.hdr[:1]); err != nil {
+	if err := r.fill(1); err != nil {
 		return Message{}, fmt.Errorf("wire: reading message id: %w", noEOF(err))
 	}
-	id := ID(r.hdr[0])
+	id := ID(r.buf[r.head])
+	r.head++
 	plen := int(n - 1)
 	if err := r.checkLen(id, plen); err != nil {
 		return Message{}, err
 	}
-	if cap(r.buf) < plen {
-		// Grows only for bitfields, extended and hashes messages, once
-		// per size step, and never beyond the limits checked above.
-		r.buf = make([]byte, min(max(plen, 2*cap(r.buf)), int(r.max)))
-	}
-	body := r.buf[:plen]
-	if _, err := io.ReadFull(r.r, body); err != nil {
+	if err := r.fill(plen); err != nil {
 		return Message{}, fmt.Errorf("wire: reading %v body (%d bytes): %w", id, plen, noEOF(err))
 	}
+	body := r.buf[r.head : r.head+plen : r.head+plen]
+	r.head += plen
 	return r.decode(id, body)
+}
+
+// fill makes at least need bytes available at buf[head:], reading as many
+// more as r has ready and the buffer holds: that read-ahead is what saves
+// the system calls. Only the caller's limit checks bound need, so the
+// buffer grows only for a message already vetted.
+func (r *Reader) fill(need int) error {
+	have := r.tail - r.head
+	if have >= need {
+		return nil
+	}
+	if need > len(r.buf) {
+		// Grows only for bitfields, extended and hashes messages, once
+		// per size step, and never beyond the limits checked already.
+		nb := make([]byte, min(max(need, 2*len(r.buf)), int(r.max)))
+		r.tail = copy(nb, r.buf[r.head:r.tail])
+		r.head, r.buf = 0, nb
+	} else if r.head > 0 {
+		// What is left is part of one message: moving it to the front
+		// lets this read fill the rest of the buffer.
+		r.tail = copy(r.buf, r.buf[r.head:r.tail])
+		r.head = 0
+	}
+	n, err := io.ReadAtLeast(r.r, r.buf[r.tail:], need-have)
+	r.tail += n
+	return err
 }
 
 func noEOF(err error) error {

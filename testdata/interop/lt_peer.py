@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """libtorrent 2.0 peer for shoal's interop tests and transfer benchmark.
 
-  lt_peer.py seed TORRENT_FILE DATA_DIR [--port N]
-      Seed TORRENT_FILE whose data is at DATA_DIR/<name>.
+  lt_peer.py seed TORRENT_FILE DATA_DIR [--port N] [--unchoke-slots N]
+      Seed TORRENT_FILE whose data is at DATA_DIR/<name>. --unchoke-slots 0
+      never unchokes anyone: peers get only the allowed-fast pieces (BEP 6).
       stdout: listening: 127.0.0.1:PORT
               info-hash: <64 hex v2>
               seeding
@@ -56,7 +57,7 @@ def log(msg):
     sys.stderr.flush()
 
 
-def make_session(port):
+def make_session(port, extra=None):
     s = lt.high_performance_seed()
     s.update({
         "listen_interfaces": "127.0.0.1:%d" % port,
@@ -80,6 +81,7 @@ def make_session(port):
                        | lt.alert.category_t.error_notification
                        | lt.alert.category_t.storage_notification),
     })
+    s.update(extra or {})
     return lt.session(s)
 
 
@@ -166,7 +168,16 @@ def add_seed(ses, ti, save_path):
 
 def cmd_seed(args):
     ti = lt.torrent_info(args.torrent)
-    ses = make_session(args.port)
+    extra = {}
+    if args.unchoke_slots >= 0:
+        # Given when the session starts: the slot count is read then.
+        extra = {"choking_algorithm": 0,  # fixed_slots_choker
+                 "unchoke_slots_limit": args.unchoke_slots,
+                 # With it on, loopback peers were unchoked all the same.
+                 "ignore_limits_on_local_network": False,
+                 # high_performance_seed turns BEP 6's set off.
+                 "allowed_fast_set_size": 5}
+    ses = make_session(args.port, extra)
     wait_listening(ses)
     out("info-hash: " + v2_hex(ti))
     h = add_seed(ses, ti, os.path.abspath(args.data_dir))
@@ -270,6 +281,8 @@ def main():
     p.add_argument("torrent")
     p.add_argument("data_dir")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--unchoke-slots", type=int, default=-1,
+                   help="upload slots; -1 keeps libtorrent's setting")
     p.set_defaults(fn=cmd_seed)
 
     p = sub.add_parser("seed-magnet")
