@@ -62,7 +62,7 @@ func TestStatusDumpOnSIGUSR1(t *testing.T) {
 		`(?m)^torrent "data"$`,
 		`(?m)^  picker: all \d+ pieces verified; `,
 		`(?m)^  choker: `,
-		`(?m)^  addresses: `,
+		`(?m)^  address book: `,
 	} {
 		if !regexp.MustCompile(want).MatchString(dump) {
 			t.Errorf("seed's dump lacks %s", want)
