@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/internal/termsafe"
+	"github.com/shoal-p2p/shoal/internal/units"
 	"github.com/shoal-p2p/shoal/swarm/choker"
 )
 
@@ -241,18 +242,7 @@ func chokeText(choking, interested bool) string {
 }
 
 // sizeText renders a byte count in binary units: 0 B, 16.0 KiB, 1.5 MiB.
-func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func sizeText(n int64) string { return units.FormatBytes(n) }
 
 func limitText(bps int64) string {
 	if bps <= 0 {
