@@ -36,6 +36,7 @@ const (
 // peer is one connection. Protocol state is guarded by the torrent's mutex;
 // the send queue has its own, always taken after the torrent's.
 type peer struct {
+	// The connection, fixed at the handshake.
 	t        *Torrent
 	conn     net.Conn
 	addr     netip.AddrPort
@@ -46,60 +47,77 @@ type peer struct {
 	outgoing bool
 	joined   time.Time
 
-	// Guarded by t.mu.
+	// Counters read without a lock.
+	downBytes, upBytes atomic.Int64
+	lastRecv           atomic.Int64 // unix nanoseconds
+
+	// Everything from here to sendMu is guarded by t.mu.
+
+	// Protocol state, both ways.
 	amChoking, amInterested     bool
 	peerChoking, peerInterested bool
 	sawHaves                    bool // a have, bitfield or have-all arrived; no bitfield may follow
-	requested                   map[blockKey]time.Time
-	// cancelled holds requests we cancelled: BEP 3 lets the peer answer
-	// them anyway, so such a block is a duplicate, not a violation.
-	cancelled        map[blockKey]time.Time
-	lastBlock        time.Time
-	peerReqq         int
-	listenPort       uint16
+	peerReqq                    int
+	listenPort                  uint16
+	metaID, pexID               uint8 // the peer's ids for ut_metadata and ut_pex; 0 = not spoken
+
+	// Rates, for the choker and the request pipeline.
 	downRate, upRate float64
 	lastDown, lastUp int64
-	hashReqs         int   // our hash requests outstanding at this peer
-	metaID, pexID    uint8 // the peer's ids for ut_metadata and ut_pex; 0 = not spoken
-	pexSent          map[netip.AddrPort]bool
-	// unchokedUs records that it ever unchoked us; snubbedUs that it kept
-	// us choked past the grace while it had what we wanted. A peer that
-	// snubbed us and never unchoked us has shown it gives nothing: it is
-	// owed only the optimistic slot for good, after we complete too.
+
+	// Download side (download.go, withhold.go, blame.go): our requests out
+	// at the peer. cancelled holds requests we cancelled: BEP 3 lets the
+	// peer answer them anyway, so such a block is a duplicate, not a
+	// violation. withheld holds pieces the peer refused while unchoking
+	// us, not asked of it again until it announces them, unchokes us anew,
+	// or a while passes; nil until one is.
+	requested map[blockKey]time.Time
+	cancelled map[blockKey]time.Time
+	lastBlock time.Time
+	withheld  map[uint32]time.Time
+	hashReqs  int // our hash requests outstanding at this peer
+
+	// Choking (choke.go): unchokedUs records that it ever unchoked us;
+	// snubbedUs that it kept us choked past the grace while it had what we
+	// wanted. A peer that snubbed us and never unchoked us has shown it
+	// gives nothing: it is owed only the optimistic slot for good, after
+	// we complete too. fastOut holds the pieces we allowed it while we
+	// choke it (fast.go).
 	unchokedUs, snubbedUs bool
-	nextPex               time.Time
-	lastPexIn             time.Time
-	// spoke records any message but a keep-alive; lastUseful (unix
-	// nanoseconds) when the peer last said what it has, wanted something
-	// or asked for something. They decide who gives up a slot when the
-	// torrent is full (evictRank); evicted marks one that already has.
+	fastOut               []uint32
+
+	// PEX (ext.go).
+	pexSent   map[netip.AddrPort]bool
+	nextPex   time.Time
+	lastPexIn time.Time
+
+	// Slots under pressure (limits.go): spoke records any message but a
+	// keep-alive; lastUseful (unix nanoseconds) when the peer last said
+	// what it has, wanted something or asked for something. They decide
+	// who gives up a slot when the torrent is full (evictRank); evicted
+	// marks one that already has.
 	spoke      bool
 	lastUseful int64
 	evicted    bool
 
-	downBytes, upBytes atomic.Int64
-	lastRecv           atomic.Int64 // unix nanoseconds
+	// The writer's side (send.go, upload.go), guarded by sendMu, always
+	// taken after t.mu. served holds the last pieces uploaded to the peer
+	// (servedN counts them): if it leaves right after, they are checked
+	// again.
+	sendMu    sync.Mutex
+	ctrl      []byte // encoded messages waiting to go out
+	uploads   []upload
+	upHead    int
+	lastWrite time.Time
+	served    [4]uint32
+	servedN   uint
 
-	sendMu     sync.Mutex
-	ctrl       []byte // encoded messages waiting to go out
-	uploads    []upload
-	upHead     int
-	lastWrite  time.Time
+	// Ending: wake rouses the writer; closed is closed once, with its
+	// cause, by close.
 	wake       chan struct{}
 	closed     chan struct{}
 	closeOnce  sync.Once
 	closeCause error
-	// served holds the last pieces uploaded to the peer (servedN counts
-	// them): if it leaves right after, they are checked again.
-	served  [4]uint32
-	servedN uint
-	// withheld holds pieces the peer refused while unchoking us, not asked
-	// of it again until it announces them, unchokes us anew, or a while
-	// passes (withhold.go). Guarded by t.mu; nil until one is.
-	withheld map[uint32]time.Time
-	// fastOut holds the pieces we allowed the peer while we choke it
-	// (fast.go). Guarded by t.mu.
-	fastOut []uint32
 }
 
 func newPeer(t *Torrent, conn net.Conn, addr netip.AddrPort, reserved wire.Reserved, id [20]byte, pid picker.PeerID) *peer {

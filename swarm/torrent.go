@@ -47,6 +47,7 @@ const (
 
 // Torrent is one torrent being downloaded or seeded.
 type Torrent struct {
+	// What the torrent is, fixed at Add.
 	c    *Client
 	meta *piece.MetaInfo
 	info *piece.Info
@@ -54,57 +55,71 @@ type Torrent struct {
 	log  *slog.Logger
 	ih20 [20]byte
 
+	// Life: Close cancels ctx and waits for wg.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	done   chan struct{} // closed once every piece is verified
 	failed chan struct{} // closed when an error stops the download
-	diskq  chan diskJob
 
-	// wasted counts payload received but discarded, whatever the reason:
-	// duplicates, bad pieces, blocks nobody asked for, and the blocks and
-	// partly written pieces given up when a disk error stopped the
-	// download.
+	// Counters read without the lock. wasted counts payload received but
+	// discarded, whatever the reason: duplicates, bad pieces, blocks nobody
+	// asked for, and the blocks and partly written pieces given up when a
+	// disk error stopped the download.
 	downloaded, uploaded, wasted atomic.Int64
 	verifiedBytes                atomic.Int64
+	refused                      refusals // peers and messages refused, by reason (status.go)
 
-	mu       sync.Mutex
-	picker   *picker.Picker
-	peers    map[*peer]struct{}
-	byID     map[picker.PeerID]*peer
-	nextID   picker.PeerID
-	partial  map[int]*partialPiece
-	suspects map[int]*suspect // failed pieces awaiting leaf hashes
-	strikes  map[addrbook.Key]int
-	// addressBook holds the addresses known, whom to dial next, and bans.
+	// Everything below is guarded by mu.
+	mu      sync.Mutex
+	seeding bool
+	closing bool
+
+	// Peers (peer.go, limits.go): who is connected. evicting counts peers
+	// closed to make room but not yet removed; speakers the peers that
+	// have sent more than keep-alives.
+	peers              map[*peer]struct{}
+	byID               map[picker.PeerID]*peer
+	nextID             picker.PeerID
+	evicting, speakers int
+	// downRate and upRate sum the peers' rates as of the last tick, so
+	// that Stats need not walk the peers.
+	downRate, upRate float64
+
+	// Address book (dial.go): the addresses known, whom to dial next, bans.
 	addressBook *addrbook.Book
-	trees       map[int]*piece.FileTree // built on demand to answer hash requests
-	choker      *choker.Choker
-	pickBuf     []picker.Request
-	scratch     []piece.Hash
-	seeding     bool
-	closing     bool
-	// ss is the super-seeding state while it lasts (BEP 16).
-	ss *superseed.Policy
-	// provenBlocks counts blocks convicted through leaf hashes.
-	provenBlocks int
+
+	// Choking (choke.go): every choke decision is the choker's.
+	choker *choker.Choker
+
+	// Download pipeline (download.go, diskerr.go): what to ask for, blocks
+	// on their way to disk, and what stopped the download.
+	picker    *picker.Picker
+	pickBuf   []picker.Request
+	partial   map[int]*partialPiece
+	scratch   []piece.Hash
+	diskq     chan diskJob
+	diskErr   *DiskError // set once, with failed closed
+	writeErrs repeatLog  // with saveErrs, keeps a failing disk to a few log lines
+	saveErrs  repeatLog
 	// firstPiece is when this session verified its first piece, and
 	// firstPieceCh is closed then (FirstPiece).
 	firstPiece   time.Time
 	firstPieceCh chan struct{}
-	// downRate and upRate sum the peers' rates as of the last tick, when
-	// the rates change, so that Stats need not walk the peers.
-	downRate, upRate float64
-	// srv is what we know of faults in the data we serve (serve.go).
-	srv serveState
-	// diskErr stopped the download; set once, with failed closed.
-	diskErr *DiskError
-	// writeErrs and saveErrs keep a failing disk to a few log lines.
-	writeErrs, saveErrs repeatLog
-	// evicting counts peers closed to make room but not yet removed;
-	// speakers the peers that have sent more than keep-alives.
-	evicting, speakers int
-	refused            refusals // peers and messages refused, by reason (status.go)
+
+	// Blame (blame.go): failed pieces awaiting leaf hashes, strikes
+	// towards a ban, and blocks convicted through leaf hashes.
+	suspects     map[int]*suspect
+	strikes      map[addrbook.Key]int
+	provenBlocks int
+
+	// Serving (upload.go, serve.go, hashserve.go): faults in the data we
+	// serve, and trees built on demand to answer hash requests.
+	srv   serveState
+	trees map[int]*piece.FileTree
+
+	// Super-seeding (superseed.go): the BEP 16 policy while it lasts.
+	ss *superseed.Policy
 }
 
 // Add starts serving a torrent whose data lives in st. have is the
