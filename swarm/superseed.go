@@ -81,7 +81,7 @@ func (p *peer) ssFill() {
 		Choked:     p.amChoking,
 		Interested: p.peerInterested,
 		Rate:       p.upRate,
-	}, t.speakers < 2) // connections that never spoke do not count
+	}, t.speakers) // connections that never spoke do not count
 	if t.ssMaybeEnd() || len(xs) == 0 {
 		return
 	}

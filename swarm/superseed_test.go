@@ -206,3 +206,19 @@ func TestSuperSeedOfferToUninterestedPeerLapses(t *testing.T) {
 	}
 	t.Logf("both done in %v", time.Since(began).Round(time.Millisecond))
 }
+
+// A lone downloader beside a peer that never downloads is still lone: once
+// the silent peer's offer lapses it no longer counts as someone to pass
+// pieces on to, so the downloader is not held to what it has spread (it
+// reached 9 of 32 pieces in 30 s when it was).
+func TestSuperSeedLoneBesideSilentPeer(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", map[string]int{"big.bin": 1 << 20}, 32<<10)
+	seeder := startNode(t, m, filepath.Join(src, "data"), Config{SuperSeed: true}, nil)
+	connectSilentPeer(t, seeder, m.Info.NumPieces)
+	began := time.Now()
+	n := startNode(t, m, t.TempDir(), Config{}, nil)
+	n.t.AddPeers(seeder.addr())
+	waitDone(t, n, 4*superseed.InterestTTL)
+	t.Logf("done in %v", time.Since(began).Round(time.Millisecond))
+}

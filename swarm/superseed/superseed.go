@@ -132,6 +132,10 @@ type Policy struct {
 	// offered counts, per piece, the peers it is on offer to that have
 	// not announced it yet.
 	offered []int32
+	// lapsed counts peers whose offers lapsed for want of interest and
+	// are not interested since: they do not keep another peer from being
+	// lone.
+	lapsed int
 	// seen marks pieces announced by some peer since we started; left is
 	// how many are not. At zero, with none stuck, super-seeding ends.
 	seen *bitfield.Bitfield
@@ -152,8 +156,10 @@ type peerState struct {
 	// and the stuck ones, which stay listed while it is connected.
 	unspread []holding
 	// quiet is until when it is shown nothing new unless it is
-	// interested: an offer to it lapsed for want of interest.
-	quiet time.Time
+	// interested: an offer to it lapsed for want of interest. lapsed marks
+	// it counted in Policy.lapsed meanwhile.
+	quiet  time.Time
+	lapsed bool
 }
 
 // holding is a piece a peer got from us, since when, and whether it sat
@@ -227,6 +233,9 @@ func (s *Policy) RemovePeer(id picker.PeerID) {
 			s.stuck.Clear(int(h.piece))
 		}
 	}
+	if sp.lapsed {
+		s.lapsed--
+	}
 	s.maybeEnd()
 }
 
@@ -292,16 +301,23 @@ func (s *Policy) Hidden(id picker.PeerID) []int {
 
 // Fill tops up the offers of peer id and returns the pieces newly
 // revealed to it, in the order to announce them; the slice is valid until
-// the next call. lone reports that no other peer has spoken: with no one
-// to pass pieces on to, it is not held to what it has spread. Call it
-// whenever the peer announces pieces or is unchoked, and once a second.
-// It may end super-seeding (see Done).
-func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, lone bool) []int {
+// the next call. speakers counts the connected peers that have spoken, it
+// among them. A peer is lone when no other is there to pass pieces on to,
+// not counting those whose offers lapsed for want of interest (a peer
+// that never downloads): a lone peer is not held to what it has spread.
+// Call Fill whenever the peer announces pieces or is unchoked, and once a
+// second. It may end super-seeding (see Done).
+func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []int {
 	s.reveal = s.reveal[:0]
 	sp := s.peers[id]
 	if s.done || sp == nil || !p.Spoke || !p.Announced && now.Sub(p.Joined) < announceWait {
 		return nil
 	}
+	if sp.lapsed && (p.Interested || !now.Before(sp.quiet)) {
+		sp.lapsed = false
+		s.lapsed--
+	}
+	lone := speakers-s.lapsed < 2
 	kept := sp.offers[:0]
 	for _, o := range sp.offers {
 		switch {
@@ -313,6 +329,10 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, lone bool) []int 
 		case !p.Interested && now.Sub(o.at) > InterestTTL:
 			s.offered[o.piece]--
 			sp.quiet = now.Add(OfferTTL)
+			if !sp.lapsed {
+				sp.lapsed = true
+				s.lapsed++
+			}
 		default:
 			kept = append(kept, o)
 		}

@@ -74,7 +74,11 @@ func (r *rig) leave(id picker.PeerID) {
 }
 
 func (r *rig) fill(id picker.PeerID, p Peer, lone bool) []int {
-	return slices.Clone(r.ss.Fill(id, r.now, p, lone))
+	speakers := 1
+	if !lone {
+		speakers = 3
+	}
+	return slices.Clone(r.ss.Fill(id, r.now, p, speakers))
 }
 
 // Pieces are revealed only if no peer has them and none holds them on
@@ -364,7 +368,7 @@ func TestEndsOnceEveryPieceSeen(t *testing.T) {
 		t.Fatal("not done after a have-all")
 	}
 
-	if ss := New(Config{Pieces: 0, PieceLength: 1, Swarm: r.pk}); !ss.Done() || ss.Fill(1, t0, active, true) != nil {
+	if ss := New(Config{Pieces: 0, PieceLength: 1, Swarm: r.pk}); !ss.Done() || ss.Fill(1, t0, active, 1) != nil {
 		t.Fatal("a torrent of no pieces is super-seeded")
 	}
 }
@@ -476,5 +480,28 @@ func TestOfferToUninterestedPeerLapses(t *testing.T) {
 	}
 	if got := r.fill(2, active, false); len(got) != 1 {
 		t.Fatalf("after InterestTTL, peer 2 shown %v, want the piece", got)
+	}
+}
+
+// A peer whose offer lapsed for want of interest does not keep another
+// from being lone, until it becomes interested.
+func TestLapsedPeerDoesNotCountAgainstLone(t *testing.T) {
+	r := newRig(t, 100, 256*kib, 13)
+	r.join(1)
+	r.join(2)
+	silent := active
+	silent.Interested = false
+	silent.Choked = true
+	r.fill(1, silent, false)
+	r.now = r.now.Add(InterestTTL + time.Nanosecond)
+	r.fill(1, silent, false) // its offer lapses
+	slow := active           // unchoked, rate 0: its own target is small unless lone
+	if got := r.ss.Fill(2, r.now, slow, 2); len(got) != r.ss.target(slow, true) {
+		t.Fatalf("beside a lapsed peer, peer 2 shown %d pieces, want a lone peer's %d", len(got), r.ss.target(slow, true))
+	}
+	silent.Interested = true
+	r.fill(1, silent, false)
+	if r.ss.lapsed != 0 {
+		t.Fatalf("lapsed = %d after the peer became interested", r.ss.lapsed)
 	}
 }
