@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -353,17 +352,6 @@ func (l *lateFinder) FindPeers(ctx context.Context, _ piece.Hash, found func([]n
 	return nil
 }
 
-// deadTCP returns a loopback address nobody listens on.
-func deadTCP(t *testing.T) netip.AddrPort {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := netip.MustParseAddrPort(ln.Addr().String())
-	ln.Close()
-	return a
-}
-
 func TestFetchInfoFromFinders(t *testing.T) {
 	src := t.TempDir()
 	m := content(t, src, "data", multiFiles, 64<<10)
@@ -375,7 +363,7 @@ func TestFetchInfoFromFinders(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	got, err := fetcher(t).FetchInfoFrom(ctx, m.Info.Hash, []Source{
-		FixedPeers(deadTCP(t)),
+		FixedPeers(freePort(t)),
 		{Kind: SourceTracker, Finder: broken, Backoff: Backoff{First: 10 * time.Millisecond, Max: 50 * time.Millisecond}},
 		{Kind: SourceDHT, Finder: late, Backoff: Backoff{First: 10 * time.Millisecond, Max: 50 * time.Millisecond}},
 	}, nil)
@@ -406,7 +394,7 @@ func TestTorrentAddSources(t *testing.T) {
 		return ctx.Err()
 	})
 	leech.t.AddSources(
-		FixedPeers(deadTCP(t)),
+		FixedPeers(freePort(t)),
 		Source{Kind: SourceDHT, Finder: late, Backoff: Backoff{First: 10 * time.Millisecond, Max: 50 * time.Millisecond}},
 		DHTAnnounce(announcer),
 	)
