@@ -86,9 +86,11 @@ func TestStatusDumpCountsRefusals(t *testing.T) {
 			tr[RefusedDuplicate] == 1 && tr[RefusedOurselves] > 0 &&
 			tr[ViolationUnrequestedBlock] == 1 && tr[ViolationRequest] == 1 && tr[ViolationMalformed] == 1 && tr[RejectedChoked] == 1
 	})
-	if n := seeder.t.Stats().Peers; n != 2 {
-		t.Fatalf("seeder has %d peers, want the leech and the choked one", n)
-	}
+	// A dropped peer is counted before its session is torn down, so its
+	// entry may linger for a moment after the counter moved.
+	waitFor(t, 5*time.Second, "the seeder keeps the leech and the choked peer only", func() bool {
+		return seeder.t.Stats().Peers == 2
+	})
 	var b bytes.Buffer
 	seeder.c.WriteStatus(&b)
 	dump := b.String()
