@@ -80,8 +80,8 @@ func TestHybridFromLibtorrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.Info.Hybrid || m.Info.HexHash() != want || len(m.Info.Files) != 3 {
-		t.Fatalf("hybrid: %v %s want %s, %d files", m.Info.Hybrid, m.Info.HexHash(), want, len(m.Info.Files))
+	if m.Info.Format != FormatHybrid || m.Info.HexHash() != want || len(m.Info.Files) != 3 {
+		t.Fatalf("hybrid: %v %s want %s, %d files", m.Info.Format, m.Info.HexHash(), want, len(m.Info.Files))
 	}
 	if p, err := Verify(context.Background(), m, dir, nil); err != nil || len(p) != 0 {
 		t.Fatalf("verify against libtorrent's layers: %v %v", p, err)

@@ -1,6 +1,7 @@
 package piece
 
 import (
+	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,10 +11,12 @@ import (
 	"strings"
 )
 
-// Magnet is a BitTorrent v2 magnet link (BEP 9, BEP 52): the info-hash and
-// hints for finding the torrent.
+// Magnet is a magnet link (BEP 9, BEP 52): the info-hashes and hints for
+// finding the torrent. A v2 link carries Hash, a v1 link V1Hash, a hybrid
+// link both; the zero hash means absent.
 type Magnet struct {
-	Hash     Hash
+	Hash     Hash     // urn:btmh, the v2 info-hash
+	V1Hash   V1Hash   // urn:btih, the v1 info-hash
 	Name     string   // dn
 	Trackers []string // tr
 	Peers    []string // x.pe, as HOST:PORT
@@ -26,9 +29,18 @@ const btmhPrefix = "urn:btmh:1220"
 // String returns the magnet link: xt first, then dn, tr and x.pe.
 func (m Magnet) String() string {
 	var b strings.Builder
-	b.WriteString("magnet:?xt=")
-	b.WriteString(btmhPrefix)
-	b.WriteString(hex.EncodeToString(m.Hash[:]))
+	b.WriteString("magnet:?")
+	sep := ""
+	if m.HasV1() {
+		b.WriteString("xt=urn:btih:")
+		b.WriteString(m.V1Hash.String())
+		sep = "&"
+	}
+	if m.HasV2() {
+		b.WriteString(sep + "xt=")
+		b.WriteString(btmhPrefix)
+		b.WriteString(hex.EncodeToString(m.Hash[:]))
+	}
 	if m.Name != "" {
 		b.WriteString("&dn=")
 		b.WriteString(url.QueryEscape(m.Name))
@@ -46,22 +58,43 @@ func (m Magnet) String() string {
 	return b.String()
 }
 
-// Magnet returns the torrent's magnet link with its name and trackers.
+// HasV1 reports whether the link carries a v1 info-hash.
+func (m Magnet) HasV1() bool { return m.V1Hash != V1Hash{} }
+
+// HasV2 reports whether the link carries a v2 info-hash.
+func (m Magnet) HasV2() bool { return m.Hash != Hash{} }
+
+// Magnet returns the torrent's magnet link with every info-hash it has,
+// its name and its trackers.
 func (m *MetaInfo) Magnet() Magnet {
-	return Magnet{Hash: m.Info.Hash, Name: m.Info.Name, Trackers: m.Trackers()}
+	return Magnet{Hash: m.Info.Hash, V1Hash: m.Info.V1Hash, Name: m.Info.Name, Trackers: m.Trackers()}
+}
+
+// Matches reports whether info is the torrent the link names: every hash
+// the link carries must be info's. A v1 link fetched as a hybrid matches;
+// an info dict without v1 pieces never matches a btih link.
+func (m Magnet) Matches(info *Info) bool {
+	if m.HasV2() && (!info.HasV2() || info.Hash != m.Hash) {
+		return false
+	}
+	if m.HasV1() && (!info.HasV1() || info.V1Hash != m.V1Hash) {
+		return false
+	}
+	return m.HasV1() || m.HasV2()
 }
 
 // ErrBadMagnet is wrapped by every error ParseMagnet returns.
 var ErrBadMagnet = errors.New("bad magnet")
 
-// ParseMagnet reads a v2 magnet link, a urn:btmh:1220… URN or a bare 64-hex
-// info-hash. Hybrid magnets are read through their btmh part; a v1-only
-// magnet (btih alone) is refused, as shoal speaks only v2.
+// ParseMagnet reads a magnet link with a urn:btmh (v2), a urn:btih (v1, 40
+// hex digits or 32 base32 letters) or both (hybrid), a bare URN, or a bare
+// info-hash: 64 hex digits for v2, 40 for v1.
 func ParseMagnet(s string) (Magnet, error) {
 	s = strings.TrimSpace(s)
 	if !strings.HasPrefix(s, "magnet:") {
-		h, err := parseXT(s)
-		return Magnet{Hash: h}, err
+		var m Magnet
+		err := m.addXT(s)
+		return m, err
 	}
 	q := strings.TrimPrefix(s, "magnet:")
 	q = strings.TrimPrefix(q, "?")
@@ -70,26 +103,17 @@ func ParseMagnet(s string) (Magnet, error) {
 		return Magnet{}, fmt.Errorf("%w: %v", ErrBadMagnet, err)
 	}
 	var m Magnet
-	found, v1 := false, false
 	for _, xt := range vals["xt"] {
-		if strings.HasPrefix(xt, "urn:btih:") {
-			v1 = true
-			continue
+		l := strings.ToLower(xt)
+		if !strings.HasPrefix(l, "urn:btih:") && !strings.HasPrefix(l, "urn:btmh:") {
+			continue // another network's URN (ed2k, sha1): not ours to read
 		}
-		h, err := parseXT(xt)
-		if err != nil {
+		if err := m.addXT(xt); err != nil {
 			return Magnet{}, err
 		}
-		if found && h != m.Hash {
-			return Magnet{}, fmt.Errorf("%w: two different btmh hashes", ErrBadMagnet)
-		}
-		m.Hash, found = h, true
 	}
-	if !found {
-		if v1 {
-			return Magnet{}, fmt.Errorf("%w: only a v1 hash (urn:btih); shoal needs a v2 urn:btmh hash", ErrBadMagnet)
-		}
-		return Magnet{}, fmt.Errorf("%w: no xt=urn:btmh:1220… parameter", ErrBadMagnet)
+	if !m.HasV1() && !m.HasV2() {
+		return Magnet{}, fmt.Errorf("%w: no xt=urn:btih:… or xt=urn:btmh:1220… parameter", ErrBadMagnet)
 	}
 	m.Name = vals.Get("dn")
 	m.Trackers = vals["tr"]
@@ -106,22 +130,61 @@ func ParseMagnet(s string) (Magnet, error) {
 	return m, nil
 }
 
-// parseXT reads "urn:btmh:1220<64 hex>" or "<64 hex>".
-func parseXT(s string) (Hash, error) {
-	var h Hash
-	hexPart := s
-	if strings.HasPrefix(strings.ToLower(s), "urn:btmh:") {
+// addXT reads one hash: "urn:btmh:1220<64 hex>", "urn:btih:<40 hex or 32
+// base32>", or a bare 64- or 40-hex hash. A second, different hash of a
+// kind already seen is an error: the link would name two torrents.
+func (m *Magnet) addXT(s string) error {
+	l := strings.ToLower(s)
+	switch {
+	case strings.HasPrefix(l, "urn:btih:"):
+		return m.setV1(s, s[len("urn:btih:"):], true)
+	case strings.HasPrefix(l, "urn:btmh:"):
 		mh := s[len("urn:btmh:"):]
 		if len(mh) < 4 || !strings.EqualFold(mh[:4], "1220") {
-			return h, fmt.Errorf("%w: %q: multihash is not sha2-256 of 32 bytes (want prefix 1220)", ErrBadMagnet, s)
+			return fmt.Errorf("%w: %q: multihash is not sha2-256 of 32 bytes (want prefix 1220)", ErrBadMagnet, s)
 		}
-		hexPart = mh[4:]
+		return m.setV2(s, mh[4:])
+	case len(s) == 40:
+		return m.setV1(s, s, false)
+	case len(s) == 64:
+		return m.setV2(s, s)
 	}
+	return fmt.Errorf("%w: %q: want a magnet link, 64 hex digits (v2) or 40 (v1), have %d characters", ErrBadMagnet, s, len(s))
+}
+
+func (m *Magnet) setV2(s, hexPart string) error {
+	var h Hash
 	if len(hexPart) != 64 {
-		return h, fmt.Errorf("%w: %q: want 64 hex digits, have %d", ErrBadMagnet, s, len(hexPart))
+		return fmt.Errorf("%w: %q: want 64 hex digits, have %d", ErrBadMagnet, s, len(hexPart))
 	}
 	if _, err := hex.Decode(h[:], []byte(hexPart)); err != nil {
-		return h, fmt.Errorf("%w: %q: %v", ErrBadMagnet, s, err)
+		return fmt.Errorf("%w: %q: %v", ErrBadMagnet, s, err)
 	}
-	return h, nil
+	if m.HasV2() && m.Hash != h {
+		return fmt.Errorf("%w: two different btmh hashes", ErrBadMagnet)
+	}
+	m.Hash = h
+	return nil
+}
+
+func (m *Magnet) setV1(s, enc string, base32OK bool) error {
+	var h V1Hash
+	switch {
+	case len(enc) == 40:
+		if _, err := hex.Decode(h[:], []byte(enc)); err != nil {
+			return fmt.Errorf("%w: %q: %v", ErrBadMagnet, s, err)
+		}
+	case len(enc) == 32 && base32OK:
+		n, err := base32.StdEncoding.Decode(h[:], []byte(strings.ToUpper(enc)))
+		if err != nil || n != 20 {
+			return fmt.Errorf("%w: %q: not base32: %v", ErrBadMagnet, s, err)
+		}
+	default:
+		return fmt.Errorf("%w: %q: a btih hash is 40 hex digits or 32 base32 letters, have %d characters", ErrBadMagnet, s, len(enc))
+	}
+	if m.HasV1() && m.V1Hash != h {
+		return fmt.Errorf("%w: two different btih hashes", ErrBadMagnet)
+	}
+	m.V1Hash = h
+	return nil
 }

@@ -28,34 +28,60 @@ func TestMagnetRoundTrip(t *testing.T) {
 	}
 }
 
+const v1Hex = "0123456789abcdef0123456789abcdef01234567"
+
 func TestMagnetForms(t *testing.T) {
-	for _, s := range []string{hexHash, strings.ToUpper(hexHash), "urn:btmh:1220" + hexHash,
-		"magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&xt=urn:btmh:1220" + hexHash} {
+	v2only := "magnet:?xt=urn:btmh:1220" + hexHash
+	v1only := "magnet:?xt=urn:btih:" + v1Hex
+	both := "magnet:?xt=urn:btih:" + v1Hex + "&xt=urn:btmh:1220" + hexHash
+	// The same v1 hash in base32, as older links carry it.
+	b32 := "AERUKZ4JVPG66AJDIVTYTK6N54ASGRLH"
+	for s, want := range map[string]string{
+		hexHash:                      v2only,
+		strings.ToUpper(hexHash):     v2only,
+		"urn:btmh:1220" + hexHash:    v2only,
+		v1Hex:                        v1only,
+		strings.ToUpper(v1Hex):       v1only,
+		"urn:btih:" + v1Hex:          v1only,
+		"urn:btih:" + b32:            v1only,
+		"magnet:?xt=urn:btih:" + b32: v1only,
+		"magnet:?xt=urn:btih:" + strings.ToLower(b32): v1only,
+		both: both,
+		"magnet:?xt=urn:btmh:1220" + hexHash + "&xt=urn:btih:" + v1Hex: both,
+		// Another network's URN beside ours is ignored.
+		"magnet:?xt=urn:sha1:ABCD&xt=urn:btih:" + v1Hex: v1only,
+	} {
 		m, err := ParseMagnet(s)
 		if err != nil {
 			t.Errorf("%s: %v", s, err)
 			continue
 		}
-		if got := m.String(); got != "magnet:?xt=urn:btmh:1220"+hexHash {
-			t.Errorf("%s: %s", s, got)
+		if got := m.String(); got != want {
+			t.Errorf("%s: %s, want %s", s, got, want)
 		}
 	}
 }
 
 func TestMagnetRefuses(t *testing.T) {
 	for name, s := range map[string]string{
-		"short hex":       hexHash[:63],
-		"bad hex":         "zz" + hexHash[2:],
-		"sha1 multihash":  "urn:btmh:1114" + hexHash,
-		"wrong length":    "urn:btmh:1221" + hexHash,
-		"v1 only":         "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
-		"no xt":           "magnet:?dn=x",
-		"two hashes":      "magnet:?xt=urn:btmh:1220" + hexHash + "&xt=urn:btmh:1220" + strings.Repeat("0", 64),
-		"bad x.pe":        "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=nohost",
-		"bad x.pe port":   "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=1.2.3.4:99999",
-		"bad escape":      "magnet:?xt=urn:btmh:1220" + hexHash + "&dn=%zz",
-		"empty":           "",
-		"btmh no payload": "urn:btmh:",
+		"short hex":         hexHash[:63],
+		"bad hex":           "zz" + hexHash[2:],
+		"sha1 multihash":    "urn:btmh:1114" + hexHash,
+		"wrong length":      "urn:btmh:1221" + hexHash,
+		"btih base32 short": "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRL",
+		"btih base32 bad":   "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRL1",
+		"btih 39 hex":       "magnet:?xt=urn:btih:" + v1Hex[:39],
+		"btih 64 hex":       "magnet:?xt=urn:btih:" + hexHash,
+		"two btih":          "magnet:?xt=urn:btih:" + v1Hex + "&xt=urn:btih:" + strings.Repeat("0", 40),
+		"bare 39 hex":       v1Hex[:39],
+		"only another urn":  "magnet:?xt=urn:sha1:ABCD",
+		"no xt":             "magnet:?dn=x",
+		"two hashes":        "magnet:?xt=urn:btmh:1220" + hexHash + "&xt=urn:btmh:1220" + strings.Repeat("0", 64),
+		"bad x.pe":          "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=nohost",
+		"bad x.pe port":     "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=1.2.3.4:99999",
+		"bad escape":        "magnet:?xt=urn:btmh:1220" + hexHash + "&dn=%zz",
+		"empty":             "",
+		"btmh no payload":   "urn:btmh:",
 	} {
 		if _, err := ParseMagnet(s); !errors.Is(err, ErrBadMagnet) {
 			t.Errorf("%s: error %v, want ErrBadMagnet", name, err)

@@ -4,6 +4,7 @@
 package piece
 
 import (
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -56,7 +57,64 @@ type File struct {
 	NumPieces int
 	// Attr holds BEP 47 attributes (for example "x" for executable) as given.
 	Attr string
+	// Offset is where the file starts in the torrent's piece space: piece p
+	// covers bytes [p·PieceLength, (p+1)·PieceLength) of it. In v2 and
+	// hybrid torrents it is FirstPiece·PieceLength (pad files are implied
+	// and absent from Files); in v1 the files follow one another, pad files
+	// included, and a piece may span several.
+	Offset int64
+	// Pad marks a BEP 47 pad file (attr "p") of a v1 torrent: zeros that
+	// fill the piece space, never written to disk. v2 and hybrid Files
+	// hold no pad files.
+	Pad bool
 }
+
+// Format says which hash families a torrent carries.
+type Format uint8
+
+const (
+	// FormatV2 is BEP 52 only: SHA-256 merkle trees, one per file.
+	FormatV2 Format = iota
+	// FormatHybrid carries both a v2 file tree and v1 piece hashes over
+	// the same, piece-aligned data (BEP 52 "hybrid").
+	FormatHybrid
+	// FormatV1 is BEP 3 only: one SHA-1 per piece over the files laid end
+	// to end.
+	FormatV1
+)
+
+// String names the format as the CLI's --format flag spells it.
+func (f Format) String() string {
+	switch f {
+	case FormatV2:
+		return "v2"
+	case FormatHybrid:
+		return "hybrid"
+	case FormatV1:
+		return "v1"
+	}
+	return fmt.Sprintf("Format(%d)", uint8(f))
+}
+
+// ParseFormat reads a --format value: "v2", "hybrid" or "v1".
+func ParseFormat(s string) (Format, error) {
+	switch s {
+	case "v2":
+		return FormatV2, nil
+	case "hybrid":
+		return FormatHybrid, nil
+	case "v1":
+		return FormatV1, nil
+	}
+	return 0, fmt.Errorf("format %q: want v2, hybrid or v1", s)
+}
+
+// V1Hash is a SHA-1 info-hash: the v1 identity of a torrent, and the
+// 20 bytes peers, trackers and the DHT know every swarm by.
+type V1Hash [20]byte
+
+// String returns the hash as 40 lowercase hex digits.
+func (h V1Hash) String() string { return hex.EncodeToString(h[:]) }
 
 // Info is a parsed v2 info dict: the part of a torrent that its info-hash
 // covers.
@@ -74,15 +132,61 @@ type Info struct {
 	NumPieces int
 	// TotalLength is the sum of the files' lengths.
 	TotalLength int64
-	// Hash is the v2 info-hash: the SHA-256 of Bytes.
+	// Hash is the v2 info-hash: the SHA-256 of Bytes; zero in a v1 torrent.
 	Hash Hash
+	// V1Hash is the v1 info-hash: the SHA-1 of Bytes; zero in a v2-only
+	// torrent.
+	V1Hash V1Hash
+	// Format says which of the two hashes the torrent carries.
+	Format Format
+	// Pieces holds the v1 SHA-1 piece hashes, 20 bytes a piece, in a v1 or
+	// hybrid torrent; nil in a v2-only one.
+	Pieces []byte
 	// Bytes is the bencoded info dict exactly as it was read or written.
 	Bytes []byte
-	// Hybrid is set when the dict also carries a v1 part (pieces, length or
-	// files); shoal reads only its v2 part.
-	Hybrid bool
 
 	single bool
+	// space is the length of the piece space: the end of the last file,
+	// pad files included.
+	space int64
+}
+
+// HasV1 reports whether the torrent carries v1 piece hashes and a v1
+// info-hash (a v1 or hybrid torrent).
+func (in *Info) HasV1() bool { return in.Format != FormatV2 }
+
+// HasV2 reports whether the torrent carries v2 merkle roots and a v2
+// info-hash (a v2 or hybrid torrent).
+func (in *Info) HasV2() bool { return in.Format != FormatV1 }
+
+// ID names the torrent in file names and logs: the v2 info-hash in hex
+// when it has one, the v1 info-hash otherwise.
+func (in *Info) ID() string {
+	if in.HasV2() {
+		return in.HexHash()
+	}
+	return in.V1Hash.String()
+}
+
+// SwarmHashes returns the 20-byte hashes under which the torrent's swarm
+// is found on the wire, at trackers and in the DHT: the v1 info-hash and
+// the truncated v2 one, whichever the torrent has, v2 first.
+func (in *Info) SwarmHashes() [][20]byte {
+	var out [][20]byte
+	if in.HasV2() {
+		out = append(out, in.Hash.Truncated())
+	}
+	if in.HasV1() {
+		out = append(out, in.V1Hash)
+	}
+	return out
+}
+
+// PieceHash returns the v1 SHA-1 of piece p; the torrent must have v1
+// hashes.
+func (in *Info) PieceHash(p int) (h [20]byte) {
+	copy(h[:], in.Pieces[20*p:])
+	return h
 }
 
 // MetaInfo is a parsed .torrent file.
@@ -134,15 +238,89 @@ func (in *Info) FileOfPiece(p int) int {
 	return lo
 }
 
-// PieceSize returns the number of data bytes in piece p: the piece length,
-// or less for the last piece of a file.
+// PieceSize returns the number of bytes of piece p that peers request
+// and send: in v2 and hybrid torrents the file data in it (the piece
+// length, or less for the last piece of a file); in v1 the piece length,
+// or less for the torrent's last piece, pad bytes included.
 func (in *Info) PieceSize(p int) int64 {
+	if in.Format == FormatV1 {
+		return min(in.PieceLength, in.space-int64(p)*in.PieceLength)
+	}
 	f := &in.Files[in.FileOfPiece(p)]
 	off := int64(p-f.FirstPiece) * in.PieceLength
 	return min(in.PieceLength, f.Length-off)
 }
 
-// HexHash returns the info-hash as 64 lowercase hex digits.
+// V1PieceSize returns the length of piece p in the v1 piece space: what
+// its SHA-1 covers and the most a v1 peer may ask of it. It is PieceSize
+// except in a hybrid torrent, where a file's last piece runs on through
+// its pad file to the piece boundary.
+func (in *Info) V1PieceSize(p int) int64 {
+	if in.Format == FormatV2 {
+		return in.PieceSize(p)
+	}
+	return min(in.PieceLength, in.space-int64(p)*in.PieceLength)
+}
+
+// Span is a run of bytes of one piece that lies in one file, or in
+// padding when File is -1.
+type Span struct {
+	File int   // index in Files; -1 for padding, which is all zeros
+	Off  int64 // offset in the file
+	Len  int64
+}
+
+// AppendSpans appends to dst the spans that bytes [begin, begin+n) of
+// piece p occupy and returns the extended slice. The range must lie in
+// the piece's V1PieceSize; callers check it, as storage does for peers'
+// requests. Reusing dst keeps it free of allocation per block.
+func (in *Info) AppendSpans(dst []Span, p int, begin, n int64) []Span {
+	if n <= 0 {
+		return dst
+	}
+	if in.Format != FormatV1 {
+		fi := in.FileOfPiece(p)
+		f := &in.Files[fi]
+		data := in.PieceSize(p)
+		if begin < data {
+			l := min(n, data-begin)
+			dst = append(dst, Span{File: fi, Off: int64(p-f.FirstPiece)*in.PieceLength + begin, Len: l})
+			begin, n = begin+l, n-l
+		}
+		if n > 0 {
+			dst = append(dst, Span{File: -1, Len: n})
+		}
+		return dst
+	}
+	pos := int64(p)*in.PieceLength + begin
+	end := pos + n
+	// The first file that ends after pos.
+	lo, hi := 0, len(in.Files)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if f := &in.Files[m]; f.Offset+f.Length <= pos {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	for i := lo; i < len(in.Files) && pos < end; i++ {
+		f := &in.Files[i]
+		if f.Length == 0 {
+			continue
+		}
+		l := min(end, f.Offset+f.Length) - pos
+		if f.Pad {
+			dst = append(dst, Span{File: -1, Len: l})
+		} else {
+			dst = append(dst, Span{File: i, Off: pos - f.Offset, Len: l})
+		}
+		pos += l
+	}
+	return dst
+}
+
+// HexHash returns the v2 info-hash as 64 lowercase hex digits.
 func (in *Info) HexHash() string { return hex.EncodeToString(in.Hash[:]) }
 
 // Trackers returns every tracker URL once, in tier order; announce comes
@@ -199,8 +377,10 @@ func Parse(data []byte) (*MetaInfo, error) {
 			return nil, err
 		}
 	}
-	if m.Layers, err = parseLayers(top["piece layers"], info); err != nil {
-		return nil, err
+	if info.HasV2() {
+		if m.Layers, err = parseLayers(top["piece layers"], info); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -297,8 +477,10 @@ func (in *Info) CheckLayer(i int, layer []Hash) error {
 	return nil
 }
 
-// ParseInfo reads a bencoded v2 info dict, such as one fetched from peers
-// (BEP 9). Its info-hash is the SHA-256 of b exactly as given.
+// ParseInfo reads a bencoded info dict, such as one fetched from peers
+// (BEP 9): v2 (meta version 2 and a file tree), v1 (pieces with length or
+// files) or hybrid (both, describing the same files). Its info-hashes are
+// the SHA-256 and SHA-1 of b exactly as given.
 func ParseInfo(b []byte) (*Info, error) {
 	if len(b) > MaxInfoSize {
 		return nil, invalid("info dict of %d bytes, more than the %d allowed", len(b), MaxInfoSize)
@@ -308,14 +490,38 @@ func ParseInfo(b []byte) (*Info, error) {
 		return nil, fmt.Errorf("info: %w", err)
 	}
 	d := dict{top, "info"}
-	version, err := d.int("meta version")
-	if err != nil {
-		return nil, err
+	_, hasVersion := top["meta version"]
+	_, hasTree := top["file tree"]
+	_, hasPieces := top["pieces"]
+	_, hasLength := top["length"]
+	_, hasFiles := top["files"]
+	hasV1 := hasPieces || hasLength || hasFiles
+	info := &Info{Bytes: append([]byte(nil), b...)}
+	switch {
+	case hasVersion || hasTree:
+		version, err := d.int("meta version")
+		if err != nil {
+			return nil, err
+		}
+		if version != 2 {
+			return nil, invalid("info: meta version %d, want 2", version)
+		}
+		info.Format = FormatV2
+		if hasV1 {
+			info.Format = FormatHybrid
+		}
+	case hasV1:
+		info.Format = FormatV1
+	default:
+		return nil, invalid("info: neither a v2 file tree nor v1 pieces")
 	}
-	if version != 2 {
-		return nil, invalid("info: meta version %d, want 2 (v1-only torrents are not supported)", version)
+	if info.HasV2() {
+		info.Hash = sha256.Sum256(b)
 	}
-	info := &Info{Bytes: append([]byte(nil), b...), Hash: sha256.Sum256(b)}
+	if info.HasV1() {
+		info.V1Hash = sha1.Sum(b)
+	}
+	var err error
 	if info.Name, err = d.string("name"); err != nil {
 		return nil, err
 	}
@@ -326,40 +532,233 @@ func ParseInfo(b []byte) (*Info, error) {
 		return nil, err
 	}
 	pl := info.PieceLength
-	if pl < MinPieceLength || pl > MaxPieceLength || pl&(pl-1) != 0 {
-		return nil, invalid("info: piece length %d is not a power of two from %d to %d", pl, MinPieceLength, MaxPieceLength)
+	if info.HasV2() {
+		if pl < MinPieceLength || pl > MaxPieceLength || pl&(pl-1) != 0 {
+			return nil, invalid("info: piece length %d is not a power of two from %d to %d", pl, MinPieceLength, MaxPieceLength)
+		}
+	} else if pl < MinV1PieceLength || pl > MaxPieceLength {
+		// v1 does not ask for a power of two, and old torrents use others.
+		return nil, invalid("info: piece length %d is not from %d to %d", pl, MinV1PieceLength, MaxPieceLength)
 	}
 	priv, err := d.optInt("private")
 	if err != nil {
 		return nil, err
 	}
 	info.Private = priv == 1
-	for _, k := range []string{"pieces", "length", "files"} {
-		if _, ok := top[k]; ok {
-			info.Hybrid = true
+	if info.HasV2() {
+		tree, ok := top["file tree"]
+		if !ok {
+			return nil, invalid("info: no file tree")
+		}
+		treeDict, ok := tree.(map[string]any)
+		if !ok {
+			return nil, invalid("info: file tree: %s, want a dict", typeName(tree))
+		}
+		if err := walkTree(treeDict, nil, info); err != nil {
+			return nil, err
+		}
+		if len(info.Files) == 0 {
+			return nil, invalid("info: file tree holds no files")
+		}
+		for i := range info.Files {
+			f := &info.Files[i]
+			f.Offset = int64(f.FirstPiece) * pl
+			if f.Length > 0 {
+				info.space = f.Offset + f.Length
+			}
+		}
+		// BEP 52: a tree holding one file at its top is a single-file
+		// torrent, stored under the file's own name; libtorrent reads it so
+		// even when Name differs (as it makes them for a folder holding one
+		// file), and peers must agree on where the data lives. Anything
+		// else is a folder called Name.
+		info.single = len(info.Files) == 1 && len(info.Files[0].Path) == 1
+	}
+	if info.HasV1() {
+		if err := parseV1(d, info); err != nil {
+			return nil, err
 		}
 	}
-	tree, ok := top["file tree"]
-	if !ok {
-		return nil, invalid("info: no file tree")
-	}
-	treeDict, ok := tree.(map[string]any)
-	if !ok {
-		return nil, invalid("info: file tree: %s, want a dict", typeName(tree))
-	}
-	if err := walkTree(treeDict, nil, info); err != nil {
-		return nil, err
-	}
-	if len(info.Files) == 0 {
-		return nil, invalid("info: file tree holds no files")
-	}
-	// BEP 52: a tree holding one file at its top is a single-file torrent,
-	// stored under the file's own name; libtorrent reads it so even when
-	// Name differs (as it makes them for a folder holding one file), and
-	// peers must agree on where the data lives. Anything else is a folder
-	// called Name.
-	info.single = len(info.Files) == 1 && len(info.Files[0].Path) == 1
 	return info, nil
+}
+
+// MinV1PieceLength is the smallest v1 piece length shoal accepts: v1 sets
+// no floor, but smaller pieces only multiply the hashes to keep.
+const MinV1PieceLength = 1 << 10
+
+// parseV1 reads the v1 part of an info dict: the file list (or the single
+// file's length) and the SHA-1 piece hashes. In a hybrid, info already
+// holds the v2 files, and the v1 list must describe exactly them, padded
+// to piece boundaries; in a v1 torrent it fills info.Files.
+func parseV1(d dict, info *Info) error {
+	_, hasLength := d.m["length"]
+	_, hasFiles := d.m["files"]
+	var v1 []File
+	switch {
+	case hasLength && hasFiles:
+		return invalid("info: both length and files")
+	case hasLength:
+		n, err := d.int("length")
+		if err != nil {
+			return err
+		}
+		if n < 0 || n > maxTotalLength {
+			return invalid("info: length %d out of range", n)
+		}
+		v1 = []File{{Path: []string{info.Name}, Length: n}}
+	case hasFiles:
+		var err error
+		if v1, err = parseV1Files(d.m["files"]); err != nil {
+			return err
+		}
+	default:
+		return invalid("info: pieces but neither length nor files")
+	}
+	pieces, err := d.string("pieces")
+	if err != nil {
+		return err
+	}
+	if info.Format == FormatV1 {
+		info.single = hasLength
+		var off int64
+		for i := range v1 {
+			f := &v1[i]
+			f.Offset = off
+			f.FirstPiece = int(off / info.PieceLength)
+			if f.Length > 0 {
+				f.NumPieces = int((off+f.Length+info.PieceLength-1)/info.PieceLength) - f.FirstPiece
+			}
+			off += f.Length
+			if !f.Pad {
+				info.TotalLength += f.Length
+			}
+		}
+		info.Files, info.space = v1, off
+		info.NumPieces = int((off + info.PieceLength - 1) / info.PieceLength)
+		if info.TotalLength == 0 {
+			return invalid("info: no data in any file")
+		}
+	} else if err := matchHybrid(v1, hasLength, info); err != nil {
+		return err
+	}
+	if len(pieces) != 20*info.NumPieces {
+		return invalid("info: pieces: %d bytes, want %d (20 for each of %d pieces)", len(pieces), 20*info.NumPieces, info.NumPieces)
+	}
+	info.Pieces = []byte(pieces)
+	return nil
+}
+
+// maxTotalLength bounds a torrent's size: beyond it, offsets and piece
+// counts stop being sane (and int64 arithmetic would overflow).
+const maxTotalLength = 1 << 62
+
+// parseV1Files reads a v1 "files" list.
+func parseV1Files(v any) ([]File, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, invalid("info: files: %s, want a list", typeName(v))
+	}
+	if len(list) == 0 {
+		return nil, invalid("info: files: empty list")
+	}
+	if len(list) > maxFiles {
+		return nil, invalid("info: files: more than %d files", maxFiles)
+	}
+	out := make([]File, 0, len(list))
+	var total int64
+	for i, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return nil, invalid("info: files[%d]: %s, want a dict", i, typeName(e))
+		}
+		fd := dict{m, fmt.Sprintf("info: files[%d]", i)}
+		var f File
+		var err error
+		if f.Length, err = fd.int("length"); err != nil {
+			return nil, err
+		}
+		if f.Length < 0 {
+			return nil, invalid("info: files[%d]: negative length %d", i, f.Length)
+		}
+		if total += f.Length; total > maxTotalLength || total < 0 {
+			return nil, invalid("info: files[%d]: total length overflows", i)
+		}
+		if f.Attr, err = fd.optString("attr"); err != nil {
+			return nil, err
+		}
+		f.Pad = strings.ContainsRune(f.Attr, 'p')
+		pv, ok := m["path"]
+		if !ok {
+			return nil, invalid("info: files[%d]: path: missing", i)
+		}
+		comps, ok := pv.([]any)
+		if !ok || len(comps) == 0 {
+			return nil, invalid("info: files[%d]: path: want a list of strings", i)
+		}
+		if len(comps) > maxDepthTree {
+			return nil, invalid("info: files[%d]: path nested more than %d deep", i, maxDepthTree)
+		}
+		for _, c := range comps {
+			cs, ok := c.(string)
+			if !ok {
+				return nil, invalid("info: files[%d]: path: %s, want a string", i, typeName(c))
+			}
+			if err := CheckPathComponent(cs); err != nil && !f.Pad {
+				return nil, invalid("info: files[%d]: %q: %v", i, cs, err)
+			}
+			f.Path = append(f.Path, cs)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// matchHybrid checks that the v1 file list of a hybrid describes the v2
+// file tree: the same files, sizes and order, each file that does not end
+// on a piece boundary followed by a pad file up to it, as BEP 52 requires
+// so that the v1 and v2 pieces cover the same bytes.
+func matchHybrid(v1 []File, single bool, info *Info) error {
+	pl := info.PieceLength
+	j := 0
+	for i := range info.Files {
+		f := &info.Files[i]
+		if j >= len(v1) {
+			return invalid("hybrid: v1 files end before v2 file %q", strings.Join(f.Path, "/"))
+		}
+		g := &v1[j]
+		if g.Pad {
+			return invalid("hybrid: v1 files[%d] is a pad file where v2 has %q", j, strings.Join(f.Path, "/"))
+		}
+		same := g.Length == f.Length
+		if !single && !slices.Equal(g.Path, f.Path) {
+			same = false
+		}
+		if !same {
+			return invalid("hybrid: v1 files[%d] %q (%d bytes) is not v2 file %q (%d bytes)",
+				j, strings.Join(g.Path, "/"), g.Length, strings.Join(f.Path, "/"), f.Length)
+		}
+		j++
+		last := i == len(info.Files)-1
+		if rem := f.Length % pl; rem != 0 && !last {
+			if j >= len(v1) || !v1[j].Pad || v1[j].Length != pl-rem {
+				return invalid("hybrid: v2 file %q is not followed by a pad file of %d bytes in the v1 list", strings.Join(f.Path, "/"), pl-rem)
+			}
+			j++
+		}
+	}
+	// A pad after the last file is allowed: some creators add one, and it
+	// only runs the last v1 piece on to its boundary.
+	if j < len(v1) && v1[j].Pad && j == len(v1)-1 {
+		info.space += v1[j].Length
+		j++
+	}
+	if j != len(v1) {
+		return invalid("hybrid: v1 files[%d] %q has no v2 counterpart", j, strings.Join(v1[j].Path, "/"))
+	}
+	if int((info.space+pl-1)/pl) != info.NumPieces {
+		return invalid("hybrid: v1 pieces span %d pieces, v2 %d", (info.space+pl-1)/pl, info.NumPieces)
+	}
+	return nil
 }
 
 // maxFiles caps the number of files so a small hostile info dict cannot

@@ -281,20 +281,18 @@ func TestBuildRefusesAndSkips(t *testing.T) {
 	}
 }
 
-func TestHybridTorrentReadThroughV2(t *testing.T) {
+// A hybrid whose v1 file list does not describe its v2 tree is refused:
+// the two halves of one swarm would disagree about the data.
+func TestHybridDisagreementRefused(t *testing.T) {
 	m, _ := sample(t)
 	var info map[string]any
 	if err := bencode.Unmarshal(m.Info.Bytes, &info); err != nil {
 		t.Fatal(err)
 	}
-	info["pieces"] = strings.Repeat("\x00", 20*4)
+	info["pieces"] = strings.Repeat("\x00", 20*m.Info.NumPieces)
 	info["files"] = []any{map[string]any{"length": 1, "path": []any{"x"}}}
 	b, _ := bencode.Marshal(info)
-	hy, err := ParseInfo(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !hy.Hybrid || hy.NumPieces != m.Info.NumPieces || len(hy.Files) != len(m.Info.Files) {
-		t.Fatalf("hybrid parsed as %+v", hy)
+	if hy, err := ParseInfo(b); err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "hybrid") {
+		t.Fatalf("mismatched hybrid parsed as %+v, %v", hy, err)
 	}
 }
