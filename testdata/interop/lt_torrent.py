@@ -1,11 +1,18 @@
 #!/usr/bin/python3
 """libtorrent 2.0 reference for shoal's interop tests.
 
-  lt_torrent.py create PATH PIECE_LENGTH OUT [v2|hybrid]
+  lt_torrent.py create PATH PIECE_LENGTH OUT [v2|hybrid|v1|v1pad]
       Make a torrent of PATH with libtorrent, write it to OUT and print its
-      v2 info-hash (64 hex) on stdout.
+      v2 info-hash (64 hex) on stdout; for v1 and v1pad, which have none,
+      its v1 info-hash (40 hex). hybrid aligns every file but the last to a
+      piece with BEP 47 pad files, as v1pad does in a v1-only torrent
+      (libtorrent's canonical_files); plain v1 lays files end to end, so
+      pieces cross file boundaries.
   lt_torrent.py hash FILE.torrent
       Print the v2 info-hash libtorrent reads from an existing torrent.
+  lt_torrent.py hashes FILE.torrent
+      Print both info-hashes libtorrent reads, "v1: <40 hex>" and
+      "v2: <64 hex>", each on a line of its own and empty if absent.
 
 Run it with /usr/bin/python3: Debian's python3-libtorrent is importable only
 by the system interpreter.
@@ -21,7 +28,14 @@ def create(path, piece_length, out, kind):
     # Keep file attributes (executable, hidden) out of the comparison: shoal
     # records none, and the test files carry none.
     lt.add_files(fs, path)
-    flags = lt.create_torrent.v2_only if kind == "v2" else 0
+    flags = {
+        "v2": lt.create_torrent.v2_only,
+        "hybrid": 0,
+        "v1": lt.create_torrent.v1_only,
+        "v1pad": lt.create_torrent.v1_only | lt.create_torrent.canonical_files,
+    }.get(kind)
+    if flags is None:
+        sys.exit("unknown torrent kind " + kind)
     ct = lt.create_torrent(fs, piece_length, flags=flags)
     lt.set_piece_hashes(ct, os.path.dirname(os.path.abspath(path)))
     data = lt.bencode(ct.generate())
@@ -35,8 +49,16 @@ def main():
     if cmd == "create":
         kind = sys.argv[5] if len(sys.argv) > 5 else "v2"
         ti = create(sys.argv[2], int(sys.argv[3]), sys.argv[4], kind)
+        if kind in ("v1", "v1pad"):
+            print(ti.info_hashes().v1.to_bytes().hex())
+            return
     elif cmd == "hash":
         ti = lt.torrent_info(sys.argv[2])
+    elif cmd == "hashes":
+        ih = lt.torrent_info(sys.argv[2]).info_hashes()
+        print("v1: " + (ih.v1.to_bytes().hex() if ih.has_v1() else ""))
+        print("v2: " + (ih.v2.to_bytes().hex() if ih.has_v2() else ""))
+        return
     else:
         sys.exit("unknown command " + cmd)
     print(ti.info_hashes().v2.to_bytes().hex())
