@@ -120,7 +120,7 @@ func Build(ctx context.Context, path string, opts BuildOptions) (*MetaInfo, erro
 	switch opts.Format {
 	case FormatV2, FormatHybrid:
 		hybrid := opts.Format == FormatHybrid
-		roots, ls, pieces, err := hashDiskFiles(ctx, files, pl, opts.Hasher, hybrid)
+		roots, ls, pieces, err := hashDiskFiles(ctx, files, pl, opts.Hasher, hybrid, single)
 		if err != nil {
 			return nil, err
 		}
@@ -185,12 +185,14 @@ func fileTree(files []diskFile, roots []Hash) map[string]any {
 	return tree
 }
 
-// hybridPad reports whether, in a hybrid torrent, a pad file follows file
-// i of files: libtorrent 2.0 pads every file but the last that does not
-// end on a piece boundary, so that every file starts a v1 piece as it
-// starts a v2 one (BEP 47), and Parse requires those pads.
-func hybridPad(files []diskFile, i int, pl int64) bool {
-	return i < len(files)-1 && files[i].size%pl != 0
+// hybridPad reports whether, in a multi-file hybrid torrent, a pad file
+// follows a file of the given size. libtorrent 2.0 pads every file that
+// does not end on a piece boundary, the last one included, so that every
+// file starts a v1 piece as it starts a v2 one (BEP 47); making the same
+// pads gives the same info dict, and so the same swarm, for the same
+// content.
+func hybridPad(size, pl int64) bool {
+	return size%pl != 0
 }
 
 // addV1Files adds the v1 file description to an info dict: "length" for a
@@ -203,9 +205,9 @@ func addV1Files(infoDict map[string]any, files []diskFile, pl int64, single bool
 		return
 	}
 	list := make([]any, 0, len(files))
-	for i, f := range files {
+	for _, f := range files {
 		list = append(list, map[string]any{"length": f.size, "path": f.tree})
-		if pl > 0 && hybridPad(files, i, pl) {
+		if pl > 0 && hybridPad(f.size, pl) {
 			n := pl - f.size%pl
 			list = append(list, map[string]any{"attr": "p", "length": n, "path": []string{".pad", fmt.Sprint(n)}})
 		}
@@ -333,7 +335,7 @@ func listDir(root string, log *slog.Logger) ([]diskFile, error) {
 // hashDiskFiles returns each file's pieces root and, for files larger than
 // a piece, its piece layer; for a hybrid also the v1 piece hashes, from
 // the same read of the data. It stops at the first file that fails.
-func hashDiskFiles(ctx context.Context, files []diskFile, pl int64, h *Hasher, hybrid bool) ([]Hash, [][]Hash, []byte, error) {
+func hashDiskFiles(ctx context.Context, files []diskFile, pl int64, h *Hasher, hybrid, single bool) ([]Hash, [][]Hash, []byte, error) {
 	if h == nil {
 		h = &Hasher{}
 	}
@@ -342,7 +344,9 @@ func hashDiskFiles(ctx context.Context, files []diskFile, pl int64, h *Hasher, h
 	first := make([]int, len(files)) // each file's first piece in the torrent
 	pieces := 0
 	for i, f := range files {
-		in[i] = HashFile{Size: f.size, Open: openDiskFile(f.path), Map: true, Pad: hybridPad(files, i, pl)}
+		// A single file has no pad (its v1 part is "length"), which
+		// also leaves its SHA-1 the plain one of the file.
+		in[i] = HashFile{Size: f.size, Open: openDiskFile(f.path), Map: true, Pad: hybrid && !single && hybridPad(f.size, pl)}
 		layers[i] = make([]Hash, (f.size+pl-1)/pl)
 		first[i] = pieces
 		pieces += len(layers[i])
