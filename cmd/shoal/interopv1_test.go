@@ -49,7 +49,18 @@ func noPadFolder(t *testing.T, who, root string) {
 func ltHashes(t *testing.T, torrent string) (v1, v2 string) {
 	t.Helper()
 	out := lttest.Run(t, "lt_torrent.py", "hashes", torrent)
-	return field(out, "v1"), field(out, "v2")
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		t.Fatalf("lt_torrent.py hashes %s: %q", torrent, out)
+	}
+	v2, v1 = f[0], f[1]
+	if v1 == "-" {
+		v1 = ""
+	}
+	if v2 == "-" {
+		v2 = ""
+	}
+	return v1, v2
 }
 
 // fetch is one download started by a test: what it is, and the process.
