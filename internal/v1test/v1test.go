@@ -229,9 +229,26 @@ func (c *Client) Log() string {
 	return strings.ReplaceAll(c.log.String(), "\r", "\n")
 }
 
-// logTail is the end of the log, for failure messages.
+// logTail is the end of the log, for failure messages, without all but
+// the last of transmission-cli's status lines, which it redraws twice a
+// second.
 func (c *Client) logTail() string {
-	s := c.Log()
+	lines := strings.Split(c.Log(), "\n")
+	var kept []string
+	status := ""
+	for _, l := range lines {
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "Progress: ") || strings.HasPrefix(t, "Seeding, ") {
+			status = t
+			continue
+		}
+		if strings.TrimSpace(l) != "" {
+			kept = append(kept, l)
+		}
+	}
+	if status != "" {
+		kept = append(kept, "last status: "+status)
+	}
+	s := strings.Join(kept, "\n")
 	const max = 6000
 	if len(s) > max {
 		s = "…" + s[len(s)-max:]
