@@ -18,10 +18,10 @@ import (
 // in both directions, and a hybrid swarm of a v1-only peer, a v2-only peer
 // and shoal. Every case runs its own processes on loopback with no DHT.
 
-// v1Files is multi-file data whose files are not multiples of any piece
+// interopV1Files is multi-file data whose files are not multiples of any piece
 // length: laid end to end (plain v1), pieces cross every file boundary;
 // aligned (hybrid, or v1 with BEP 47 pads), pad files follow every file.
-var v1Files = map[string]int{
+var interopV1Files = map[string]int{
 	"movie.bin":      300_001,
 	"extras/a.txt":   12_345,
 	"extras/b/c.dat": 70_000,
@@ -29,8 +29,8 @@ var v1Files = map[string]int{
 	"z.bin":          1,
 }
 
-// v1PieceLength is small enough for many pieces and many crossings.
-const v1PieceLength = 32 << 10
+// interopPieceLength is small enough for many pieces and many crossings.
+const interopPieceLength = 32 << 10
 
 // noPadFolder fails the test if a BEP 47 pad file reached the disk under
 // root: pads are never written (issue 12), whoever downloads.
@@ -95,9 +95,9 @@ func TestShoalGetsV1AndHybridFromLibtorrent(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			src := filepath.Join(dir, "pack")
-			randomFiles(t, src, v1Files)
+			randomFiles(t, src, interopV1Files)
 			torrent := filepath.Join(dir, "pack.torrent")
-			lttest.Run(t, "lt_torrent.py", "create", src, fmt.Sprint(v1PieceLength), torrent, kind)
+			lttest.Run(t, "lt_torrent.py", "create", src, fmt.Sprint(interopPieceLength), torrent, kind)
 			lt := startCmd(t, dir, exec.Command(lttest.Python, lttest.Script("lt_peer.py"), "seed", torrent, dir))
 			addr := lt.field(t, "listening")
 			v1 := lt.field(t, "info-hash-v1")
@@ -137,7 +137,7 @@ func TestLibtorrentGetsV1AndHybridFromShoal(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			src := filepath.Join(dir, "pack")
-			randomFiles(t, src, v1Files)
+			randomFiles(t, src, interopV1Files)
 			seed := start(t, dir, "seed", "pack", "--format", format, "--listen", "127.0.0.1:0", "--no-dht",
 				"--save-torrent", "pack.torrent", "--piece-length", "32k")
 			addr := seed.field(t, "listening")
@@ -168,9 +168,9 @@ func TestLibtorrentGetsV1AndHybridFromShoal(t *testing.T) {
 	}
 }
 
-// v1ClientFiles is v1Files without the empty file, whose fate on disk is
+// interopClientFiles is interopV1Files without the empty file, whose fate on disk is
 // up to each client, not shoal.
-var v1ClientFiles = map[string]int{
+var interopClientFiles = map[string]int{
 	"movie.bin":      300_001,
 	"extras/a.txt":   12_345,
 	"extras/b/c.dat": 70_000,
@@ -192,7 +192,7 @@ func TestV1ClientsInterop(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			src := filepath.Join(dir, "pack")
-			randomFiles(t, src, v1ClientFiles)
+			randomFiles(t, src, interopClientFiles)
 			if r := shoal(t, dir, nil, "create", "pack", "--format", "v1", "-o", "pack.torrent", "--piece-length", "32k"); r.code != 0 {
 				t.Fatalf("create --format v1: exit %d: %s", r.code, r.stderr)
 			}
@@ -208,7 +208,7 @@ func TestV1ClientsInterop(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			src := filepath.Join(dir, "pack")
-			randomFiles(t, src, v1ClientFiles)
+			randomFiles(t, src, interopClientFiles)
 			torrent := filepath.Join(dir, "pack.torrent")
 			if name == "transmission" {
 				if out, err := exec.Command("transmission-create", "-o", torrent, "-s", "32", src).CombinedOutput(); err != nil {
@@ -216,7 +216,7 @@ func TestV1ClientsInterop(t *testing.T) {
 				}
 			} else {
 				lttest.Require(t)
-				lttest.Run(t, "lt_torrent.py", "create", src, fmt.Sprint(v1PieceLength), torrent, "v1")
+				lttest.Run(t, "lt_torrent.py", "create", src, fmt.Sprint(interopPieceLength), torrent, "v1")
 			}
 			c := startClient(t, torrent, dir, true)
 			c.WaitReady(t, 15*time.Second)
@@ -244,9 +244,9 @@ func TestHybridSwarmV1OnlyV2OnlyShoal(t *testing.T) {
 	lttest.Require(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "pack")
-	randomFiles(t, src, v1Files)
+	randomFiles(t, src, interopV1Files)
 	torrent := filepath.Join(dir, "pack.torrent")
-	v2 := lttest.Run(t, "lt_torrent.py", "create", src, fmt.Sprint(v1PieceLength), torrent, "hybrid")
+	v2 := lttest.Run(t, "lt_torrent.py", "create", src, fmt.Sprint(interopPieceLength), torrent, "hybrid")
 
 	v1seed := startCmd(t, dir, exec.Command(lttest.Python, lttest.Script("v1_peer.py"), "seed", torrent, dir))
 	v1addr := v1seed.field(t, "listening")
