@@ -177,6 +177,18 @@ var interopClientFiles = map[string]int{
 	"z.bin":          1,
 }
 
+// noViolations fails the test if shoal (run with --log-level info) dropped
+// the client for breaking the protocol: what a mainstream client sends is
+// the protocol in practice, and each drop costs a reconnect, or the swarm.
+func noViolations(t *testing.T, client string, p *proc) {
+	t.Helper()
+	for _, l := range strings.Split(p.errText(), "\n") {
+		if strings.Contains(l, "dropping peer") && strings.Contains(l, "protocol violation") {
+			t.Errorf("shoal dropped %s: %s", client, l)
+		}
+	}
+}
+
 // transmission-cli 3.00 and aria2c 1.36 download a plain v1 torrent that
 // shoal made and seeds, and shoal downloads from each of them a v1 torrent
 // it did not make (Transmission's own transmission-create, libtorrent's for
@@ -198,11 +210,12 @@ func TestV1ClientsInterop(t *testing.T) {
 			}
 			c := startClient(t, filepath.Join(dir, "pack.torrent"), filepath.Join(dir, name), false)
 			c.WaitReady(t, 15*time.Second)
-			seed := start(t, dir, "seed", "pack", "--torrent", "pack.torrent", "--listen", "127.0.0.1:0", "--no-dht", "--peer", c.Addr.String())
+			seed := start(t, dir, "--log-level", "info", "seed", "pack", "--torrent", "pack.torrent", "--listen", "127.0.0.1:0", "--no-dht", "--peer", c.Addr.String())
 			if err := c.WaitDone(40 * time.Second); err != nil {
 				t.Fatalf("%v\nshoal seed: %s", err, seed.errText())
 			}
 			sameFiles(t, src, filepath.Join(c.Dir, "pack"))
+			noViolations(t, name, seed)
 		})
 		t.Run("shoal gets from "+name, func(t *testing.T) {
 			t.Parallel()
@@ -221,11 +234,12 @@ func TestV1ClientsInterop(t *testing.T) {
 			c := startClient(t, torrent, dir, true)
 			c.WaitReady(t, 15*time.Second)
 			out := filepath.Join(dir, "shoal-out")
-			get := start(t, dir, "get", torrent, "-o", out, "--peer", c.Addr.String(), "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "40s")
+			get := start(t, dir, "--log-level", "info", "get", torrent, "-o", out, "--peer", c.Addr.String(), "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "40s")
 			if code := get.wait(t, 60*time.Second); code != 0 {
 				t.Fatalf("shoal get from %s: exit %d: %s\n%s: %s", name, code, get.errText(), name, c.Log())
 			}
 			sameFiles(t, src, filepath.Join(out, "pack"))
+			noViolations(t, name, get)
 		})
 	}
 }
