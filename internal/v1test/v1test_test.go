@@ -3,6 +3,7 @@ package v1test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -194,4 +195,51 @@ func TestWaitDoneDeadline(t *testing.T) {
 	if _, ok := c.exited(); !ok || time.Since(start) > 5*time.Second {
 		t.Fatalf("aria2 still running %v after its deadline", time.Since(start))
 	}
+}
+
+// testdata/interop/v1_peer.py, the v1-only peer of the hybrid-swarm test,
+// swaps a libtorrent-made hybrid torrent (pad files, tail included) with
+// libtorrent both ways: it fetches from a libtorrent seeder, asking for the
+// pad bytes too, and serves a libtorrent downloader.
+func TestV1PeerWithLibtorrent(t *testing.T) {
+	lttest.Require(t)
+	dir := t.TempDir()
+	src := files(t, dir)
+	torrent := filepath.Join(dir, "pack.torrent")
+	lttest.Run(t, "lt_torrent.py", "create", src, "16384", torrent, "hybrid")
+	v1peer := lttest.Script("v1_peer.py")
+
+	t.Run("get from libtorrent", func(t *testing.T) {
+		t.Parallel()
+		port := fmt.Sprint(freePort(t))
+		_, lterr := ltPeer(t, "seeding", "seed", torrent, dir, "--port", port)
+		out := t.TempDir()
+		b, err := exec.Command(lttest.Python, v1peer, "get", torrent, out, "--peer", "127.0.0.1:"+port, "--timeout", "20").CombinedOutput()
+		if err != nil {
+			t.Fatalf("v1_peer.py get: %v\n%s\nlibtorrent: %s", err, b, lterr)
+		}
+		same(t, src, filepath.Join(out, "pack"))
+		if _, err := os.Stat(filepath.Join(out, "pack", ".pad")); !os.IsNotExist(err) {
+			t.Errorf("v1_peer.py wrote pad files: %v", err)
+		}
+	})
+	t.Run("serve libtorrent", func(t *testing.T) {
+		t.Parallel()
+		port := fmt.Sprint(freePort(t))
+		seed := exec.Command(lttest.Python, v1peer, "seed", torrent, dir, "--port", port)
+		seed.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := seed.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			syscall.Kill(-seed.Process.Pid, syscall.SIGKILL)
+			seed.Wait()
+		})
+		out := t.TempDir()
+		b, err := exec.Command(lttest.Python, lttest.Script("lt_peer.py"), "get", torrent, out, "--peer", "127.0.0.1:"+port, "--timeout", "20").CombinedOutput()
+		if err != nil {
+			t.Fatalf("libtorrent from v1_peer.py: %v\n%s", err, b)
+		}
+		same(t, src, filepath.Join(out, "pack"))
+	})
 }
