@@ -132,7 +132,7 @@ func runSeed(c *cli.Context) error {
 		dir = dataDir(path, m.Info)
 	}
 
-	st, err := storage.OpenWith(dir, m.Info, storage.Options{ResumePath: seedResumePath(m.Info.Hash), TopName: topName})
+	st, err := storage.OpenWith(dir, m.Info, storage.Options{ResumePath: seedResumePath(m.Info), TopName: topName})
 	if err != nil {
 		return failure("seed: %v", err)
 	}
