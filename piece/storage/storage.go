@@ -9,6 +9,12 @@
 // (sparse) so any piece can be written at its offset in any order; empty
 // files, which have no pieces to write, are created by Open.
 //
+// Bytes are mapped to files through the torrent's piece space
+// (piece.Info.AppendSpans), the same for v2, v1 and hybrid torrents: a v1
+// block may span several files, and padding (a v1 torrent's BEP 47 pad
+// files, a hybrid's implied ones) is never on disk: it reads as zeros,
+// and must be written as zeros.
+//
 // A folder may already hold files at the torrent's paths. Check, which
 // callers run before writing, tells the torrent's own partial data from a
 // user's file that merely shares a name (see Foreign); the latter is never
@@ -427,6 +433,7 @@ func (s *Storage) readAt(p, fi int, buf []byte, off int64, serving bool) (int, e
 
 // ReadPiece reads all of piece p (its PieceSize bytes, padding as zeros)
 // into buf, growing it if it is too small, and returns the piece's bytes.
+// A hybrid's SHA-1 covers V1PieceSize: the zeros past these bytes.
 // Unlike ReadBlock it reads a changed file: whoever reads a whole piece is
 // expected to check it against its hash.
 func (s *Storage) ReadPiece(p int, buf []byte) ([]byte, error) {
