@@ -13,12 +13,15 @@ import (
 	"github.com/shoal-p2p/shoal/piece"
 )
 
-// v1 and hybrid pieces are hashed here, through the storage's spans: a v1
-// piece may span files and padding, and a hybrid piece needs its SHA-1
-// (over the data and the zeros after it up to the v1 piece size) beside
-// its merkle root, both from one read of the data. piece's engine hashes
-// file by file and only SHA-256 for now; once it takes SHA-1 and spans,
-// hashSpans and spanHasher give way to it.
+// Pieces read through the storage's spans are hashed here: a v1 piece
+// may span files and padding, and VerifyPiece of a hybrid piece needs its
+// SHA-1 (over the data and the zeros after it up to the v1 piece size)
+// beside its merkle root, both from one read. Check of a v2 or hybrid
+// torrent hashes with piece's engine (hashPieces); of a v1 torrent, here
+// (hashSpans): the engine's HashSpace hashes every piece of the torrent,
+// where a resume must hash only those of changed files, and cannot say
+// which file of a piece that spans several holds non-zero bytes, which
+// telling a user's file from an interrupted download needs.
 
 // spanChunk is how much a spanHasher reads at once: as piece's engine
 // does, large enough that syscalls cost nothing next to hashing, and a
@@ -148,11 +151,11 @@ func (s *Storage) verifySpans(p int, expected piece.Hash, width int) (bool, erro
 	return h.sum == s.info.PieceHash(p) && (!merkle || h.root == expected), nil
 }
 
-// hashSpans is hashPieces for v1 and hybrid torrents: each job's piece is
-// read once through its spans on hasher's workers; it is good when its
-// SHA-1 matches and, in a hybrid, its merkle root is known and matches
-// too. A judged piece that is not good blames the files whose bytes in it
-// are not zeros (or that could not be read).
+// hashSpans is hashPieces for v1 torrents: each job's piece is read once
+// through its spans on hasher's workers; it is good when its SHA-1
+// matches (and, were it given a hybrid, its merkle root is known and
+// matches too). A judged piece that is not good blames the files whose
+// bytes in it are not zeros (or that could not be read).
 func (s *Storage) hashSpans(ctx context.Context, meta *piece.MetaInfo, jobs []hashJob, hasher *piece.Hasher) ([]hashResult, error) {
 	in := s.info
 	res := make([]hashResult, len(jobs)) // each element written by one worker

@@ -189,7 +189,7 @@ func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece
 	}
 
 	hash := s.hashPieces
-	if in.HasV1() {
+	if in.Format == piece.FormatV1 {
 		hash = s.hashSpans
 	}
 	res, err := hash(ctx, meta, jobs, hasher)
@@ -243,9 +243,11 @@ type hashResult struct {
 	blame []int
 }
 
-// hashPieces hashes the given pieces and reports what it found. It hashes
-// the whole of every file they lie in, which is what Check asks for, with
-// the engine that piece.Build and piece.Verify use; a judged piece is all
+// hashPieces hashes the given pieces of a v2 or hybrid torrent (merkle
+// root, and a hybrid's SHA-1 from the same read) and reports what it
+// found. It hashes the whole of every file they lie in, which is what
+// Check asks for, with the engine that piece.Build and piece.Verify use;
+// a judged piece is all
 // zeros when every leaf is the hash of a zero block, so telling an
 // interrupted download from a user's file costs no second read. Unreadable
 // pieces are bad, not fatal: a torrent with a damaged file should download
@@ -260,6 +262,9 @@ func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, jobs []h
 	var files []int                    // to hash, each once
 	seen := make([]bool, len(in.Files))
 	var want piece.HashKind
+	if in.HasV1() {
+		want |= piece.HashV1 // a hybrid: SHA-1 from the same read
+	}
 	for k, j := range jobs {
 		asked[j.p] = k + 1
 		if fi := in.FileOfPiece(j.p); !seen[fi] {
@@ -275,13 +280,15 @@ func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, jobs []h
 		// Through the storage's handles, so that openFile's checks apply.
 		// Read, not mapped: this check runs while other torrents may be
 		// busy, where mapping measured slower than reading (see Map).
-		hf[k] = piece.HashFile{Size: in.Files[fi].Length, Open: func() (io.ReaderAt, func(), error) {
+		f := &in.Files[fi]
+		last := f.FirstPiece + f.NumPieces - 1
+		hf[k] = piece.HashFile{Size: f.Length, Open: func() (io.ReaderAt, func(), error) {
 			h, err := s.acquire(fi, false)
 			if err != nil {
 				return nil, nil, err
 			}
 			return h.f, func() { s.release(h) }, nil
-		}}
+		}, Pad: in.HasV1() && in.V1PieceSize(last) > in.PieceSize(last)}
 	}
 	readErrs := make([]error, len(files))
 	var mu sync.Mutex
@@ -313,7 +320,7 @@ func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, jobs []h
 		default:
 			if jobs[k].known {
 				root, _ := meta.ExpectedRoot(p)
-				res[k].good = ph.Root == root
+				res[k].good = ph.Root == root && (!in.HasV1() || ph.V1 == in.PieceHash(p))
 			}
 			if jobs[k].judge && !res[k].good && !zeroLeaves(in, p, ph.Leaves) {
 				res[k].blame = []int{files[ph.File]}
