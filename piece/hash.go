@@ -82,8 +82,8 @@ type HashFile struct {
 type PieceHashes struct {
 	// File indexes the files given to HashFiles; Piece counts from the
 	// file's first piece. From HashSpace, Piece is the torrent's piece
-	// index and File the first file the piece holds data of or, when Err
-	// is set, the file that failed.
+	// index and File the first file the piece holds data of (-1 for a
+	// piece of padding only) or, when Err is set, the file that failed.
 	File, Piece int
 	// Root is the root of the piece's merkle subtree (see PieceWidth);
 	// zero from HashSpace.
