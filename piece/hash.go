@@ -53,7 +53,7 @@ const (
 // zeros is read by SHA-1 in place of pad files, which are never on disk.
 var zeros [64 << 10]byte
 
-// HashFile is one file for Hasher.HashFiles.
+// HashFile is one file for Hasher.HashFiles or Hasher.HashSpace.
 type HashFile struct {
 	// Size is the file's length in the torrent. The pieces to hash and
 	// their widths follow from it; pieces past the end of a shorter file
@@ -98,8 +98,8 @@ type PieceHashes struct {
 	Err error
 }
 
-// Hasher hashes files into BEP 52 merkle trees on all cores. The zero value
-// is ready to use.
+// Hasher hashes files into BEP 52 merkle trees and v1 SHA-1 pieces on all
+// cores. The zero value is ready to use.
 type Hasher struct {
 	// Workers is the number of goroutines hashing; 0 means GOMAXPROCS.
 	Workers int
