@@ -270,7 +270,9 @@ func TestV1BlockIOAllocatesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if allocs != 0 {
+	// Under the race detector sync.Pool drops what it is given one time in
+	// four, by design, so the span slice is sometimes made anew.
+	if allocs != 0 && !raceEnabled {
 		t.Errorf("%.1f allocations per block written and read, want 0", allocs)
 	}
 }
