@@ -141,6 +141,7 @@ func (s *syncBuf) String() string {
 }
 
 func TestLibtorrentDownloadsFromClients(t *testing.T) {
+	t.Parallel()
 	for name, start := range map[string]func(testing.TB, string, string, bool) *Client{
 		"transmission": StartTransmission, "aria2": StartAria2,
 	} {
@@ -162,6 +163,7 @@ func TestLibtorrentDownloadsFromClients(t *testing.T) {
 }
 
 func TestClientsDownloadFromLibtorrent(t *testing.T) {
+	t.Parallel()
 	for name, start := range map[string]func(testing.TB, string, string, bool) *Client{
 		"transmission": StartTransmission, "aria2": StartAria2,
 	} {
@@ -183,6 +185,7 @@ func TestClientsDownloadFromLibtorrent(t *testing.T) {
 // A downloader that cannot finish says so within its deadline rather than
 // hanging the test, and is stopped.
 func TestWaitDoneDeadline(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	files(t, dir)
 	torrent := v1Torrent(t, dir)
@@ -202,6 +205,7 @@ func TestWaitDoneDeadline(t *testing.T) {
 // libtorrent both ways: it fetches from a libtorrent seeder, asking for the
 // pad bytes too, and serves a libtorrent downloader.
 func TestV1PeerWithLibtorrent(t *testing.T) {
+	t.Parallel()
 	lttest.Require(t)
 	dir := t.TempDir()
 	src := files(t, dir)
