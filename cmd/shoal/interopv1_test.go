@@ -128,7 +128,8 @@ func TestShoalGetsV1AndHybridFromLibtorrent(t *testing.T) {
 }
 
 // libtorrent downloads v1 and hybrid torrents that shoal made and seeds:
-// by .torrent, by v1 magnet, and for hybrids by v2 magnet. Both hashes
+// by .torrent, by v1 magnet, by the magnet shoal prints, and for hybrids
+// by v2 magnet. Both hashes
 // shoal prints must be the ones libtorrent computes.
 func TestLibtorrentGetsV1AndHybridFromShoal(t *testing.T) {
 	lttest.Require(t)
@@ -152,13 +153,15 @@ func TestLibtorrentGetsV1AndHybridFromShoal(t *testing.T) {
 			ways := map[string]string{
 				"torrent":   filepath.Join(dir, "pack.torrent"),
 				"v1 magnet": "magnet:?xt=urn:btih:" + v1 + "&x.pe=" + addr,
+				// Every hash the torrent has, and x.pe.
+				"shoal's magnet": magnet,
 			}
 			if format == "hybrid" {
 				ways["v2 magnet"] = "magnet:?xt=urn:btmh:1220" + v2 + "&x.pe=" + addr
 			}
 			var fs []fetch
 			for name, source := range ways {
-				out := filepath.Join(dir, "lt-"+strings.ReplaceAll(name, " ", "-"))
+				out := filepath.Join(dir, "lt-"+strings.NewReplacer(" ", "-", "'", "").Replace(name))
 				fs = append(fs, fetch{"libtorrent, " + format + " by " + name, out,
 					startCmd(t, dir, exec.Command(lttest.Python, lttest.Script("lt_peer.py"), "get", source, out, "--peer", addr, "--timeout", "40"))})
 			}
