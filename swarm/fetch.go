@@ -294,7 +294,7 @@ func fetchHash(mg piece.Magnet, foundV2 bool) (sent [20]byte, v2bit bool, v2 [20
 // says a source found it under mg's v2 hash (fetchHash).
 func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, addr netip.AddrPort, foundV2 bool) (*piece.MetaInfo, error) {
 	sent, v2bit, v2 := fetchHash(mg, foundV2)
-	f, v2conn, err := c.fetchConn(ctx, addr, sent, v2bit, v2)
+	f, v2conn, err := c.fetchConn(ctx, addr, sent, v2bit, v2, c.peerID)
 	if err != nil {
 		return nil, err
 	}
@@ -316,10 +316,12 @@ func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, addr netip.Addr
 		// is v1 (a btih link, or a peer that did not take the upgrade):
 		// ask again under the v2 hash, which the dict now names. A peer
 		// that knows only the v1 hash answered badly for our purpose,
-		// and is not asked again.
+		// and is not asked again. The new connection has a peer id of its
+		// own: the peer may not have seen the old one go yet, and would
+		// refuse a second connection from one id.
 		f.close()
 		ih := info.Hash.Truncated()
-		if f, _, err = c.fetchConn(ctx, addr, ih, true, ih); err != nil {
+		if f, _, err = c.fetchConn(ctx, addr, ih, true, ih, NewPeerID()); err != nil {
 			return nil, fmt.Errorf("piece layers under the v2 info-hash %x: %v", ih, err)
 		}
 		defer f.close()
@@ -339,8 +341,9 @@ func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, addr netip.Addr
 // sent, with the v2 bit if v2bit, and our extension handshake. The peer
 // must answer with sent or, if the bit offered the upgrade, with v2 (the
 // truncated v2 hash, zero if unknown); v2conn reports that the
-// connection is a v2 one, on which hash requests may pass.
-func (c *Client) fetchConn(ctx context.Context, addr netip.AddrPort, sent [20]byte, v2bit bool, v2 [20]byte) (f *fetch, v2conn bool, err error) {
+// connection is a v2 one, on which hash requests may pass. id is the peer
+// id we send.
+func (c *Client) fetchConn(ctx context.Context, addr netip.AddrPort, sent [20]byte, v2bit bool, v2 [20]byte, id [20]byte) (f *fetch, v2conn bool, err error) {
 	d := net.Dialer{Timeout: dialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
@@ -354,10 +357,12 @@ func (c *Client) fetchConn(ctx context.Context, addr netip.AddrPort, sent [20]by
 	conn.SetDeadline(time.Now().Add(fetchPeerTimeout))
 	// A peer that drops us at the handshake may not have the torrent yet,
 	// or be full: both can change.
-	if err := wire.WriteHandshake(conn, c.handshake(sent, v2bit)); err != nil {
+	h := c.handshake(sent, v2bit)
+	h.PeerID = id
+	if err := wire.WriteHandshake(conn, h); err != nil {
 		return fail(unreachable(err))
 	}
-	h, err := wire.ReadHandshake(conn)
+	h, err = wire.ReadHandshake(conn)
 	if err != nil {
 		return fail(unreachable(err))
 	}
