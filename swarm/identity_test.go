@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/swarm/wire"
+	"github.com/shoal-p2p/shoal/tracker"
 )
 
 // randomFile writes size seeded random bytes to dir/name and returns them.
@@ -573,5 +575,78 @@ func TestFetchInfoByBtihRefusesWrongDict(t *testing.T) {
 	got, err := fetcher(t).FetchInfo(ctx, piece.Magnet{V1Hash: v1}, addrs(wrong, seeder.addr()))
 	if err != nil || got.Info.V1Hash != v1 {
 		t.Fatalf("with an honest peer: %v", err)
+	}
+}
+
+// startTracker runs a tracker on loopback, HTTP and UDP on one port, for
+// the test's lifetime, and returns its two announce URLs.
+func startTracker(t *testing.T) (httpURL, udpURL string) {
+	t.Helper()
+	srv, err := tracker.NewServer(tracker.Config{Logger: quietLog(), Interval: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	conns, err := tracker.ListenUDP(context.Background(), "udp", ln.Addr().String(), 1)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	go func() { done <- srv.ServeUDP(ctx, conns...) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		<-done
+	})
+	return fmt.Sprintf("http://127.0.0.1:%d/announce", port), fmt.Sprintf("udp://127.0.0.1:%d", port)
+}
+
+// A hybrid announces under both of its short hashes, through the HTTP
+// and the UDP tracker clients alike, and a peer the tracker names under
+// the v2 hash is dialed with it.
+func TestHybridAnnouncesBothHashes(t *testing.T) {
+	httpURL, udpURL := startTracker(t)
+	src := t.TempDir()
+	const pl = 16 << 10
+	data := randomFile(t, src, "data.bin", 4*pl, 7)
+	m := hybridTorrent(t, src, "data.bin", data, pl)
+	none := make([]byte, (m.Info.NumPieces+7)/8)
+	a := startNode(t, m, t.TempDir(), Config{}, none)
+	b := startNode(t, m, t.TempDir(), Config{}, none)
+	a.t.AddTrackers([][]string{{httpURL}})
+	b.t.AddTrackers([][]string{{udpURL}})
+	v1, v2 := tracker.InfoHash(m.Info.V1Hash), tracker.InfoHash(m.Info.Hash.Truncated())
+	cl := &tracker.Client{}
+	waitFor(t, 10*time.Second, "both peers announced under both hashes", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		got, err := cl.Scrape(ctx, httpURL, v1, v2)
+		return err == nil && got[v1].Incomplete == 2 && got[v2].Incomplete == 2
+	})
+	// The later announcer hears of the earlier one under both hashes,
+	// remembers it under the v2 one, and so the two connect as v2 peers
+	// (dialed with the v2 hash, or upgraded if the v1 answer came first).
+	waitFor(t, 10*time.Second, "a peer remembered as found under the v2 hash", func() bool {
+		for _, n := range [][2]*node{{a, b}, {b, a}} {
+			n[0].t.mu.Lock()
+			ok := n[0].t.addressBook.FoundV2(n[1].addr())
+			n[0].t.mu.Unlock()
+			if ok {
+				return true
+			}
+		}
+		return false
+	})
+	for _, n := range []*node{a, b} {
+		if got := onlyPeerIdent(t, n); got != (ident{[20]byte(v2), true}) {
+			t.Fatalf("connection is %x v2=%v, want the v2 hash", got.ih, got.v2)
+		}
 	}
 }
