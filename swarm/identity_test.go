@@ -18,6 +18,7 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 
+	"github.com/shoal-p2p/shoal/dht"
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/swarm/wire"
 	"github.com/shoal-p2p/shoal/tracker"
@@ -648,5 +649,42 @@ func TestHybridAnnouncesBothHashes(t *testing.T) {
 		if got := onlyPeerIdent(t, n); got != (ident{[20]byte(v2), true}) {
 			t.Fatalf("connection is %x v2=%v, want the v2 hash", got.ih, got.v2)
 		}
+	}
+}
+
+// A hybrid announces to the DHT under both of its short hashes, so a
+// v1-only client looking up the btih finds it as a v2 one looking up the
+// truncated btmh does. Every DHT node is local.
+func TestHybridDHTBothHashes(t *testing.T) {
+	dcfg := func(bootstrap ...string) dht.Config {
+		return dht.Config{ListenAddr: "127.0.0.1:0", Bootstrap: append([]string{}, bootstrap...), AnnounceInterval: time.Second,
+			RefreshInterval: 500 * time.Millisecond, LookupTimeout: 3 * time.Second, Logger: quietLog()}
+	}
+	startDHT := func(cfg dht.Config) *dht.Node {
+		n, err := dht.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	boot := startDHT(dcfg())
+	var nodes []*dht.Node
+	for range 4 {
+		nodes = append(nodes, startDHT(dcfg(boot.Addr().String())))
+	}
+	src := t.TempDir()
+	const pl = 16 << 10
+	data := randomFile(t, src, "data.bin", 3*pl, 8)
+	m := hybridTorrent(t, src, "data.bin", data, pl)
+	a := startNode(t, m, t.TempDir(), Config{}, make([]byte, (m.Info.NumPieces+7)/8))
+	a.t.AddSources(DHTAnnounce(nodes[0].Announcer(int(a.addr().Port()))))
+	for _, ih := range [][20]byte{m.Info.V1Hash, m.Info.Hash.Truncated()} {
+		waitFor(t, 20*time.Second, fmt.Sprintf("a DHT lookup of %x finds the torrent", ih), func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			found, _ := nodes[3].Lookup(ctx, ih)
+			return slices.Contains(found, a.addr())
+		})
 	}
 }
