@@ -161,10 +161,7 @@ func (c *Client) PeerID() [20]byte { return c.peerID }
 // waits for all of its goroutines.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	var ts []*Torrent
-	for _, t := range c.torrents {
-		ts = append(ts, t)
-	}
+	ts := c.torrentList()
 	c.mu.Unlock()
 	for _, t := range ts {
 		t.Close()
@@ -176,6 +173,18 @@ func (c *Client) Close() error {
 		err = nil
 	}
 	return err
+}
+
+// torrentList returns each torrent once: a hybrid is in c.torrents under
+// both of its hashes. Called with c.mu held.
+func (c *Client) torrentList() []*Torrent {
+	ts := make([]*Torrent, 0, len(c.torrents))
+	for ih, t := range c.torrents {
+		if ih == t.hashes[0] {
+			ts = append(ts, t)
+		}
+	}
+	return ts
 }
 
 func (c *Client) acceptLoop() {

@@ -34,10 +34,7 @@ func (c *Client) WriteStatus(w io.Writer) {
 	rc := c.refused.counts()
 	writeRefusals(&indenter{w: &b, prefix: "  "}, &rc)
 	c.mu.Lock()
-	ts := make([]*Torrent, 0, len(c.torrents))
-	for _, t := range c.torrents {
-		ts = append(ts, t)
-	}
+	ts := c.torrentList()
 	c.mu.Unlock()
 	slices.SortFunc(ts, func(a, b *Torrent) int { return cmp.Compare(a.info.Name, b.info.Name) })
 	fmt.Fprintf(&b, "  torrents: %d\n", len(ts))
