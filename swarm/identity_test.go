@@ -522,6 +522,16 @@ func TestFetchInfoByBtih(t *testing.T) {
 			t.Fatalf("a v1 torrent came with a piece layer for file %d", i)
 		}
 	}
+	// Asked with the v1 hash and no v2 bit: the link does not say the
+	// torrent has v2, and libtorrent drops a peer that claims v2 for a
+	// v1 torrent.
+	hangUp := newFakePeer(t, func(wire.Handshake) [20]byte { return [20]byte{} })
+	sctx, scancel := context.WithTimeout(ctx, time.Second)
+	fetcher(t).FetchInfo(sctx, mg, addrs(hangUp.addr))
+	scancel()
+	if h := hangUp.handshake(t); h.InfoHash != [20]byte(m1.Info.V1Hash) || h.Reserved.V2() {
+		t.Fatalf("btih fetch handshake: %x v2-bit=%v, want %s without the bit", h.InfoHash, h.Reserved.V2(), m1.Info.V1Hash)
+	}
 
 	for _, link := range []string{
 		"magnet:?xt=urn:btih:" + mh.Info.V1Hash.String(),
