@@ -533,23 +533,39 @@ func TestFetchInfoByBtih(t *testing.T) {
 		t.Fatalf("btih fetch handshake: %x v2-bit=%v, want %s without the bit", h.InfoHash, h.Reserved.V2(), m1.Info.V1Hash)
 	}
 
-	for _, link := range []string{
-		"magnet:?xt=urn:btih:" + mh.Info.V1Hash.String(),
-		mh.Magnet().String(),
+	// And a multi-file hybrid with pad files, as Build makes it.
+	msrc := t.TempDir()
+	content(t, msrc, "multi", multiFiles, pl)
+	mm, err := piece.Build(context.Background(), filepath.Join(msrc, "multi"), piece.BuildOptions{PieceLength: pl, Format: piece.FormatHybrid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mseeder := startNode(t, mm, msrc, Config{}, allHave(mm.Info.NumPieces))
+	for _, c := range []struct {
+		m    *piece.MetaInfo
+		at   netip.AddrPort
+		link string
+	}{
+		{mh, hseeder.addr(), "magnet:?xt=urn:btih:" + mh.Info.V1Hash.String()},
+		{mh, hseeder.addr(), mh.Magnet().String()},
+		{mm, mseeder.addr(), "magnet:?xt=urn:btih:" + mm.Info.V1Hash.String()},
+		{mm, mseeder.addr(), mm.Magnet().String()},
 	} {
-		mg, err := piece.ParseMagnet(link)
+		mg, err := piece.ParseMagnet(c.link)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := fetcher(t).FetchInfo(ctx, mg, addrs(hseeder.addr()))
+		got, err := fetcher(t).FetchInfo(ctx, mg, addrs(c.at))
 		if err != nil {
-			t.Fatalf("%s: %v", link, err)
+			t.Fatalf("%s: %v", c.link, err)
 		}
-		if got.Info.Format != piece.FormatHybrid || got.Info.Hash != mh.Info.Hash || got.Info.V1Hash != mh.Info.V1Hash {
-			t.Fatalf("%s: fetched a %v torrent %s", link, got.Info.Format, got.Info.ID())
+		if got.Info.Format != piece.FormatHybrid || got.Info.Hash != c.m.Info.Hash || got.Info.V1Hash != c.m.Info.V1Hash {
+			t.Fatalf("%s: fetched a %v torrent %s", c.link, got.Info.Format, got.Info.ID())
 		}
-		if len(got.Layers[0]) != len(mh.Layers[0]) || !slices.Equal(got.Layers[0], mh.Layers[0]) {
-			t.Fatalf("%s: piece layer of %d hashes, want %d", link, len(got.Layers[0]), len(mh.Layers[0]))
+		for i := range c.m.Layers {
+			if !slices.Equal(got.Layers[i], c.m.Layers[i]) {
+				t.Fatalf("%s: piece layer of file %d: %d hashes, want %d", c.link, i, len(got.Layers[i]), len(c.m.Layers[i]))
+			}
 		}
 	}
 }
