@@ -255,9 +255,10 @@ func TestHybridAcceptsBothHashes(t *testing.T) {
 // fakePeer accepts connections, records each handshake it reads, and
 // answers with the hash answer gives for it (the zero hash: hang up).
 type fakePeer struct {
-	addr netip.AddrPort
-	mu   sync.Mutex
-	got  []wire.Handshake
+	addr  netip.AddrPort
+	mu    sync.Mutex
+	got   []wire.Handshake
+	conns []net.Conn // closed when the test ends
 }
 
 func newFakePeer(t *testing.T, answer func(wire.Handshake) [20]byte) *fakePeer {
@@ -270,6 +271,11 @@ func newFakePeer(t *testing.T, answer func(wire.Handshake) [20]byte) *fakePeer {
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
+		f.mu.Lock()
+		for _, c := range f.conns {
+			c.Close()
+		}
+		f.mu.Unlock()
 		wg.Wait()
 	})
 	wg.Add(1)
@@ -280,6 +286,9 @@ func newFakePeer(t *testing.T, answer func(wire.Handshake) [20]byte) *fakePeer {
 			if err != nil {
 				return
 			}
+			f.mu.Lock()
+			f.conns = append(f.conns, conn)
+			f.mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
