@@ -129,8 +129,8 @@ func TestShoalGetsV1AndHybridFromLibtorrent(t *testing.T) {
 
 // libtorrent downloads v1 and hybrid torrents that shoal made and seeds:
 // by .torrent, by v1 magnet, by the magnet shoal prints, and for hybrids
-// by v2 magnet. Both hashes
-// shoal prints must be the ones libtorrent computes.
+// by v2 magnet. The hashes in shoal's magnet must be the ones libtorrent
+// computes from shoal's .torrent.
 func TestLibtorrentGetsV1AndHybridFromShoal(t *testing.T) {
 	lttest.Require(t)
 	for _, format := range []string{"v1", "hybrid"} {
