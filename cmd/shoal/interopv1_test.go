@@ -293,4 +293,11 @@ func TestHybridSwarmV1OnlyV2OnlyShoal(t *testing.T) {
 	} else {
 		sameFiles(t, src, filepath.Join(v1Out, "pack"))
 	}
+	// Only shoal fetched from the v1-only seeder (no other peer learnt of it
+	// by PEX and went round shoal): what the others have came through it.
+	for _, l := range strings.Split(v1seed.errText(), "\n") {
+		if strings.Contains(l, " connected") && !strings.Contains(l, "peer -SH") {
+			t.Errorf("the v1-only seeder served a peer other than shoal: %s", l)
+		}
+	}
 }

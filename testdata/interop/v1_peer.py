@@ -17,6 +17,8 @@ Standard library only; independent of shoal's code.
       stdout: listening: 127.0.0.1:PORT
               info-hash-v1: <40 hex>
               seeding
+      stderr: "v1_peer: peer <first 8 bytes of its peer id> connected" for
+              each peer that handshakes.
   v1_peer.py get TORRENT_FILE SAVE_DIR --peer HOST:PORT [--timeout SECONDS]
       Download every piece from the one peer (retrying the connection until
       the timeout), check each by SHA-1, write the files to SAVE_DIR/<name>.
@@ -160,11 +162,14 @@ def handshake(s, t, peer_id, initiator):
         raise ConnectionError("handshake for another torrent: " + theirs[28:48].hex())
     if not initiator:
         s.sendall(mine)
+    return theirs[48:68]
 
 
 def serve_conn(s, t, root, peer_id):
     try:
-        handshake(s, t, peer_id, initiator=False)
+        theirs = handshake(s, t, peer_id, initiator=False)
+        # Tests read who came: their client prefix, e.g. -SH0100-.
+        log("peer %s connected" % theirs[:8].decode("latin-1"))
         bits = bytearray((len(t.hashes) + 7) // 8)
         for p in range(len(t.hashes)):
             bits[p // 8] |= 0x80 >> (p % 8)
