@@ -4,6 +4,7 @@
 package piece
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +12,9 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/anacrolix/torrent/bencode"
 )
@@ -334,17 +337,24 @@ func (m *MetaInfo) Trackers() []string {
 	return out
 }
 
-// Parse reads a .torrent file. It checks the whole v2 structure, the piece
-// layers against the files' roots and every path for safety; an error
-// wraps ErrInvalid and says what and where.
+// Parse reads a .torrent file. It checks the whole structure, the piece
+// layers it carries against the files' roots and every path for safety;
+// an error wraps ErrInvalid and says what and where. Like mainstream
+// clients it ignores bytes after the top-level dict and leaves a file's
+// layer nil when the torrent lacks it (see MissingLayers).
 func Parse(data []byte) (*MetaInfo, error) {
 	if len(data) > MaxTorrentSize {
 		return nil, invalid("%d bytes, more than the %d allowed", len(data), MaxTorrentSize)
 	}
+	// Mainstream clients ignore what follows the top-level dict (often a
+	// newline an editor or a web server added); the info-hash covers only
+	// the info dict, so nothing is lost by doing the same.
 	var top map[string]any
-	if err := decodeStrict(data, &top); err != nil {
+	n, err := decodeFirst(data, &top)
+	if err != nil {
 		return nil, err
 	}
+	data = data[:n]
 	var raw struct {
 		Info bencode.Bytes `bencode:"info"`
 	}
@@ -411,9 +421,11 @@ func parseAnnounceList(v any) ([][]string, error) {
 	return out, nil
 }
 
-// parseLayers checks the "piece layers" dict: every file larger than a
-// piece must have a layer of exactly its piece count whose padded root is
-// its pieces root.
+// parseLayers reads the "piece layers" dict. A layer that is there must
+// be exactly its file's piece count and hash to its pieces root; a file
+// whose layer is missing (the whole dict may be) keeps a nil layer, to be
+// fetched from peers as for a magnet link, which is what libtorrent does
+// with such a torrent too.
 func parseLayers(v any, info *Info) ([][]Hash, error) {
 	layers := make([][]Hash, len(info.Files))
 	var dictv map[string]any
@@ -438,7 +450,7 @@ func parseLayers(v any, info *Info) ([][]Hash, error) {
 		}
 		lv, ok := dictv[string(f.PiecesRoot[:])]
 		if !ok {
-			return nil, invalid("piece layers: none for %s (%d pieces)", strings.Join(f.Path, "/"), f.NumPieces)
+			continue
 		}
 		layer, err := decodeLayer(lv.(string), f.NumPieces)
 		if err != nil {
@@ -450,6 +462,23 @@ func parseLayers(v any, info *Info) ([][]Hash, error) {
 		layers[i] = layer
 	}
 	return layers, nil
+}
+
+// MissingLayers returns the indexes of the files whose piece layer the
+// torrent lacks: files of more than one piece in a v2 or hybrid torrent
+// whose .torrent left the layer out. Their pieces cannot be checked until
+// the layers are fetched from peers (swarm.Client.FetchLayersFrom).
+func (m *MetaInfo) MissingLayers() []int {
+	if !m.Info.HasV2() {
+		return nil
+	}
+	var out []int
+	for i, f := range m.Info.Files {
+		if f.NumPieces > 1 && (i >= len(m.Layers) || len(m.Layers[i]) != f.NumPieces) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 func decodeLayer(s string, n int) ([]Hash, error) {
@@ -525,8 +554,8 @@ func ParseInfo(b []byte) (*Info, error) {
 	if info.Name, err = d.string("name"); err != nil {
 		return nil, err
 	}
-	if err := CheckPathComponent(info.Name); err != nil {
-		return nil, invalid("info: name %q: %v", info.Name, err)
+	if info.Name, err = pathComponent(info.Name); err != nil {
+		return nil, invalid("info: name: %v", err)
 	}
 	if info.PieceLength, err = d.int("piece length"); err != nil {
 		return nil, err
@@ -579,7 +608,72 @@ func ParseInfo(b []byte) (*Info, error) {
 			return nil, err
 		}
 	}
+	if err := checkUnique(info.Files); err != nil {
+		return nil, err
+	}
 	return info, nil
+}
+
+// MaxPieces caps a torrent's piece count, as libtorrent caps it (2^21 at
+// 16 KiB pieces): the bitfield, the picker and the piece layers all grow
+// with it, and a torrent can claim any size in a few bytes.
+const MaxPieces = 1 << 21
+
+// pathComponent returns c sanitized as mainstream clients sanitize it
+// (SanitizePathComponent), or an error naming c if it is still unsafe.
+func pathComponent(c string) (string, error) {
+	s := SanitizePathComponent(c)
+	if err := CheckPathComponent(s); err != nil {
+		return "", fmt.Errorf("%q: %v", c, err)
+	}
+	return s, nil
+}
+
+// SanitizePathComponent returns a torrent's path component (or name) as
+// shoal stores it: invalid UTF-8 becomes U+FFFD and a '/' or '\' inside
+// the component becomes '_', where libtorrent and others likewise repair
+// the name rather than refuse the torrent. Only the local file name
+// changes: the info-hash covers the original bytes, and peers exchange
+// pieces, never paths. "", ".", ".." and NUL are left for
+// CheckPathComponent to refuse: no honest torrent holds them.
+func SanitizePathComponent(c string) string {
+	if utf8.ValidString(c) && !strings.ContainsAny(c, `/\`) {
+		return c
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, strings.ToValidUTF8(c, "\uFFFD"))
+}
+
+// checkUnique refuses two files at one path, and a path that is a file
+// and a folder of another file at once: one would overwrite the other on
+// disk. It runs on sanitized paths, so "a/b" and "a_b" collide too. Pad
+// files are never on disk and are not counted.
+func checkUnique(files []File) error {
+	seen := make(map[string]bool, len(files)) // path → is a file
+	for i := range files {
+		f := &files[i]
+		if f.Pad {
+			continue
+		}
+		for k := range f.Path {
+			key := strings.Join(f.Path[:k+1], "/")
+			isFile := k == len(f.Path)-1
+			wasFile, ok := seen[key]
+			switch {
+			case !ok:
+				seen[key] = isFile
+			case isFile && wasFile:
+				return invalid("info: files[%d]: %q: two files at one path", i, key)
+			case isFile || wasFile:
+				return invalid("info: files[%d]: %q is both a file and a folder", i, key)
+			}
+		}
+	}
+	return nil
 }
 
 // MinV1PieceLength is the smallest v1 piece length shoal accepts: v1 sets
@@ -614,6 +708,9 @@ func parseV1(d dict, info *Info) error {
 	default:
 		return invalid("info: pieces but neither length nor files")
 	}
+	if _, ok := d.m["pieces"]; !ok {
+		return invalid("info: v1 files but no pieces")
+	}
 	pieces, err := d.string("pieces")
 	if err != nil {
 		return err
@@ -632,6 +729,9 @@ func parseV1(d dict, info *Info) error {
 			if !f.Pad {
 				info.TotalLength += f.Length
 			}
+		}
+		if np := (off + info.PieceLength - 1) / info.PieceLength; np > MaxPieces {
+			return invalid("info: %d pieces, more than the %d allowed", np, MaxPieces)
 		}
 		info.Files, info.space = v1, off
 		info.NumPieces = int((off + info.PieceLength - 1) / info.PieceLength)
@@ -698,15 +798,25 @@ func parseV1Files(v any) ([]File, error) {
 		if len(comps) > maxDepthTree {
 			return nil, invalid("info: files[%d]: path nested more than %d deep", i, maxDepthTree)
 		}
+		safe := true
 		for _, c := range comps {
 			cs, ok := c.(string)
 			if !ok {
 				return nil, invalid("info: files[%d]: path: %s, want a string", i, typeName(c))
 			}
-			if err := CheckPathComponent(cs); err != nil && !f.Pad {
-				return nil, invalid("info: files[%d]: %q: %v", i, cs, err)
+			s, err := pathComponent(cs)
+			if err != nil {
+				if !f.Pad {
+					return nil, invalid("info: files[%d]: %v", i, err)
+				}
+				safe = false
 			}
-			f.Path = append(f.Path, cs)
+			f.Path = append(f.Path, s)
+		}
+		if !safe {
+			// A pad file is never on disk, so its path does not matter;
+			// still, no unsafe path is ever handed on.
+			f.Path = []string{".pad", strconv.FormatInt(f.Length, 10)}
 		}
 		out = append(out, f)
 	}
@@ -716,10 +826,23 @@ func parseV1Files(v any) ([]File, error) {
 // matchHybrid checks that the v1 file list of a hybrid describes the v2
 // file tree: the same files, sizes and order, each file that does not end
 // on a piece boundary followed by a pad file up to it, as BEP 52 requires
-// so that the v1 and v2 pieces cover the same bytes.
+// so that the v1 and v2 pieces cover the same bytes. It follows
+// libtorrent: the last file with data may have its pad or not (libtorrent
+// writes one when empty files follow it, other creators add one at the
+// very end), but a pad is always exactly the way to the next piece
+// boundary and follows only a file that needs it. It sets the v1 piece
+// space, which runs through the pad that may follow the last file with
+// data.
 func matchHybrid(v1 []File, single bool, info *Info) error {
 	pl := info.PieceLength
+	lastData := -1
+	for i := range info.Files {
+		if info.Files[i].Length > 0 {
+			lastData = i
+		}
+	}
 	j := 0
+	var off int64
 	for i := range info.Files {
 		f := &info.Files[i]
 		if j >= len(v1) {
@@ -737,27 +860,40 @@ func matchHybrid(v1 []File, single bool, info *Info) error {
 			return invalid("hybrid: v1 files[%d] %q (%d bytes) is not v2 file %q (%d bytes)",
 				j, strings.Join(g.Path, "/"), g.Length, strings.Join(f.Path, "/"), f.Length)
 		}
+		if f.Length > 0 && off != f.Offset {
+			// Cannot happen once the pads before were checked; kept so
+			// the two piece spaces provably agree.
+			return invalid("hybrid: v1 file %q at byte %d, v2 at %d", strings.Join(f.Path, "/"), off, f.Offset)
+		}
+		off += g.Length
 		j++
-		last := i == len(info.Files)-1
-		if rem := f.Length % pl; rem != 0 && !last {
-			if j >= len(v1) || !v1[j].Pad || v1[j].Length != pl-rem {
-				return invalid("hybrid: v2 file %q is not followed by a pad file of %d bytes in the v1 list", strings.Join(f.Path, "/"), pl-rem)
-			}
+		rem := f.Length % pl
+		if rem == 0 {
+			continue
+		}
+		hasPad := j < len(v1) && v1[j].Pad
+		switch {
+		case hasPad && v1[j].Length != pl-rem:
+			return invalid("hybrid: v1 files[%d]: pad file of %d bytes after %q, want %d to reach the piece boundary",
+				j, v1[j].Length, strings.Join(f.Path, "/"), pl-rem)
+		case !hasPad && i < lastData:
+			return invalid("hybrid: v2 file %q is not followed by a pad file of %d bytes in the v1 list", strings.Join(f.Path, "/"), pl-rem)
+		}
+		if hasPad {
+			off += v1[j].Length
 			j++
 		}
 	}
-	// A pad after the last file is allowed: some creators add one, and it
-	// only runs the last v1 piece on to its boundary.
-	if j < len(v1) && v1[j].Pad && j == len(v1)-1 {
-		info.space += v1[j].Length
-		j++
+	if j < len(v1) && v1[j].Pad {
+		return invalid("hybrid: v1 files[%d]: a pad file after the last file, which needs none", j)
 	}
 	if j != len(v1) {
 		return invalid("hybrid: v1 files[%d] %q has no v2 counterpart", j, strings.Join(v1[j].Path, "/"))
 	}
-	if int((info.space+pl-1)/pl) != info.NumPieces {
-		return invalid("hybrid: v1 pieces span %d pieces, v2 %d", (info.space+pl-1)/pl, info.NumPieces)
+	if n := (off + pl - 1) / pl; n != int64(info.NumPieces) {
+		return invalid("hybrid: v1 files span %d pieces, v2 %d", n, info.NumPieces)
 	}
+	info.space = off
 	return nil
 }
 
@@ -778,14 +914,15 @@ func walkTree(node map[string]any, path []string, info *Info) error {
 		if name == "" {
 			return invalid("file tree: %q: empty path component", where)
 		}
-		if err := CheckPathComponent(name); err != nil {
+		safe, err := pathComponent(name)
+		if err != nil {
 			return invalid("file tree: %q: %v", where, err)
 		}
 		c, ok := child.(map[string]any)
 		if !ok {
 			return invalid("file tree: %q: %s, want a dict", where, typeName(child))
 		}
-		p := append(path[:len(path):len(path)], name)
+		p := append(path[:len(path):len(path)], safe)
 		leaf, isFile := c[""]
 		if isFile {
 			if len(c) != 1 {
@@ -830,6 +967,11 @@ func addFile(leaf any, path []string, info *Info) error {
 	if f.Attr, err = d.optString("attr"); err != nil {
 		return err
 	}
+	if strings.ContainsRune(f.Attr, 'p') {
+		// v2 aligns files by itself; pad files belong to the v1 list of a
+		// hybrid. libtorrent refuses them here too.
+		return invalid("file tree: %q: a pad file (attr p) in a v2 file tree", where)
+	}
 	root, hasRoot := m["pieces root"]
 	switch {
 	case length == 0 && hasRoot:
@@ -842,8 +984,16 @@ func addFile(leaf any, path []string, info *Info) error {
 			return invalid("file tree: %q: pieces root is not 32 bytes", where)
 		}
 		copy(f.PiecesRoot[:], s)
+		if f.PiecesRoot == (Hash{}) {
+			// No data hashes to zeros: it stands for a root never computed.
+			return invalid("file tree: %q: pieces root is all zeros", where)
+		}
 	}
-	f.NumPieces = int((length + info.PieceLength - 1) / info.PieceLength)
+	np := (length + info.PieceLength - 1) / info.PieceLength
+	if int64(info.NumPieces)+np > MaxPieces {
+		return invalid("file tree: %q: more than %d pieces in the torrent", where, MaxPieces)
+	}
+	f.NumPieces = int(np)
 	info.NumPieces += f.NumPieces
 	info.TotalLength += length
 	info.Files = append(info.Files, f)
@@ -872,6 +1022,22 @@ func CheckPathComponent(c string) error {
 		return errors.New("path component contains NUL")
 	}
 	return nil
+}
+
+// decodeFirst is decodeStrict for the first value of b, whatever
+// follows it; it returns that value's length.
+func decodeFirst(b []byte, v *map[string]any) (int, error) {
+	var x any
+	dec := bencode.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&x); err != nil {
+		return 0, invalid("bencode: %v", err)
+	}
+	m, ok := x.(map[string]any)
+	if !ok {
+		return 0, invalid("%s at top level, want a dict", typeName(x))
+	}
+	*v = m
+	return int(dec.Offset), nil
 }
 
 // decodeStrict decodes bencode into generic values, which makes the decoder
