@@ -56,6 +56,30 @@ func (c *Client) FetchInfo(ctx context.Context, ih piece.Hash, peers <-chan neti
 // for whenever that changes: a new address, a failed attempt. status runs
 // on the fetch's goroutine and must not block.
 func (c *Client) FetchInfoStatus(ctx context.Context, ih piece.Hash, peers <-chan netip.AddrPort, status func(FetchStatus)) (*piece.MetaInfo, error) {
+	return c.fetchMeta(ctx, ih, nil, peers, status)
+}
+
+// FetchLayersFrom gets the piece layers that m lacks (m.MissingLayers: a
+// .torrent that left them out) from peers found by sources, the way
+// FetchInfoFrom gets a magnet's: each layer is proven up to its file's
+// root before it is kept, and one peer must deliver them all. On success
+// m.Layers holds every layer.
+func (c *Client) FetchLayersFrom(ctx context.Context, m *piece.MetaInfo, sources []Source, status func(FetchStatus)) error {
+	got, err := c.fetchMetaFrom(ctx, m.Info.Hash, m, sources, status)
+	if err != nil {
+		return err
+	}
+	m.Layers = got.Layers
+	return nil
+}
+
+// fetchMeta is FetchInfoStatus, or with known set the fetch of the
+// layers known lacks.
+func (c *Client) fetchMeta(ctx context.Context, ih piece.Hash, known *piece.MetaInfo, peers <-chan netip.AddrPort, status func(FetchStatus)) (*piece.MetaInfo, error) {
+	what := "metadata"
+	if known != nil {
+		what = "piece layers"
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type outcome struct {
@@ -93,7 +117,7 @@ loop:
 				defer wg.Done()
 				pctx, pcancel := context.WithTimeout(ctx, fetchPeerTimeout)
 				defer pcancel()
-				m, err := c.fetchFrom(pctx, ih, a)
+				m, err := c.fetchFrom(pctx, ih, known, a)
 				results <- outcome{a, m, err}
 			}()
 		}
@@ -132,7 +156,7 @@ loop:
 				break loop
 			}
 			lastErr = fmt.Sprintf("%s: %v", o.addr, o.err)
-			c.log.Info("metadata from peer failed", "peer", o.addr, "err", o.err)
+			c.log.Info(what+" from peer failed", "peer", o.addr, "err", o.err)
 			if errors.Is(o.err, errUnreachable) {
 				failures[o.addr]++
 				retryAt[o.addr] = time.Now().Add(min(maxFetchRetry, fetchRetry<<min(failures[o.addr]-1, 5)))
@@ -156,9 +180,9 @@ loop:
 		lastErr = "no peer to ask"
 	}
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("metadata not found: %w (%d peer addresses known; last error: %v)", context.Cause(ctx), len(failures), lastErr)
+		return nil, fmt.Errorf("%s not found: %w (%d peer addresses known; last error: %v)", what, context.Cause(ctx), len(failures), lastErr)
 	}
-	return nil, fmt.Errorf("metadata not found: %v", lastErr)
+	return nil, fmt.Errorf("%s not found: %v", what, lastErr)
 }
 
 // FetchInfoFrom is FetchInfoStatus fed by sources: the addresses they
@@ -166,6 +190,12 @@ loop:
 // asked its last time) the fetch ends when no address is left to try.
 // Every source has stopped when it returns.
 func (c *Client) FetchInfoFrom(ctx context.Context, ih piece.Hash, sources []Source, status func(FetchStatus)) (*piece.MetaInfo, error) {
+	return c.fetchMetaFrom(ctx, ih, nil, sources, status)
+}
+
+// fetchMetaFrom is FetchInfoFrom, or with known set the fetch of the
+// layers known lacks.
+func (c *Client) fetchMetaFrom(ctx context.Context, ih piece.Hash, known *piece.MetaInfo, sources []Source, status func(FetchStatus)) (*piece.MetaInfo, error) {
 	fctx, stop := context.WithCancel(ctx)
 	ch := make(chan netip.AddrPort, 256)
 	f := newFanIn(ih, c.log, func(_ PeerSource, addrs []netip.AddrPort) {
@@ -187,7 +217,7 @@ func (c *Client) FetchInfoFrom(ctx context.Context, ih piece.Hash, sources []Sou
 		stop()
 		<-done
 	}()
-	return c.FetchInfoStatus(ctx, ih, ch, status)
+	return c.fetchMeta(ctx, ih, known, ch, status)
 }
 
 // errUnreachable marks a failure to reach a peer or to get its handshake:
@@ -202,8 +232,9 @@ type unreachableError struct{ err error }
 func (e unreachableError) Error() string   { return e.err.Error() }
 func (e unreachableError) Unwrap() []error { return []error{e.err, errUnreachable} }
 
-// fetchFrom asks one peer for the info dict and piece layers.
-func (c *Client) fetchFrom(ctx context.Context, ih piece.Hash, addr netip.AddrPort) (*piece.MetaInfo, error) {
+// fetchFrom asks one peer for the info dict and piece layers, or with
+// known set for the layers known lacks.
+func (c *Client) fetchFrom(ctx context.Context, ih piece.Hash, known *piece.MetaInfo, addr netip.AddrPort) (*piece.MetaInfo, error) {
 	d := net.Dialer{Timeout: dialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
@@ -229,6 +260,10 @@ func (c *Client) fetchFrom(ctx context.Context, ih piece.Hash, addr netip.AddrPo
 	if h.PeerID == c.peerID {
 		return nil, errors.New("connected to ourselves")
 	}
+	if known != nil {
+		// Hash requests (BEP 52) need no extension handshake.
+		return fetchLayers(&fetch{conn: conn, r: wire.NewReader(conn, wire.Limits{})}, known)
+	}
 	if !h.Reserved.Extended() {
 		return nil, errors.New("peer does not speak the extension protocol")
 	}
@@ -243,16 +278,22 @@ func (c *Client) fetchFrom(ctx context.Context, ih piece.Hash, addr netip.AddrPo
 	if err != nil {
 		return nil, err
 	}
-	m := &piece.MetaInfo{Info: info, Layers: make([][]piece.Hash, len(info.Files))}
-	for i := range info.Files {
-		if info.Files[i].NumPieces < 2 {
-			continue
-		}
-		if m.Layers[i], err = f.layer(info, i); err != nil {
+	return fetchLayers(f, &piece.MetaInfo{Info: info})
+}
+
+// fetchLayers asks for every layer m lacks and returns m's info with all
+// its layers, leaving m as it was.
+func fetchLayers(f *fetch, m *piece.MetaInfo) (*piece.MetaInfo, error) {
+	info := m.Info
+	out := &piece.MetaInfo{Info: info, Layers: make([][]piece.Hash, len(info.Files))}
+	copy(out.Layers, m.Layers)
+	for _, i := range out.MissingLayers() {
+		var err error
+		if out.Layers[i], err = f.layer(info, i); err != nil {
 			return nil, fmt.Errorf("piece layer of file %d: %w", i, err)
 		}
 	}
-	return m, nil
+	return out, nil
 }
 
 // fetch is one metadata conversation.
