@@ -2,6 +2,7 @@ package piece
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -197,7 +198,7 @@ func wantPaths(want string) func(*MetaInfo) error {
 	}
 }
 
-func parseCases(t *testing.T) []parseCase {
+func parseCases(t testing.TB) []parseCase {
 	pl := int64(kib16)
 	tor := func(info map[string]any) []byte { return torrentOf(t, info) }
 	with := func(info map[string]any, k string, v any) map[string]any { info[k] = v; return info }
@@ -294,6 +295,7 @@ func parseCases(t *testing.T) []parseCase {
 		{name: "v1 absurd length", torrent: tor(map[string]any{"name": "n", "piece length": 1 << 28, "length": int64(1) << 62, "pieces": strings.Repeat("x", 20)}), want: "pieces"},
 		{name: "v1 files but no pieces", torrent: tor(map[string]any{"name": "n", "piece length": pl, "length": 100}), want: "v1 files but no pieces"},
 		{name: "v1 pieces of the wrong count", torrent: tor(with(v1Info(pl, tf{"a", 3 * pl, ""}), "pieces", zeroPieces(pl, pl))), want: "want 60"},
+		{name: "v2 only empty files", torrent: tor(v2Info(pl, tf{"a", 0, ""}, tf{"b", 0, ""})), want: "no data"},
 		{name: "v1 only empty files", torrent: tor(with(v1Info(pl, tf{"a", 0, ""}), "pieces", "")), want: "no data"},
 		{name: "layer of the wrong size", torrent: encode(t, shortLayer), want: "want 96"},
 		{name: "empty component in a v2 tree", torrent: tor(with(v2Info(pl, tf{"a", 1, ""}), "file tree", map[string]any{"": map[string]any{"": map[string]any{"length": 1, "pieces root": fakeRoot("x")}}, "a": v2Tree(tf{"a", 1, ""})["a"]})), want: "empty path component"},
@@ -430,5 +432,88 @@ func TestSanitizedNameKeepsBytes(t *testing.T) {
 	}
 	if !strings.Contains(string(b), "a\xff") || !strings.Contains(string(b), `b\c`) {
 		t.Fatal("re-encoded torrent lost the original names")
+	}
+}
+
+// fixtureData is the content libtorrent hashed into the fixtures
+// libtorrent-v1*.torrent and libtorrent-hybrid-pads.torrent: byte i of a
+// file is i·31 plus the length of the file's name.
+func fixtureData(name string, n int64) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*31 + len(name))
+	}
+	return b
+}
+
+// The fixtures made by libtorrent (v1 with and without pad files, v1
+// single-file, hybrid with a pad before an empty file and one at the
+// end) parse to the piece space libtorrent hashed: every v1 piece's
+// SHA-1 over its spans, pads read as zeros, is the one in the torrent,
+// and libtorrent reads each to the info-hashes shoal does.
+func TestLibtorrentFixtures(t *testing.T) {
+	paths, _ := filepath.Glob("../testdata/torrents/*.torrent")
+	var accepted [][]byte
+	var infos []*Info
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Parse(b)
+		if strings.Contains(p, "evil") {
+			if err == nil {
+				t.Errorf("%s accepted", p)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		accepted, infos = append(accepted, b), append(infos, m.Info)
+		name := filepath.Base(p)
+		if !strings.HasPrefix(name, "libtorrent-v1") && name != "libtorrent-hybrid-pads.torrent" {
+			continue
+		}
+		in := m.Info
+		if want := map[bool]Format{true: FormatV1, false: FormatHybrid}[strings.HasPrefix(name, "libtorrent-v1")]; in.Format != want {
+			t.Errorf("%s: format %v, want %v", name, in.Format, want)
+		}
+		data := make([][]byte, len(in.Files))
+		for i, f := range in.Files {
+			if !f.Pad {
+				data[i] = fixtureData(f.Path[len(f.Path)-1], f.Length)
+			}
+		}
+		var spans []Span
+		for p := range in.NumPieces {
+			h := sha1.New()
+			spans = in.AppendSpans(spans[:0], p, 0, in.V1PieceSize(p))
+			for _, s := range spans {
+				if s.File < 0 {
+					h.Write(make([]byte, s.Len))
+				} else {
+					h.Write(data[s.File][s.Off : s.Off+s.Len])
+				}
+			}
+			if got := [20]byte(h.Sum(nil)); got != in.PieceHash(p) {
+				t.Errorf("%s: piece %d of %d: SHA-1 over its spans is not the torrent's", name, p, in.NumPieces)
+			}
+		}
+	}
+	lttest.Require(t)
+	for i, v := range ltVerdicts(t, accepted) {
+		in := infos[i]
+		v2, v1 := "-", "-"
+		if in.HasV2() {
+			v2 = in.HexHash()
+		}
+		if in.HasV1() {
+			v1 = in.V1Hash.String()
+		}
+		if want := "ok " + v2 + " " + v1; v != want {
+			t.Errorf("%s: libtorrent reads %q, shoal %q", in.Name, v, want)
+		}
 	}
 }

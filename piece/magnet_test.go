@@ -64,27 +64,39 @@ func TestMagnetForms(t *testing.T) {
 
 func TestMagnetRefuses(t *testing.T) {
 	for name, s := range map[string]string{
-		"short hex":         hexHash[:63],
-		"bad hex":           "zz" + hexHash[2:],
-		"sha1 multihash":    "urn:btmh:1114" + hexHash,
-		"wrong length":      "urn:btmh:1221" + hexHash,
-		"btih base32 short": "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRL",
-		"btih base32 bad":   "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRL1",
-		"btih 39 hex":       "magnet:?xt=urn:btih:" + v1Hex[:39],
-		"btih 64 hex":       "magnet:?xt=urn:btih:" + hexHash,
-		"two btih":          "magnet:?xt=urn:btih:" + v1Hex + "&xt=urn:btih:" + strings.Repeat("0", 40),
-		"bare 39 hex":       v1Hex[:39],
-		"only another urn":  "magnet:?xt=urn:sha1:ABCD",
-		"no xt":             "magnet:?dn=x",
-		"two hashes":        "magnet:?xt=urn:btmh:1220" + hexHash + "&xt=urn:btmh:1220" + strings.Repeat("0", 64),
-		"bad x.pe":          "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=nohost",
-		"bad x.pe port":     "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=1.2.3.4:99999",
-		"bad escape":        "magnet:?xt=urn:btmh:1220" + hexHash + "&dn=%zz",
-		"empty":             "",
-		"btmh no payload":   "urn:btmh:",
+		"short hex":          hexHash[:63],
+		"bad hex":            "zz" + hexHash[2:],
+		"sha1 multihash":     "urn:btmh:1114" + hexHash,
+		"wrong length":       "urn:btmh:1221" + hexHash,
+		"btih base32 short":  "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRL",
+		"btih base32 bad":    "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRL1",
+		"btih 39 hex":        "magnet:?xt=urn:btih:" + v1Hex[:39],
+		"btih 64 hex":        "magnet:?xt=urn:btih:" + hexHash,
+		"two btih":           "magnet:?xt=urn:btih:" + v1Hex + "&xt=urn:btih:" + strings.Repeat("0", 40),
+		"bare 39 hex":        v1Hex[:39],
+		"only another urn":   "magnet:?xt=urn:sha1:ABCD",
+		"no xt":              "magnet:?dn=x",
+		"two hashes":         "magnet:?xt=urn:btmh:1220" + hexHash + "&xt=urn:btmh:1220" + strings.Repeat("0", 64),
+		"bad x.pe":           "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=nohost",
+		"bad x.pe port":      "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=1.2.3.4:99999",
+		"bad escape":         "magnet:?xt=urn:btmh:1220" + hexHash + "&dn=%zz",
+		"empty":              "",
+		"btmh no payload":    "urn:btmh:",
+		"btih base32 long":   "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRLHA",
+		"btih base32 padded": "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54AS====",
+		"btih 40 not hex":    "magnet:?xt=urn:btih:" + strings.Repeat("Z", 40),
+		"btih zero hex":      "magnet:?xt=urn:btih:" + strings.Repeat("0", 40),
+		"btih zero base32":   "magnet:?xt=urn:btih:" + strings.Repeat("A", 32),
+		"btmh zero":          "magnet:?xt=urn:btmh:1220" + strings.Repeat("0", 64),
+		"bare zero v1":       strings.Repeat("0", 40),
+		"bare base32":        "AERUKZ4JVPG66AJDIVTYTK6N54ASGRLH",
 	} {
-		if _, err := ParseMagnet(s); !errors.Is(err, ErrBadMagnet) {
+		_, err := ParseMagnet(s)
+		if !errors.Is(err, ErrBadMagnet) {
 			t.Errorf("%s: error %v, want ErrBadMagnet", name, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error of several lines: %q", name, err)
 		}
 	}
 }

@@ -589,6 +589,11 @@ func ParseInfo(b []byte) (*Info, error) {
 		if len(info.Files) == 0 {
 			return nil, invalid("info: file tree holds no files")
 		}
+		if info.TotalLength == 0 {
+			// Nothing to share, and no piece to number: libtorrent refuses
+			// it too.
+			return nil, invalid("info: no data in any file")
+		}
 		for i := range info.Files {
 			f := &info.Files[i]
 			f.Offset = int64(f.FirstPiece) * pl
