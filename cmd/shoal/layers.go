@@ -75,3 +75,30 @@ func layersFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.
 	}
 	return nil
 }
+
+// layersFromDisk derives the piece layers m lacks from the data a seeder
+// has: a file whose bytes under dir (its top-level entry named topName
+// when set, as storage.Options.TopName) hash to the file's pieces root
+// yields the layer the .torrent left out. It returns the paths of the
+// files it could not complete, which then cannot be seeded.
+func layersFromDisk(ctx context.Context, m *piece.MetaInfo, dir, topName string) []string {
+	var failed []string
+	if len(m.Layers) != len(m.Info.Files) {
+		m.Layers = append(m.Layers, make([][]piece.Hash, len(m.Info.Files)-len(m.Layers))...)
+	}
+	for _, i := range m.MissingLayers() {
+		comps := m.Info.DiskPath(i)
+		if topName != "" {
+			comps = append([]string{topName}, comps[1:]...)
+		}
+		path := filepath.Join(append([]string{dir}, comps...)...)
+		f := m.Info.Files[i]
+		b, err := piece.Build(ctx, path, piece.BuildOptions{PieceLength: m.Info.PieceLength})
+		if err != nil || len(b.Info.Files) != 1 || b.Info.Files[0].PiecesRoot != f.PiecesRoot || m.Info.CheckLayer(i, b.Layers[0]) != nil {
+			failed = append(failed, path)
+			continue
+		}
+		m.Layers[i] = b.Layers[0]
+	}
+	return failed
+}

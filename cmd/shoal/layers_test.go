@@ -12,7 +12,8 @@ import (
 
 // A .torrent whose piece layers were stripped (libtorrent opens such a
 // file and fetches them) downloads like the full one: the layers come from
-// the seeder as for a magnet link, and are kept for the next run.
+// the seeder as for a magnet link, and are kept for the next run. Seeded
+// from the bare torrent, the data supplies them.
 func TestGetTorrentWithoutPieceLayers(t *testing.T) {
 	dir := t.TempDir()
 	randomFiles(t, filepath.Join(dir, "share"), map[string]int{"big.bin": 1_000_000, "sub/odd.dat": 300_001, "small": 10})
@@ -47,6 +48,17 @@ func TestGetTorrentWithoutPieceLayers(t *testing.T) {
 		t.Errorf("no word of fetching the layers: %s", get.errText())
 	}
 	sameFiles(t, filepath.Join(dir, "share"), filepath.Join(out, "share"))
+
+	// A seeder given the bare torrent derives the layers from its data,
+	// and serves them to a downloader that has only the bare torrent too.
+	bareSeed := start(t, dir, "seed", "share", "--torrent", "bare.torrent", "--listen", "127.0.0.1:0", "--no-dht")
+	bareAddr := bareSeed.field(t, "listening")
+	out2 := filepath.Join(dir, "dl2")
+	get2 := start(t, dir, "get", "bare.torrent", "-o", out2, "--peer", bareAddr, "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "30s")
+	if code := get2.wait(t, 40*time.Second); code != 0 {
+		t.Fatalf("get from the bare seeder: exit %d: %s\nseed: %s", code, get2.errText(), bareSeed.errText())
+	}
+	sameFiles(t, filepath.Join(dir, "share"), filepath.Join(out2, "share"))
 
 	// The next run finds the layers it saved and asks no peer for them.
 	again := start(t, dir, "get", "bare.torrent", "-o", out, "--peer", addr, "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "30s")
