@@ -290,9 +290,20 @@ func parseCases(t testing.TB) []parseCase {
 		{name: "all-zero pieces root", torrent: tor(with(v2Info(pl, tf{"a", 100, ""}), "file tree", map[string]any{"a": map[string]any{"": map[string]any{"length": 100, "pieces root": string(make([]byte, 32))}}})), want: "all zeros"},
 		{name: "negative length", torrent: tor(v2Info(pl, tf{"a", -1, ""})), want: "negative length"},
 		{name: "v1 negative length", torrent: tor(with(v1Info(pl, tf{"a", 5, ""}, tf{"b", -5, ""}), "pieces", "")), want: "negative length"},
-		{name: "absurd length", torrent: tor(v2Info(pl, tf{"a", 1 << 50, ""})), want: "more than 2097152 pieces"},
+		{name: "absurd length", torrent: tor(v2Info(pl, tf{"a", 1 << 50, ""})), want: "beyond 17592186028031 bytes"},
+		{name: "a file of 16 TiB", torrent: tor(with(v2Info(pl, tf{"a", 1 << 44, ""}), "piece length", 1<<28)), want: "beyond 17592186028031 bytes"},
+		{name: "files of 16 TiB less a piece", torrent: tor(with(v2Info(pl, tf{"a", 1<<44 - 1<<28, ""}, tf{"b", 1<<44 - 1<<28, ""}), "piece length", 1<<28))},
+		{name: "256 TiB in all", torrent: tor(with(v2Info(pl, func() []tf {
+			var fs []tf
+			for i := range 32 {
+				fs = append(fs, tf{fmt.Sprintf("f%02d", i), 1 << 43, ""})
+			}
+			return fs
+		}()...), "piece length", 1<<28)), want: "total length beyond"},
+		{name: "v2 piece length of 512 MiB", torrent: tor(with(v2Info(pl, tf{"a", 100, ""}), "piece length", 1<<29)), want: "not a power of two from", ltDiffers: "libtorrent takes up to 512 MiB; shoal stops at 256, where a bad piece already costs too much"},
 		{name: "absurd piece count", torrent: tor(v2Info(pl, tf{"a", MaxPieces*pl + 1, ""})), want: "more than 2097152 pieces"},
-		{name: "v1 absurd length", torrent: tor(map[string]any{"name": "n", "piece length": 1 << 28, "length": int64(1) << 62, "pieces": strings.Repeat("x", 20)}), want: "pieces"},
+		{name: "v1 absurd length", torrent: tor(map[string]any{"name": "n", "piece length": 1 << 28, "length": int64(1) << 62, "pieces": strings.Repeat("x", 20)}), want: "outside 0 to"},
+		{name: "v1 absurd file", torrent: tor(with(v1Info(1<<28, tf{"a", 1 << 44, ""}, tf{"c", 1, ""}), "pieces", strings.Repeat("x", 20))), want: "beyond 17592186028031 bytes"},
 		{name: "v1 files but no pieces", torrent: tor(map[string]any{"name": "n", "piece length": pl, "length": 100}), want: "v1 files but no pieces"},
 		{name: "v1 pieces of the wrong count", torrent: tor(with(v1Info(pl, tf{"a", 3 * pl, ""}), "pieces", zeroPieces(pl, pl))), want: "want 60"},
 		{name: "v2 only empty files", torrent: tor(v2Info(pl, tf{"a", 0, ""}, tf{"b", 0, ""})), want: "no data"},

@@ -701,8 +701,8 @@ func parseV1(d dict, info *Info) error {
 		if err != nil {
 			return err
 		}
-		if n < 0 || n > maxTotalLength {
-			return invalid("info: length %d out of range", n)
+		if n < 0 || n > maxFileLength {
+			return invalid("info: length %d outside 0 to %d", n, int64(maxFileLength))
 		}
 		v1 = []File{{Path: []string{info.Name}, Length: n}}
 	case hasFiles:
@@ -753,9 +753,14 @@ func parseV1(d dict, info *Info) error {
 	return nil
 }
 
-// maxTotalLength bounds a torrent's size: beyond it, offsets and piece
-// counts stop being sane (and int64 arithmetic would overflow).
-const maxTotalLength = 1 << 62
+// maxFileLength and maxTotalLength bound a file's size and a torrent's
+// (pad files included) where libtorrent bounds them, just under 16 TiB
+// and 256 TiB: no real torrent lies beyond, and a few bytes could
+// otherwise claim sizes that overflow offsets.
+const (
+	maxFileLength  = 1<<44 - 1<<14 - 1
+	maxTotalLength = 1<<48 - 1
+)
 
 // parseV1Files reads a v1 "files" list.
 func parseV1Files(v any) ([]File, error) {
@@ -785,8 +790,11 @@ func parseV1Files(v any) ([]File, error) {
 		if f.Length < 0 {
 			return nil, invalid("info: files[%d]: negative length %d", i, f.Length)
 		}
+		if f.Length > maxFileLength {
+			return nil, invalid("info: files[%d]: length %d beyond %d bytes", i, f.Length, int64(maxFileLength))
+		}
 		if total += f.Length; total > maxTotalLength || total < 0 {
-			return nil, invalid("info: files[%d]: total length overflows", i)
+			return nil, invalid("info: files[%d]: total length beyond %d bytes", i, int64(maxTotalLength))
 		}
 		if f.Attr, err = fd.optString("attr"); err != nil {
 			return nil, err
@@ -965,8 +973,11 @@ func addFile(leaf any, path []string, info *Info) error {
 	if length < 0 {
 		return invalid("file tree: %q: negative length %d", where, length)
 	}
-	if info.TotalLength+length < info.TotalLength || info.TotalLength+length > 1<<62 {
-		return invalid("file tree: %q: total length overflows", where)
+	if length > maxFileLength {
+		return invalid("file tree: %q: length %d beyond %d bytes", where, length, int64(maxFileLength))
+	}
+	if info.TotalLength+length > maxTotalLength {
+		return invalid("file tree: %q: total length beyond %d bytes", where, int64(maxTotalLength))
 	}
 	f := File{Path: path, Length: length, FirstPiece: info.NumPieces}
 	if f.Attr, err = d.optString("attr"); err != nil {
