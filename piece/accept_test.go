@@ -333,6 +333,7 @@ func parseCases(t testing.TB) []parseCase {
 		{name: "NUL in a component", torrent: tor(v2Info(pl, tf{"a\x00b", 100, ""}, tf{"c", 1, ""})), want: "NUL", ltDiffers: "libtorrent drops the NUL"},
 		{name: "v1 empty component", torrent: tor(v1Info(pl, tf{"/x", 100, ""}, tf{"c", 1, ""})), want: "empty path component", ltDiffers: "libtorrent names it _"},
 		{name: "v2 name ..", torrent: tor(with(v2Info(pl, tf{"a", 100, ""}, tf{"c", 1, ""}), "name", "..")), want: `name: ".."`, ltDiffers: "libtorrent names the folder after the info-hash"},
+		{name: "v2 empty name", torrent: tor(with(v2Info(pl, tf{"a", 100, ""}, tf{"c", 1, ""}), "name", "")), want: "empty path component", ltDiffers: "libtorrent names the folder _"},
 		{name: "v1 two files at one path", torrent: tor(v1Info(pl, tf{"a", 100, ""}, tf{"a", 100, ""})), want: "two files at one path", ltDiffers: "libtorrent renames the second a.1"},
 		{name: "v1 file and folder at one path", torrent: tor(v1Info(pl, tf{"a", 100, ""}, tf{"a/b", 100, ""})), want: "both a file and a folder", ltDiffers: "libtorrent renames the file a.1"},
 		{name: "sanitized names collide", torrent: tor(v2Info(pl, tf{`a\b`, 100, ""}, tf{"a_b", 1, ""})), want: "two files at one path", ltDiffers: "libtorrent drops the backslash, so the names differ"},

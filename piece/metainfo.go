@@ -509,7 +509,9 @@ func (in *Info) CheckLayer(i int, layer []Hash) error {
 // ParseInfo reads a bencoded info dict, such as one fetched from peers
 // (BEP 9): v2 (meta version 2 and a file tree), v1 (pieces with length or
 // files) or hybrid (both, describing the same files). Its info-hashes are
-// the SHA-256 and SHA-1 of b exactly as given.
+// the SHA-256 and SHA-1 of b exactly as given, so b must end with the
+// dict. File names are repaired as SanitizePathComponent says, only in
+// Name and Files; two files at one path, after repair, are refused.
 func ParseInfo(b []byte) (*Info, error) {
 	if len(b) > MaxInfoSize {
 		return nil, invalid("info dict of %d bytes, more than the %d allowed", len(b), MaxInfoSize)
@@ -1020,8 +1022,9 @@ func addFile(leaf any, path []string, info *Info) error {
 // element of a file's path) that could lead out of the download folder or
 // that some file system cannot hold: empty, "." or "..", one holding a
 // separator of any system ('/' or '\') or a NUL. Parse applies it to every
-// component; storage applies it again before touching the disk, as the last
-// line of defence for an Info that did not come from Parse.
+// component once SanitizePathComponent has repaired what it can; storage
+// applies it again before touching the disk, as the last line of defence
+// for an Info that did not come from Parse.
 func CheckPathComponent(c string) error {
 	switch {
 	case c == "":
