@@ -1,9 +1,12 @@
 package piece
 
 import (
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/shoal-p2p/shoal/internal/lttest"
 )
 
 const hexHash = "c2519e86248b9da3c237a3d527ea7bef57b2d46b72f3cab924ba9bb567840a38"
@@ -97,6 +100,63 @@ func TestMagnetRefuses(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: error of several lines: %q", name, err)
+		}
+	}
+}
+
+// TestMagnetLikeLibtorrent reads btih and btmh links as libtorrent 2.0
+// reads them, base32 forms and bad lengths above all: both must take the
+// same links to the same hashes, except where a case says why not.
+func TestMagnetLikeLibtorrent(t *testing.T) {
+	lttest.Require(t)
+	b32 := "AERUKZ4JVPG66AJDIVTYTK6N54ASGRLH"
+	cases := []struct {
+		link      string
+		ltDiffers string
+	}{
+		{"magnet:?xt=urn:btih:" + v1Hex, ""},
+		{"magnet:?xt=urn:btih:" + strings.ToUpper(v1Hex), ""},
+		{"magnet:?xt=urn:btih:" + b32, ""},
+		{"magnet:?xt=urn:btih:" + strings.ToLower(b32), ""},
+		{"magnet:?xt=urn:btih:" + b32[:31], ""},
+		{"magnet:?xt=urn:btih:" + b32 + "A", ""},
+		{"magnet:?xt=urn:btih:" + b32[:28] + "====", ""},
+		{"magnet:?xt=urn:btih:" + v1Hex[:39], ""},
+		{"magnet:?xt=urn:btih:" + hexHash, ""},
+		{"magnet:?xt=urn:btih:" + strings.Repeat("Z", 40), ""},
+		{"magnet:?xt=urn:btih:" + strings.Repeat("0", 40), ""},
+		{"magnet:?xt=urn:btmh:1220" + hexHash, ""},
+		{"magnet:?xt=urn:btmh:1114" + hexHash, ""},
+		{"magnet:?xt=urn:btih:" + v1Hex + "&xt=urn:btmh:1220" + hexHash, ""},
+		{"magnet:?dn=x", ""},
+		{"magnet:?xt=urn:btih:" + v1Hex + "&xt=urn:btih:" + strings.Repeat("1", 40), "libtorrent keeps the last of two hashes; a link naming two torrents is refused"},
+	}
+	args := []string{"--magnet"}
+	for _, c := range cases {
+		args = append(args, c.link)
+	}
+	for i, v := range strings.Split(lttest.Run(t, "lt_accepts.py", args...), "\n") {
+		c := cases[i]
+		m, err := ParseMagnet(c.link)
+		ours := "error"
+		if err == nil {
+			v2, v1 := "-", "-"
+			if m.HasV2() {
+				v2 = hex.EncodeToString(m.Hash[:])
+			}
+			if m.HasV1() {
+				v1 = m.V1Hash.String()
+			}
+			ours = "ok " + v2 + " " + v1
+		}
+		same := ours == v || ours == "error" && strings.HasPrefix(v, "error")
+		if same == (c.ltDiffers == "") {
+			continue
+		}
+		if c.ltDiffers == "" {
+			t.Errorf("%s: libtorrent %q, shoal %q (%v)", c.link, v, ours, err)
+		} else {
+			t.Errorf("%s: libtorrent now agrees (%q); the note %q is stale", c.link, v, c.ltDiffers)
 		}
 	}
 }
