@@ -263,6 +263,12 @@ func parseCases(t testing.TB) []parseCase {
 		{name: "backslash in a component", torrent: tor(v2Info(pl, tf{`a\b`, 100, ""}, tf{"c", 1, ""})), check: wantPaths("n/a_b n/c")},
 		{name: "slash in the name", torrent: tor(with(v2Info(pl, tf{"a", 100, ""}, tf{"c", 1, ""}), "name", "/etc")), check: wantPaths("_etc/a _etc/c")},
 		{name: "v1 slash and invalid UTF-8", torrent: v1Odd, check: wantPaths("n/d_x n/e\uFFFD")},
+		{name: "v1 pad file with a path leading up", torrent: tor(v1Info(pl, tf{"a", 100, ""}, tf{"../../x", pl - 100, "p"}, tf{"c", 1, ""})), check: func(m *MetaInfo) error {
+			if f := m.Info.Files[1]; !f.Pad || strings.Join(f.Path, "/") != ".pad/16284" {
+				return fmt.Errorf("pad file %+v", f)
+			}
+			return nil
+		}},
 		{name: "v1 piece length not a power of two", torrent: tor(with(v1Info(1500, tf{"a", 5000, ""}), "pieces", zeroPieces(5000, 1500)))},
 		{name: "hybrid in libtorrent's layout", torrent: tor(ltLayout), check: func(m *MetaInfo) error {
 			// The v1 piece space runs through the pad after b/c.

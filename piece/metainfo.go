@@ -658,26 +658,37 @@ func SanitizePathComponent(c string) string {
 // checkUnique refuses two files at one path, and a path that is a file
 // and a folder of another file at once: one would overwrite the other on
 // disk. It runs on sanitized paths, so "a/b" and "a_b" collide too. Pad
-// files are never on disk and are not counted.
+// files are never on disk and are not counted. The paths go into a tree
+// of components, so memory stays proportional to the info dict however
+// deep the paths.
 func checkUnique(files []File) error {
-	seen := make(map[string]bool, len(files)) // path → is a file
+	type node struct {
+		file bool
+		kids map[string]*node
+	}
+	root := &node{}
 	for i := range files {
 		f := &files[i]
 		if f.Pad {
 			continue
 		}
-		for k := range f.Path {
-			key := strings.Join(f.Path[:k+1], "/")
-			isFile := k == len(f.Path)-1
-			wasFile, ok := seen[key]
+		n := root
+		for k, c := range f.Path {
+			last := k == len(f.Path)-1
+			next, ok := n.kids[c]
 			switch {
 			case !ok:
-				seen[key] = isFile
-			case isFile && wasFile:
-				return invalid("info: files[%d]: %q: two files at one path", i, key)
-			case isFile || wasFile:
-				return invalid("info: files[%d]: %q is both a file and a folder", i, key)
+				if n.kids == nil {
+					n.kids = map[string]*node{}
+				}
+				next = &node{file: last}
+				n.kids[c] = next
+			case last && next.file:
+				return invalid("info: files[%d]: %q: two files at one path", i, strings.Join(f.Path, "/"))
+			case last || next.file:
+				return invalid("info: files[%d]: %q is both a file and a folder", i, strings.Join(f.Path[:k+1], "/"))
 			}
+			n = next
 		}
 	}
 	return nil
