@@ -328,6 +328,8 @@ func parseCases(t testing.TB) []parseCase {
 		{name: "hybrid sizes differ", torrent: tor(hyInfo(v1List(tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"}, tf{"b/c", 3*pl - 1, ""}))), want: "is not v2 file"},
 		{name: "hybrid paths differ", torrent: tor(hyInfo(v1List(tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"}, tf{"b/d", 3 * pl, ""}))), want: "is not v2 file"},
 		{name: "hybrid extra v1 file", torrent: tor(hyInfo(append(hy(), v1List(tf{"z", 1, ""})...))), want: "no v2 counterpart"},
+		{name: "hybrid single file", torrent: tor(with(with(v2Info(pl, tf{"n", 100, ""}), "length", 100), "pieces", zeroPieces(100, pl))), check: wantPaths("n")},
+		{name: "hybrid single file named otherwise", torrent: tor(with(with(v2Info(pl, tf{"a", 100, ""}), "length", 100), "pieces", zeroPieces(100, pl))), want: "is not v2 file"},
 		{name: "hybrid v1 lacks an empty file", torrent: tor(with(ltLayout, "files", v1List(tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"}, tf{"b/c", 10, ""}, tf{".pad/16374", pl - 10, "p"}, tf{"e", 0, ""}))), want: "is not v2 file"},
 
 		// Where shoal refuses what libtorrent repairs: a name that leads

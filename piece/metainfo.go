@@ -756,7 +756,7 @@ func parseV1(d dict, info *Info) error {
 		if info.TotalLength == 0 {
 			return invalid("info: no data in any file")
 		}
-	} else if err := matchHybrid(v1, hasLength, info); err != nil {
+	} else if err := matchHybrid(v1, info); err != nil {
 		return err
 	}
 	if len(pieces) != 20*info.NumPieces {
@@ -859,7 +859,7 @@ func parseV1Files(v any) ([]File, error) {
 // boundary and follows only a file that needs it. It sets the v1 piece
 // space, which runs through the pad that may follow the last file with
 // data.
-func matchHybrid(v1 []File, single bool, info *Info) error {
+func matchHybrid(v1 []File, info *Info) error {
 	pl := info.PieceLength
 	lastData := -1
 	for i := range info.Files {
@@ -878,11 +878,9 @@ func matchHybrid(v1 []File, single bool, info *Info) error {
 		if g.Pad {
 			return invalid("hybrid: v1 files[%d] is a pad file where v2 has %q", j, strings.Join(f.Path, "/"))
 		}
-		same := g.Length == f.Length
-		if !single && !slices.Equal(g.Path, f.Path) {
-			same = false
-		}
-		if !same {
+		// A v1 single file is called Name, which must then be the v2
+		// file's name too, as libtorrent requires.
+		if g.Length != f.Length || !slices.Equal(g.Path, f.Path) {
 			return invalid("hybrid: v1 files[%d] %q (%d bytes) is not v2 file %q (%d bytes)",
 				j, strings.Join(g.Path, "/"), g.Length, strings.Join(f.Path, "/"), f.Length)
 		}
