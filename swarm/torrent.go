@@ -417,8 +417,9 @@ type Stats struct {
 	Wasted             int64 // received but discarded: duplicates, bad pieces, unasked-for blocks, blocks dropped on a disk error
 	Peers              int
 	Banned             int // peers banned for bad data
-	// BadBlocks counts blocks proven bad through their leaf hashes, when
-	// a failed piece came from several peers.
+	// BadBlocks counts blocks proven bad, when a failed piece came from
+	// several peers: through their leaf hashes (v2, hybrid), or by smart
+	// ban (v1), against the data that passed once the piece did.
 	BadBlocks        int
 	DownRate, UpRate float64 // bytes/s
 	Seeding          bool

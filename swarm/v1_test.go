@@ -458,3 +458,43 @@ func TestV1PadDataOnWireRefused(t *testing.T) {
 		t.Fatalf("wasted %d, want the block's %d", w, piece.BlockSize)
 	}
 }
+
+// Smart ban remembers a bounded number of blocks, however many v1 pieces
+// fail: the oldest failures are forgotten first, and the list of pieces
+// in failure order does not outgrow what is remembered.
+func TestSmartBanMemoryBounded(t *testing.T) {
+	tor := &Torrent{}
+	a, b := &peer{}, &peer{}
+	const nb = 1000
+	for pc := range 3 * maxBanBlocks / nb {
+		pp := &partialPiece{blocks: nb, senders: make([]*peer, nb), sums: make([]uint64, nb)}
+		for i := range nb {
+			pp.senders[i] = a
+			if i%2 == 1 {
+				pp.senders[i] = b
+			}
+		}
+		tor.smartBanFailed(pc, pp)
+		if tor.ban.blocks > maxBanBlocks {
+			t.Fatalf("after %d failed pieces: %d blocks remembered, cap %d", pc+1, tor.ban.blocks, maxBanBlocks)
+		}
+		if pc%3 == 0 {
+			// A piece that passes, with the blocks every sender had sent
+			// (so nobody is struck), is forgotten; its place in the order
+			// goes too, in time.
+			tor.smartBanPassed(pc, &partialPiece{blocks: nb, sums: make([]uint64, nb)})
+		}
+	}
+	sum := 0
+	for _, attempts := range tor.ban.failed {
+		for _, at := range attempts {
+			sum += len(at.sums)
+		}
+	}
+	if sum != tor.ban.blocks || len(tor.ban.order) > 2*len(tor.ban.failed)+16 {
+		t.Fatalf("%d blocks counted, %d held; order of %d for %d pieces", tor.ban.blocks, sum, len(tor.ban.order), len(tor.ban.failed))
+	}
+	if _, ok := tor.ban.failed[1]; ok {
+		t.Fatal("the oldest failure is still remembered past the cap")
+	}
+}
