@@ -440,8 +440,11 @@ func (t *Torrent) pieceDone(pc int, pp *partialPiece, v1ok bool, v1err error) {
 	t.st.MarkMissing(pc)
 	switch {
 	case v1err != nil:
-		// Our disk, not the peers: nobody is blamed.
-		t.log.Warn("cannot read piece back to check it; downloading it again", "piece", pc, "err", v1err)
+		// Our disk, not the peers: nobody is blamed. Closing, the
+		// storage may be gone already: no news then.
+		if t.ctx.Err() == nil {
+			t.log.Warn("cannot read piece back to check it; downloading it again", "piece", pc, "err", v1err)
+		}
 	case !merkleOK:
 		t.blame(pc, pp.leaves, pp.senders)
 	case pp.leaves != nil:
