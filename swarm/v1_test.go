@@ -506,3 +506,57 @@ func TestSmartBanMemoryBounded(t *testing.T) {
 		t.Fatal("the oldest failure is still remembered past the cap")
 	}
 }
+
+// pieceSpace is the v1 piece space of m as the files under dir hold it,
+// padding as zeros.
+func pieceSpace(t *testing.T, m *piece.MetaInfo, dir string) []byte {
+	t.Helper()
+	var space []byte
+	for i, f := range m.Info.Files {
+		if f.Pad {
+			space = append(space, make([]byte, f.Length)...)
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(append([]string{dir}, m.Info.DiskPath(i)...)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		space = append(space, data...)
+	}
+	return space
+}
+
+// Blocks that reach the disk out of order cannot be hashed as they come:
+// the piece is read back for its SHA-1, and verifies.
+func TestV1BlocksOutOfOrder(t *testing.T) {
+	src := t.TempDir()
+	m := v1Torrent(t, src, "data", []tfile{{path: "a.bin", size: 100_000}}, 64<<10)
+	space := pieceSpace(t, m, src)
+	leech := startNode(t, m, t.TempDir(), Config{}, nil)
+	conn := rawPeer(t, leech, swarmHash(leech))
+	defer conn.Close()
+	conn.Write(wire.AppendHaveAll(nil))
+	conn.Write(wire.AppendUnchoke(nil))
+	r := wire.NewReader(conn, wire.Limits{NumPieces: m.Info.NumPieces})
+	var reqs []wire.Message
+	want := 0
+	for p := range m.Info.NumPieces {
+		want += m.Info.BlocksIn(p)
+	}
+	readUntil(t, r, "a request for every block", func(msg wire.Message) bool {
+		if msg.ID == wire.Request {
+			reqs = append(reqs, msg)
+		}
+		return len(reqs) < want
+	})
+	// Last first: no piece's first block reaches the disk before its others.
+	for i := len(reqs) - 1; i >= 0; i-- {
+		q := reqs[i]
+		off := int(q.Index)*int(m.Info.PieceLength) + int(q.Begin)
+		conn.Write(wire.AppendPiece(nil, q.Index, q.Begin, space[off:off+int(q.Length)]))
+	}
+	waitDone(t, leech, 5*time.Second)
+	if s := leech.t.Stats(); s.Wasted != 0 || s.BytesDone != m.Info.TotalLength {
+		t.Fatalf("stats %+v", s)
+	}
+}
