@@ -262,7 +262,7 @@ func (t *Torrent) checkBeforeServing(pc int) bool {
 	}
 	gen := t.genOfPiece(pc)
 	t.mu.Unlock()
-	ok, _, err := t.verifyStored(pc, nil, nil)
+	ok, err := t.verifyStored(pc, nil)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.genOfPiece(pc) != gen {
@@ -298,23 +298,13 @@ func (t *Torrent) genOfPiece(pc int) int {
 }
 
 // verifyStored reads piece pc back from disk and reports whether it still
-// matches the torrent: its merkle root if the torrent has v2, its SHA-1
-// (piece.Info.CheckV1) if it has v1, both in a hybrid. scratch is for the
-// leaves, buf for the v1 piece's bytes, returned grown for reuse; both may
-// be nil. Called without locks: it reads the piece.
-func (t *Torrent) verifyStored(pc int, scratch []piece.Hash, buf []byte) (bool, []byte, error) {
-	if t.info.HasV2() {
-		want, _ := t.meta.ExpectedRoot(pc)
-		ok, err := t.st.VerifyPiece(pc, want, 0, scratch)
-		if !ok || err != nil || !t.info.HasV1() {
-			return ok, buf, err
-		}
-	}
-	data, err := t.st.ReadPiece(pc, buf)
-	if err != nil {
-		return false, buf, err
-	}
-	return t.info.CheckV1(pc, data), data, nil
+// matches the torrent: storage checks its merkle root if the torrent has
+// v2, its SHA-1 if it has v1, both from one read in a hybrid. scratch is
+// for a v2 piece's leaves and may be nil. Called without locks: it reads
+// the piece.
+func (t *Torrent) verifyStored(pc int, scratch []piece.Hash) (bool, error) {
+	want, _ := t.meta.ExpectedRoot(pc) // unused for a v1 torrent
+	return t.st.VerifyPiece(pc, want, 0, scratch)
 }
 
 // genOf is the change file fi was last made suspect by. Called with t.mu
@@ -588,7 +578,6 @@ func (t *Torrent) queueVerify(pc int) {
 // verifyLoop checks queued pieces one at a time until the torrent closes.
 func (t *Torrent) verifyLoop(q <-chan int) {
 	scratch := make([]piece.Hash, 0, 64)
-	var buf []byte
 	for {
 		select {
 		case <-t.ctx.Done():
@@ -597,9 +586,7 @@ func (t *Torrent) verifyLoop(q <-chan int) {
 			t.mu.Lock()
 			gen := t.genOfPiece(pc)
 			t.mu.Unlock()
-			var ok bool
-			var err error
-			ok, buf, err = t.verifyStored(pc, scratch, buf)
+			ok, err := t.verifyStored(pc, scratch)
 			t.mu.Lock()
 			if t.genOfPiece(pc) == gen {
 				t.checked(pc, ok, err)

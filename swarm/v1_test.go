@@ -154,7 +154,7 @@ func testV1Download(t *testing.T, src string, m *piece.MetaInfo) {
 	}
 	// What the downloader wrote checks out as the seeder's did.
 	for p := range m.Info.NumPieces {
-		if ok, _, err := leech.t.verifyStored(p, nil, nil); !ok || err != nil {
+		if ok, err := leech.t.verifyStored(p, nil); !ok || err != nil {
 			t.Fatalf("piece %d does not verify on the downloader's disk: %v", p, err)
 		}
 	}
