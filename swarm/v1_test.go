@@ -23,11 +23,11 @@ type tfile struct {
 	pad  bool
 }
 
-// v1Torrent writes the files of random bytes under dir/name and returns a
+// v1Content writes the files of random bytes under dir/name and returns a
 // v1 torrent of them laid end to end in the order given, so pieces cross
 // file boundaries where sizes fall that way. It is built by hand:
 // piece.Build makes v1 torrents without pad files.
-func v1Torrent(t *testing.T, dir, name string, files []tfile, pl int) *piece.MetaInfo {
+func v1Content(t *testing.T, dir, name string, files []tfile, pl int) *piece.MetaInfo {
 	t.Helper()
 	r := rand.New(rand.NewPCG(uint64(len(files)), 11))
 	var space []byte
@@ -54,11 +54,11 @@ func v1Torrent(t *testing.T, dir, name string, files []tfile, pl int) *piece.Met
 	return parsedInfo(t, info, nil)
 }
 
-// hybridTorrent writes files (path → size) of random bytes under dir/name
+// hybridContent writes files (path → size) of random bytes under dir/name
 // and returns a hybrid torrent of them as piece.Build makes it: BEP 47 pad
 // files after each file that does not end on a piece boundary, as
 // libtorrent 2.0 pads.
-func hybridTorrent(t *testing.T, dir, name string, files map[string]int, pl int) *piece.MetaInfo {
+func hybridContent(t *testing.T, dir, name string, files map[string]int, pl int) *piece.MetaInfo {
 	t.Helper()
 	m := contentFormat(t, dir, name, files, int64(pl), piece.FormatHybrid)
 	if m.Info.Format != piece.FormatHybrid {
@@ -124,7 +124,7 @@ func TestV1DownloadAcrossFiles(t *testing.T) {
 	})
 	t.Run("hand-made with pad", func(t *testing.T) {
 		src := t.TempDir()
-		testV1Download(t, src, v1Torrent(t, src, "data", v1Files, 24<<10))
+		testV1Download(t, src, v1Content(t, src, "data", v1Files, 24<<10))
 	})
 }
 
@@ -162,7 +162,7 @@ func testV1Download(t *testing.T, src string, m *piece.MetaInfo) {
 
 func TestHybridDownload(t *testing.T) {
 	src := t.TempDir()
-	m := hybridTorrent(t, src, "data", multiFiles, 32<<10)
+	m := hybridContent(t, src, "data", multiFiles, 32<<10)
 	if m.Info.Format != piece.FormatHybrid {
 		t.Fatalf("format %v", m.Info.Format)
 	}
@@ -183,7 +183,7 @@ func TestHybridDownload(t *testing.T) {
 // tree, and nobody is blamed for it.
 func TestHybridChecksBothHashes(t *testing.T) {
 	src := t.TempDir()
-	m := hybridTorrent(t, src, "data", map[string]int{"a.bin": 100_000, "b.bin": 40_000}, 32<<10)
+	m := hybridContent(t, src, "data", map[string]int{"a.bin": 100_000, "b.bin": 40_000}, 32<<10)
 	var info map[string]any
 	bencode.Unmarshal(m.Info.Bytes, &info)
 	pieces := []byte(info["pieces"].(string))
@@ -253,7 +253,7 @@ func startPoisoner(t *testing.T, m *piece.MetaInfo, src string, to *node, rate i
 // banned, the download completes byte for byte, and the waste is counted.
 func TestV1PoisonerAmongHonestSmartBanned(t *testing.T) {
 	src := t.TempDir()
-	m := v1Torrent(t, src, "data", v1PoisonFiles, 256<<10)
+	m := v1Content(t, src, "data", v1PoisonFiles, 256<<10)
 	honest := []*node{
 		startNode(t, m, src, Config{MaxUploadRate: 1 << 20}, nil),
 		startNode(t, m, src, Config{MaxUploadRate: 1 << 20}, nil),
@@ -289,7 +289,7 @@ func TestV1PoisonerAmongHonestSmartBanned(t *testing.T) {
 // then completes from an honest seeder.
 func TestV1LonePoisonerBannedAfterRepeatedFailures(t *testing.T) {
 	src := t.TempDir()
-	m := v1Torrent(t, src, "data", v1PoisonFiles, 256<<10)
+	m := v1Content(t, src, "data", v1PoisonFiles, 256<<10)
 	dst := t.TempDir()
 	leech := startNode(t, m, dst, Config{}, nil)
 	poisoner := startPoisoner(t, m, src, leech, 0)
@@ -316,8 +316,24 @@ func TestV1LonePoisonerBannedAfterRepeatedFailures(t *testing.T) {
 	}
 }
 
-// swarmHash is the 20-byte hash a raw peer handshakes n's torrent with.
-func swarmHash(n *node) [20]byte { return n.t.ih20 }
+// swarmHash is a 20-byte hash n's client finds its torrent under, for a
+// raw peer's handshake: the first of the torrent's swarm hashes that it
+// answers to, else whatever it files the torrent under.
+func swarmHash(n *node) [20]byte {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	for _, h := range n.t.info.SwarmHashes() {
+		if n.c.torrents[h] == n.t {
+			return h
+		}
+	}
+	for h, t := range n.c.torrents {
+		if t == n.t {
+			return h
+		}
+	}
+	return [20]byte{}
+}
 
 // Requests a v1 peer may make are bounded by the v1 piece space: past the
 // end of the last piece, or of the torrent, drops the peer; up to the end
@@ -326,7 +342,7 @@ func TestV1HostileRequests(t *testing.T) {
 	src := t.TempDir()
 	// 24 KiB pieces; 3 pieces, the last short and a pad in piece 1.
 	files := []tfile{{path: "a.bin", size: 30000}, {path: ".pad/2000", size: 2000, pad: true}, {path: "b.bin", size: 24 << 10}}
-	m := v1Torrent(t, src, "data", files, 24<<10)
+	m := v1Content(t, src, "data", files, 24<<10)
 	last := uint32(m.Info.NumPieces - 1)
 	lastSize := uint32(m.Info.V1PieceSize(int(last)))
 	if m.Info.NumPieces != 3 || lastSize >= 24<<10 {
@@ -403,7 +419,7 @@ func readPieces(t *testing.T, r *wire.Reader, n int) map[[2]uint32][]byte {
 // Past the piece, it is dropped.
 func TestHybridPadTailServedAsZeros(t *testing.T) {
 	src := t.TempDir()
-	m := hybridTorrent(t, src, "data", map[string]int{"a.bin": 40_000, "b.bin": 20_000}, 32<<10)
+	m := hybridContent(t, src, "data", map[string]int{"a.bin": 40_000, "b.bin": 20_000}, 32<<10)
 	fa := fileIndex(t, m, "a.bin")
 	pc := m.Info.Files[fa].FirstPiece + m.Info.Files[fa].NumPieces - 1
 	data, v1 := uint32(m.Info.PieceSize(pc)), uint32(m.Info.V1PieceSize(pc))
@@ -440,7 +456,7 @@ func TestHybridPadTailServedAsZeros(t *testing.T) {
 func TestV1PadDataOnWireRefused(t *testing.T) {
 	src := t.TempDir()
 	files := []tfile{{path: "a.bin", size: 30000}, {path: ".pad/2000", size: 2000, pad: true}, {path: "b.bin", size: 24 << 10}}
-	m := v1Torrent(t, src, "data", files, 24<<10)
+	m := v1Content(t, src, "data", files, 24<<10)
 	leech := startNode(t, m, t.TempDir(), Config{}, nil)
 	conn := rawPeer(t, leech, swarmHash(leech))
 	defer conn.Close()
@@ -530,7 +546,7 @@ func pieceSpace(t *testing.T, m *piece.MetaInfo, dir string) []byte {
 // the piece is read back for its SHA-1, and verifies.
 func TestV1BlocksOutOfOrder(t *testing.T) {
 	src := t.TempDir()
-	m := v1Torrent(t, src, "data", []tfile{{path: "a.bin", size: 100_000}}, 64<<10)
+	m := v1Content(t, src, "data", []tfile{{path: "a.bin", size: 100_000}}, 64<<10)
 	space := pieceSpace(t, m, src)
 	leech := startNode(t, m, t.TempDir(), Config{}, nil)
 	conn := rawPeer(t, leech, swarmHash(leech))
