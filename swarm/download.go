@@ -369,7 +369,7 @@ func (t *Torrent) blockWritten(j diskJob, werr error) (stopped, complete bool) {
 		// Our disk failed, not the peer, and it will fail the next block
 		// too: the torrent stops downloading rather than fetch and drop
 		// blocks forever.
-		t.stopDownload(j.pc, werr)
+		t.stopDownload(j.pc, t.writeFailedOn(j.pc, j.begin, j.n, werr), werr)
 		t.writeErrs.add(t.log, time.Now(), "download stopped by a disk error; still serving the verified pieces",
 			"file", t.diskErr.Path, "piece", j.pc, "err", werr)
 		return true, false

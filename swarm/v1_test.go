@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"crypto/sha1"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -574,5 +575,27 @@ func TestV1BlocksOutOfOrder(t *testing.T) {
 	waitDone(t, leech, 5*time.Second)
 	if s := leech.t.Stats(); s.Wasted != 0 || s.BytesDone != m.Info.TotalLength {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// A write that fails in a v1 piece spanning files names the file it
+// failed on, not the piece's first: here b.bin, which lies inside one
+// block with the end of a.bin and the start of c.bin, is a folder.
+func TestV1WriteErrorNamesTheFile(t *testing.T) {
+	src := t.TempDir()
+	files := []tfile{{path: "a.bin", size: 100_000}, {path: "b.bin", size: 1000}, {path: "c.bin", size: 50_000}}
+	m := v1Content(t, src, "data", files, 64<<10)
+	seeder := startNode(t, m, src, Config{}, nil)
+	dst := t.TempDir()
+	bPath := filepath.Join(dst, "data", "b.bin")
+	if err := os.MkdirAll(bPath, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var logs logBuffer
+	leech := stoppingLeech(t, m, dst, filepath.Join(t.TempDir(), "resume"), 4, &logs, seeder)
+	err := waitFailed(t, leech, 10*time.Second)
+	var de *DiskError
+	if !errors.As(err, &de) || de.Path != bPath || de.Piece != 1 {
+		t.Fatalf("Err() = %v; want a DiskError writing %s in piece 1", err, bPath)
 	}
 }
