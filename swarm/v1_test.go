@@ -641,3 +641,22 @@ func TestV1BlockPathAllocatesNothing(t *testing.T) {
 	}
 	_ = sink
 }
+
+// In a hybrid, blocks are blamed through the merkle tree as in v2: the
+// poisoner among honest peers is banned with its bad blocks proven by
+// their leaf hashes, and the download completes byte for byte.
+func TestHybridPoisonerBanned(t *testing.T) {
+	src := t.TempDir()
+	m := hybridContent(t, src, "data", map[string]int{"a.bin": 1_300_000, "b.bin": 700_000}, 256<<10)
+	honest := startNode(t, m, src, Config{MaxUploadRate: 1 << 20}, nil)
+	dst := t.TempDir()
+	leech := startNode(t, m, dst, Config{}, nil)
+	poisoner := startPoisoner(t, m, src, leech, 1<<20)
+	leech.t.AddPeers(honest.addr())
+	waitDone(t, leech, 30*time.Second)
+	sameTree(t, filepath.Join(src, "data"), filepath.Join(dst, "data"))
+	noPadFolder(t, dst)
+	if s := leech.t.Stats(); s.Banned != 1 || s.Wasted == 0 || connected(leech, poisoner) {
+		t.Fatalf("stats %+v: want the poisoner banned and gone, waste counted", s)
+	}
+}
