@@ -80,11 +80,11 @@ func zeroPieces(total, pl int64) string {
 	return strings.Repeat("\x01", int(20*((total+pl-1)/pl)))
 }
 
-func v2Info(pl int64, files ...tf) map[string]any {
+func v2Dict(pl int64, files ...tf) map[string]any {
 	return map[string]any{"meta version": 2, "name": "n", "piece length": pl, "file tree": v2Tree(files...)}
 }
 
-func v1Info(pl int64, files ...tf) map[string]any {
+func v1Dict(pl int64, files ...tf) map[string]any {
 	var total int64
 	for _, f := range files {
 		total += f.n
@@ -92,11 +92,11 @@ func v1Info(pl int64, files ...tf) map[string]any {
 	return map[string]any{"name": "n", "piece length": pl, "files": v1List(files...), "pieces": zeroPieces(total, pl)}
 }
 
-// hybridInfo is v2Info plus the v1 list libtorrent writes for the same
+// hybridDict is v2Dict plus the v1 list libtorrent writes for the same
 // files (given in tree order): a pad file after every file but the last
 // that does not end on a piece boundary.
-func hybridInfo(pl int64, files ...tf) map[string]any {
-	info := v2Info(pl, files...)
+func hybridDict(pl int64, files ...tf) map[string]any {
+	info := v2Dict(pl, files...)
 	var v1 []tf
 	var off int64
 	for i, f := range files {
@@ -202,7 +202,7 @@ func parseCases(t testing.TB) []parseCase {
 	pl := int64(kib16)
 	tor := func(info map[string]any) []byte { return torrentOf(t, info) }
 	with := func(info map[string]any, k string, v any) map[string]any { info[k] = v; return info }
-	base := v2Info(pl, tf{"a", 100, ""}, tf{"b/c", 3 * pl, ""})
+	base := v2Dict(pl, tf{"a", 100, ""}, tf{"b/c", 3 * pl, ""})
 	baseInfo := encode(t, base)
 	baseBytes := tor(base)
 
@@ -221,19 +221,19 @@ func parseCases(t testing.TB) []parseCase {
 
 	hy := func() []any { return v1List(tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"}, tf{"b/c", 3 * pl, ""}) }
 	hyInfo := func(files []any) map[string]any {
-		info := v2Info(pl, tf{"a", 100, ""}, tf{"b/c", 3 * pl, ""})
+		info := v2Dict(pl, tf{"a", 100, ""}, tf{"b/c", 3 * pl, ""})
 		info["files"] = files
 		info["pieces"] = zeroPieces(4*pl, pl)
 		return info
 	}
 	// libtorrent's own layout: a pad after the last file with data even
 	// though only an empty file follows it.
-	ltLayout := hybridInfo(pl, tf{"0", 0, ""}, tf{"a", 100, ""}, tf{"b/c", 10, ""}, tf{"e", 0, ""})
+	ltLayout := hybridDict(pl, tf{"0", 0, ""}, tf{"a", 100, ""}, tf{"b/c", 10, ""}, tf{"e", 0, ""})
 
 	// A '/' cannot be written through v2Tree or v1List, which split on it.
-	slashTree := tor(with(v2Info(pl, tf{"c", 1, ""}), "file tree", map[string]any{
+	slashTree := tor(with(v2Dict(pl, tf{"c", 1, ""}), "file tree", map[string]any{
 		"a/b": v2Tree(tf{"x", 100, ""})["x"], "c": v2Tree(tf{"c", 1, ""})["c"]}))
-	v1Odd := tor(with(v1Info(pl, tf{"d", 1, ""}, tf{"e", 1, ""}), "files", []any{
+	v1Odd := tor(with(v1Dict(pl, tf{"d", 1, ""}, tf{"e", 1, ""}), "files", []any{
 		map[string]any{"length": 1, "path": []any{"d/x"}}, map[string]any{"length": 1, "path": []any{"e\xff"}}}))
 
 	cases := []parseCase{
@@ -257,19 +257,19 @@ func parseCases(t testing.TB) []parseCase {
 			}
 			return nil
 		}},
-		{name: "invalid UTF-8 in a component", torrent: tor(v2Info(pl, tf{"a\xff\xfeb", 100, ""}, tf{"c", 1, ""})), check: wantPaths("n/a\uFFFDb n/c")},
-		{name: "invalid UTF-8 in the name", torrent: tor(with(v2Info(pl, tf{"a", 100, ""}, tf{"c", 1, ""}), "name", "n\xffx")), check: wantPaths("n\uFFFDx/a n\uFFFDx/c")},
+		{name: "invalid UTF-8 in a component", torrent: tor(v2Dict(pl, tf{"a\xff\xfeb", 100, ""}, tf{"c", 1, ""})), check: wantPaths("n/a\uFFFDb n/c")},
+		{name: "invalid UTF-8 in the name", torrent: tor(with(v2Dict(pl, tf{"a", 100, ""}, tf{"c", 1, ""}), "name", "n\xffx")), check: wantPaths("n\uFFFDx/a n\uFFFDx/c")},
 		{name: "slash in a component", torrent: slashTree, check: wantPaths("n/a_b n/c")},
-		{name: "backslash in a component", torrent: tor(v2Info(pl, tf{`a\b`, 100, ""}, tf{"c", 1, ""})), check: wantPaths("n/a_b n/c")},
-		{name: "slash in the name", torrent: tor(with(v2Info(pl, tf{"a", 100, ""}, tf{"c", 1, ""}), "name", "/etc")), check: wantPaths("_etc/a _etc/c")},
+		{name: "backslash in a component", torrent: tor(v2Dict(pl, tf{`a\b`, 100, ""}, tf{"c", 1, ""})), check: wantPaths("n/a_b n/c")},
+		{name: "slash in the name", torrent: tor(with(v2Dict(pl, tf{"a", 100, ""}, tf{"c", 1, ""}), "name", "/etc")), check: wantPaths("_etc/a _etc/c")},
 		{name: "v1 slash and invalid UTF-8", torrent: v1Odd, check: wantPaths("n/d_x n/e\uFFFD")},
-		{name: "v1 pad file with a path leading up", torrent: tor(v1Info(pl, tf{"a", 100, ""}, tf{"../../x", pl - 100, "p"}, tf{"c", 1, ""})), check: func(m *MetaInfo) error {
+		{name: "v1 pad file with a path leading up", torrent: tor(v1Dict(pl, tf{"a", 100, ""}, tf{"../../x", pl - 100, "p"}, tf{"c", 1, ""})), check: func(m *MetaInfo) error {
 			if f := m.Info.Files[1]; !f.Pad || strings.Join(f.Path, "/") != ".pad/16284" {
 				return fmt.Errorf("pad file %+v", f)
 			}
 			return nil
 		}},
-		{name: "v1 piece length not a power of two", torrent: tor(with(v1Info(1500, tf{"a", 5000, ""}), "pieces", zeroPieces(5000, 1500)))},
+		{name: "v1 piece length not a power of two", torrent: tor(with(v1Dict(1500, tf{"a", 5000, ""}), "pieces", zeroPieces(5000, 1500)))},
 		{name: "hybrid in libtorrent's layout", torrent: tor(ltLayout), check: func(m *MetaInfo) error {
 			// The v1 piece space runs through the pad after b/c.
 			if got := m.Info.V1PieceSize(1); got != pl {
@@ -277,7 +277,7 @@ func parseCases(t testing.TB) []parseCase {
 			}
 			return nil
 		}},
-		{name: "hybrid pad after the last file", torrent: tor(with(with(v2Info(pl, tf{"a", 100, ""}), "files", v1List(tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"})), "pieces", zeroPieces(pl, pl))), check: func(m *MetaInfo) error {
+		{name: "hybrid pad after the last file", torrent: tor(with(with(v2Dict(pl, tf{"a", 100, ""}), "files", v1List(tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"})), "pieces", zeroPieces(pl, pl))), check: func(m *MetaInfo) error {
 			if got, data := m.Info.V1PieceSize(0), m.Info.PieceSize(0); got != pl || data != 100 {
 				return fmt.Errorf("piece 0: %d bytes of v1, %d of data; want %d and 100", got, data, pl)
 			}
@@ -291,36 +291,36 @@ func parseCases(t testing.TB) []parseCase {
 		}},
 
 		// What they refuse.
-		{name: "pad file in a v2 tree", torrent: tor(v2Info(pl, tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"}, tf{"c", 1, ""})), want: "pad file"},
-		{name: "no pieces root", torrent: tor(with(v2Info(pl, tf{"a", 100, ""}), "file tree", map[string]any{"a": map[string]any{"": map[string]any{"length": 100}}})), want: "no pieces root"},
-		{name: "all-zero pieces root", torrent: tor(with(v2Info(pl, tf{"a", 100, ""}), "file tree", map[string]any{"a": map[string]any{"": map[string]any{"length": 100, "pieces root": string(make([]byte, 32))}}})), want: "all zeros"},
-		{name: "negative length", torrent: tor(v2Info(pl, tf{"a", -1, ""})), want: "negative length"},
-		{name: "v1 negative length", torrent: tor(with(v1Info(pl, tf{"a", 5, ""}, tf{"b", -5, ""}), "pieces", "")), want: "negative length"},
-		{name: "absurd length", torrent: tor(v2Info(pl, tf{"a", 1 << 50, ""})), want: "beyond 17592186028031 bytes"},
-		{name: "a file of 16 TiB", torrent: tor(with(v2Info(pl, tf{"a", 1 << 44, ""}), "piece length", 1<<28)), want: "beyond 17592186028031 bytes"},
-		{name: "files of 16 TiB less a piece", torrent: tor(with(v2Info(pl, tf{"a", 1<<44 - 1<<28, ""}, tf{"b", 1<<44 - 1<<28, ""}), "piece length", 1<<28))},
-		{name: "256 TiB in all", torrent: tor(with(v2Info(pl, func() []tf {
+		{name: "pad file in a v2 tree", torrent: tor(v2Dict(pl, tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"}, tf{"c", 1, ""})), want: "pad file"},
+		{name: "no pieces root", torrent: tor(with(v2Dict(pl, tf{"a", 100, ""}), "file tree", map[string]any{"a": map[string]any{"": map[string]any{"length": 100}}})), want: "no pieces root"},
+		{name: "all-zero pieces root", torrent: tor(with(v2Dict(pl, tf{"a", 100, ""}), "file tree", map[string]any{"a": map[string]any{"": map[string]any{"length": 100, "pieces root": string(make([]byte, 32))}}})), want: "all zeros"},
+		{name: "negative length", torrent: tor(v2Dict(pl, tf{"a", -1, ""})), want: "negative length"},
+		{name: "v1 negative length", torrent: tor(with(v1Dict(pl, tf{"a", 5, ""}, tf{"b", -5, ""}), "pieces", "")), want: "negative length"},
+		{name: "absurd length", torrent: tor(v2Dict(pl, tf{"a", 1 << 50, ""})), want: "beyond 17592186028031 bytes"},
+		{name: "a file of 16 TiB", torrent: tor(with(v2Dict(pl, tf{"a", 1 << 44, ""}), "piece length", 1<<28)), want: "beyond 17592186028031 bytes"},
+		{name: "files of 16 TiB less a piece", torrent: tor(with(v2Dict(pl, tf{"a", 1<<44 - 1<<28, ""}, tf{"b", 1<<44 - 1<<28, ""}), "piece length", 1<<28))},
+		{name: "256 TiB in all", torrent: tor(with(v2Dict(pl, func() []tf {
 			var fs []tf
 			for i := range 32 {
 				fs = append(fs, tf{fmt.Sprintf("f%02d", i), 1 << 43, ""})
 			}
 			return fs
 		}()...), "piece length", 1<<28)), want: "total length beyond"},
-		{name: "v2 piece length of 512 MiB", torrent: tor(with(v2Info(pl, tf{"a", 100, ""}), "piece length", 1<<29)), want: "not a power of two from", ltDiffers: "libtorrent takes up to 512 MiB; shoal stops at 256, where a bad piece already costs too much"},
-		{name: "absurd piece count", torrent: tor(v2Info(pl, tf{"a", MaxPieces*pl + 1, ""})), want: "more than 2097152 pieces"},
+		{name: "v2 piece length of 512 MiB", torrent: tor(with(v2Dict(pl, tf{"a", 100, ""}), "piece length", 1<<29)), want: "not a power of two from", ltDiffers: "libtorrent takes up to 512 MiB; shoal stops at 256, where a bad piece already costs too much"},
+		{name: "absurd piece count", torrent: tor(v2Dict(pl, tf{"a", MaxPieces*pl + 1, ""})), want: "more than 2097152 pieces"},
 		{name: "v1 absurd length", torrent: tor(map[string]any{"name": "n", "piece length": 1 << 28, "length": int64(1) << 62, "pieces": strings.Repeat("x", 20)}), want: "outside 0 to"},
-		{name: "v1 absurd file", torrent: tor(with(v1Info(1<<28, tf{"a", 1 << 44, ""}, tf{"c", 1, ""}), "pieces", strings.Repeat("x", 20))), want: "beyond 17592186028031 bytes"},
+		{name: "v1 absurd file", torrent: tor(with(v1Dict(1<<28, tf{"a", 1 << 44, ""}, tf{"c", 1, ""}), "pieces", strings.Repeat("x", 20))), want: "beyond 17592186028031 bytes"},
 		{name: "v1 files but no pieces", torrent: tor(map[string]any{"name": "n", "piece length": pl, "length": 100}), want: "v1 files but no pieces"},
-		{name: "v1 pieces of the wrong count", torrent: tor(with(v1Info(pl, tf{"a", 3 * pl, ""}), "pieces", zeroPieces(pl, pl))), want: "want 60"},
-		{name: "v2 only empty files", torrent: tor(v2Info(pl, tf{"a", 0, ""}, tf{"b", 0, ""})), want: "no data"},
-		{name: "v1 only empty files", torrent: tor(with(v1Info(pl, tf{"a", 0, ""}), "pieces", "")), want: "no data"},
+		{name: "v1 pieces of the wrong count", torrent: tor(with(v1Dict(pl, tf{"a", 3 * pl, ""}), "pieces", zeroPieces(pl, pl))), want: "want 60"},
+		{name: "v2 only empty files", torrent: tor(v2Dict(pl, tf{"a", 0, ""}, tf{"b", 0, ""})), want: "no data"},
+		{name: "v1 only empty files", torrent: tor(with(v1Dict(pl, tf{"a", 0, ""}), "pieces", "")), want: "no data"},
 		{name: "layer of the wrong size", torrent: encode(t, shortLayer), want: "want 96"},
-		{name: "empty component in a v2 tree", torrent: tor(with(v2Info(pl, tf{"a", 1, ""}), "file tree", map[string]any{"": map[string]any{"": map[string]any{"length": 1, "pieces root": fakeRoot("x")}}, "a": v2Tree(tf{"a", 1, ""})["a"]})), want: "empty path component"},
-		{name: "v2 file and folder at one path", torrent: tor(with(v2Info(pl, tf{"a", 1, ""}), "file tree", map[string]any{"a": map[string]any{"": map[string]any{"length": 1, "pieces root": fakeRoot("a")}, "b": v2Tree(tf{"b", 1, ""})["b"]}})), want: "both a file and a folder"},
+		{name: "empty component in a v2 tree", torrent: tor(with(v2Dict(pl, tf{"a", 1, ""}), "file tree", map[string]any{"": map[string]any{"": map[string]any{"length": 1, "pieces root": fakeRoot("x")}}, "a": v2Tree(tf{"a", 1, ""})["a"]})), want: "empty path component"},
+		{name: "v2 file and folder at one path", torrent: tor(with(v2Dict(pl, tf{"a", 1, ""}), "file tree", map[string]any{"a": map[string]any{"": map[string]any{"length": 1, "pieces root": fakeRoot("a")}, "b": v2Tree(tf{"b", 1, ""})["b"]}})), want: "both a file and a folder"},
 		{name: "v1 single file named ..", torrent: tor(map[string]any{"name": "..", "piece length": pl, "length": 100, "pieces": zeroPieces(100, pl)}), want: `name: ".."`},
 		{name: "hybrid pad after an aligned last file", torrent: tor(hyInfo(append(hy(), v1List(tf{".pad/1", 1, "p"})...))), want: "pad file after the last file"},
-		{name: "hybrid pad after an empty file", torrent: tor(with(with(v2Info(pl, tf{"a", 100, ""}, tf{"b", 0, ""}), "files", v1List(tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"}, tf{"b", 0, ""}, tf{".pad/16284", pl - 100, "p"})), "pieces", zeroPieces(2*pl, pl))), want: "pad file after the last file"},
-		{name: "hybrid short pad after the last file", torrent: tor(with(with(v2Info(pl, tf{"a", 100, ""}), "files", v1List(tf{"a", 100, ""}, tf{".pad/50", 50, "p"})), "pieces", zeroPieces(pl, pl))), want: "pad file of 50 bytes"},
+		{name: "hybrid pad after an empty file", torrent: tor(with(with(v2Dict(pl, tf{"a", 100, ""}, tf{"b", 0, ""}), "files", v1List(tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"}, tf{"b", 0, ""}, tf{".pad/16284", pl - 100, "p"})), "pieces", zeroPieces(2*pl, pl))), want: "pad file after the last file"},
+		{name: "hybrid short pad after the last file", torrent: tor(with(with(v2Dict(pl, tf{"a", 100, ""}), "files", v1List(tf{"a", 100, ""}, tf{".pad/50", 50, "p"})), "pieces", zeroPieces(pl, pl))), want: "pad file of 50 bytes"},
 		{name: "hybrid pad of the wrong size", torrent: tor(hyInfo(v1List(tf{"a", 100, ""}, tf{".pad/16283", pl - 101, "p"}, tf{"b/c", 3 * pl, ""}))), want: "pad file of 16283 bytes"},
 		{name: "hybrid missing pad", torrent: tor(hyInfo(v1List(tf{"a", 100, ""}, tf{"b/c", 3 * pl, ""}))), want: "not followed by a pad file"},
 		{name: "hybrid pad where no file needs one", torrent: tor(hyInfo(v1List(tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"}, tf{".pad/0", 0, "p"}, tf{"b/c", 3 * pl, ""}))), want: "is a pad file where v2 has"},
@@ -328,24 +328,24 @@ func parseCases(t testing.TB) []parseCase {
 		{name: "hybrid sizes differ", torrent: tor(hyInfo(v1List(tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"}, tf{"b/c", 3*pl - 1, ""}))), want: "is not v2 file"},
 		{name: "hybrid paths differ", torrent: tor(hyInfo(v1List(tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"}, tf{"b/d", 3 * pl, ""}))), want: "is not v2 file"},
 		{name: "hybrid extra v1 file", torrent: tor(hyInfo(append(hy(), v1List(tf{"z", 1, ""})...))), want: "no v2 counterpart"},
-		{name: "hybrid single file", torrent: tor(with(with(v2Info(pl, tf{"n", 100, ""}), "length", 100), "pieces", zeroPieces(100, pl))), check: wantPaths("n")},
-		{name: "hybrid single file named otherwise", torrent: tor(with(with(v2Info(pl, tf{"a", 100, ""}), "length", 100), "pieces", zeroPieces(100, pl))), want: "is not v2 file"},
+		{name: "hybrid single file", torrent: tor(with(with(v2Dict(pl, tf{"n", 100, ""}), "length", 100), "pieces", zeroPieces(100, pl))), check: wantPaths("n")},
+		{name: "hybrid single file named otherwise", torrent: tor(with(with(v2Dict(pl, tf{"a", 100, ""}), "length", 100), "pieces", zeroPieces(100, pl))), want: "is not v2 file"},
 		{name: "hybrid v1 lacks an empty file", torrent: tor(with(ltLayout, "files", v1List(tf{"a", 100, ""}, tf{".pad/16284", pl - 100, "p"}, tf{"b/c", 10, ""}, tf{".pad/16374", pl - 10, "p"}, tf{"e", 0, ""}))), want: "is not v2 file"},
 
 		// Where shoal refuses what libtorrent repairs: a name that leads
 		// up or nowhere comes from no honest creator, and two files at one
 		// path would overwrite each other.
-		{name: "dotdot component", torrent: tor(v2Info(pl, tf{"../x", 100, ""}, tf{"c", 1, ""})), want: `".."`, ltDiffers: "libtorrent drops the component"},
-		{name: "dot component", torrent: tor(v2Info(pl, tf{"./x", 100, ""}, tf{"c", 1, ""})), want: `"."`, ltDiffers: "libtorrent drops the component"},
-		{name: "v1 dotdot component", torrent: tor(v1Info(pl, tf{"../x", 100, ""}, tf{"c", 1, ""})), want: `".."`, ltDiffers: "libtorrent drops the component"},
-		{name: "NUL in a component", torrent: tor(v2Info(pl, tf{"a\x00b", 100, ""}, tf{"c", 1, ""})), want: "NUL", ltDiffers: "libtorrent drops the NUL"},
-		{name: "v1 empty component", torrent: tor(v1Info(pl, tf{"/x", 100, ""}, tf{"c", 1, ""})), want: "empty path component", ltDiffers: "libtorrent names it _"},
-		{name: "v2 name ..", torrent: tor(with(v2Info(pl, tf{"a", 100, ""}, tf{"c", 1, ""}), "name", "..")), want: `name: ".."`, ltDiffers: "libtorrent names the folder after the info-hash"},
-		{name: "v2 empty name", torrent: tor(with(v2Info(pl, tf{"a", 100, ""}, tf{"c", 1, ""}), "name", "")), want: "empty path component", ltDiffers: "libtorrent names the folder _"},
-		{name: "v1 two files at one path", torrent: tor(v1Info(pl, tf{"a", 100, ""}, tf{"a", 100, ""})), want: "two files at one path", ltDiffers: "libtorrent renames the second a.1"},
-		{name: "v1 file and folder at one path", torrent: tor(v1Info(pl, tf{"a", 100, ""}, tf{"a/b", 100, ""})), want: "both a file and a folder", ltDiffers: "libtorrent renames the file a.1"},
-		{name: "sanitized names collide", torrent: tor(v2Info(pl, tf{`a\b`, 100, ""}, tf{"a_b", 1, ""})), want: "two files at one path", ltDiffers: "libtorrent drops the backslash, so the names differ"},
-		{name: "v1 piece length under 1 KiB", torrent: tor(with(v1Info(512, tf{"a", 5000, ""}), "pieces", zeroPieces(5000, 512))), want: "piece length 512", ltDiffers: "libtorrent takes any positive length; tiny pieces only multiply hashes"},
+		{name: "dotdot component", torrent: tor(v2Dict(pl, tf{"../x", 100, ""}, tf{"c", 1, ""})), want: `".."`, ltDiffers: "libtorrent drops the component"},
+		{name: "dot component", torrent: tor(v2Dict(pl, tf{"./x", 100, ""}, tf{"c", 1, ""})), want: `"."`, ltDiffers: "libtorrent drops the component"},
+		{name: "v1 dotdot component", torrent: tor(v1Dict(pl, tf{"../x", 100, ""}, tf{"c", 1, ""})), want: `".."`, ltDiffers: "libtorrent drops the component"},
+		{name: "NUL in a component", torrent: tor(v2Dict(pl, tf{"a\x00b", 100, ""}, tf{"c", 1, ""})), want: "NUL", ltDiffers: "libtorrent drops the NUL"},
+		{name: "v1 empty component", torrent: tor(v1Dict(pl, tf{"/x", 100, ""}, tf{"c", 1, ""})), want: "empty path component", ltDiffers: "libtorrent names it _"},
+		{name: "v2 name ..", torrent: tor(with(v2Dict(pl, tf{"a", 100, ""}, tf{"c", 1, ""}), "name", "..")), want: `name: ".."`, ltDiffers: "libtorrent names the folder after the info-hash"},
+		{name: "v2 empty name", torrent: tor(with(v2Dict(pl, tf{"a", 100, ""}, tf{"c", 1, ""}), "name", "")), want: "empty path component", ltDiffers: "libtorrent names the folder _"},
+		{name: "v1 two files at one path", torrent: tor(v1Dict(pl, tf{"a", 100, ""}, tf{"a", 100, ""})), want: "two files at one path", ltDiffers: "libtorrent renames the second a.1"},
+		{name: "v1 file and folder at one path", torrent: tor(v1Dict(pl, tf{"a", 100, ""}, tf{"a/b", 100, ""})), want: "both a file and a folder", ltDiffers: "libtorrent renames the file a.1"},
+		{name: "sanitized names collide", torrent: tor(v2Dict(pl, tf{`a\b`, 100, ""}, tf{"a_b", 1, ""})), want: "two files at one path", ltDiffers: "libtorrent drops the backslash, so the names differ"},
+		{name: "v1 piece length under 1 KiB", torrent: tor(with(v1Dict(512, tf{"a", 5000, ""}), "pieces", zeroPieces(5000, 512))), want: "piece length 512", ltDiffers: "libtorrent takes any positive length; tiny pieces only multiply hashes"},
 		{name: "hybrid without pieces", torrent: tor(func() map[string]any { i := hyInfo(hy()); delete(i, "pieces"); return i }()), want: "v1 files but no pieces", ltDiffers: "libtorrent reads the v2 part alone"},
 	}
 	return cases
@@ -420,7 +420,7 @@ func TestParseLikeLibtorrent(t *testing.T) {
 // ParseInfo reads an info dict whose hash must cover exactly its bytes:
 // trailing bytes there are refused, unlike after a whole .torrent.
 func TestParseInfoRefusesTrailingBytes(t *testing.T) {
-	b := encode(t, v2Info(kib16, tf{"a", 100, ""}))
+	b := encode(t, v2Dict(kib16, tf{"a", 100, ""}))
 	if _, err := ParseInfo(b); err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +433,7 @@ func TestParseInfoRefusesTrailingBytes(t *testing.T) {
 // info-hashes, stay those of the original, and a re-encoded torrent keeps
 // the original names.
 func TestSanitizedNameKeepsBytes(t *testing.T) {
-	info := hybridInfo(kib16, tf{"a\xff", 100, ""}, tf{`b\c`, 10, ""})
+	info := hybridDict(kib16, tf{"a\xff", 100, ""}, tf{`b\c`, 10, ""})
 	raw := encode(t, info)
 	in, err := ParseInfo(raw)
 	if err != nil {
