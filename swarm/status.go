@@ -69,8 +69,8 @@ func (t *Torrent) writeStatus(b *bytes.Buffer, now time.Time) {
 	switch {
 	case t.closing:
 		state = "closing"
-	case t.diskErr != nil:
-		state = "download stopped: " + termsafe.String(t.diskErr.Error())
+	case t.stopErr != nil:
+		state = "download stopped: " + termsafe.String(t.stopErr.Error())
 	case t.ss != nil:
 		state = "super-seeding"
 	case t.seeding:
