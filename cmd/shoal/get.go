@@ -199,6 +199,11 @@ func runGet(c *cli.Context) error {
 	case <-t.Done():
 	default:
 		closeErr := t.Close()
+		var ie *swarm.InconsistentError
+		if derr := t.Err(); errors.As(derr, &ie) {
+			// The torrent's fault: no peer and no rerun can complete it.
+			return failure("get: %v: %s", derr, summary)
+		}
 		if derr := t.Err(); derr != nil {
 			// Stopped by the disk, not by the user: --seed does not apply
 			// to a download that failed.
