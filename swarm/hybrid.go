@@ -9,6 +9,7 @@ package swarm
 // layer is in.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -211,7 +212,72 @@ func (p *peer) layerHashes(m *wire.Message) (bool, error) {
 	t.meta.Layers[lf.fi] = lf.layer
 	t.log.Info("piece layer received; the file's pieces are checked against both hashes from now on",
 		"file", lf.fi, "peer", p.addr, "layers_missing", len(t.layers))
+	t.recheckWithLayer(lf.fi)
 	return true, nil
+}
+
+// recheckWithLayer checks the pieces of file fi verified so far, by SHA-1
+// alone, against the merkle roots its layer now gives, in the background:
+// a piece that matches its SHA-1 and not its root shows the torrent
+// inconsistent, which stops a download (InconsistentError) as it would
+// have had the layer been there all along. Called with t.mu held, just
+// after the layer arrived.
+func (t *Torrent) recheckWithLayer(fi int) {
+	if t.closing {
+		return
+	}
+	f := &t.info.Files[fi]
+	var had []int
+	for pc := f.FirstPiece; pc < f.FirstPiece+f.NumPieces; pc++ {
+		if t.picker.Have(pc) {
+			had = append(had, pc)
+		}
+	}
+	if len(had) == 0 {
+		return
+	}
+	width := t.info.PieceWidth(fi)
+	// Added under t.mu, after the closing check, as addConn does.
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		var buf []byte
+		var leaves []piece.Hash
+		v := v1Hashers.Get().(*piece.V1Hasher)
+		defer v1Hashers.Put(v)
+		for _, pc := range had {
+			if t.ctx.Err() != nil {
+				return
+			}
+			data, err := t.st.ReadPiece(pc, buf)
+			if err != nil {
+				continue // the serving checks deal with a file gone bad
+			}
+			buf = data
+			v.Reset()
+			v.Write(data)
+			if !v.Check(t.info, pc) {
+				continue // changed since it was verified: not the torrent's fault
+			}
+			if leaves, err = piece.PieceLeaves(bytes.NewReader(data), 0, int64(len(data)), width, leaves); err != nil {
+				continue
+			}
+			t.mu.Lock()
+			want, _ := t.meta.ExpectedRoot(pc)
+			if piece.RootOfLeaves(leaves, width) != want {
+				if t.seeding {
+					// Complete already: the copy is the one the v1 half
+					// describes, and stays.
+					t.log.Warn("piece matches the torrent's v1 hash but not its v2 hash: the torrent is inconsistent", "piece", pc)
+				} else {
+					t.stopInconsistent(pc, false)
+				}
+				t.mu.Unlock()
+				return
+			}
+			t.mu.Unlock()
+		}
+	}()
 }
 
 // layerRejected takes a hash reject that answers one of our layer

@@ -71,22 +71,7 @@ func TestHybridChecksBothHashes(t *testing.T) {
 // again with the same outcome, the torrent is inconsistent.
 func TestHybridV1MatchV2MismatchStops(t *testing.T) {
 	src := t.TempDir()
-	m := hybridContent(t, src, "data", map[string]int{"a.bin": 100_000, "b.bin": 40_000}, 32<<10)
-	// The seeder's copy of piece 0 (all in a.bin) differs from the data
-	// the v2 tree was made of, and the lying torrent's SHA-1 is of it.
-	path := filepath.Join(src, "data", "a.bin")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[1000] ^= 0xff
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m = lyingPieces(t, m, func(p []byte) {
-		sum := sha1.Sum(data[:32<<10])
-		copy(p, sum[:])
-	})
+	m := reverseLying(t, src)
 	seeder := startNode(t, m, src, Config{NoServeChecks: true}, allHave(m.Info.NumPieces))
 	leech := startNode(t, m, t.TempDir(), Config{}, nil)
 	leech.t.AddPeers(seeder.addr())
@@ -254,5 +239,54 @@ func TestV2WithoutLayersRefused(t *testing.T) {
 	defer st.Close()
 	if _, err := c.Add(stripLayers(m), st, nil); err == nil || !strings.Contains(err.Error(), "piece layers") {
 		t.Fatalf("added a v2 torrent without its layers: %v", err)
+	}
+}
+
+// reverseLying writes a hybrid's files under src/data and returns a torrent
+// of them whose piece 0 SHA-1 is of the data on disk, while its merkle
+// tree is of other data: a hybrid whose halves disagree the other way.
+func reverseLying(t *testing.T, src string) *piece.MetaInfo {
+	t.Helper()
+	m := hybridContent(t, src, "data", map[string]int{"a.bin": 100_000, "b.bin": 40_000}, 32<<10)
+	path := filepath.Join(src, "data", "a.bin")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[1000] ^= 0xff
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return lyingPieces(t, m, func(p []byte) {
+		sum := sha1.Sum(data[:32<<10])
+		copy(p, sum[:])
+	})
+}
+
+// Pieces verified by SHA-1 alone before their file's layer arrived are
+// checked against it once it does: one that matches its SHA-1 but not its
+// merkle root shows the torrent inconsistent, and the download stops.
+func TestHybridLayerArrivalRechecks(t *testing.T) {
+	src := t.TempDir()
+	m := reverseLying(t, src)
+	dst := t.TempDir()
+	// The leech verified piece 0 by SHA-1 earlier (its resume record
+	// says so); a peer with the layers and no piece comes along.
+	if err := os.CopyFS(filepath.Join(dst, "data"), os.DirFS(filepath.Join(src, "data"))); err != nil {
+		t.Fatal(err)
+	}
+	have := make([]byte, (m.Info.NumPieces+7)/8)
+	have[0] = 0x80
+	leech := startNode(t, stripLayers(m), dst, Config{}, have)
+	layers := startNode(t, m, t.TempDir(), Config{}, make([]byte, len(have)))
+	leech.t.AddPeers(layers.addr())
+	select {
+	case <-leech.t.Failed():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no stop; stats %+v", leech.t.Stats())
+	}
+	var ie *InconsistentError
+	if err := leech.t.Err(); !errors.As(err, &ie) || ie.Piece != 0 || ie.V2OK {
+		t.Fatalf("stopped with %v, want piece 0 matching v1 only", err)
 	}
 }
