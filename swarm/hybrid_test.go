@@ -290,3 +290,38 @@ func TestHybridLayerArrivalRechecks(t *testing.T) {
 		t.Fatalf("stopped with %v, want piece 0 matching v1 only", err)
 	}
 }
+
+// Without piece layers a hybrid's pieces are checked by SHA-1 under v1's
+// rules: a poisoner among honest peers, all of them v1-only so no layer
+// ever comes, is found out by smart ban over the blocks' leaf hashes and
+// banned, and the download completes byte for byte.
+func TestHybridWithoutLayersSmartBans(t *testing.T) {
+	src := t.TempDir()
+	files := map[string]int{}
+	for _, f := range v1PoisonFiles {
+		files[f.path] = f.size
+	}
+	m := hybridContent(t, src, "data", files, 256<<10)
+	v1only := Config{TestV1Only: true, MaxUploadRate: 1 << 20}
+	honest := []*node{startNode(t, m, src, v1only, nil), startNode(t, m, src, v1only, nil)}
+	dst := t.TempDir()
+	leech := startNode(t, stripLayers(m), dst, Config{}, nil)
+	poisoner := startPoisonerWith(t, m, src, leech, v1only)
+	leech.t.AddPeers(honest[0].addr(), honest[1].addr())
+	waitDone(t, leech, 30*time.Second)
+	sameTree(t, filepath.Join(src, "data"), filepath.Join(dst, "data"))
+	noPadFolder(t, dst)
+	s := leech.t.Stats()
+	if s.Banned != 1 || s.Wasted == 0 || s.BadBlocks == 0 {
+		t.Fatalf("stats %+v: want the poisoner banned through its blocks' hashes and waste counted", s)
+	}
+	if poisoner.t.Stats().Uploaded == 0 {
+		t.Fatal("the poisoner served nothing: the test proved nothing")
+	}
+	leech.t.mu.Lock()
+	still := len(leech.t.layers)
+	leech.t.mu.Unlock()
+	if still == 0 {
+		t.Fatal("layers arrived from v1-only peers: the test proved nothing")
+	}
+}

@@ -194,6 +194,12 @@ var v1PoisonFiles = []tfile{
 // cannot import): it does not check what it serves, and dials to.
 func startPoisoner(t *testing.T, m *piece.MetaInfo, src string, to *node, rate int64) *node {
 	t.Helper()
+	return startPoisonerWith(t, m, src, to, Config{MaxUploadRate: rate})
+}
+
+// startPoisonerWith is startPoisoner with cfg for the poisoner's client.
+func startPoisonerWith(t *testing.T, m *piece.MetaInfo, src string, to *node, cfg Config) *node {
+	t.Helper()
 	dir := t.TempDir()
 	for i, f := range m.Info.Files {
 		if f.Pad || f.Length == 0 {
@@ -212,7 +218,8 @@ func startPoisoner(t *testing.T, m *piece.MetaInfo, src string, to *node, rate i
 			t.Fatal(err)
 		}
 	}
-	p := startNode(t, m, dir, Config{MaxUploadRate: rate, UploadSlots: 64, NoServeChecks: true}, allHave(m.Info.NumPieces))
+	cfg.UploadSlots, cfg.NoServeChecks = 64, true
+	p := startNode(t, m, dir, cfg, allHave(m.Info.NumPieces))
 	p.t.AddPeers(to.addr())
 	// Connected, or served and banned already.
 	waitFor(t, 5*time.Second, "poisoner connected", func() bool { return p.t.Stats().Peers > 0 || to.t.Stats().Banned > 0 })
