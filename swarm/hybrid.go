@@ -94,11 +94,8 @@ type layerChunk struct {
 func missingLayers(meta *piece.MetaInfo) map[int]*layerFetch {
 	info := meta.Info
 	var out map[int]*layerFetch
-	for fi := range info.Files {
+	for _, fi := range meta.MissingLayers() {
 		f := &info.Files[fi]
-		if f.NumPieces < 2 || meta.Layers[fi] != nil {
-			continue
-		}
 		lf := &layerFetch{fi: fi, layer: make([]piece.Hash, f.NumPieces)}
 		for index := 0; index < f.NumPieces; {
 			r := info.LayerRequest(fi, index, maxLayerRequest)

@@ -157,10 +157,14 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 	copy(own.Layers, meta.Layers)
 	meta = &own
 	layers := missingLayers(meta)
+	for fi := range layers {
+		own.Layers[fi] = nil // not of the file's length: none at all
+	}
 	if len(layers) > 0 && !info.HasV1() {
 		// A v2 torrent has no other check: every piece of those files
 		// would fail and get honest peers banned. The layers come first
-		// (FetchInfo). A hybrid goes by SHA-1 meanwhile (hybrid.go).
+		// (FetchInfo, FetchLayersFrom). A hybrid goes by SHA-1 meanwhile
+		// (hybrid.go).
 		return nil, fmt.Errorf("add %s: the piece layers of %d file(s) are missing", info.Name, len(layers))
 	}
 	hb, err := bitfield.FromBytes(have, info.NumPieces)

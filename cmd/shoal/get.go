@@ -124,6 +124,15 @@ func runGet(c *cli.Context) error {
 			return err
 		}
 	}
+	// Missing piece layers come first for a v2 torrent, which has no
+	// other check; a hybrid downloads by SHA-1 meanwhile and fetches them
+	// from v2 peers as they come, where in a swarm of v1-only peers none
+	// ever may.
+	if len(m.MissingLayers()) > 0 && !m.Info.HasV1() {
+		if err := layersFor(ctx, c, cl, node, m, dir, peers); err != nil {
+			return err
+		}
+	}
 
 	st, err := storage.Open(dir, m.Info)
 	if err != nil {
