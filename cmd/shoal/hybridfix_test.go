@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -95,5 +96,67 @@ func TestGetInconsistentHybrid(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "dl", "share", "a.bin")); err != nil {
 		t.Fatalf("the pieces that verified are not kept: %v", err)
+	}
+}
+
+// v1OnlySeeder serves m from dir (the folder holding m's top folder) as a
+// v1-only client would: by the v1 hash alone, never a hash message. No
+// `shoal seed` flag does that; the test plays the client in-process.
+func v1OnlySeeder(t *testing.T, m *piece.MetaInfo, dir string) string {
+	t.Helper()
+	st, err := storage.OpenWith(dir, m.Info, storage.Options{ResumePath: filepath.Join(t.TempDir(), "seed.resume")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	have, err := st.Check(context.Background(), m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := swarm.Listen(context.Background(), swarm.Config{ListenAddr: "127.0.0.1:0", TestV1Only: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	tor, err := cl.Add(m, st, have)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tor.Close() })
+	if s := tor.Stats(); s.BytesDone != m.Info.TotalLength {
+		t.Fatalf("seeder has %d of %d bytes", s.BytesDone, m.Info.TotalLength)
+	}
+	return cl.Addr().String()
+}
+
+// A hybrid .torrent that left out its piece layers, among peers that are
+// all v1-only (none can send the layers): `get` does not wait for layers
+// that never come but downloads by SHA-1, byte for byte.
+func TestGetHybridWithoutLayersFromV1OnlyPeer(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "share")
+	randomFiles(t, src, map[string]int{"a.bin": 300_000, "sub/b.bin": 70_000, "c.bin": 1000})
+	m, err := piece.Build(context.Background(), src, piece.BuildOptions{PieceLength: 32 << 10, Format: piece.FormatHybrid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := (&piece.MetaInfo{Info: m.Info}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nolayers.torrent"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := v1OnlySeeder(t, m, dir)
+	r := shoal(t, dir, nil, "get", "nolayers.torrent", "-o", "dl", "--peer", addr, "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "20s")
+	if r.code != 0 || !strings.Contains(r.stderr, "done: ") {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	for _, f := range []string{"a.bin", "sub/b.bin", "c.bin"} {
+		want, _ := os.ReadFile(filepath.Join(src, f))
+		got, err := os.ReadFile(filepath.Join(dir, "dl", "share", f))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes, want %d identical (%v)", f, len(got), len(want), err)
+		}
 	}
 }
