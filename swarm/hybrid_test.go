@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -151,6 +152,11 @@ func TestHybridByBtihFromV1OnlyPeers(t *testing.T) {
 	leech.t.mu.Unlock()
 	if still != missing {
 		t.Fatalf("%d layers still missing, want %d: no v2 peer was there to give them", still, missing)
+	}
+	var dump strings.Builder
+	leech.t.WriteStatus(&dump)
+	if !strings.Contains(dump.String(), fmt.Sprintf("piece layers: %d file(s) still missing", missing)) {
+		t.Errorf("status dump does not say the layers are missing:\n%s", dump.String())
 	}
 	if s := leech.t.Stats(); s.Wasted != 0 || s.Banned != 0 {
 		t.Fatalf("stats %+v", s)
