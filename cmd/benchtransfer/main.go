@@ -125,23 +125,33 @@ func parseFlags() (*config, error) {
 	if len(cfg.pairs) == 0 {
 		return nil, errors.New("no pairs to run")
 	}
-	for _, f := range strings.Split(formats, ",") {
+	if cfg.formats, err = parseFormats(formats); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// parseFormats reads -formats: a comma-separated list of allFormats, each at
+// most once (a torrent is made once per format, and its rows are one block).
+func parseFormats(s string) ([]string, error) {
+	var formats []string
+	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
 			continue
 		}
 		if !slices.Contains(allFormats, f) {
-			return nil, fmt.Errorf("bad format %q: want one of %s", f, strings.Join(allFormats, ", "))
+			return nil, fmt.Errorf("bad -formats %q: want %s", f, strings.Join(allFormats, ", "))
 		}
-		if slices.Contains(cfg.formats, f) {
-			return nil, fmt.Errorf("format %q given twice", f)
+		if slices.Contains(formats, f) {
+			return nil, fmt.Errorf("bad -formats: %q given twice", f)
 		}
-		cfg.formats = append(cfg.formats, f)
+		formats = append(formats, f)
 	}
-	if len(cfg.formats) == 0 {
+	if len(formats) == 0 {
 		return nil, errors.New("no formats to run")
 	}
-	return &cfg, nil
+	return formats, nil
 }
 
 // splitPair splits "SEEDER-DOWNLOADER" into its two implementations.
@@ -402,19 +412,26 @@ func (b *bench) startSeeder(ctx context.Context, t torrent, impl, name string) (
 	case err != nil:
 		return p, "", fmt.Errorf("not serving after %v%s", b.cfg.timeout, p.LogTail(tailBytes))
 	}
-	addr, ih := vals["listening: "], vals["info-hash: "]
+	addr := vals["listening: "]
 	if addr == "" {
 		return p, "", errors.New("ready before printing listening:")
 	}
-	if strings.Trim(ih, "0") == "" {
-		// lt_peer.py prints the v2 hash, all zeros for a v1 torrent, and
-		// the v1 hash (if its version prints it) under a key of its own.
-		ih = vals["info-hash-v1: "]
-	}
-	if ih != "" && t.infoHash != "" && !strings.EqualFold(ih, t.infoHash) {
+	if ih := seededHash(vals); ih != "" && t.infoHash != "" && !strings.EqualFold(ih, t.infoHash) {
 		return p, "", fmt.Errorf("seeds info-hash %s, the %s torrent has %s", ih, t.format, t.infoHash)
 	}
 	return p, addr, nil
+}
+
+// seededHash is the info-hash a ready seeder printed, in the form shoal
+// create prints it (v2 if the torrent has one, else v1), or "" if the seeder
+// did not say. lt_peer.py prints the v2 hash, all zeros for a v1 torrent,
+// and the v1 hash under a key of its own (if its version prints it).
+func seededHash(vals map[string]string) string {
+	ih := vals["info-hash: "]
+	if ih != "" && strings.Trim(ih, "0") == "" {
+		ih = vals["info-hash-v1: "]
+	}
+	return ih
 }
 
 // tailBytes is how much of a child's log goes into an error message.
