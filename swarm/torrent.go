@@ -142,6 +142,11 @@ type Torrent struct {
 // wire-order bitfield of pieces already verified (from st.Check).
 func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*Torrent, error) {
 	info := meta.Info
+	if missing := meta.MissingLayers(); len(missing) > 0 {
+		// Every piece of those files would fail its check and get honest
+		// peers banned: the layers come first (FetchLayersFrom).
+		return nil, fmt.Errorf("add %s: the piece layers of %d file(s) are missing", info.Name, len(missing))
+	}
 	hb, err := bitfield.FromBytes(have, info.NumPieces)
 	if err != nil {
 		return nil, fmt.Errorf("resume bitfield: %w", err)
