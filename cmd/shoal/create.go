@@ -86,13 +86,14 @@ func runCreate(c *cli.Context) error {
 	if out == "" {
 		out = m.Info.Name + ".torrent"
 	}
-	if err := output(out).check(&m.Info.Hash); err != nil {
+	if err := output(out).check(m.Info); err != nil {
 		return err
 	}
 	if err := fsutil.WriteFileAtomic(out, data, 0o644); err != nil {
 		return failure("create: %v", err)
 	}
-	fmt.Fprintf(c.App.Writer, "info-hash: %s\nmagnet: %s\n", m.Info.HexHash(), m.Magnet())
+	printHashes(c.App.Writer, m.Info)
+	fmt.Fprintf(c.App.Writer, "magnet: %s\n", m.Magnet())
 	return nil
 }
 

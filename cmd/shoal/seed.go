@@ -117,7 +117,7 @@ func runSeed(c *cli.Context) error {
 		fresh = true
 	}
 	if saveTo != nil {
-		if err := saveTo.check(&m.Info.Hash); err != nil {
+		if err := saveTo.check(m.Info); err != nil {
 			return err
 		}
 		data, err := m.Marshal()
@@ -132,7 +132,7 @@ func runSeed(c *cli.Context) error {
 		dir = dataDir(path, m.Info)
 	}
 
-	st, err := storage.OpenWith(dir, m.Info, storage.Options{ResumePath: seedResumePath(m.Info.Hash), TopName: topName})
+	st, err := storage.OpenWith(dir, m.Info, storage.Options{ResumePath: seedResumePath(m.Info), TopName: topName})
 	if err != nil {
 		return failure("seed: %v", err)
 	}
@@ -185,7 +185,9 @@ func runSeed(c *cli.Context) error {
 	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil && !ap.Addr().IsUnspecified() {
 		mg.Peers = []string{ap.String()}
 	}
-	fmt.Fprintf(c.App.Writer, "listening: %s\ninfo-hash: %s\nmagnet: %s\n", displayAddr(cl.Addr(), c.String("listen")), m.Info.HexHash(), mg)
+	fmt.Fprintf(c.App.Writer, "listening: %s\n", displayAddr(cl.Addr(), c.String("listen")))
+	printHashes(c.App.Writer, m.Info)
+	fmt.Fprintf(c.App.Writer, "magnet: %s\n", mg)
 	if f, ok := c.App.Writer.(*os.File); ok {
 		f.Sync()
 	}

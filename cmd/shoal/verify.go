@@ -55,8 +55,11 @@ func runVerify(c *cli.Context) error {
 		}
 		f := in.Files[p.File]
 		for _, i := range p.Pieces {
-			start := int64(i) * in.PieceLength
-			end := min(start+in.PieceLength, f.Length) - 1
+			// The piece's bytes in this file, from its place in the piece
+			// space: a v1 piece may start before the file and run on into
+			// the next one.
+			at := int64(f.FirstPiece+i)*in.PieceLength - f.Offset
+			start, end := max(at, 0), min(at+in.PieceLength, f.Length)-1
 			fmt.Fprintf(w, "BAD %s: piece %d (bytes %d-%d) does not match\n", termsafe.String(p.Path), i, start, end)
 		}
 	}
@@ -65,8 +68,21 @@ func runVerify(c *cli.Context) error {
 		for _, p := range problems {
 			files[p.File] = true
 		}
-		return failure("verify: %d of %d files do not match the torrent", len(files), len(in.Files))
+		return failure("verify: %d of %d files do not match the torrent", len(files), dataFiles(in))
 	}
-	fmt.Fprintf(w, "OK %s: %d files, %d bytes, %d pieces verified\n", termsafe.String(in.Name), len(in.Files), in.TotalLength, in.NumPieces)
+	fmt.Fprintf(w, "OK %s: %d files, %d bytes, %d pieces verified\n", termsafe.String(in.Name), dataFiles(in), in.TotalLength, in.NumPieces)
 	return nil
+}
+
+// dataFiles counts the files of the torrent that hold data: a v1
+// torrent's pad files are zeros that never reach the disk, and counting
+// them would promise files the user cannot find.
+func dataFiles(in *piece.Info) int {
+	n := 0
+	for _, f := range in.Files {
+		if !f.Pad {
+			n++
+		}
+	}
+	return n
 }
