@@ -35,7 +35,8 @@ func parseLink(s string) (piece.Magnet, error) {
 	s = strings.TrimSpace(s)
 	l := strings.ToLower(s)
 	bare := !strings.HasPrefix(l, "magnet:") && !strings.HasPrefix(l, "urn:")
-	if bare && len(s) == 32 {
+	n := len(s)
+	if bare && n == 32 {
 		// Only a btih URN may be base32; a bare one is as clear.
 		s = "urn:btih:" + s
 	}
@@ -44,8 +45,8 @@ func parseLink(s string) (piece.Magnet, error) {
 		return mg, err
 	}
 	const want = "64 hex digits for v2, 40 hex digits or 32 base32 letters for v1"
-	switch len(s) {
-	case 64, 40, len("urn:btih:") + 32:
+	switch n {
+	case 64, 40, 32:
 		// The length is a hash's: say what is wrong with the digits.
 		why := err.Error()
 		if _, after, ok := strings.Cut(why, fmt.Sprintf("%q: ", s)); ok {
@@ -53,7 +54,7 @@ func parseLink(s string) (piece.Magnet, error) {
 		}
 		return mg, fmt.Errorf("%q is not an info-hash (%s): %s", strings.TrimPrefix(s, "urn:btih:"), want, why)
 	}
-	return mg, fmt.Errorf("%.70q is neither a file nor an info-hash (%s); it has %d characters", s, want, len(s))
+	return mg, fmt.Errorf("%.70q is neither a file nor an info-hash (%s); it has %d characters", s, want, n)
 }
 
 // magnetID names a magnet's torrent in file names, as piece.Info.ID names
