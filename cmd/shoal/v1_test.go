@@ -351,3 +351,23 @@ func TestGetBadV1HashExitsTwo(t *testing.T) {
 		}
 	}
 }
+
+// Two v1 torrents have no v2 hash to tell them apart: --save-torrent must
+// still see that an existing v1 torrent of other data is not the one being
+// seeded, and keep it.
+func TestSaveTorrentKeepsOtherV1Torrent(t *testing.T) {
+	dir := content(t)
+	writeV1Torrent(t, dir, "mine.torrent", 16<<10, false, "big.bin", "docs/read me.txt", "empty")
+	writeV1Torrent(t, dir, "other.torrent", 32<<10, true, "big.bin", "docs/read me.txt", "empty")
+	before, err := os.ReadFile(filepath.Join(dir, "other.torrent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := shoal(t, dir, nil, "seed", "data", "--torrent", "mine.torrent", "--save-torrent", "other.torrent", "--no-dht", "--listen", "127.0.0.1:0")
+	if r.code != 2 || !strings.Contains(r.stderr, "other.torrent already exists") {
+		t.Fatalf("seed --save-torrent over another v1 torrent: exit %d %q; want 2, already exists", r.code, r.stderr)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "other.torrent")); string(after) != string(before) {
+		t.Fatal("the other v1 torrent was replaced")
+	}
+}
