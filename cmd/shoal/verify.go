@@ -58,9 +58,16 @@ func runVerify(c *cli.Context) error {
 			// The piece's bytes in this file, from its place in the piece
 			// space: a v1 piece may start before the file and run on into
 			// the next one.
-			at := int64(f.FirstPiece+i)*in.PieceLength - f.Offset
+			g := f.FirstPiece + i
+			at := int64(g)*in.PieceLength - f.Offset
 			start, end := max(at, 0), min(at+in.PieceLength, f.Length)-1
-			fmt.Fprintf(w, "BAD %s: piece %d (bytes %d-%d) does not match\n", termsafe.String(p.Path), i, start, end)
+			// v2 numbers pieces per file (each file has its own tree); v1
+			// numbers them over the whole torrent, as v1 clients show them.
+			n := i
+			if in.Format == piece.FormatV1 {
+				n = g
+			}
+			fmt.Fprintf(w, "BAD %s: piece %d (bytes %d-%d) does not match\n", termsafe.String(p.Path), n, start, end)
 		}
 	}
 	if len(problems) > 0 {
