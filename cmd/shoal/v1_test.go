@@ -371,3 +371,19 @@ func TestSaveTorrentKeepsOtherV1Torrent(t *testing.T) {
 		t.Fatal("the other v1 torrent was replaced")
 	}
 }
+
+// A single-file v1 torrent ("length", no "files") lists its one file
+// under its own name.
+func TestInfoV1SingleFile(t *testing.T) {
+	dir := content(t)
+	const pl = 32 << 10
+	files := []v1Entry{{path: []string{"big.bin"}, size: 300000}}
+	info := map[string]any{"name": "big.bin", "piece length": pl, "length": 300000, "pieces": v1Pieces(t, dir, pl, files)}
+	h := writeHand(t, dir, "one.torrent", map[string]any{}, info, false)
+	got := infoOf(t, dir, "one.torrent")
+	if got.Format != "v1" || got.InfoHash != h.v1 || got.InfoHashV1 != h.v1 || got.InfoHashV2 != "" ||
+		got.NumPieces != 10 || len(got.Files) != 1 || strings.Join(got.Files[0].Path, "/") != "big.bin" || got.Files[0].Size != 300000 ||
+		got.Magnet != "magnet:?xt=urn:btih:"+h.v1+"&dn=big.bin" {
+		t.Fatalf("info of a single-file v1 torrent: %+v", got)
+	}
+}
