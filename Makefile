@@ -21,7 +21,7 @@ check:
 
 # Benchmarks whose figures are in README.md.
 bench:
-	$(GO) test ./piece/ -run '^$$' -bench 'SHA256Raw|Build' -benchtime 20x -count 3
+	$(GO) test ./piece/ -run '^$$' -bench 'SHA256Raw|SHA1Raw|Build' -benchtime 20x -count 3
 
 # A short run of every fuzz target (go test -fuzz takes one at a time).
 FUZZTIME ?= 30s

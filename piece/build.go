@@ -18,8 +18,12 @@ import (
 )
 
 // BuildOptions says how Build makes a torrent. The zero value makes a public
-// torrent with no trackers and a piece length chosen from the total size.
+// v2 torrent with no trackers and a piece length chosen from the total size.
 type BuildOptions struct {
+	// Format is what to make: FormatV2 (the zero value), FormatHybrid (v2
+	// and v1 over the same data, with BEP 47 pad files as libtorrent 2.0
+	// makes them) or FormatV1 (SHA-1 pieces over the files end to end).
+	Format Format
 	// PieceLength must be 0 (choose one) or a power of two ≥ 16 KiB.
 	PieceLength int64
 	// Name replaces the base name of the path.
@@ -54,10 +58,10 @@ type diskFile struct {
 	size int64
 }
 
-// Build hashes the file or folder at path into a v2 torrent. Folders are
-// walked recursively, hidden files included; symbolic links and special
-// files are skipped, never followed, so a torrent holds only what lies
-// under path.
+// Build hashes the file or folder at path into a torrent of the format
+// opts.Format, v2 by default. Folders are walked recursively, hidden files
+// included; symbolic links and special files are skipped, never followed,
+// so a torrent holds only what lies under path.
 func Build(ctx context.Context, path string, opts BuildOptions) (*MetaInfo, error) {
 	log := opts.Logger
 	if log == nil {
@@ -103,11 +107,64 @@ func Build(ctx context.Context, path string, opts BuildOptions) (*MetaInfo, erro
 		return nil, fmt.Errorf("piece length %d is not a power of two from %d to %d", pl, MinPieceLength, MaxPieceLength)
 	}
 
-	roots, layers, err := hashDiskFiles(ctx, files, pl, opts.Hasher)
-	if err != nil {
-		return nil, err
+	infoDict := map[string]any{
+		"name":         name,
+		"piece length": pl,
 	}
+	if opts.Private {
+		infoDict["private"] = 1
+	}
+	single := st.Mode().IsRegular()
+	var layers [][]Hash
+	var info *Info
+	switch opts.Format {
+	case FormatV2, FormatHybrid:
+		hybrid := opts.Format == FormatHybrid
+		roots, ls, pieces, err := hashDiskFiles(ctx, files, pl, opts.Hasher, hybrid, single)
+		if err != nil {
+			return nil, err
+		}
+		layers = ls
+		infoDict["file tree"] = fileTree(files, roots)
+		infoDict["meta version"] = 2
+		if hybrid {
+			addV1Files(infoDict, files, pl, single)
+			infoDict["pieces"] = string(pieces)
+		}
+		if info, err = parseBuilt(infoDict); err != nil {
+			return nil, err
+		}
+	case FormatV1:
+		if info, err = buildV1(ctx, infoDict, files, pl, single, opts.Hasher); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("build: unknown format %v", opts.Format)
+	}
+	m := &MetaInfo{
+		Info:      info,
+		Comment:   opts.Comment,
+		CreatedBy: opts.CreatedBy,
+	}
+	if !opts.CreationDate.IsZero() {
+		m.CreationDate = opts.CreationDate.Unix()
+	}
+	if info.HasV2() {
+		// files and info.Files are in the same order: both sorted by path.
+		m.Layers = make([][]Hash, len(info.Files))
+		copy(m.Layers, layers)
+	}
+	if len(opts.Trackers) > 0 {
+		m.Announce = opts.Trackers[0]
+		for _, t := range opts.Trackers {
+			m.AnnounceList = append(m.AnnounceList, []string{t})
+		}
+	}
+	return m, nil
+}
 
+// fileTree returns the v2 "file tree" of files with their pieces roots.
+func fileTree(files []diskFile, roots []Hash) map[string]any {
 	tree := map[string]any{}
 	for i, f := range files {
 		leaf := map[string]any{"length": f.size}
@@ -125,42 +182,114 @@ func Build(ctx context.Context, path string, opts BuildOptions) (*MetaInfo, erro
 		}
 		node[f.tree[len(f.tree)-1]] = map[string]any{"": leaf}
 	}
-	infoDict := map[string]any{
-		"file tree":    tree,
-		"meta version": 2,
-		"name":         name,
-		"piece length": pl,
+	return tree
+}
+
+// hybridPad reports whether, in a multi-file hybrid torrent, a pad file
+// follows a file of the given size. libtorrent 2.0 pads every file that
+// does not end on a piece boundary, the last one included, so that every
+// file starts a v1 piece as it starts a v2 one (BEP 47); making the same
+// pads gives the same info dict, and so the same swarm, for the same
+// content.
+func hybridPad(size, pl int64) bool {
+	return size%pl != 0
+}
+
+// addV1Files adds the v1 file description to an info dict: "length" for a
+// single file, otherwise "files" in the given order, with BEP 47 pad files
+// (path [".pad", "<size>"], attr "p") where a hybrid needs them (pl > 0;
+// 0 for a v1 torrent, which has none).
+func addV1Files(infoDict map[string]any, files []diskFile, pl int64, single bool) {
+	if single {
+		infoDict["length"] = files[0].size
+		return
 	}
-	if opts.Private {
-		infoDict["private"] = 1
+	list := make([]any, 0, len(files))
+	for _, f := range files {
+		list = append(list, map[string]any{"length": f.size, "path": f.tree})
+		if pl > 0 && hybridPad(f.size, pl) {
+			n := pl - f.size%pl
+			list = append(list, map[string]any{"attr": "p", "length": n, "path": []string{".pad", fmt.Sprint(n)}})
+		}
 	}
-	infoBytes, err := bencode.Marshal(infoDict)
+	infoDict["files"] = list
+}
+
+// buildV1 hashes files, laid end to end in the given order, into the
+// SHA-1 pieces of a v1 info dict and returns it parsed.
+func buildV1(ctx context.Context, infoDict map[string]any, files []diskFile, pl int64, single bool, h *Hasher) (*Info, error) {
+	if h == nil {
+		h = &Hasher{}
+	}
+	addV1Files(infoDict, files, 0, single)
+	var total int64
+	for _, f := range files {
+		total += f.size
+	}
+	// The layout (offsets, spans) comes from parsing the dict with
+	// placeholder hashes, so it is the one every reader of it computes.
+	infoDict["pieces"] = string(make([]byte, 20*((total+pl-1)/pl)))
+	layout, err := parseBuilt(infoDict)
+	if err != nil {
+		return nil, err
+	}
+	in := make([]HashFile, len(files))
+	for i, f := range files {
+		in[i] = HashFile{Size: f.size, Open: openDiskFile(f.path), Map: true}
+	}
+	pieces := []byte(infoDict["pieces"].(string))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var failed error
+	err = h.HashSpace(ctx, layout, in, func(p *PieceHashes) {
+		copy(pieces[20*p.Piece:], p.V1[:])
+		if p.Err == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if failed == nil {
+			failed = describeHashError(files[p.File].path, p.Err)
+			cancel()
+		}
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if failed != nil {
+		return nil, failed
+	}
+	if err != nil {
+		return nil, err
+	}
+	infoDict["pieces"] = string(pieces)
+	return parseBuilt(infoDict)
+}
+
+// parseBuilt encodes an info dict Build made and parses it back, so that
+// a torrent is only ever made of what Parse accepts.
+func parseBuilt(infoDict map[string]any) (*Info, error) {
+	b, err := bencode.Marshal(infoDict)
 	if err != nil {
 		return nil, fmt.Errorf("encode info: %w", err)
 	}
-	info, err := ParseInfo(infoBytes)
+	info, err := ParseInfo(b)
 	if err != nil {
 		// Build only makes what Parse accepts; reaching here is a bug.
 		return nil, fmt.Errorf("built an info dict that does not parse: %w", err)
 	}
-	m := &MetaInfo{
-		Info:      info,
-		Layers:    make([][]Hash, len(info.Files)),
-		Comment:   opts.Comment,
-		CreatedBy: opts.CreatedBy,
-	}
-	if !opts.CreationDate.IsZero() {
-		m.CreationDate = opts.CreationDate.Unix()
-	}
-	// files and info.Files are in the same order: both sorted by path.
-	copy(m.Layers, layers)
-	if len(opts.Trackers) > 0 {
-		m.Announce = opts.Trackers[0]
-		for _, t := range opts.Trackers {
-			m.AnnounceList = append(m.AnnounceList, []string{t})
+	return info, nil
+}
+
+// openDiskFile opens path for the hashing engine, a job at a time.
+func openDiskFile(path string) func() (io.ReaderAt, func(), error) {
+	return func() (io.ReaderAt, func(), error) {
+		fh, err := os.Open(path)
+		if err != nil {
+			return nil, nil, err
 		}
+		return fh, func() { fh.Close() }, nil
 	}
-	return m, nil
 }
 
 // listDir returns the regular files under root sorted in file tree order.
@@ -204,29 +333,39 @@ func listDir(root string, log *slog.Logger) ([]diskFile, error) {
 }
 
 // hashDiskFiles returns each file's pieces root and, for files larger than
-// a piece, its piece layer. It stops at the first file that fails.
-func hashDiskFiles(ctx context.Context, files []diskFile, pl int64, h *Hasher) ([]Hash, [][]Hash, error) {
+// a piece, its piece layer; for a hybrid also the v1 piece hashes, from
+// the same read of the data. It stops at the first file that fails.
+func hashDiskFiles(ctx context.Context, files []diskFile, pl int64, h *Hasher, hybrid, single bool) ([]Hash, [][]Hash, []byte, error) {
 	if h == nil {
 		h = &Hasher{}
 	}
 	in := make([]HashFile, len(files))
 	layers := make([][]Hash, len(files))
+	first := make([]int, len(files)) // each file's first piece in the torrent
+	pieces := 0
 	for i, f := range files {
-		in[i] = HashFile{Size: f.size, Open: func() (io.ReaderAt, func(), error) {
-			fh, err := os.Open(f.path)
-			if err != nil {
-				return nil, nil, err
-			}
-			return fh, func() { fh.Close() }, nil
-		}, Map: true}
+		// A single file has no pad (its v1 part is "length"), which
+		// also leaves its SHA-1 the plain one of the file.
+		in[i] = HashFile{Size: f.size, Open: openDiskFile(f.path), Map: true, Pad: hybrid && !single && hybridPad(f.size, pl)}
 		layers[i] = make([]Hash, (f.size+pl-1)/pl)
+		first[i] = pieces
+		pieces += len(layers[i])
+	}
+	var want HashKind
+	var v1 []byte
+	if hybrid {
+		want = HashV1
+		v1 = make([]byte, 20*pieces)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
 	var failed error
-	err := h.HashFiles(ctx, pl, in, 0, func(p *PieceHashes) {
+	err := h.HashFiles(ctx, pl, in, want, func(p *PieceHashes) {
 		layers[p.File][p.Piece] = p.Root
+		if hybrid {
+			copy(v1[20*(first[p.File]+p.Piece):], p.V1[:])
+		}
 		if p.Err == nil {
 			return
 		}
@@ -240,10 +379,10 @@ func hashDiskFiles(ctx context.Context, files []diskFile, pl int64, h *Hasher) (
 	mu.Lock()
 	defer mu.Unlock()
 	if failed != nil {
-		return nil, nil, failed
+		return nil, nil, nil, failed
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	roots := make([]Hash, len(files))
 	for i := range files {
@@ -256,7 +395,7 @@ func hashDiskFiles(ctx context.Context, files []diskFile, pl int64, h *Hasher) (
 			roots[i] = FileRoot(layers[i], int(pl))
 		}
 	}
-	return roots, layers, nil
+	return roots, layers, v1, nil
 }
 
 // describeHashError names the file in err unless err already does.

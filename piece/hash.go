@@ -2,8 +2,10 @@ package piece
 
 import (
 	"context"
+	"crypto/sha1"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math/bits"
 	"os"
@@ -39,12 +41,17 @@ type HashKind uint8
 const (
 	// HashLeaves asks for each piece's leaf hashes (PieceHashes.Leaves).
 	HashLeaves HashKind = 1 << iota
-
-	// A v1 piece hash (SHA-1, for hybrid torrents) belongs here as another
-	// kind: the worker would feed the bytes it already reads or maps for
-	// the leaves into SHA-1 as well, zero-padded to the piece length as a
-	// hybrid torrent's pad files make them, and report it in PieceHashes.
+	// HashV1 asks for each piece's v1 hash (PieceHashes.V1), the SHA-1 a
+	// hybrid torrent lists in "pieces": the worker feeds the bytes it
+	// already reads or maps for the leaves into SHA-1 as well, so a hybrid
+	// is hashed from one read of its data, and runs a file's last piece on
+	// through zeros to the piece length when HashFile.Pad says a pad file
+	// follows it.
+	HashV1
 )
+
+// zeros is read by SHA-1 in place of pad files, which are never on disk.
+var zeros [64 << 10]byte
 
 // HashFile is one file for Hasher.HashFiles.
 type HashFile struct {
@@ -65,15 +72,24 @@ type HashFile struct {
 	// reading on a virtual machine where page faults are dear. Build and
 	// Verify map, as they did; storage's resume check reads, as it did.
 	Map bool
+	// Pad says that, in a hybrid torrent's v1 piece space, a pad file
+	// follows this file up to the next piece boundary: with HashV1, the
+	// SHA-1 of its last piece covers zeros up to the piece length.
+	Pad bool
 }
 
 // PieceHashes is what the engine computed for one piece.
 type PieceHashes struct {
 	// File indexes the files given to HashFiles; Piece counts from the
-	// file's first piece.
+	// file's first piece. From HashSpace, Piece is the torrent's piece
+	// index and File the first file the piece holds data of or, when Err
+	// is set, the file that failed.
 	File, Piece int
-	// Root is the root of the piece's merkle subtree (see PieceWidth).
+	// Root is the root of the piece's merkle subtree (see PieceWidth);
+	// zero from HashSpace.
 	Root Hash
+	// V1, with HashV1 and from HashSpace, is the piece's SHA-1.
+	V1 [20]byte
 	// Leaves, with HashLeaves, holds the piece's leaf hashes padded with
 	// zero hashes to its width. It is reused once the callback returns.
 	Leaves []Hash
@@ -190,6 +206,8 @@ type hashWorker struct {
 	want     HashKind
 	progress *atomic.Int64
 	out      PieceHashes
+	sha1     hash.Hash // with HashV1 or for HashSpace; nil otherwise
+	spans    []Span    // HashSpace's spans of the piece being hashed
 }
 
 func newHashWorker(maxWidth int, want HashKind, progress *atomic.Int64) *hashWorker {
@@ -202,7 +220,26 @@ func newHashWorker(maxWidth int, want HashKind, progress *atomic.Int64) *hashWor
 	if want&HashLeaves != 0 {
 		w.padded = make([]Hash, maxWidth)
 	}
+	if want&HashV1 != 0 {
+		w.sha1 = sha1.New()
+	}
 	return w
+}
+
+// sumV1 writes the SHA-1 of what was fed to w.sha1 since its last reset to
+// w.out.V1, without allocating.
+func (w *hashWorker) sumV1() {
+	w.sha1.Sum(w.out.V1[:0])
+}
+
+// writeZeros feeds n zero bytes to w.sha1: the pad files of the piece
+// space.
+func (w *hashWorker) writeZeros(n int64) {
+	for n > 0 {
+		k := min(n, int64(len(zeros)))
+		w.sha1.Write(zeros[:k])
+		n -= k
+	}
 }
 
 func (w *hashWorker) release() {
@@ -232,7 +269,16 @@ func (w *hashWorker) run(f HashFile, j hashJob, pieceLength int64, fn func(*Piec
 		if err == nil {
 			off := int64(p) * pieceLength
 			size := min(pieceLength, f.Size-off)
+			if w.sha1 != nil {
+				w.sha1.Reset()
+			}
 			w.hash(r, mapped, start, off, size, width)
+			if w.sha1 != nil && w.out.Err == nil {
+				if f.Pad {
+					w.writeZeros(pieceLength - size)
+				}
+				w.sumV1()
+			}
 		}
 		fn(&w.out)
 	}
@@ -290,7 +336,12 @@ func (w *hashWorker) mappedLeaves(data []byte) (leaves []Hash, err error) {
 	}()
 	leaves = w.leaves[:0]
 	for b := 0; b < len(data); b += BlockSize {
-		leaves = append(leaves, BlockHash(data[b:min(b+BlockSize, len(data))]))
+		block := data[b:min(b+BlockSize, len(data))]
+		leaves = append(leaves, BlockHash(block))
+		if w.sha1 != nil {
+			// Block by block, while the block is in the cache.
+			w.sha1.Write(block)
+		}
 	}
 	if w.progress != nil {
 		w.progress.Add(int64(len(data)))
@@ -316,7 +367,11 @@ func (w *hashWorker) readLeaves(r io.ReaderAt, off, size int64) ([]Hash, error) 
 			return nil, err
 		}
 		for b := int64(0); b < n; b += BlockSize {
-			leaves = append(leaves, BlockHash(buf[b:min(b+BlockSize, n)]))
+			block := buf[b:min(b+BlockSize, n)]
+			leaves = append(leaves, BlockHash(block))
+			if w.sha1 != nil {
+				w.sha1.Write(block)
+			}
 		}
 		done += n
 	}
@@ -334,4 +389,170 @@ func PieceRoot(data []byte, width int, leaves []Hash) Hash {
 		leaves = append(leaves, BlockHash(data[b:min(b+BlockSize, len(data))]))
 	}
 	return reduce(leaves, width, 0)
+}
+
+// spaceJob is a run of pieces of the piece space for HashSpace.
+type spaceJob struct{ first, count int }
+
+// HashSpace computes the v1 hash (SHA-1) of every piece of in over its
+// piece space, where a piece may span files and pad files read as zeros,
+// on the Hasher's workers, and passes each to fn as HashFiles does (from
+// several goroutines, never twice for a piece; fn must not keep p). Each
+// byte is read once, a job of pieces (about 16 MiB) at a time, and a
+// worker holds one file open at a time. files is indexed like in.Files;
+// the Open of pad and empty files is never called, and Size and Pad are
+// ignored: the sizes are the torrent's. A piece that cannot be read is
+// reported through p.Err; HashSpace's own error only says that ctx ended.
+func (h *Hasher) HashSpace(ctx context.Context, in *Info, files []HashFile, fn func(p *PieceHashes)) error {
+	if len(files) != len(in.Files) {
+		return fmt.Errorf("hash: %d files given for a torrent of %d", len(files), len(in.Files))
+	}
+	pl := in.PieceLength
+	if pl <= 0 {
+		return fmt.Errorf("hash: piece length %d", pl)
+	}
+	workers := h.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	jobs := make(chan spaceJob, workers)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &hashWorker{buf: readBufs.Get().(*[]byte), sha1: sha1.New(), progress: h.Progress}
+			defer w.release()
+			for j := range jobs {
+				if ctx.Err() != nil {
+					continue // drain so the producer never blocks
+				}
+				w.runSpace(in, files, j, fn)
+			}
+		}()
+	}
+	perJob := max(1, int(jobBytes/pl))
+produce:
+	for p := 0; p < in.NumPieces; p += perJob {
+		select {
+		case jobs <- spaceJob{first: p, count: min(perJob, in.NumPieces-p)}:
+		case <-ctx.Done():
+			break produce
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	return ctx.Err()
+}
+
+// spaceFile is the file a HashSpace worker has open: spans come in file
+// order within a job, so each file of a job is opened once.
+type spaceFile struct {
+	index   int // in Info.Files; -1 when none is open
+	r       io.ReaderAt
+	done    func()
+	err     error  // why it could not be opened
+	mapped  []byte // the job's part of the file, when mapped
+	mapFrom int64  // the file offset of mapped[0]
+}
+
+func (s *spaceFile) close() {
+	if s.mapped != nil {
+		unmap(s.mapped)
+	}
+	if s.done != nil {
+		s.done()
+	}
+	*s = spaceFile{index: -1}
+}
+
+// runSpace hashes the pieces of job j over the piece space.
+func (w *hashWorker) runSpace(in *Info, files []HashFile, j spaceJob, fn func(*PieceHashes)) {
+	pl := in.PieceLength
+	jobStart := int64(j.first) * pl
+	jobEnd := jobStart + int64(j.count)*pl
+	cur := spaceFile{index: -1}
+	defer cur.close()
+	for p := j.first; p < j.first+j.count; p++ {
+		w.out = PieceHashes{File: -1, Piece: p}
+		w.sha1.Reset()
+		w.spans = in.AppendSpans(w.spans[:0], p, 0, in.V1PieceSize(p))
+		for _, sp := range w.spans {
+			if sp.File < 0 {
+				w.writeZeros(sp.Len)
+				continue
+			}
+			if w.out.File < 0 {
+				w.out.File = sp.File
+			}
+			if cur.index != sp.File {
+				cur.close()
+				cur.index = sp.File
+				f := &in.Files[sp.File]
+				cur.r, cur.done, cur.err = files[sp.File].Open()
+				if cur.err == nil && files[sp.File].Map {
+					// The job's bytes of this file, mapped at once from
+					// a page boundary: a v1 piece may start anywhere.
+					from := max(0, jobStart-f.Offset)
+					from -= from % int64(os.Getpagesize())
+					to := min(f.Length, jobEnd-f.Offset)
+					if cur.mapped = mapJob(cur.r, from, to); cur.mapped != nil {
+						cur.mapFrom = from
+					}
+				}
+			}
+			err := cur.err
+			if err == nil {
+				err = w.feedSpan(&cur, sp)
+			}
+			if err != nil {
+				w.out.File = sp.File
+				w.out.Err = fmt.Errorf("piece %d (bytes %d-%d of file %d): %w", p, sp.Off, sp.Off+sp.Len-1, sp.File, err)
+				break
+			}
+		}
+		if w.out.Err == nil {
+			w.sumV1()
+		}
+		fn(&w.out)
+	}
+}
+
+// feedSpan feeds the bytes of span sp of the open file to SHA-1, from its
+// mapping when there is one.
+func (w *hashWorker) feedSpan(f *spaceFile, sp Span) (err error) {
+	if f.mapped != nil {
+		old := debug.SetPanicOnFault(true)
+		defer func() {
+			debug.SetPanicOnFault(old)
+			if r := recover(); r != nil {
+				err = fmt.Errorf("file changed while being hashed: %v", r)
+			}
+		}()
+		w.sha1.Write(f.mapped[sp.Off-f.mapFrom : sp.Off-f.mapFrom+sp.Len])
+		if w.progress != nil {
+			w.progress.Add(sp.Len)
+		}
+		return nil
+	}
+	buf := *w.buf
+	for done := int64(0); done < sp.Len; {
+		n := min(int64(len(buf)), sp.Len-done)
+		got, err := f.r.ReadAt(buf[:n], sp.Off+done)
+		if w.progress != nil {
+			w.progress.Add(int64(got))
+		}
+		if int64(got) < n {
+			if err == nil || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		w.sha1.Write(buf[:n])
+		done += n
+	}
+	return nil
 }

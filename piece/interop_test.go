@@ -87,3 +87,78 @@ func TestHybridFromLibtorrent(t *testing.T) {
 		t.Fatalf("verify against libtorrent's layers: %v %v", p, err)
 	}
 }
+
+// TestFormatsMatchLibtorrent makes v1 and hybrid torrents of the same
+// content with shoal and with libtorrent 2.0, including pieces that cross
+// file boundaries, pad files and empty files, and requires the same info
+// dict: the same v1 and v2 info-hashes from shoal's Build, from shoal's
+// Parse of libtorrent's file and from libtorrent's reading of shoal's.
+// shoal then verifies the data against libtorrent's torrent.
+func TestFormatsMatchLibtorrent(t *testing.T) {
+	lttest.Require(t)
+	for _, c := range []struct {
+		name  string
+		files map[string]int
+	}{
+		{"single", map[string]int{"": 5*BlockSize + 123}},
+		{"crossing", map[string]int{"a/big.bin": 5*BlockSize + 123, "a/tiny": 10, "b.txt": 3000, "c/aligned": 4 * BlockSize, "d/e/f": BlockSize + 7}},
+		{"empty-and-unicode", map[string]int{"empty": 0, "ünïcödé/日本語.txt": 4000, "données.bin": 2*BlockSize + 5, "z/last-empty": 0}},
+	} {
+		for _, format := range []Format{FormatHybrid, FormatV1} {
+			pl := 2 * BlockSize
+			t.Run(fmt.Sprintf("%s/%v", c.name, format), func(t *testing.T) {
+				dir := t.TempDir()
+				path, _ := writeCase(t, dir, "content-"+c.name, c.files)
+				m, err := Build(context.Background(), path, BuildOptions{PieceLength: int64(pl), Format: format})
+				if err != nil {
+					t.Fatal(err)
+				}
+				in := m.Info
+				want := hashesString(in)
+				b, _ := m.Marshal()
+				ours := filepath.Join(dir, "shoal.torrent")
+				if err := os.WriteFile(ours, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if got := lttest.Run(t, "lt_torrent.py", "hashes", ours); got != want {
+					t.Fatalf("libtorrent reads shoal's %v torrent as %s, shoal as %s", format, got, want)
+				}
+
+				ltOut := filepath.Join(dir, "lt.torrent")
+				lttest.Run(t, "lt_torrent.py", "create", path, fmt.Sprint(pl), ltOut, format.String())
+				ltHashes := lttest.Run(t, "lt_torrent.py", "hashes", ltOut)
+				ltBytes, _ := os.ReadFile(ltOut)
+				lm, err := Parse(ltBytes)
+				if err != nil {
+					t.Fatalf("parse libtorrent's %v torrent: %v", format, err)
+				}
+				if got := hashesString(lm.Info); got != ltHashes || lm.Info.Format != format {
+					t.Fatalf("libtorrent's %v torrent parsed as %v %s, libtorrent says %s", format, lm.Info.Format, got, ltHashes)
+				}
+				if ltHashes != want {
+					t.Fatalf("same content, same piece length: libtorrent made %s, shoal %s", ltHashes, want)
+				}
+				vdir := dir
+				if lm.Info.SingleFile() && len(c.files) > 0 && c.files[""] == 0 {
+					vdir = path
+				}
+				if p, err := Verify(context.Background(), lm, vdir, nil); err != nil || len(p) != 0 {
+					t.Fatalf("verify against libtorrent's %v torrent: %v %v", format, p, err)
+				}
+			})
+		}
+	}
+}
+
+// hashesString renders a torrent's info-hashes as lt_torrent.py's hashes
+// command prints them.
+func hashesString(in *Info) string {
+	v2, v1 := "-", "-"
+	if in.HasV2() {
+		v2 = in.HexHash()
+	}
+	if in.HasV1() {
+		v1 = in.V1Hash.String()
+	}
+	return v2 + " " + v1
+}

@@ -749,11 +749,17 @@ func matchHybrid(v1 []File, single bool, info *Info) error {
 	// A pad after the last file is allowed: some creators add one, and it
 	// only runs the last v1 piece on to its boundary.
 	if j < len(v1) && v1[j].Pad && j == len(v1)-1 {
-		info.space += v1[j].Length
 		j++
 	}
 	if j != len(v1) {
 		return invalid("hybrid: v1 files[%d] %q has no v2 counterpart", j, strings.Join(v1[j].Path, "/"))
+	}
+	// The v1 piece space ends where the v1 list does: past the last file
+	// with data when a pad follows it, as libtorrent writes one when only
+	// empty files come after.
+	info.space = 0
+	for _, g := range v1 {
+		info.space += g.Length
 	}
 	if int((info.space+pl-1)/pl) != info.NumPieces {
 		return invalid("hybrid: v1 pieces span %d pieces, v2 %d", (info.space+pl-1)/pl, info.NumPieces)

@@ -19,7 +19,7 @@ import (
 func createCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "create",
-		Usage:     "make a BitTorrent v2 .torrent from a file or folder",
+		Usage:     "make a .torrent (BitTorrent v2 by default, or hybrid or v1) from a file or folder",
 		ArgsUsage: "PATH",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the torrent to `FILE` (default NAME.torrent)", EnvVars: env("output")},
@@ -29,6 +29,7 @@ func createCommand() *cli.Command {
 			&cli.BoolFlag{Name: "private", Usage: "mark the torrent private (peers from trackers only)", EnvVars: env("private")},
 			&cli.StringFlag{Name: "comment", Usage: "a comment stored in the torrent", EnvVars: env("comment")},
 			&cli.StringFlag{Name: "name", Usage: "the torrent's name (default: the base name of PATH)", EnvVars: env("name")},
+			formatFlag(),
 		},
 		Action: runCreate,
 	}
@@ -50,6 +51,10 @@ func runCreate(c *cli.Context) error {
 		}
 		pl = n
 	}
+	format, err := formatOf(c)
+	if err != nil {
+		return err
+	}
 	if _, err := os.Lstat(path); err != nil {
 		return usageError("create: %v", err)
 	}
@@ -62,7 +67,7 @@ func runCreate(c *cli.Context) error {
 	}
 	// Checked before hashing too, so a refusal costs no wait.
 	if out := c.String("output"); out != "" {
-		if err := output(out).check(nil); err != nil {
+		if err := output(out).check(""); err != nil {
 			return err
 		}
 	}
@@ -74,6 +79,7 @@ func runCreate(c *cli.Context) error {
 		Trackers:    c.StringSlice("tracker"),
 		Private:     c.Bool("private"),
 		Comment:     c.String("comment"),
+		Format:      format,
 	})
 	if err != nil {
 		return err
@@ -86,7 +92,7 @@ func runCreate(c *cli.Context) error {
 	if out == "" {
 		out = m.Info.Name + ".torrent"
 	}
-	if err := output(out).check(m.Info); err != nil {
+	if err := output(out).check(m.Info.ID()); err != nil {
 		return err
 	}
 	if err := fsutil.WriteFileAtomic(out, data, 0o644); err != nil {
@@ -95,6 +101,20 @@ func runCreate(c *cli.Context) error {
 	printHashes(c.App.Writer, m.Info)
 	fmt.Fprintf(c.App.Writer, "magnet: %s\n", m.Magnet())
 	return nil
+}
+
+// formatFlag is --format of create and seed: what kind of torrent to make.
+func formatFlag() cli.Flag {
+	return &cli.StringFlag{Name: "format", Value: "v2", Usage: "hash PATH into a `v2|hybrid|v1` torrent: v2 (BEP 52), hybrid (v1 and v2 over the same data, for v1-only clients too) or v1", EnvVars: env("format")}
+}
+
+// formatOf reads --format; a value it does not know is a usage error.
+func formatOf(c *cli.Context) (piece.Format, error) {
+	f, err := piece.ParseFormat(c.String("format"))
+	if err != nil {
+		return 0, usageError("--format: %v", err)
+	}
+	return f, nil
 }
 
 // buildTorrent hashes path with a progress bar and the creator's defaults.

@@ -90,9 +90,3 @@ func printHashes(w io.Writer, in *piece.Info) {
 		fmt.Fprintf(w, "info-hash v1: %s\n", in.V1Hash)
 	}
 }
-
-// sameIdentity reports whether a and b are one torrent: the same hashes,
-// and so the same info dict.
-func sameIdentity(a, b *piece.Info) bool {
-	return a.Format == b.Format && a.Hash == b.Hash && a.V1Hash == b.V1Hash
-}

@@ -27,9 +27,9 @@ type torrentOutput struct {
 // source folder, which is part of what the torrent describes. Without
 // --force: a new file inside the source folder (it would join the data the
 // next time the folder is shared), and any existing file, unless it is
-// already a torrent of the same content (info; nil before hashing, when an
+// already a torrent of the same content (ih; nil before hashing, when an
 // existing torrent is let through to be checked again after).
-func (o torrentOutput) check(info *piece.Info) error {
+func (o torrentOutput) check(id string) error {
 	srcSt, err := os.Stat(o.src)
 	if err != nil {
 		return usageError("%s: %v", o.cmd, err)
@@ -47,18 +47,17 @@ func (o torrentOutput) check(info *piece.Info) error {
 		return usageError("%s: %s is a file of %s, which the torrent describes; write the torrent elsewhere", o.cmd, o.what, o.src)
 	case inside && !o.force:
 		return usageError("%s: %s lies inside %s, which the torrent describes, and would join that data when next shared; write it elsewhere or pass --force", o.cmd, o.what, o.src)
-	case exists && !o.force && !sameTorrent(o.path, info):
+	case exists && !o.force && !sameTorrent(o.path, id):
 		return usageError("%s: %s already exists; pass --force to replace it, or choose another file with %s", o.cmd, o.what, o.flag)
 	}
 	return nil
 }
 
-// sameTorrent reports whether path holds the torrent info (every hash the
-// same: a v1 or hybrid torrent of the same files is another torrent), or
-// any torrent when info is nil: replacing a torrent of the same content
+// sameTorrent reports whether path holds the torrent id names (Info.ID),
+// or any torrent when id is "": replacing a torrent of the same content
 // loses nothing of the user's, and lets a seed be restarted as it was
 // started.
-func sameTorrent(path string, info *piece.Info) bool {
+func sameTorrent(path string, id string) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		return false
@@ -72,7 +71,7 @@ func sameTorrent(path string, info *piece.Info) bool {
 		return false
 	}
 	m, err := piece.Parse(data)
-	return err == nil && (info == nil || sameIdentity(m.Info, info))
+	return err == nil && (id == "" || m.Info.ID() == id)
 }
 
 // realPath is p absolute, with the links in the part of it that exists

@@ -40,6 +40,7 @@ func seedCommand() *cli.Command {
 			&cli.BoolFlag{Name: "super-seed", Value: true, Usage: "until every piece has reached some peer, show each peer only pieces no peer has yet (BEP 16), so the first full copy leaves at the full upload rate; --super-seed=false seeds plainly", EnvVars: env("super-seed")},
 			&cli.Float64Flag{Name: "seed-ratio", Usage: "stop once `RATIO` times the content has been uploaded (0 = seed until interrupted)", EnvVars: env("seed-ratio")},
 			&cli.StringFlag{Name: "piece-length", Usage: "piece length in `BYTES` when hashing PATH", EnvVars: env("piece-length")},
+			formatFlag(),
 		},
 		Action:      runSeed,
 		Description: statusHelp,
@@ -58,6 +59,10 @@ func runSeed(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	format, err := formatOf(c)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	dump := dumpOnSignal(ctx, c.App.ErrWriter)
@@ -66,7 +71,7 @@ func runSeed(c *cli.Context) error {
 	var saveTo *torrentOutput
 	if out := c.String("save-torrent"); out != "" {
 		saveTo = &torrentOutput{cmd: "seed", what: "--save-torrent " + out, flag: "--save-torrent", path: out, src: path, force: c.Bool("force")}
-		if err := saveTo.check(nil); err != nil {
+		if err := saveTo.check(""); err != nil {
 			return err
 		}
 	}
@@ -110,14 +115,14 @@ func runSeed(c *cli.Context) error {
 				return usageError("--piece-length: %v", err)
 			}
 		}
-		m, err = buildTorrent(ctx, c, path, piece.BuildOptions{PieceLength: pl, Trackers: c.StringSlice("tracker")})
+		m, err = buildTorrent(ctx, c, path, piece.BuildOptions{PieceLength: pl, Trackers: c.StringSlice("tracker"), Format: format})
 		if err != nil {
 			return err
 		}
 		fresh = true
 	}
 	if saveTo != nil {
-		if err := saveTo.check(m.Info); err != nil {
+		if err := saveTo.check(m.Info.ID()); err != nil {
 			return err
 		}
 		data, err := m.Marshal()
@@ -132,7 +137,7 @@ func runSeed(c *cli.Context) error {
 		dir = dataDir(path, m.Info)
 	}
 
-	st, err := storage.OpenWith(dir, m.Info, storage.Options{ResumePath: seedResumePath(m.Info), TopName: topName})
+	st, err := storage.OpenWith(dir, m.Info, storage.Options{ResumePath: seedResumePath(m.Info.ID()), TopName: topName})
 	if err != nil {
 		return failure("seed: %v", err)
 	}

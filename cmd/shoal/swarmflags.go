@@ -206,16 +206,15 @@ func magnetTiers(mg piece.Magnet, extra []string) [][]string {
 	return piece.AnnounceTiers(nil, "", slices.Concat(mg.Trackers, extra)...)
 }
 
-// seedResumePath returns where seed keeps the resume record of the
-// torrent: the user's cache, so seeding never writes into the folder
-// being shared. It is named by the torrent's ID, so a v2 torrent keeps
-// the record it had before v1 was read.
-func seedResumePath(in *piece.Info) string {
+// seedResumePath returns where seed keeps the resume record of the torrent
+// whose Info.ID is id (a v1 torrent has no v2 hash to name it by): the
+// user's cache, so seeding never writes into the folder being shared.
+func seedResumePath(id string) string {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		dir = os.TempDir()
 	}
-	return filepath.Join(dir, "shoal", "resume", in.ID()+".resume")
+	return filepath.Join(dir, "shoal", "resume", id+".resume")
 }
 
 // statusLoop prints a status line every second on a terminal, or a plain

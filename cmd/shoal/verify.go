@@ -55,19 +55,12 @@ func runVerify(c *cli.Context) error {
 		}
 		f := in.Files[p.File]
 		for _, i := range p.Pieces {
-			// The piece's bytes in this file, from its place in the piece
-			// space: a v1 piece may start before the file and run on into
-			// the next one.
-			g := f.FirstPiece + i
-			at := int64(g)*in.PieceLength - f.Offset
-			start, end := max(at, 0), min(at+in.PieceLength, f.Length)-1
-			// v2 numbers pieces per file (each file has its own tree); v1
-			// numbers them over the whole torrent, as v1 clients show them.
-			n := i
-			if in.Format == piece.FormatV1 {
-				n = g
-			}
-			fmt.Fprintf(w, "BAD %s: piece %d (bytes %d-%d) does not match\n", termsafe.String(p.Path), n, start, end)
+			// The piece's bytes in the file: in v1 a piece may begin
+			// before the file does.
+			pieceStart := int64(f.FirstPiece+i) * in.PieceLength
+			start := max(0, pieceStart-f.Offset)
+			end := min(pieceStart+in.PieceLength-f.Offset, f.Length) - 1
+			fmt.Fprintf(w, "BAD %s: piece %d (bytes %d-%d) does not match\n", termsafe.String(p.Path), i, start, end)
 		}
 	}
 	if len(problems) > 0 {
@@ -81,9 +74,8 @@ func runVerify(c *cli.Context) error {
 	return nil
 }
 
-// dataFiles counts the files of the torrent that hold data: a v1
-// torrent's pad files are zeros that never reach the disk, and counting
-// them would promise files the user cannot find.
+// dataFiles counts the torrent's files, leaving out v1 pad files, which
+// are never on disk.
 func dataFiles(in *piece.Info) int {
 	n := 0
 	for _, f := range in.Files {
