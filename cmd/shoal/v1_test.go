@@ -147,6 +147,29 @@ func writeHand(t *testing.T, dir, name string, top, info map[string]any, v2 bool
 	return h
 }
 
+// hashesOf computes the hashes of the torrent at path from its info
+// dict's bytes, as the test reads them.
+func hashesOf(t *testing.T, path string, v2 bool) handTorrent {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw struct {
+		Info bencode.Bytes `bencode:"info"`
+	}
+	if err := bencode.Unmarshal(data, &raw); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	s1 := sha1.Sum(raw.Info)
+	h := handTorrent{path: filepath.Base(path), v1: hex.EncodeToString(s1[:])}
+	if v2 {
+		s2 := sha256.Sum256(raw.Info)
+		h.v2 = hex.EncodeToString(s2[:])
+	}
+	return h
+}
+
 // infoJSON is what the tests read of info --json.
 type infoJSON struct {
 	Name        string `json:"name"`
@@ -194,6 +217,16 @@ func TestInfoFormats(t *testing.T) {
 	v1pad := writeV1Torrent(t, dir, "v1pad.torrent", pl, true, order...)
 	hybrid := writeHybridTorrent(t, dir, "hybrid.torrent", pl, order...)
 	v2.v1, v1.v2, v1pad.v2 = "", "", ""
+	// And as create makes them: a hybrid with its pad files implied
+	// (tail included), a v1 without any.
+	var made []handTorrent
+	for _, f := range []string{"v1", "hybrid"} {
+		name := "made-" + f + ".torrent"
+		if r := shoal(t, dir, nil, "create", "data", "--format", f, "--piece-length", "16k", "-o", name); r.code != 0 {
+			t.Fatalf("create --format %s: %s", f, r.stderr)
+		}
+		made = append(made, hashesOf(t, filepath.Join(dir, name), f == "hybrid"))
+	}
 
 	for _, tc := range []struct {
 		h      handTorrent
@@ -205,6 +238,8 @@ func TestInfoFormats(t *testing.T) {
 		// big.bin and "read me.txt" each end mid-piece.
 		{v1pad, "v1", 2},
 		{hybrid, "hybrid", 0},
+		{made[0], "v1", 0},
+		{made[1], "hybrid", 0},
 	} {
 		t.Run(tc.h.path, func(t *testing.T) {
 			want := tc.h.v2
