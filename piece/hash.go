@@ -53,7 +53,7 @@ const (
 // zeros is read by SHA-1 in place of pad files, which are never on disk.
 var zeros [64 << 10]byte
 
-// HashFile is one file for Hasher.HashFiles.
+// HashFile is one file for Hasher.HashFiles or Hasher.HashSpace.
 type HashFile struct {
 	// Size is the file's length in the torrent. The pieces to hash and
 	// their widths follow from it; pieces past the end of a shorter file
@@ -82,8 +82,8 @@ type HashFile struct {
 type PieceHashes struct {
 	// File indexes the files given to HashFiles; Piece counts from the
 	// file's first piece. From HashSpace, Piece is the torrent's piece
-	// index and File the first file the piece holds data of or, when Err
-	// is set, the file that failed.
+	// index and File the first file the piece holds data of (-1 for a
+	// piece of padding only) or, when Err is set, the file that failed.
 	File, Piece int
 	// Root is the root of the piece's merkle subtree (see PieceWidth);
 	// zero from HashSpace.
@@ -98,8 +98,8 @@ type PieceHashes struct {
 	Err error
 }
 
-// Hasher hashes files into BEP 52 merkle trees on all cores. The zero value
-// is ready to use.
+// Hasher hashes files into BEP 52 merkle trees and v1 SHA-1 pieces on all
+// cores. The zero value is ready to use.
 type Hasher struct {
 	// Workers is the number of goroutines hashing; 0 means GOMAXPROCS.
 	Workers int

@@ -145,6 +145,22 @@ func TestFormatsMatchLibtorrent(t *testing.T) {
 				if p, err := Verify(context.Background(), lm, vdir, nil); err != nil || len(p) != 0 {
 					t.Fatalf("verify against libtorrent's %v torrent: %v %v", format, p, err)
 				}
+				// And a flipped last byte of the last file with data fails
+				// against it.
+				fi := len(lm.Info.Files) - 1
+				for lm.Info.Files[fi].Length == 0 || lm.Info.Files[fi].Pad {
+					fi--
+				}
+				last := filepath.Join(append([]string{vdir}, lm.Info.DiskPath(fi)...)...)
+				data, err := os.ReadFile(last)
+				if err != nil {
+					t.Fatal(err)
+				}
+				data[len(data)-1] ^= 1
+				os.WriteFile(last, data, 0o644)
+				if p, err := Verify(context.Background(), lm, vdir, nil); err != nil || len(p) == 0 || p[len(p)-1].Kind != BadPieces {
+					t.Fatalf("verify a flipped last byte against libtorrent's %v torrent: %v %v", format, p, err)
+				}
 			})
 		}
 	}

@@ -77,6 +77,9 @@ func (s *Storage) Baseline() {
 // lstamp looks at file fi by its path; Size -1 means it is not there or
 // not a regular file.
 func (s *Storage) lstamp(fi int) FileStamp {
+	if s.info.Files[fi].Pad {
+		return FileStamp{Size: -1} // never on disk
+	}
 	if st, err := s.root.Lstat(s.paths[fi]); err == nil && st.Mode().IsRegular() {
 		return stampOf(st)
 	}
@@ -147,10 +150,13 @@ func (s *Storage) ClearChanged(fi int) {
 // file), must be a regular file at least as long as the torrent says, and
 // its last byte must read. It costs an open, a stat and a one-byte read,
 // for a caller retrying a file it could not read. The look counts as one
-// for ChangedFiles.
+// for ChangedFiles. A pad file, zeros never on disk, always reads.
 func (s *Storage) Probe(fi int) error {
 	if fi < 0 || fi >= len(s.info.Files) {
 		return fmt.Errorf("probe file %d: %w (torrent has %d files)", fi, ErrRange, len(s.info.Files))
+	}
+	if s.info.Files[fi].Pad {
+		return nil
 	}
 	s.mu.Lock()
 	if s.closed {

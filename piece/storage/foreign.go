@@ -72,10 +72,14 @@ func (s *Storage) Adopt() error {
 // length loses that tail, and a missing empty file is made. It fails,
 // naming the file, when one cannot be made so (a data file gone, a foreign
 // file, something not a regular file), since then the download is not what
-// the torrent describes whatever its pieces say.
+// the torrent describes whatever its pieces say. Pad files are not on
+// disk and are not made.
 func (s *Storage) Complete() error {
 	var errs []error
 	for i, f := range s.info.Files {
+		if f.Pad {
+			continue
+		}
 		st, err := s.root.Lstat(s.paths[i])
 		switch {
 		case err == nil && st.Mode().IsRegular() && st.Size() == f.Length:

@@ -82,6 +82,9 @@ func (e *SpaceError) Unwrap() error { return ErrNoSpace }
 func (s *Storage) CheckLayout() error {
 	folders := map[string]bool{}
 	for i := range s.info.Files {
+		if s.info.Files[i].Pad {
+			continue // never on disk
+		}
 		if _, _, err := s.layoutOf(i, folders); err != nil {
 			return err
 		}
@@ -96,7 +99,7 @@ func (s *Storage) CheckLayout() error {
 // remembers the folders already seen, so files sharing folders cost one
 // look each, not one per folder of their path.
 func (s *Storage) layoutOf(i int, folders map[string]bool) (deepest string, file fs.FileInfo, err error) {
-	comps := s.info.DiskPath(i)
+	comps := s.comps[i]
 	deepest = "."
 	for j := 1; j < len(comps); j++ {
 		prefix := filepath.Join(comps[:j]...)
@@ -155,14 +158,20 @@ func (s *Storage) Preflight() error {
 	probed := map[string]bool{}
 	folders := map[string]bool{}
 	for i, f := range s.info.Files {
+		if f.Pad {
+			continue // never on disk
+		}
 		deepest, st, err := s.layoutOf(i, folders)
 		if err != nil {
 			return err
 		}
+		// The file's bytes in its missing pieces: in v1 its first and last
+		// pieces may hold other files' bytes too.
 		var missing int64
 		for p := f.FirstPiece; p < f.FirstPiece+f.NumPieces; p++ {
 			if !have.Has(p) {
-				missing += s.info.PieceSize(p)
+				start := int64(p) * s.info.PieceLength
+				missing += max(0, min(start+s.info.PieceSize(p), f.Offset+f.Length)-max(start, f.Offset))
 			}
 		}
 		if missing == 0 {

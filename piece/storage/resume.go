@@ -36,9 +36,11 @@ type FileStamp struct {
 
 // Record is a decoded resume record.
 type Record struct {
-	// InfoHash and NumPieces are the torrent's; LoadResume refuses a record
-	// whose differ.
+	// InfoHash, V1Hash and NumPieces are the torrent's; LoadResume refuses
+	// a record whose differ. The record holds the one that names the
+	// torrent (Info.ID): the v2 info-hash, or the v1 one of a v1 torrent.
 	InfoHash  piece.Hash
+	V1Hash    piece.V1Hash
 	NumPieces int
 	// Have is the verified-pieces bitfield in wire order: piece 0 is the
 	// high bit of byte 0.
@@ -166,7 +168,7 @@ func (s *Storage) writeRecord(have []byte) error {
 	}
 	w := wireRecord{
 		Version:  ResumeVersion,
-		InfoHash: s.info.Hash[:],
+		InfoHash: recordHash(s.info),
 		Pieces:   int64(s.info.NumPieces),
 		Have:     have,
 		Files:    make([]wireFile, len(stamps)),
@@ -299,6 +301,10 @@ func (s *Storage) stamps() ([]FileStamp, error) {
 	var look []int
 	for i := range s.files {
 		fs := &s.files[i]
+		if s.info.Files[i].Pad {
+			out[i] = FileStamp{Size: -1} // never on disk
+			continue
+		}
 		if fs.stamped && !fs.stale {
 			out[i] = fs.stamp
 			continue
@@ -356,6 +362,16 @@ func (s *Storage) LoadResume() (*Record, error) {
 	return rec, nil
 }
 
+// recordHash is the hash a resume record names its torrent by: the v2
+// info-hash (as records always did), or for a v1 torrent, which has none,
+// its v1 info-hash.
+func recordHash(info *piece.Info) []byte {
+	if info.HasV2() {
+		return info.Hash[:]
+	}
+	return info.V1Hash[:]
+}
+
 func decodeRecord(data []byte, info *piece.Info) (*Record, error) {
 	var w wireRecord
 	if err := bencode.Unmarshal(data, &w); err != nil {
@@ -364,7 +380,7 @@ func decodeRecord(data []byte, info *piece.Info) (*Record, error) {
 	switch {
 	case w.Version != ResumeVersion:
 		return nil, fmt.Errorf("version %d, want %d", w.Version, ResumeVersion)
-	case !bytes.Equal(w.InfoHash, info.Hash[:]):
+	case !bytes.Equal(w.InfoHash, recordHash(info)):
 		return nil, fmt.Errorf("info-hash %x is another torrent's", w.InfoHash)
 	case w.Pieces != int64(info.NumPieces):
 		return nil, fmt.Errorf("%d pieces, want %d", w.Pieces, info.NumPieces)
@@ -377,6 +393,7 @@ func decodeRecord(data []byte, info *piece.Info) (*Record, error) {
 	}
 	rec := &Record{
 		InfoHash:  info.Hash,
+		V1Hash:    info.V1Hash,
 		NumPieces: info.NumPieces,
 		Have:      have.Bytes(),
 		Files:     make([]FileStamp, len(w.Files)),

@@ -9,6 +9,12 @@
 // (sparse) so any piece can be written at its offset in any order; empty
 // files, which have no pieces to write, are created by Open.
 //
+// Bytes are mapped to files through the torrent's piece space
+// (piece.Info.AppendSpans), the same for v2, v1 and hybrid torrents: a v1
+// block may span several files, and padding (a v1 torrent's BEP 47 pad
+// files, a hybrid's implied ones) is never on disk: it reads as zeros,
+// and must be written as zeros.
+//
 // A folder may already hold files at the torrent's paths. Check, which
 // callers run before writing, tells the torrent's own partial data from a
 // user's file that merely shares a name (see Foreign); the latter is never
@@ -53,6 +59,12 @@ var ErrForeign = errors.New("holds data that is not this torrent's; not writing 
 // panics.
 var ErrRange = errors.New("out of range")
 
+// ErrPadData is wrapped by WriteBlock's error for a block whose bytes
+// that fall in a pad file (BEP 47 padding, which is all zeros and never
+// on disk) are not zeros: only a peer sending bad data does that, so the
+// caller can blame it.
+var ErrPadData = errors.New("data in padding, which must be zeros")
+
 // ErrChanged is wrapped by ReadBlock's error for a file that changed on
 // disk behind our back since it was last looked at: its data may no longer
 // be what the torrent says, so it is not served until the caller, told by
@@ -77,10 +89,11 @@ type Options struct {
 }
 
 // DefaultResumePath is where the CLI keeps a torrent's resume record:
-// DIR/.shoal/<info-hash hex>.resume, next to the data it describes so the
-// folder can be moved as a whole.
-func DefaultResumePath(dir string, infoHash piece.Hash) string {
-	return filepath.Join(dir, StateDirName, fmt.Sprintf("%x.resume", infoHash[:]))
+// DIR/.shoal/<info.ID()>.resume (the v2 info-hash in hex, the v1 one for a
+// v1 torrent), next to the data it describes so the folder can be moved as
+// a whole.
+func DefaultResumePath(dir string, info *piece.Info) string {
+	return filepath.Join(dir, StateDirName, info.ID()+".resume")
 }
 
 // Storage is one torrent's data in one download folder. Its methods are safe
@@ -94,8 +107,8 @@ type Storage struct {
 	resumeRel  string // resumePath relative to dir when inside it, else ""
 	log        *slog.Logger
 	maxOpen    int
-	paths      []string   // per file, relative to dir
-	comps      [][]string // per file, the components of paths
+	paths      []string   // per file, relative to dir; "" for a pad file
+	comps      [][]string // per file, the components of paths; nil for a pad file
 
 	mu     sync.Mutex
 	closed bool
@@ -174,7 +187,7 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 		have:       bitfield.New(info.NumPieces),
 	}
 	if s.resumePath == "" {
-		s.resumePath = DefaultResumePath(dir, info.Hash)
+		s.resumePath = DefaultResumePath(dir, info)
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -182,7 +195,14 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 	if s.maxOpen <= 0 {
 		s.maxOpen = DefaultMaxOpenFiles
 	}
+	data := false
 	for i := range info.Files {
+		if info.Files[i].Pad {
+			// Never on disk, so its path (which the parser does not check
+			// either) never reaches the file system.
+			continue
+		}
+		data = true
 		comps := info.DiskPath(i)
 		if opts.TopName != "" {
 			// A copy: DiskPath may return the Info's own slice.
@@ -195,6 +215,9 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 		}
 		s.comps[i] = comps
 		s.paths[i] = filepath.Join(comps...)
+	}
+	if !data {
+		return nil, errors.New("open storage: only pad files in torrent")
 	}
 	if err := s.checkResumePath(); err != nil {
 		return nil, err
@@ -211,7 +234,7 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 		}
 	}
 	for i, f := range info.Files {
-		if f.Length != 0 {
+		if f.Length != 0 || f.Pad {
 			continue
 		}
 		// An existing file is left alone: truncating it to its declared
@@ -237,7 +260,14 @@ func OpenWith(dir string, info *piece.Info, opts Options) (*Storage, error) {
 // (a torrent named .shoal under the default path): saving it would write
 // into, or replace, a torrent file.
 func (s *Storage) checkResumePath() error {
-	top, err1 := filepath.Abs(filepath.Join(s.dir, s.comps[0][0]))
+	var top0 string
+	for _, c := range s.comps {
+		if c != nil {
+			top0 = c[0] // every data file's path starts with the same top entry
+			break
+		}
+	}
+	top, err1 := filepath.Abs(filepath.Join(s.dir, top0))
 	rp, err2 := filepath.Abs(s.resumePath)
 	if err := errors.Join(err1, err2); err != nil {
 		return fmt.Errorf("open storage: %w", err)
@@ -258,29 +288,61 @@ func (s *Storage) Dir() string { return s.dir }
 // ResumePath returns where SaveResume writes the resume record.
 func (s *Storage) ResumePath() string { return s.resumePath }
 
-// locate checks that bytes [begin, begin+n) lie in piece p and returns the
-// piece's file and the byte offset of begin in it. All arithmetic is in
-// int64 so hostile values cannot overflow past the checks.
-func (s *Storage) locate(p, begin, n int) (fi int, off int64, err error) {
+// spanPool holds the span slices that block reads and writes map their
+// bytes with, so that a block costs no allocation however many files (a
+// v1 piece may span several) it lies in.
+var spanPool = sync.Pool{New: func() any { sp := make([]piece.Span, 0, 8); return &sp }}
+
+// checkRange checks that bytes [begin, begin+n) lie in piece p: in its
+// PieceSize, or with v1 in its V1PieceSize (a hybrid's v1 peers may ask
+// for the padding after a file's last piece). All arithmetic is in int64
+// so hostile values cannot overflow past the checks.
+func (s *Storage) checkRange(p, begin, n int, v1 bool) error {
 	if p < 0 || p >= s.info.NumPieces {
-		return 0, 0, fmt.Errorf("piece %d: %w (torrent has %d pieces)", p, ErrRange, s.info.NumPieces)
+		return fmt.Errorf("piece %d: %w (torrent has %d pieces)", p, ErrRange, s.info.NumPieces)
 	}
 	size := s.info.PieceSize(p)
-	if begin < 0 || n < 0 || int64(begin) > size || int64(n) > size-int64(begin) {
-		return 0, 0, fmt.Errorf("piece %d: bytes %d+%d: %w (piece has %d bytes)", p, begin, n, ErrRange, size)
+	if v1 {
+		size = s.info.V1PieceSize(p)
 	}
-	fi = s.info.FileOfPiece(p)
-	f := &s.info.Files[fi]
-	return fi, int64(p-f.FirstPiece)*s.info.PieceLength + int64(begin), nil
+	if begin < 0 || n < 0 || int64(begin) > size || int64(n) > size-int64(begin) {
+		return fmt.Errorf("piece %d: bytes %d+%d: %w (piece has %d bytes)", p, begin, n, ErrRange, size)
+	}
+	return nil
 }
 
-// WriteBlock writes data at byte begin of piece p, straight to the file, so
-// memory use does not grow with what is downloaded.
+// WriteBlock writes data at byte begin of piece p, straight to the files
+// it lies in, so memory use does not grow with what is downloaded. Bytes
+// that fall in padding are not written anywhere, but must be zeros: if not,
+// nothing of the block is written and the error wraps ErrPadData.
 func (s *Storage) WriteBlock(p, begin int, data []byte) error {
-	fi, off, err := s.locate(p, begin, len(data))
-	if err != nil {
+	if err := s.checkRange(p, begin, len(data), false); err != nil {
 		return err
 	}
+	sp := spanPool.Get().(*[]piece.Span)
+	defer spanPool.Put(sp)
+	*sp = s.info.AppendSpans((*sp)[:0], p, int64(begin), int64(len(data)))
+	var at int64
+	for _, x := range *sp {
+		if x.File < 0 && !allZero(data[at:at+x.Len]) {
+			return fmt.Errorf("piece %d: bytes %d-%d: %w", p, int64(begin)+at, int64(begin)+at+x.Len-1, ErrPadData)
+		}
+		at += x.Len
+	}
+	at = 0
+	for _, x := range *sp {
+		if x.File >= 0 {
+			if err := s.writeAt(p, x.File, data[at:at+x.Len], x.Off); err != nil {
+				return err
+			}
+		}
+		at += x.Len
+	}
+	return nil
+}
+
+// writeAt writes data to file fi at off, for piece p.
+func (s *Storage) writeAt(p, fi int, data []byte, off int64) error {
 	h, err := s.acquire(fi, true)
 	if err != nil {
 		return fmt.Errorf("piece %d: %w", p, err)
@@ -301,16 +363,51 @@ func (s *Storage) WriteBlock(p, begin int, data []byte) error {
 	return nil
 }
 
-// ReadBlock fills buf from byte begin of piece p, for uploads. The range
-// comes from a peer, so anything outside the piece is an error. A file
-// found changed on disk behind our back (see ChangedFiles) is refused with
-// ErrChanged until ClearChanged, so none of it is served unchecked.
+// zeros is compared against, a block at a time, to tell padding is zeros.
+var zeros [piece.BlockSize]byte
+
+// allZero reports whether every byte of b is zero.
+func allZero(b []byte) bool {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if string(b[:n]) != string(zeros[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// ReadBlock fills buf from byte begin of piece p, for uploads; padding
+// reads as zeros. The range comes from a peer, so anything outside the
+// piece's V1PieceSize is an error: in a hybrid torrent a v1 peer may ask
+// for the padding past a file's data. A file found changed on disk behind
+// our back (see ChangedFiles) is refused with ErrChanged until
+// ClearChanged, so none of it is served unchecked.
 func (s *Storage) ReadBlock(p, begin int, buf []byte) (int, error) {
-	fi, off, err := s.locate(p, begin, len(buf))
-	if err != nil {
+	if err := s.checkRange(p, begin, len(buf), true); err != nil {
 		return 0, err
 	}
-	return s.readAt(p, fi, buf, off, true)
+	return s.readSpans(p, int64(begin), buf, true)
+}
+
+// readSpans fills buf with bytes [begin, begin+len(buf)) of piece p, which
+// the caller checked lie in it; serving refuses a changed file.
+func (s *Storage) readSpans(p int, begin int64, buf []byte, serving bool) (int, error) {
+	sp := spanPool.Get().(*[]piece.Span)
+	defer spanPool.Put(sp)
+	*sp = s.info.AppendSpans((*sp)[:0], p, begin, int64(len(buf)))
+	var at int64
+	for _, x := range *sp {
+		part := buf[at : at+x.Len]
+		if x.File < 0 {
+			clear(part)
+		} else if n, err := s.readAt(p, x.File, part, x.Off, serving); err != nil {
+			return int(at) + n, err
+		}
+		at += x.Len
+	}
+	return int(at), nil
 }
 
 // readAt reads file fi at off for piece p; serving refuses a changed file.
@@ -334,9 +431,11 @@ func (s *Storage) readAt(p, fi int, buf []byte, off int64, serving bool) (int, e
 	return n, fmt.Errorf("piece %d: read %s at %d: %w", p, s.paths[fi], off, err)
 }
 
-// ReadPiece reads all of piece p into buf, growing it if it is too small,
-// and returns the piece's bytes. Unlike ReadBlock it reads a changed file:
-// whoever reads a whole piece is expected to check it against its hash.
+// ReadPiece reads all of piece p (its PieceSize bytes, padding as zeros)
+// into buf, growing it if it is too small, and returns the piece's bytes.
+// A hybrid's SHA-1 covers V1PieceSize: the zeros past these bytes.
+// Unlike ReadBlock it reads a changed file: whoever reads a whole piece is
+// expected to check it against its hash.
 func (s *Storage) ReadPiece(p int, buf []byte) ([]byte, error) {
 	if p < 0 || p >= s.info.NumPieces {
 		return nil, fmt.Errorf("piece %d: %w (torrent has %d pieces)", p, ErrRange, s.info.NumPieces)
@@ -347,11 +446,7 @@ func (s *Storage) ReadPiece(p int, buf []byte) ([]byte, error) {
 	}
 	buf = buf[:size]
 	// Not refused when changed: a caller reading a whole piece hashes it.
-	fi, off, err := s.locate(p, 0, size)
-	if err == nil {
-		_, err = s.readAt(p, fi, buf, off, false)
-	}
-	if err != nil {
+	if _, err := s.readSpans(p, 0, buf, false); err != nil {
 		return nil, err
 	}
 	return buf, nil
@@ -474,6 +569,11 @@ func (s *Storage) release(h *handle) {
 // keeps links inside the folder, and refusing them outright means a link
 // planted in the folder cannot even redirect us within it.
 func (s *Storage) openFile(fi int, write bool) (*handle, error) {
+	if s.info.Files[fi].Pad {
+		// Callers map bytes through spans, which never name a pad file;
+		// this keeps a slip from creating a .pad folder.
+		return nil, fmt.Errorf("file %d: a pad file, never on disk", fi)
+	}
 	rel := s.paths[fi]
 	comps := s.comps[fi]
 	for j := 1; j < len(comps); j++ {

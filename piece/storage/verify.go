@@ -13,15 +13,20 @@ import (
 	"github.com/shoal-p2p/shoal/piece/bitfield"
 )
 
-// VerifyPiece reads piece p back from disk and reports whether its merkle
-// root is expected. width is the number of leaves its subtree spans; 0
-// means the torrent's own, info.PieceWidth of the piece's file, which for a
-// file no larger than a piece is the file's block count rounded up to a
-// power of two rather than the piece length in blocks. scratch may be nil;
-// passing one of at least width hashes per goroutine avoids allocating. A
-// piece that cannot be read in full is reported as not matching, with the
-// error.
+// VerifyPiece reads piece p back from disk and reports whether it matches
+// its hashes: in a v2 torrent its merkle root must be expected; in a v1
+// torrent its SHA-1 must be the torrent's (expected and width are ignored);
+// in a hybrid, both, from one read. width is the number of leaves its
+// subtree spans; 0 means the torrent's own, info.PieceWidth of the piece's
+// file, which for a file no larger than a piece is the file's block count
+// rounded up to a power of two rather than the piece length in blocks.
+// scratch may be nil; passing one of at least width hashes per goroutine
+// avoids allocating for a v2 piece. A piece that cannot be read in full is
+// reported as not matching, with the error.
 func (s *Storage) VerifyPiece(p int, expected piece.Hash, width int, scratch []piece.Hash) (bool, error) {
+	if s.info.HasV1() {
+		return s.verifySpans(p, expected, width)
+	}
 	if width <= 0 && p >= 0 && p < s.info.NumPieces {
 		width = s.info.PieceWidth(s.info.FileOfPiece(p))
 	}
@@ -34,21 +39,27 @@ func (s *Storage) VerifyPiece(p int, expected piece.Hash, width int, scratch []p
 
 // PieceLeaves reads piece p from disk and returns its leaf hashes, padded
 // with zero hashes to the piece's width: what a BEP 52 hash request below
-// the piece layer asks for.
+// the piece layer asks for. A v1 torrent has none.
 func (s *Storage) PieceLeaves(p int) ([]piece.Hash, error) {
 	if p < 0 || p >= s.info.NumPieces {
 		return nil, fmt.Errorf("piece %d: %w (torrent has %d pieces)", p, ErrRange, s.info.NumPieces)
 	}
+	if !s.info.HasV2() {
+		return nil, fmt.Errorf("piece %d: a v1 torrent has no merkle leaves", p)
+	}
 	return s.leaves(p, s.info.PieceWidth(s.info.FileOfPiece(p)), nil)
 }
 
-// leaves hashes piece p with piece's engine, reading through the storage's
-// handles so that the path checks of openFile apply.
+// leaves hashes piece p of a v2 or hybrid torrent with piece's engine,
+// reading through the storage's handles so that the path checks of
+// openFile apply. Its data lies in one file, as v2 aligns files to pieces.
 func (s *Storage) leaves(p, width int, scratch []piece.Hash) ([]piece.Hash, error) {
-	fi, off, err := s.locate(p, 0, 0)
-	if err != nil {
+	if err := s.checkRange(p, 0, 0, false); err != nil {
 		return nil, err
 	}
+	fi := s.info.FileOfPiece(p)
+	f := &s.info.Files[fi]
+	off := int64(p-f.FirstPiece) * s.info.PieceLength
 	h, err := s.acquire(fi, false)
 	if err != nil {
 		return nil, fmt.Errorf("piece %d: %w", p, err)
@@ -65,8 +76,11 @@ func (s *Storage) leaves(p, width int, scratch []piece.Hash) ([]piece.Hash, erro
 // the storage's Have. Files whose size and mtime match the resume record are
 // trusted as recorded; every other file present on disk is hashed again on
 // all cores (hasher.Workers goroutines, GOMAXPROCS when 0; hasher may be
-// nil), its pieces compared with meta.ExpectedRoot, and a piece whose root
-// is not known yet counts as missing. An unusable resume record is logged
+// nil), its pieces compared with their hashes (see VerifyPiece; the merkle
+// root from meta.ExpectedRoot), and a piece whose root is not known yet
+// counts as missing. In a v1 torrent a piece may overlap several files: it
+// is taken from the record only when all of them are unchanged, and is
+// missing when one is missing; padding is zeros, never looked for on disk. An unusable resume record is logged
 // and treated as absent: it costs a re-hash, never the download.
 //
 // Check also decides which existing files are ours to write into, so that
@@ -75,15 +89,16 @@ func (s *Storage) leaves(p, width int, scratch []piece.Hash) ([]piece.Hash, erro
 // the torrent's, as shoal sizes every file it writes at once; or, with no
 // resume record of this torrent in the folder, when some piece of it
 // neither verifies nor reads as zeros, which is what an interrupted
-// download whose record was lost looks like. With a record the folder is a
+// download whose record was lost looks like (in v1, of the pieces that
+// overlap several files, the files whose part of it is not zeros). With a record the folder is a
 // download shoal began, and a file of the right size is its own, however
 // far its writing got. Writes to a foreign file fail until Adopt.
 func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece.Hasher) ([]byte, error) {
 	if meta == nil || meta.Info == nil {
 		return nil, errors.New("check: no metainfo")
 	}
-	if meta.Info.Hash != s.info.Hash {
-		return nil, fmt.Errorf("check: metainfo is torrent %x, the storage's is %x", meta.Info.Hash[:], s.info.Hash[:])
+	if meta.Info.Hash != s.info.Hash || meta.Info.V1Hash != s.info.V1Hash {
+		return nil, fmt.Errorf("check: metainfo is torrent %s, the storage's is %s", meta.Info.ID(), s.info.ID())
 	}
 	if hasher == nil {
 		hasher = &piece.Hasher{}
@@ -101,9 +116,19 @@ func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece
 	have := bitfield.New(in.NumPieces)
 	stamps := make([]FileStamp, len(in.Files))
 	foreign := make([]bool, len(in.Files))
-	var jobs []hashJob
+	// A file's state, for the pieces it overlaps: in v1 a piece may
+	// overlap several, and is trusted or hashed only as all of them allow.
+	const (
+		absent  = iota // missing or not a regular file: its pieces are missing
+		present        // to hash
+		trusted        // unchanged since the record: its pieces as recorded
+	)
+	state := make([]uint8, len(in.Files))
 	for i, f := range in.Files {
 		stamps[i] = FileStamp{Size: -1}
+		if f.Pad {
+			continue // never on disk, nor in a span: AppendSpans gives padding
+		}
 		st, err := s.root.Lstat(s.paths[i])
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
@@ -117,36 +142,67 @@ func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece
 		}
 		stamps[i] = FileStamp{Size: st.Size(), ModTime: st.ModTime().UnixNano()}
 		foreign[i] = st.Size() != f.Length
-		if f.NumPieces == 0 {
-			continue
-		}
+		state[i] = present
 		if rec != nil && rec.Files[i] == stamps[i] && stamps[i].Size == f.Length {
-			for p := f.FirstPiece; p < f.FirstPiece+f.NumPieces; p++ {
-				if rec.have.Has(p) {
-					have.Set(p)
-				}
-			}
-			continue
+			state[i] = trusted
 		}
-		judge := rec == nil && !foreign[i]
-		for p := f.FirstPiece; p < f.FirstPiece+f.NumPieces; p++ {
-			_, known := meta.ExpectedRoot(p)
-			if known || judge {
-				jobs = append(jobs, hashJob{p: p, known: known, judge: judge, short: st.Size() < f.Length})
+	}
+	var jobs []hashJob
+	var spans []piece.Span
+	for p := range in.NumPieces {
+		spans = in.AppendSpans(spans[:0], p, 0, in.PieceSize(p))
+		// A piece of padding alone has no file to trust: it is hashed, so
+		// that it counts as had without being downloaded.
+		data, kept, missing := 0, 0, false
+		j := hashJob{p: p}
+		for _, x := range spans {
+			if x.File < 0 {
+				continue
+			}
+			data++
+			switch state[x.File] {
+			case absent:
+				missing = true
+			case trusted:
+				kept++
+			case present:
+				j.judge = j.judge || (rec == nil && !foreign[x.File])
+				j.short = j.short || stamps[x.File].Size < in.Files[x.File].Length
+			}
+		}
+		all := data > 0 && kept == data
+		switch {
+		case missing:
+		case all:
+			if rec != nil && rec.have.Has(p) {
+				have.Set(p)
+			}
+		default:
+			j.known = in.HasV1()
+			if in.HasV2() {
+				_, j.known = meta.ExpectedRoot(p)
+			}
+			if j.known || j.judge {
+				jobs = append(jobs, j)
 			}
 		}
 	}
 
-	res, err := s.hashPieces(ctx, meta, jobs, hasher)
+	hash := s.hashPieces
+	if in.Format == piece.FormatV1 {
+		hash = s.hashSpans
+	}
+	res, err := hash(ctx, meta, jobs, hasher)
 	if err != nil {
 		return nil, err
 	}
 	for k, j := range jobs {
-		switch {
-		case res[k].good:
+		if res[k].good {
 			have.Set(j.p)
-		case j.judge && !res[k].zero:
-			foreign[in.FileOfPiece(j.p)] = true
+			continue
+		}
+		for _, fi := range res[k].blame {
+			foreign[fi] = true
 		}
 	}
 
@@ -170,23 +226,28 @@ func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece
 	return have.Bytes(), nil
 }
 
-// hashJob is a piece for hashPieces: hashed if its root is known, and with
-// judge, also looked at for whether it is all zeros.
+// hashJob is a piece for hashPieces: hashed if its hashes are known, and
+// with judge, also looked at for whether it is all zeros.
 type hashJob struct {
 	p            int
 	known, judge bool
-	short        bool // its file is shorter than the torrent's: reads past the end are expected
+	short        bool // a file of it is shorter than the torrent's: reads past the end are expected
 }
 
 // hashResult is what hashPieces found of a piece.
 type hashResult struct {
-	good bool // read in full and hashes to its expected root
-	zero bool // read in full and every byte is zero (judged pieces only)
+	good bool // read in full and hashes to what the torrent says
+	// blame lists, for a judged piece that is not good, the files whose
+	// bytes in it are not all zeros or could not be read: none of them is
+	// what a download shoal sized and has not written looks like.
+	blame []int
 }
 
-// hashPieces hashes the given pieces and reports what it found. It hashes
-// the whole of every file they lie in, which is what Check asks for, with
-// the engine that piece.Build and piece.Verify use; a judged piece is all
+// hashPieces hashes the given pieces of a v2 or hybrid torrent (merkle
+// root, and a hybrid's SHA-1 from the same read) and reports what it
+// found. It hashes the whole of every file they lie in, which is what
+// Check asks for, with the engine that piece.Build and piece.Verify use;
+// a judged piece is all
 // zeros when every leaf is the hash of a zero block, so telling an
 // interrupted download from a user's file costs no second read. Unreadable
 // pieces are bad, not fatal: a torrent with a damaged file should download
@@ -201,6 +262,9 @@ func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, jobs []h
 	var files []int                    // to hash, each once
 	seen := make([]bool, len(in.Files))
 	var want piece.HashKind
+	if in.HasV1() {
+		want |= piece.HashV1 // a hybrid: SHA-1 from the same read
+	}
 	for k, j := range jobs {
 		asked[j.p] = k + 1
 		if fi := in.FileOfPiece(j.p); !seen[fi] {
@@ -216,13 +280,15 @@ func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, jobs []h
 		// Through the storage's handles, so that openFile's checks apply.
 		// Read, not mapped: this check runs while other torrents may be
 		// busy, where mapping measured slower than reading (see Map).
-		hf[k] = piece.HashFile{Size: in.Files[fi].Length, Open: func() (io.ReaderAt, func(), error) {
+		f := &in.Files[fi]
+		last := f.FirstPiece + f.NumPieces - 1
+		hf[k] = piece.HashFile{Size: f.Length, Open: func() (io.ReaderAt, func(), error) {
 			h, err := s.acquire(fi, false)
 			if err != nil {
 				return nil, nil, err
 			}
 			return h.f, func() { s.release(h) }, nil
-		}}
+		}, Pad: in.HasV1() && in.V1PieceSize(last) > in.PieceSize(last)}
 	}
 	readErrs := make([]error, len(files))
 	var mu sync.Mutex
@@ -240,6 +306,9 @@ func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, jobs []h
 		switch {
 		case k < 0:
 		case ph.Err != nil:
+			if jobs[k].judge {
+				res[k].blame = []int{files[ph.File]} // unreadable: not zeros either
+			}
 			if jobs[k].short && errors.Is(ph.Err, io.ErrUnexpectedEOF) {
 				return // a shorter file: its missing end is no news
 			}
@@ -251,9 +320,11 @@ func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, jobs []h
 		default:
 			if jobs[k].known {
 				root, _ := meta.ExpectedRoot(p)
-				res[k].good = ph.Root == root
+				res[k].good = ph.Root == root && (!in.HasV1() || ph.V1 == in.PieceHash(p))
 			}
-			res[k].zero = jobs[k].judge && zeroLeaves(in, p, ph.Leaves)
+			if jobs[k].judge && !res[k].good && !zeroLeaves(in, p, ph.Leaves) {
+				res[k].blame = []int{files[ph.File]}
+			}
 		}
 	})
 	if err != nil {
