@@ -25,8 +25,6 @@ import (
 	"github.com/anacrolix/dht/v2/traversal"
 	"github.com/anacrolix/dht/v2/types"
 	"golang.org/x/time/rate"
-
-	"github.com/shoal-p2p/shoal/piece"
 )
 
 // Defaults for the zero fields of Config.
@@ -333,12 +331,12 @@ func (n *Node) Lookup(ctx context.Context, ih [20]byte) ([]netip.AddrPort, error
 	return found, err
 }
 
-// FindPeers is Lookup for the torrent with v2 info-hash ih (the DHT knows
-// it by its first 20 bytes, BEP 52), passing each batch of peers to found
-// as it arrives rather than all at the end: a swarm.PeerFinder, which the
-// swarm asks again on its own pace.
-func (n *Node) FindPeers(ctx context.Context, ih piece.Hash, found func([]netip.AddrPort)) error {
-	return n.lookup(ctx, ih.Truncated(), found)
+// FindPeers is Lookup for the swarm of 20-byte info-hash ih (a v1 hash,
+// or a v2 one truncated as BEP 52 says), passing each batch of peers to
+// found as it arrives rather than all at the end: a swarm.PeerFinder,
+// which the swarm asks again on its own pace.
+func (n *Node) FindPeers(ctx context.Context, ih [20]byte, found func([]netip.AddrPort)) error {
+	return n.lookup(ctx, ih, found)
 }
 
 // lookup runs one get_peers traversal for ih, passing peers to found.
@@ -369,14 +367,14 @@ type Announcer struct {
 // the DHT's own UDP port, as in Announce).
 func (n *Node) Announcer(port int) *Announcer { return &Announcer{n: n, port: port} }
 
-// FindPeers announces the torrent with v2 info-hash ih (under its first 20
-// bytes, BEP 52) now and every AnnounceInterval, passing the peers each
+// FindPeers announces the swarm of 20-byte info-hash ih (v1, or v2
+// truncated as BEP 52 says) now and every AnnounceInterval, passing the peers each
 // round finds to found, on the caller's goroutine: a swarm.PeerFinder
 // that runs until ctx ends, the announce is replaced or removed (nil
 // error), or the node closes (ErrClosed). While it runs ih counts as
 // announced, as with Announce.
-func (a *Announcer) FindPeers(ctx context.Context, ih piece.Hash, found func([]netip.AddrPort)) error {
-	n, ih20 := a.n, ih.Truncated()
+func (a *Announcer) FindPeers(ctx context.Context, ih [20]byte, found func([]netip.AddrPort)) error {
+	n, ih20 := a.n, ih
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()

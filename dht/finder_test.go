@@ -22,7 +22,7 @@ type finderResult struct {
 	done  chan error
 }
 
-func runAnnouncer(ctx context.Context, a *Announcer, ih piece.Hash) *finderResult {
+func runAnnouncer(ctx context.Context, a *Announcer, ih [20]byte) *finderResult {
 	r := &finderResult{done: make(chan error, 1)}
 	go func() {
 		r.done <- a.FindPeers(ctx, ih, func(ps []netip.AddrPort) {
@@ -55,7 +55,7 @@ func (r *finderResult) ended(t *testing.T, d time.Duration) error {
 func TestDHTFinderAnnounceAndLookup(t *testing.T) {
 	_, nodes := startNetwork(t, 12)
 	seeder, leecher, asker := nodes[2], nodes[9], nodes[5]
-	ih := piece.Hash{0: 0xab, 1: 0xcd, 31: 0x01} // found under its first 20 bytes
+	ih := piece.Hash{0: 0xab, 1: 0xcd, 31: 0x01}.Truncated() // a v2 swarm, under its first 20 bytes
 	sctx, stopSeeder := context.WithCancel(context.Background())
 	defer stopSeeder()
 	seeding := runAnnouncer(sctx, seeder.Announcer(4242), ih)
@@ -110,10 +110,10 @@ func TestDHTFinderAnnounceAndLookup(t *testing.T) {
 
 func TestDHTAnnouncerReplacedByRemove(t *testing.T) {
 	n := startNode(t, testConfig())
-	ih := piece.Hash{7}
+	ih := [20]byte{7}
 	r := runAnnouncer(context.Background(), n.Announcer(1), ih)
 	eventually(t, 5*time.Second, "announcing", func() bool { return n.Stats().Announcing == 1 })
-	n.Remove(ih.Truncated())
+	n.Remove(ih)
 	if err := r.ended(t, 2*time.Second); err != nil {
 		t.Fatalf("announcer removed: %v; want nil", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/tracker"
 )
 
@@ -23,9 +22,10 @@ const (
 
 // AddTrackers announces the torrent to trackers, one announcer per tier
 // (BEP 12: within a tier trackers are tried in order and the one that
-// answers moves to the front), each a source of peers (AddSources). An
-// unreachable tracker is retried with backoff and never holds up the
-// download.
+// answers moves to the front), each a source of peers (AddSources) and so
+// run under each swarm hash: a hybrid is announced under its v1 hash and
+// its truncated v2 hash alike. An unreachable tracker is retried with
+// backoff and never holds up the download.
 func (t *Torrent) AddTrackers(tiers [][]string) {
 	key := rand.Uint32()
 	var sources []Source
@@ -49,16 +49,17 @@ type tierAnnouncer struct {
 	key   uint32
 }
 
-// FindPeers announces until ctx ends, passing each answer's peers on.
-func (a *tierAnnouncer) FindPeers(ctx context.Context, _ piece.Hash, found func([]netip.AddrPort)) error {
-	a.t.announceLoop(ctx, a.tiers, a.key, found)
+// FindPeers announces under ih until ctx ends, passing each answer's
+// peers on.
+func (a *tierAnnouncer) FindPeers(ctx context.Context, ih [20]byte, found func([]netip.AddrPort)) error {
+	a.t.announceLoop(ctx, a.tiers, a.key, ih, found)
 	return nil
 }
 
-func (t *Torrent) announceRequest(ev tracker.Event, key uint32) tracker.AnnounceRequest {
+func (t *Torrent) announceRequest(ih [20]byte, ev tracker.Event, key uint32) tracker.AnnounceRequest {
 	s := t.Stats()
 	req := tracker.AnnounceRequest{
-		InfoHash:   tracker.InfoHash(t.ih20),
+		InfoHash:   tracker.InfoHash(ih),
 		PeerID:     tracker.PeerID(t.c.peerID),
 		Uploaded:   uint64(s.Uploaded),
 		Downloaded: uint64(s.Downloaded),
@@ -75,9 +76,10 @@ func (t *Torrent) announceRequest(ev tracker.Event, key uint32) tracker.Announce
 	return req
 }
 
-// announceLoop announces to tiers on the tracker's interval, and the
-// torrent's completion as soon as it happens, until ctx ends.
-func (t *Torrent) announceLoop(ctx context.Context, tiers *tracker.Tiers, key uint32, found func([]netip.AddrPort)) {
+// announceLoop announces the swarm of info-hash ih to tiers on the
+// tracker's interval, and the torrent's completion as soon as it happens,
+// until ctx ends.
+func (t *Torrent) announceLoop(ctx context.Context, tiers *tracker.Tiers, key uint32, ih [20]byte, found func([]netip.AddrPort)) {
 	cl := &tracker.Client{UserAgent: t.c.cfg.Version}
 	ev := tracker.EventStarted
 	t.mu.Lock()
@@ -92,7 +94,7 @@ func (t *Torrent) announceLoop(ctx context.Context, tiers *tracker.Tiers, key ui
 		// on separate connections) and list us again. A short timeout of
 		// its own bounds the wait instead.
 		actx, acancel := context.WithTimeout(context.Background(), announceTimeout)
-		resp, url, err := cl.AnnounceTiers(actx, tiers, t.announceRequest(ev, key))
+		resp, url, err := cl.AnnounceTiers(actx, tiers, t.announceRequest(ih, ev, key))
 		acancel()
 		var wait time.Duration
 		switch {
@@ -138,7 +140,7 @@ func (t *Torrent) announceLoop(ctx context.Context, tiers *tracker.Tiers, key ui
 				// Tell the tracker we left, briefly: shutting down must not
 				// wait on a slow tracker.
 				ctx, cancel := context.WithTimeout(context.Background(), stoppedTimeout)
-				cl.AnnounceTiers(ctx, tiers, t.announceRequest(tracker.EventStopped, key))
+				cl.AnnounceTiers(ctx, tiers, t.announceRequest(ih, tracker.EventStopped, key))
 				cancel()
 			}
 			return
@@ -163,11 +165,11 @@ type trackerLookup struct {
 	url string
 }
 
-// FindPeers announces once.
-func (l trackerLookup) FindPeers(ctx context.Context, ih piece.Hash, found func([]netip.AddrPort)) error {
+// FindPeers announces once, under ih.
+func (l trackerLookup) FindPeers(ctx context.Context, ih [20]byte, found func([]netip.AddrPort)) error {
 	cl := &tracker.Client{UserAgent: l.c.cfg.Version}
 	req := tracker.AnnounceRequest{
-		InfoHash: tracker.InfoHash(ih.Truncated()),
+		InfoHash: tracker.InfoHash(ih),
 		PeerID:   tracker.PeerID(l.c.peerID),
 		Left:     1, // unknown until the metadata arrives, but not done
 		Event:    tracker.EventStarted,

@@ -36,7 +36,8 @@ func (t *Torrent) blame(pc int, leaves []piece.Hash, senders []*peer) {
 	// Ask a peer that has the piece, preferring one that sent none of it.
 	var ask *peer
 	for q := range t.peers {
-		if q.hashReqs >= 4 || !t.peerHas(q, pc) {
+		// Only a v2 connection may be sent a hash request (BEP 52).
+		if !q.v2 || q.hashReqs >= 4 || !t.peerHas(q, pc) {
 			continue
 		}
 		if ask == nil || (distinct[ask] && !distinct[q]) {
@@ -90,6 +91,9 @@ func (t *Torrent) strike(p *peer, why string) {
 // Called with t.mu held.
 func (p *peer) handleHashes(m *wire.Message) error {
 	t := p.t
+	if !p.v2 {
+		return protocolError(ViolationUnaskedHashes, "BEP 52 hashes on a v1 connection")
+	}
 	if p.hashReqs == 0 {
 		return protocolError(ViolationUnaskedHashes, "hashes nobody asked for")
 	}

@@ -161,10 +161,7 @@ func (c *Client) PeerID() [20]byte { return c.peerID }
 // waits for all of its goroutines.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	var ts []*Torrent
-	for _, t := range c.torrents {
-		ts = append(ts, t)
-	}
+	ts := c.torrentList()
 	c.mu.Unlock()
 	for _, t := range ts {
 		t.Close()
@@ -176,6 +173,18 @@ func (c *Client) Close() error {
 		err = nil
 	}
 	return err
+}
+
+// torrentList returns each torrent once: a hybrid is in c.torrents under
+// both of its hashes. Called with c.mu held.
+func (c *Client) torrentList() []*Torrent {
+	ts := make([]*Torrent, 0, len(c.torrents))
+	for ih, t := range c.torrents {
+		if ih == t.hashes[0] {
+			ts = append(ts, t)
+		}
+	}
+	return ts
 }
 
 func (c *Client) acceptLoop() {
@@ -242,7 +251,8 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 		conn.Close()
 		return
 	}
-	if err := wire.WriteHandshake(conn, c.handshake(ih)); err != nil {
+	idn := t.accept(ih, reserved)
+	if err := wire.WriteHandshake(conn, c.handshake(idn.ih, t.info.HasV2())); err != nil {
 		c.refused.add(c.handshakeRefusal(pc, err))
 		conn.Close()
 		return
@@ -273,19 +283,24 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 	conn.SetDeadline(time.Time{})
 	c.pending.done(pc)
 	addr, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
-	t.addConn(conn, addr, reserved, id, false)
+	t.addConn(conn, addr, reserved, id, idn, false)
 }
 
-func (c *Client) handshake(ih [20]byte) wire.Handshake {
+// handshake is ours for info-hash ih. v2 sets the BEP 52 bit, which says
+// we speak v2 and, sent with the v1 hash of a hybrid torrent, asks the
+// peer to answer with the v2 one. It stays clear for a v1-only torrent:
+// libtorrent drops a peer that claims v2 for a torrent that has none.
+func (c *Client) handshake(ih [20]byte, v2 bool) wire.Handshake {
 	h := wire.Handshake{InfoHash: ih, PeerID: c.peerID}
 	h.Reserved.SetExtended(true)
 	h.Reserved.SetFast(true)
-	h.Reserved.SetV2(true)
+	h.Reserved.SetV2(v2)
 	return h
 }
 
-// dial connects to a peer for torrent t and completes the handshake.
-func (c *Client) dial(ctx context.Context, t *Torrent, addr netip.AddrPort) error {
+// dial connects to a peer for torrent t and completes the handshake,
+// naming the torrent by sent, with the v2 bit if v2bit (t.dialHash).
+func (c *Client) dial(ctx context.Context, t *Torrent, addr netip.AddrPort, sent [20]byte, v2bit bool) error {
 	d := net.Dialer{Timeout: dialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
@@ -295,7 +310,7 @@ func (c *Client) dial(ctx context.Context, t *Torrent, addr netip.AddrPort) erro
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	if err := wire.WriteHandshake(conn, c.handshake(t.ih20)); err != nil {
+	if err := wire.WriteHandshake(conn, c.handshake(sent, v2bit)); err != nil {
 		conn.Close()
 		return err
 	}
@@ -304,12 +319,13 @@ func (c *Client) dial(ctx context.Context, t *Torrent, addr netip.AddrPort) erro
 		conn.Close()
 		return err
 	}
-	if h.InfoHash != t.ih20 {
+	idn, ok := t.answered(sent, h.InfoHash)
+	if !ok {
 		t.refused.add(RefusedWrongInfoHash)
 		conn.Close()
-		return fmt.Errorf("peer answered for info-hash %x, not %x", h.InfoHash, t.ih20)
+		return fmt.Errorf("peer answered for info-hash %x, not %x", h.InfoHash, sent)
 	}
 	conn.SetDeadline(time.Time{})
-	t.addConn(conn, addr, h.Reserved, h.PeerID, true)
+	t.addConn(conn, addr, h.Reserved, h.PeerID, idn, true)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/swarm/addrbook"
 )
 
@@ -49,6 +50,22 @@ func (t *Torrent) AddPeersFrom(src PeerSource, addrs ...netip.AddrPort) {
 	t.addPeersLocked(src, addrs)
 }
 
+// addFound is AddPeersFrom for addresses src found under info-hash ih
+// (zero when they were not looked up by hash, as --peer's). Those a
+// hybrid's v2 hash found are remembered so, and dialed with it.
+func (t *Torrent) addFound(src PeerSource, ih [20]byte, addrs []netip.AddrPort) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v2 := t.info.Format == piece.FormatHybrid && ih == t.ih20
+	now := time.Now()
+	for _, a := range addrs {
+		if t.addressBook.Add(a, src, now) && v2 {
+			t.addressBook.MarkV2(a)
+		}
+	}
+	t.dialMore()
+}
+
 // addPeersLocked is AddPeersFrom with t.mu held.
 func (t *Torrent) addPeersLocked(src PeerSource, addrs []netip.AddrPort) {
 	now := time.Now()
@@ -71,12 +88,13 @@ func (t *Torrent) dialMore() {
 			return
 		}
 		t.addressBook.Dialing(addr, now)
+		ih, v2bit := t.dialHash(addr)
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
 			// On success the handshake is done and addConn has told the
 			// book whether it kept the connection.
-			if err := t.c.dial(t.ctx, t, addr); err != nil {
+			if err := t.c.dial(t.ctx, t, addr, ih, v2bit); err != nil {
 				t.mu.Lock()
 				t.addressBook.Failed(addr, dialCause(err), time.Now())
 				t.mu.Unlock()

@@ -69,7 +69,9 @@ func (p *peer) offerFast(has int) {
 	if !p.fast || has >= allowedFastSetSize || t.ss != nil || t.c.cfg.UploadSlots < 0 || !p.addr.IsValid() {
 		return
 	}
-	p.fastOut = allowedFastSet(p.fastOut[:0], p.addr.Addr(), t.ih20, t.info.NumPieces, allowedFastSetSize)
+	// BEP 6 computes the set over the info-hash of the connection: a v1
+	// peer of a hybrid knows only the v1 one.
+	p.fastOut = allowedFastSet(p.fastOut[:0], p.addr.Addr(), p.ih, t.info.NumPieces, allowedFastSetSize)
 	p.enqueue(func(b []byte) []byte {
 		for _, pc := range p.fastOut {
 			b = wire.AppendAllowedFast(b, pc)

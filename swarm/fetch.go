@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -38,24 +39,68 @@ type FetchStatus struct {
 	LastError string
 }
 
-// FetchInfo gets a torrent's info dict (BEP 9) and the piece layers of its
-// files (BEP 52 hash requests) from peers, knowing only its v2 info-hash.
-// Addresses arrive on peers (from magnet hints, trackers, the DHT); each
-// peer is asked independently and its answer is trusted only once the
-// info dict hashes to ih and every layer hashes to its file's root, so a
-// lying peer costs a connection, never a wrong byte. A peer that cannot be
-// reached is asked again with back-off, even after peers is closed; one
-// that answered badly is not. It returns when one peer has delivered
-// everything, when ctx ends, or when peers is closed and no address is
-// left to try.
-func (c *Client) FetchInfo(ctx context.Context, ih piece.Hash, peers <-chan netip.AddrPort) (*piece.MetaInfo, error) {
-	return c.FetchInfoStatus(ctx, ih, peers, nil)
+// FetchInfo gets a torrent's info dict (BEP 9) and, for a torrent with
+// v2, the piece layers of its files (BEP 52 hash requests) from peers,
+// knowing only the hashes of magnet link mg. Addresses arrive on peers
+// (from magnet hints, trackers, the DHT); each peer is asked
+// independently and its answer is trusted only once the info dict hashes
+// to every hash the link carries (SHA-1 for btih, SHA-256 for btmh) and
+// every layer hashes to its file's root, so a lying peer costs a
+// connection, never a wrong byte. A peer that cannot be reached is asked
+// again with back-off, even after peers is closed; one that answered
+// badly is not. It returns when one peer has delivered everything, when
+// ctx ends, or when peers is closed and no address is left to try.
+func (c *Client) FetchInfo(ctx context.Context, mg piece.Magnet, peers <-chan netip.AddrPort) (*piece.MetaInfo, error) {
+	return c.FetchInfoStatus(ctx, mg, peers, nil)
 }
 
 // FetchInfoStatus is FetchInfo calling status with what the fetch waits
 // for whenever that changes: a new address, a failed attempt. status runs
 // on the fetch's goroutine and must not block.
-func (c *Client) FetchInfoStatus(ctx context.Context, ih piece.Hash, peers <-chan netip.AddrPort, status func(FetchStatus)) (*piece.MetaInfo, error) {
+func (c *Client) FetchInfoStatus(ctx context.Context, mg piece.Magnet, peers <-chan netip.AddrPort, status func(FetchStatus)) (*piece.MetaInfo, error) {
+	// The addresses were found under no hash in particular.
+	fctx, stop := context.WithCancel(ctx)
+	ch := make(chan foundAddr)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ch)
+		for {
+			select {
+			case a, ok := <-peers:
+				if !ok {
+					return
+				}
+				select {
+				case ch <- foundAddr{addr: a}:
+				case <-fctx.Done():
+					return
+				}
+			case <-fctx.Done():
+				return
+			}
+		}
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	return c.fetchInfo(ctx, mg, ch, status)
+}
+
+// foundAddr is an address to ask for metadata; v2 says a source found it
+// under the link's truncated v2 hash, which a hybrid link then dials with.
+type foundAddr struct {
+	addr netip.AddrPort
+	v2   bool
+}
+
+// fetchInfo is FetchInfoStatus with each address tagged with the hash
+// that found it.
+func (c *Client) fetchInfo(ctx context.Context, mg piece.Magnet, peers <-chan foundAddr, status func(FetchStatus)) (*piece.MetaInfo, error) {
+	if !mg.HasV1() && !mg.HasV2() {
+		return nil, errors.New("metadata: the magnet link carries no info-hash")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type outcome struct {
@@ -68,6 +113,7 @@ func (c *Client) FetchInfoStatus(ctx context.Context, ih piece.Hash, peers <-cha
 		result   *piece.MetaInfo
 		lastErr  string
 		failures = map[netip.AddrPort]int{} // every address seen
+		foundV2  = map[netip.AddrPort]bool{}
 		retryAt  = map[netip.AddrPort]time.Time{}
 		queue    []netip.AddrPort
 		inFlight int
@@ -89,11 +135,12 @@ loop:
 			queue = queue[1:]
 			inFlight++
 			wg.Add(1)
+			v2 := foundV2[a]
 			go func() {
 				defer wg.Done()
 				pctx, pcancel := context.WithTimeout(ctx, fetchPeerTimeout)
 				defer pcancel()
-				m, err := c.fetchFrom(pctx, ih, a)
+				m, err := c.fetchFrom(pctx, mg, a, v2)
 				results <- outcome{a, m, err}
 			}()
 		}
@@ -114,10 +161,15 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
-		case a, ok := <-peers:
+		case fa, ok := <-peers:
 			if !ok {
 				peers = nil
 				continue
+			}
+			a := fa.addr
+			if fa.v2 {
+				// Found under the v2 hash too: a retry dials with it.
+				foundV2[a] = true
 			}
 			if _, seen := failures[a]; seen {
 				continue
@@ -161,17 +213,35 @@ loop:
 	return nil, fmt.Errorf("metadata not found: %v", lastErr)
 }
 
-// FetchInfoFrom is FetchInfoStatus fed by sources: the addresses they
-// find are tried as they arrive, and once every source is done (each was
-// asked its last time) the fetch ends when no address is left to try.
-// Every source has stopped when it returns.
-func (c *Client) FetchInfoFrom(ctx context.Context, ih piece.Hash, sources []Source, status func(FetchStatus)) (*piece.MetaInfo, error) {
+// magnetHashes lists the swarm hashes of a magnet link as a torrent's
+// SwarmHashes does: the truncated v2 hash first, then the v1 hash.
+func magnetHashes(mg piece.Magnet) [][20]byte {
+	var out [][20]byte
+	if mg.HasV2() {
+		out = append(out, mg.Hash.Truncated())
+	}
+	if mg.HasV1() {
+		out = append(out, mg.V1Hash)
+	}
+	return out
+}
+
+// FetchInfoFrom is FetchInfoStatus fed by sources, asked under each hash
+// the link carries: the addresses they find are tried as they arrive, and
+// once every source is done (each was asked its last time) the fetch ends
+// when no address is left to try. Every source has stopped when it
+// returns.
+func (c *Client) FetchInfoFrom(ctx context.Context, mg piece.Magnet, sources []Source, status func(FetchStatus)) (*piece.MetaInfo, error) {
 	fctx, stop := context.WithCancel(ctx)
-	ch := make(chan netip.AddrPort, 256)
-	f := newFanIn(ih, c.log, func(_ PeerSource, addrs []netip.AddrPort) {
+	ch := make(chan foundAddr, 256)
+	var v2 [20]byte
+	if mg.HasV2() {
+		v2 = mg.Hash.Truncated()
+	}
+	f := newFanIn(magnetHashes(mg), c.log, func(_ PeerSource, ih [20]byte, addrs []netip.AddrPort) {
 		for _, a := range addrs {
 			select {
-			case ch <- a:
+			case ch <- foundAddr{addr: a, v2: mg.HasV2() && ih == v2}:
 			case <-fctx.Done():
 				return
 			}
@@ -187,7 +257,7 @@ func (c *Client) FetchInfoFrom(ctx context.Context, ih piece.Hash, sources []Sou
 		stop()
 		<-done
 	}()
-	return c.FetchInfoStatus(ctx, ih, ch, status)
+	return c.fetchInfo(ctx, mg, ch, status)
 }
 
 // errUnreachable marks a failure to reach a peer or to get its handshake:
@@ -202,48 +272,60 @@ type unreachableError struct{ err error }
 func (e unreachableError) Error() string   { return e.err.Error() }
 func (e unreachableError) Unwrap() []error { return []error{e.err, errUnreachable} }
 
-// fetchFrom asks one peer for the info dict and piece layers.
-func (c *Client) fetchFrom(ctx context.Context, ih piece.Hash, addr netip.AddrPort) (*piece.MetaInfo, error) {
-	d := net.Dialer{Timeout: dialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr.String())
+// fetchHash chooses the handshake of a metadata fetch from mg's hashes,
+// as a torrent's dialHash does: a v2 link, or a hybrid link's peer found
+// under the v2 hash, is dialed with the truncated v2 hash; a hybrid's
+// other peers with the v1 hash and the bit that offers BEP 52's upgrade;
+// a btih-only link with the v1 hash alone, as we cannot know that the
+// torrent has v2 (libtorrent drops a peer claiming v2 for a v1 torrent).
+// v2 is the truncated v2 hash when the link has one, zero otherwise.
+func fetchHash(mg piece.Magnet, foundV2 bool) (sent [20]byte, v2bit bool, v2 [20]byte) {
+	if !mg.HasV2() {
+		return mg.V1Hash, false, v2
+	}
+	v2 = mg.Hash.Truncated()
+	if !mg.HasV1() || foundV2 {
+		return v2, true, v2
+	}
+	return mg.V1Hash, true, v2
+}
+
+// fetchFrom asks one peer for the info dict and piece layers; foundV2
+// says a source found it under mg's v2 hash (fetchHash).
+func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, addr netip.AddrPort, foundV2 bool) (*piece.MetaInfo, error) {
+	sent, v2bit, v2 := fetchHash(mg, foundV2)
+	f, v2conn, err := c.fetchConn(ctx, addr, sent, v2bit, v2, c.peerID)
 	if err != nil {
-		return nil, unreachable(dialCause(err))
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	conn.SetDeadline(time.Now().Add(fetchPeerTimeout))
-	ih20 := ih.Truncated()
-	// A peer that drops us at the handshake may not have the torrent yet,
-	// or be full: both can change.
-	if err := wire.WriteHandshake(conn, c.handshake(ih20)); err != nil {
-		return nil, unreachable(err)
-	}
-	h, err := wire.ReadHandshake(conn)
-	if err != nil {
-		return nil, unreachable(err)
-	}
-	if h.InfoHash != ih20 {
-		return nil, fmt.Errorf("peer answered for info-hash %x, not %x", h.InfoHash, ih20)
-	}
-	if h.PeerID == c.peerID {
-		return nil, errors.New("connected to ourselves")
-	}
-	if !h.Reserved.Extended() {
-		return nil, errors.New("peer does not speak the extension protocol")
-	}
-	hs := wire.ExtendedHandshake{M: map[string]uint8{wire.ExtMetadata: extMetadataID}, V: c.cfg.Version}
-	payload, _ := hs.Marshal()
-	if _, err := conn.Write(wire.AppendExtended(nil, wire.ExtendedHandshakeID, payload)); err != nil {
 		return nil, err
 	}
-	r := wire.NewReader(conn, wire.Limits{})
-	f := &fetch{conn: conn, r: r}
-	info, err := f.info(ih)
+	defer f.close()
+	info, err := f.info(mg)
 	if err != nil {
 		return nil, err
 	}
 	m := &piece.MetaInfo{Info: info, Layers: make([][]piece.Hash, len(info.Files))}
+	if !info.HasV2() {
+		return m, nil // v1: the SHA-1 piece hashes are in the dict
+	}
+	layered := false
+	for i := range info.Files {
+		layered = layered || info.Files[i].NumPieces >= 2
+	}
+	if layered && !v2conn {
+		// BEP 52 hash messages pass only on a v2 connection, and this one
+		// is v1 (a btih link, or a peer that did not take the upgrade):
+		// ask again under the v2 hash, which the dict now names. A peer
+		// that knows only the v1 hash answered badly for our purpose,
+		// and is not asked again. The new connection has a peer id of its
+		// own: the peer may not have seen the old one go yet, and would
+		// refuse a second connection from one id.
+		f.close()
+		ih := info.Hash.Truncated()
+		if f, _, err = c.fetchConn(ctx, addr, ih, true, ih, NewPeerID()); err != nil {
+			return nil, fmt.Errorf("piece layers under the v2 info-hash %x: %v", ih, err)
+		}
+		defer f.close()
+	}
 	for i := range info.Files {
 		if info.Files[i].NumPieces < 2 {
 			continue
@@ -255,11 +337,66 @@ func (c *Client) fetchFrom(ctx context.Context, ih piece.Hash, addr netip.AddrPo
 	return m, nil
 }
 
+// fetchConn connects to addr for a metadata fetch: a handshake naming
+// sent, with the v2 bit if v2bit, and our extension handshake. The peer
+// must answer with sent or, if the bit offered the upgrade, with v2 (the
+// truncated v2 hash, zero if unknown); v2conn reports that the
+// connection is a v2 one, on which hash requests may pass. id is the peer
+// id we send.
+func (c *Client) fetchConn(ctx context.Context, addr netip.AddrPort, sent [20]byte, v2bit bool, v2 [20]byte, id [20]byte) (f *fetch, v2conn bool, err error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		return nil, false, unreachable(dialCause(err))
+	}
+	f = &fetch{conn: conn, stop: context.AfterFunc(ctx, func() { conn.Close() })}
+	fail := func(err error) (*fetch, bool, error) {
+		f.close()
+		return nil, false, err
+	}
+	conn.SetDeadline(time.Now().Add(fetchPeerTimeout))
+	// A peer that drops us at the handshake may not have the torrent yet,
+	// or be full: both can change.
+	h := c.handshake(sent, v2bit)
+	h.PeerID = id
+	if err := wire.WriteHandshake(conn, h); err != nil {
+		return fail(unreachable(err))
+	}
+	h, err = wire.ReadHandshake(conn)
+	if err != nil {
+		return fail(unreachable(err))
+	}
+	v2conn = v2 != [20]byte{} && h.InfoHash == v2
+	if h.InfoHash != sent && !(v2bit && v2conn) {
+		return fail(fmt.Errorf("peer answered for info-hash %x, not %x", h.InfoHash, sent))
+	}
+	if h.PeerID == c.peerID {
+		return fail(errors.New("connected to ourselves"))
+	}
+	if !h.Reserved.Extended() {
+		return fail(errors.New("peer does not speak the extension protocol"))
+	}
+	hs := wire.ExtendedHandshake{M: map[string]uint8{wire.ExtMetadata: extMetadataID}, V: c.cfg.Version}
+	payload, _ := hs.Marshal()
+	if _, err := conn.Write(wire.AppendExtended(nil, wire.ExtendedHandshakeID, payload)); err != nil {
+		return fail(err)
+	}
+	f.r = wire.NewReader(conn, wire.Limits{})
+	return f, v2conn, nil
+}
+
 // fetch is one metadata conversation.
 type fetch struct {
 	conn   net.Conn
+	stop   func() bool // stops closing conn when the fetch's ctx ends
 	r      *wire.Reader
 	metaID uint8
+}
+
+// close ends the conversation.
+func (f *fetch) close() {
+	f.stop()
+	f.conn.Close()
 }
 
 // next reads until an extended or hashes-family message, skipping the
@@ -282,8 +419,8 @@ func (f *fetch) next() (wire.Message, error) {
 	}
 }
 
-// info fetches and checks the info dict.
-func (f *fetch) info(ih piece.Hash) (*piece.Info, error) {
+// info fetches the info dict and checks it against the magnet link.
+func (f *fetch) info(mg piece.Magnet) (*piece.Info, error) {
 	var size int64
 	for size == 0 {
 		m, err := f.next()
@@ -341,10 +478,34 @@ func (f *fetch) info(ih piece.Hash) (*piece.Info, error) {
 			left--
 		}
 	}
-	if got := sha256.Sum256(buf); got != ih {
-		return nil, fmt.Errorf("metadata does not hash to the info-hash %x but to %x", ih[:], got)
+	// Every hash the link carries must be the dict's: a dict that does
+	// not match is the peer's lie or mistake, and costs it the connection.
+	if mg.HasV1() {
+		if got := sha1.Sum(buf); got != mg.V1Hash {
+			return nil, fmt.Errorf("metadata does not match the magnet: its SHA-1 is %x, not the btih %s", got, mg.V1Hash)
+		}
 	}
-	return piece.ParseInfo(buf)
+	if mg.HasV2() {
+		if got := sha256.Sum256(buf); got != mg.Hash {
+			return nil, fmt.Errorf("metadata does not match the magnet: its SHA-256 is %x, not the btmh %x", got, mg.Hash[:])
+		}
+	}
+	info, err := piece.ParseInfo(buf)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	if !mg.Matches(info) {
+		// The bytes hash right but say otherwise: a v2-only dict under a
+		// btih names no v1 torrent, whatever its SHA-1.
+		switch {
+		case mg.HasV1() && !info.HasV1():
+			return nil, fmt.Errorf("metadata does not match the magnet: the info dict of SHA-1 %s has no v1 pieces", mg.V1Hash)
+		case mg.HasV2() && !info.HasV2():
+			return nil, fmt.Errorf("metadata does not match the magnet: the info dict of SHA-256 %x has no v2 file tree", mg.Hash[:])
+		}
+		return nil, errors.New("metadata does not match the magnet")
+	}
+	return info, nil
 }
 
 // layer fetches file fi's piece layer in runs of up to 512 hashes, each

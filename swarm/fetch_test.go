@@ -39,7 +39,7 @@ func TestFetchInfoAndLayers(t *testing.T) {
 	seeder := startNode(t, m, src, Config{}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	got, err := fetcher(t).FetchInfo(ctx, m.Info.Hash, addrs(seeder.addr()))
+	got, err := fetcher(t).FetchInfo(ctx, m.Magnet(), addrs(seeder.addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,14 +135,14 @@ func TestFetchInfoRefusesLiars(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, a := range []netip.AddrPort{wrong, huge, forger} {
-		_, err := fetcher(t).FetchInfo(ctx, m.Info.Hash, addrs(a))
-		if err == nil || !(strings.Contains(err.Error(), "does not hash") || strings.Contains(err.Error(), "metadata size")) {
+		_, err := fetcher(t).FetchInfo(ctx, m.Magnet(), addrs(a))
+		if err == nil || !(strings.Contains(err.Error(), "does not match the magnet") || strings.Contains(err.Error(), "does not hash") || strings.Contains(err.Error(), "metadata size")) {
 			t.Fatalf("liar %v: %v", a, err)
 		}
 	}
 	// With an honest peer among the liars, the fetch succeeds.
 	seeder := startNode(t, m, src, Config{}, nil)
-	got, err := fetcher(t).FetchInfo(ctx, m.Info.Hash, addrs(wrong, huge, forger, seeder.addr()))
+	got, err := fetcher(t).FetchInfo(ctx, m.Magnet(), addrs(wrong, huge, forger, seeder.addr()))
 	if err != nil || got.Info.Hash != m.Info.Hash {
 		t.Fatalf("with an honest peer: %v", err)
 	}
@@ -178,7 +178,7 @@ func TestFetchInfoRetriesUnreachablePeer(t *testing.T) {
 	defer cancel()
 	began := time.Now()
 	go func() {
-		m, err := fetcher(t).FetchInfoStatus(ctx, m.Info.Hash, addrs(a), func(s FetchStatus) {
+		m, err := fetcher(t).FetchInfoStatus(ctx, m.Magnet(), addrs(a), func(s FetchStatus) {
 			mu.Lock()
 			seen = append(seen, s)
 			mu.Unlock()
@@ -231,7 +231,7 @@ func TestFetchInfoUnreachableUntilTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	began := time.Now()
-	_, err := fetcher(t).FetchInfo(ctx, piece.Hash{1}, addrs(a))
+	_, err := fetcher(t).FetchInfo(ctx, piece.Magnet{Hash: piece.Hash{1}}, addrs(a))
 	if d := time.Since(began); d < 1400*time.Millisecond || d > 5*time.Second {
 		t.Fatalf("returned after %v, want the 1.5s timeout: %v", d, err)
 	}

@@ -25,6 +25,12 @@ func (p *peer) handleHashRequest(m *wire.Message) error {
 		})
 		return nil
 	}
+	if !p.v2 {
+		// BEP 52 hash messages are for v2 connections: a v1 peer of a
+		// hybrid, or any peer of a v1 torrent, gets none. libtorrent drops
+		// such a peer; a reject costs us less and tells it as much.
+		return reject()
+	}
 	fi := -1
 	for i := range t.info.Files {
 		if t.info.Files[i].PiecesRoot == m.PiecesRoot && t.info.Files[i].Length > 0 {

@@ -46,6 +46,9 @@ type peer struct {
 	extended bool
 	outgoing bool
 	joined   time.Time
+	// ident is the hash the connection speaks under, and whether it is
+	// a v2 one (identity.go).
+	ident
 
 	// Counters read without a lock.
 	downBytes, upBytes atomic.Int64

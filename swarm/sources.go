@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/shoal-p2p/shoal/piece"
 )
 
 // PeerFinder is a source of peer addresses for a torrent: the addresses
@@ -16,12 +14,14 @@ import (
 // incoming) need none. dht.Node is one; the swarm asks them through Source,
 // which says how often.
 type PeerFinder interface {
-	// FindPeers looks for peers of the torrent whose v2 info-hash is ih
-	// and passes each batch to found as it arrives. A lookup returns after
-	// one round; a finder that keeps announcing us returns when ctx ends.
-	// Either way it must not call found after it has returned. found may
-	// block, but returns promptly once ctx ends.
-	FindPeers(ctx context.Context, ih piece.Hash, found func([]netip.AddrPort)) error
+	// FindPeers looks for peers of the swarm whose 20-byte info-hash is
+	// ih (the v1 hash, or the v2 hash truncated as BEP 52 says; a hybrid
+	// torrent is asked for under both) and passes each batch to found as
+	// it arrives. A lookup returns after one round; a finder that keeps
+	// announcing us returns when ctx ends. Either way it must not call
+	// found after it has returned. found may block, but returns promptly
+	// once ctx ends.
+	FindPeers(ctx context.Context, ih [20]byte, found func([]netip.AddrPort)) error
 }
 
 // Backoff paces the rounds of a lookup: the second round starts First
@@ -68,7 +68,7 @@ func FixedPeers(addrs ...netip.AddrPort) Source {
 type fixedPeers []netip.AddrPort
 
 // FindPeers passes the addresses on.
-func (f fixedPeers) FindPeers(ctx context.Context, _ piece.Hash, found func([]netip.AddrPort)) error {
+func (f fixedPeers) FindPeers(ctx context.Context, _ [20]byte, found func([]netip.AddrPort)) error {
 	if len(f) > 0 {
 		found(append([]netip.AddrPort(nil), f...))
 	}
@@ -94,27 +94,43 @@ func DHTAnnounce(f PeerFinder) Source {
 // bounded and an address its consumer dropped may come back.
 const maxSeenPeers = 4096
 
-// fanIn asks several sources for peers of one torrent at once, each on
-// its own goroutine and pace, and passes every address on to found once:
-// an address that several sources (or rounds) name reaches the consumer
+// fanIn asks several sources for peers of one torrent at once, under each
+// of its swarm hashes, each source and hash on its own goroutine and pace,
+// and passes every address on to found once per hash: an address that
+// several sources (or rounds) name under one hash reaches the consumer
 // only the first time. A source that fails is asked again on its pace; it
 // never stops the others.
 type fanIn struct {
-	ih    piece.Hash
-	log   *slog.Logger
-	found func(kind PeerSource, addrs []netip.AddrPort)
+	hashes [][20]byte
+	log    *slog.Logger
+	// found gets the addresses with the hash they were found under, zero
+	// for a source that looks nothing up (hashFree).
+	found func(kind PeerSource, ih [20]byte, addrs []netip.AddrPort)
 	// sleep waits d or until ctx ends, reporting whether d passed; tests
 	// replace it to check the pace without waiting.
 	sleep func(ctx context.Context, d time.Duration) bool
 
 	mu      sync.Mutex // serialises found and guards what follows
-	seen    map[netip.AddrPort]struct{}
+	seen    map[seenKey]struct{}
 	stopped bool // run has returned: found is not called again
 }
 
-func newFanIn(ih piece.Hash, log *slog.Logger, found func(kind PeerSource, addrs []netip.AddrPort)) *fanIn {
-	return &fanIn{ih: ih, log: log, found: found, sleep: sleepCtx, seen: make(map[netip.AddrPort]struct{})}
+// seenKey is an address as found under one hash.
+type seenKey struct {
+	addr netip.AddrPort
+	ih   [20]byte
 }
+
+func newFanIn(hashes [][20]byte, log *slog.Logger, found func(kind PeerSource, ih [20]byte, addrs []netip.AddrPort)) *fanIn {
+	return &fanIn{hashes: hashes, log: log, found: found, sleep: sleepCtx, seen: make(map[seenKey]struct{})}
+}
+
+// hashFree reports whether a source of this kind names addresses without
+// looking anything up (the user's --peer, a magnet's x.pe): it is asked
+// once, not once per hash, and what it names counts as found under none,
+// so a hybrid dials it with the v1 hash and the upgrade bit, which reaches
+// v1-only and v2 peers alike.
+func hashFree(kind PeerSource) bool { return kind == SourceFixed || kind == SourceMagnet }
 
 // run asks every source until ctx ends or each has finished (a source
 // with a zero Backoff finishes after one round), and returns once every
@@ -125,11 +141,19 @@ func (f *fanIn) run(ctx context.Context, sources []Source) {
 		if s.Finder == nil {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f.ask(ctx, s)
-		}()
+		for i, ih := range f.hashes {
+			if hashFree(s.Kind) {
+				if i > 0 {
+					break
+				}
+				ih = [20]byte{}
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f.ask(ctx, s, ih)
+			}()
+		}
 	}
 	wg.Wait()
 	f.mu.Lock()
@@ -137,12 +161,13 @@ func (f *fanIn) run(ctx context.Context, sources []Source) {
 	f.mu.Unlock()
 }
 
-// ask runs source s's rounds on its pace until ctx ends or it is done.
-func (f *fanIn) ask(ctx context.Context, s Source) {
-	pass := func(addrs []netip.AddrPort) { f.pass(ctx, s.Kind, addrs) }
+// ask runs source s's rounds for hash ih on its pace until ctx ends or it
+// is done.
+func (f *fanIn) ask(ctx context.Context, s Source, ih [20]byte) {
+	pass := func(addrs []netip.AddrPort) { f.pass(ctx, s.Kind, ih, addrs) }
 	var wait time.Duration
 	for {
-		err := s.Finder.FindPeers(ctx, f.ih, pass)
+		err := s.Finder.FindPeers(ctx, ih, pass)
 		if ctx.Err() != nil {
 			return
 		}
@@ -161,8 +186,8 @@ func (f *fanIn) ask(ctx context.Context, s Source) {
 	}
 }
 
-// pass hands the addresses not passed on before to found.
-func (f *fanIn) pass(ctx context.Context, kind PeerSource, addrs []netip.AddrPort) {
+// pass hands the addresses not passed on before under ih to found.
+func (f *fanIn) pass(ctx context.Context, kind PeerSource, ih [20]byte, addrs []netip.AddrPort) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stopped || ctx.Err() != nil {
@@ -174,17 +199,18 @@ func (f *fanIn) pass(ctx context.Context, kind PeerSource, addrs []netip.AddrPor
 			continue
 		}
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-		if _, ok := f.seen[a]; ok {
+		k := seenKey{a, ih}
+		if _, ok := f.seen[k]; ok {
 			continue
 		}
 		if len(f.seen) >= maxSeenPeers {
 			clear(f.seen)
 		}
-		f.seen[a] = struct{}{}
+		f.seen[k] = struct{}{}
 		fresh = append(fresh, a)
 	}
 	if len(fresh) > 0 {
-		f.found(kind, fresh)
+		f.found(kind, ih, fresh)
 	}
 }
 
@@ -201,11 +227,12 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// AddSources has the torrent ask sources for peers until it closes, and
-// add every address they find with its source (AddPeersFrom). Trackers are added with
-// AddTrackers, which announces what the torrent has done.
+// AddSources has the torrent ask sources for peers under each of its
+// swarm hashes until it closes, and add every address they find with its
+// source and the hash that found it. Trackers are added with AddTrackers,
+// which announces what the torrent has done.
 func (t *Torrent) AddSources(sources ...Source) {
-	f := newFanIn(t.info.Hash, t.log, func(kind PeerSource, addrs []netip.AddrPort) { t.AddPeersFrom(kind, addrs...) })
+	f := newFanIn(t.hashes, t.log, t.addFound)
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/internal/units"
+	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/swarm/choker"
 )
 
@@ -33,10 +34,7 @@ func (c *Client) WriteStatus(w io.Writer) {
 	rc := c.refused.counts()
 	writeRefusals(&indenter{w: &b, prefix: "  "}, &rc)
 	c.mu.Lock()
-	ts := make([]*Torrent, 0, len(c.torrents))
-	for _, t := range c.torrents {
-		ts = append(ts, t)
-	}
+	ts := c.torrentList()
 	c.mu.Unlock()
 	slices.SortFunc(ts, func(a, b *Torrent) int { return cmp.Compare(a.info.Name, b.info.Name) })
 	fmt.Fprintf(&b, "  torrents: %d\n", len(ts))
@@ -63,7 +61,10 @@ func (t *Torrent) writeStatus(b *bytes.Buffer, now time.Time) {
 	defer t.mu.Unlock()
 	fmt.Fprintf(b, "torrent %q\n", termsafe.String(t.info.Name))
 	w := &indenter{w: b, prefix: "  "}
-	fmt.Fprintf(w, "info-hash: %s\n", t.info.HexHash())
+	fmt.Fprintf(w, "info-hash: %s\n", t.info.ID())
+	if t.info.Format == piece.FormatHybrid {
+		fmt.Fprintf(w, "v1 info-hash: %s\n", t.info.V1Hash)
+	}
 	state := "downloading"
 	switch {
 	case t.closing:
@@ -188,7 +189,7 @@ func (t *Torrent) writePeers(w io.Writer, now time.Time) {
 		ps = append(ps, p)
 	}
 	slices.SortFunc(ps, func(a, b *peer) int { return a.addr.Compare(b.addr) })
-	fmt.Fprintf(w, "peers: %d (WE/THEY: C choking, U unchoked, I interested; FLAGS: o optimistic, f free-riding, s snubbed us, e evicted, q quiet since its handshake, F fast extension)\n", len(ps))
+	fmt.Fprintf(w, "peers: %d (WE/THEY: C choking, U unchoked, I interested; FLAGS: o optimistic, f free-riding, s snubbed us, e evicted, q quiet since its handshake, F fast extension, 1 a v1 peer of a hybrid)\n", len(ps))
 	if len(ps) == 0 {
 		return
 	}
@@ -212,7 +213,7 @@ func (t *Torrent) writePeers(w io.Writer, now time.Time) {
 		for _, f := range []struct {
 			on bool
 			c  byte
-		}{{opt, 'o'}, {free, 'f'}, {p.snubbedUs, 's'}, {p.evicted, 'e'}, {!p.spoke, 'q'}, {p.fast, 'F'}} {
+		}{{opt, 'o'}, {free, 'f'}, {p.snubbedUs, 's'}, {p.evicted, 'e'}, {!p.spoke, 'q'}, {p.fast, 'F'}, {t.info.HasV2() && !p.v2, '1'}} {
 			if f.on {
 				flags += string(f.c)
 			}

@@ -53,7 +53,11 @@ type Torrent struct {
 	info *piece.Info
 	st   *storage.Storage
 	log  *slog.Logger
-	ih20 [20]byte
+	// ih20 is the truncated v2 info-hash and v1 the v1 one, each zero if
+	// the torrent lacks it; hashes lists those it has (Info.SwarmHashes),
+	// under each of which the Client finds it (identity.go).
+	ih20, v1 [20]byte
+	hashes   [][20]byte
 
 	// Life: Close cancels ctx and waits for wg.
 	ctx    context.Context
@@ -141,7 +145,7 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 	t := &Torrent{
 		c: c, meta: meta, info: info, st: st,
 		log:      c.log.With("torrent", info.Name),
-		ih20:     info.Hash.Truncated(),
+		hashes:   info.SwarmHashes(),
 		done:     make(chan struct{}),
 		diskq:    make(chan diskJob, diskQueue),
 		picker:   pk,
@@ -153,6 +157,10 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 		trees:    map[int]*piece.FileTree{},
 		scratch:  make([]piece.Hash, info.PieceLength/piece.BlockSize),
 	}
+	if info.HasV2() {
+		t.ih20 = info.Hash.Truncated()
+	}
+	t.v1 = info.V1Hash
 	t.failed = make(chan struct{})
 	t.choker = choker.New(choker.Config{Slots: c.cfg.UploadSlots, Seeding: func() bool { return t.seeding }})
 	t.addressBook = c.newBook()
@@ -176,11 +184,16 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 		}
 	}
 	c.mu.Lock()
-	if _, dup := c.torrents[t.ih20]; dup {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("torrent %x already added", info.Hash[:])
+	for _, ih := range t.hashes {
+		if _, dup := c.torrents[ih]; dup {
+			c.mu.Unlock()
+			t.cancel()
+			return nil, fmt.Errorf("torrent %s already added (info-hash %x)", info.ID(), ih)
+		}
 	}
-	c.torrents[t.ih20] = t
+	for _, ih := range t.hashes {
+		c.torrents[ih] = t
+	}
 	c.mu.Unlock()
 	// Counted in the torrent's group, not the client's: Close must not
 	// return while a tick is still under way, with a resume save the
@@ -212,7 +225,11 @@ func (t *Torrent) FirstPiece() <-chan struct{} { return t.firstPieceCh }
 // the resume record last.
 func (t *Torrent) Close() error {
 	t.c.mu.Lock()
-	delete(t.c.torrents, t.ih20)
+	for _, ih := range t.hashes {
+		if t.c.torrents[ih] == t {
+			delete(t.c.torrents, ih)
+		}
+	}
 	t.c.mu.Unlock()
 	t.cancel()
 	t.mu.Lock()
@@ -228,7 +245,8 @@ func (t *Torrent) Close() error {
 }
 
 // addConn registers a connection whose handshake is complete.
-func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Reserved, id [20]byte, outgoing bool) {
+// idn is the swarm it joined (identity.go).
+func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Reserved, id [20]byte, idn ident, outgoing bool) {
 	t.mu.Lock()
 	reason := ""
 	switch {
@@ -276,6 +294,7 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 		return
 	}
 	p := newPeer(t, conn, addr, reserved, id, t.nextID)
+	p.ident = idn
 	p.outgoing = outgoing
 	t.ssAddPeer(p)
 	if _, primed := conn.(*primedConn); primed {
@@ -296,7 +315,7 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 	// zero count while these goroutines are about to start.
 	t.wg.Add(2)
 	t.mu.Unlock()
-	t.log.Debug("peer connected", "peer", addr, "outgoing", outgoing, "client", clientName(id))
+	t.log.Debug("peer connected", "peer", addr, "outgoing", outgoing, "client", clientName(id), "info_hash", fmt.Sprintf("%x", idn.ih), "v2", idn.v2)
 	go func() { defer t.wg.Done(); p.writeLoop() }()
 	go func() { defer t.wg.Done(); p.readLoop() }()
 }

@@ -336,7 +336,7 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 	var last swarm.FetchStatus
 	var printed time.Time
 	lastLine := ""
-	m, err := cl.FetchInfoFrom(ctx, mg.Hash, magnetSources(cl, node, mg, c.StringSlice("tracker"), peers), func(s swarm.FetchStatus) {
+	m, err := cl.FetchInfoFrom(ctx, mg, magnetSources(cl, node, mg, c.StringSlice("tracker"), peers), func(s swarm.FetchStatus) {
 		// Say why nothing arrives once an attempt failed; a changing
 		// reason (several dead peers) at most every few seconds.
 		last = s

@@ -270,7 +270,9 @@ func TestV1BlockIOAllocatesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if allocs != 0 {
+	// Under the race detector sync.Pool drops what it is given one time in
+	// four, by design, so the span slice is sometimes made anew.
+	if allocs != 0 && !raceEnabled {
 		t.Errorf("%.1f allocations per block written and read, want 0", allocs)
 	}
 }
@@ -607,4 +609,77 @@ func makeV1Single(t *testing.T, size int, pieceLength int64) *piece.MetaInfo {
 		"pieces":       string(v1Pieces(data, pieceLength)),
 		"length":       size,
 	}, nil)
+}
+
+// Torrents that piece.Build makes in v1 and hybrid format (pad files as
+// libtorrent makes them) go through storage as a download does: a seeder's
+// blocks, read from its folder up to the v1 piece size, are written to a
+// new folder, which then checks whole, with no pad file on either side.
+func TestBuiltV1AndHybridDownload(t *testing.T) {
+	for _, format := range []piece.Format{piece.FormatV1, piece.FormatHybrid} {
+		t.Run(format.String(), func(t *testing.T) {
+			src := t.TempDir()
+			rng := rand.NewChaCha8([32]byte{byte(format), 10})
+			for _, f := range testFiles {
+				p := filepath.Join(src, "tor", filepath.FromSlash(f.path))
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				data := make([]byte, f.size)
+				rng.Read(data)
+				if err := os.WriteFile(p, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, err := piece.Build(context.Background(), filepath.Join(src, "tor"), piece.BuildOptions{PieceLength: 32 << 10, Format: format})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := m.Info
+			if in.Format != format {
+				t.Fatalf("built %v", in.Format)
+			}
+			seed := openT(t, src, in, Options{Logger: quiet(), ResumePath: filepath.Join(t.TempDir(), "r")})
+			if have, err := seed.Check(context.Background(), m, nil); err != nil || !bytes.Equal(have, allHave(in.NumPieces)) {
+				t.Fatalf("seeder's check: %08b, %v", have, err)
+			}
+			dst := t.TempDir()
+			dl := openT(t, dst, in, Options{Logger: quiet()})
+			buf := make([]byte, piece.BlockSize)
+			for p := range in.NumPieces {
+				v1size := int(in.V1PieceSize(p))
+				for b := 0; b < v1size; b += len(buf) {
+					n, err := seed.ReadBlock(p, b, buf[:min(len(buf), v1size-b)])
+					if err != nil {
+						t.Fatal(err)
+					}
+					// A v1 peer's block may run into a hybrid's padding,
+					// which shoal does not write.
+					if keep := min(n, max(0, int(in.PieceSize(p))-b)); keep > 0 {
+						if err := dl.WriteBlock(p, b, buf[:keep]); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if ok, err := dl.VerifyPiece(p, expectedRoot(m, p), 0, nil); !ok || err != nil {
+					t.Errorf("piece %d: VerifyPiece = %v, %v", p, ok, err)
+				}
+			}
+			if err := dl.Complete(); err != nil {
+				t.Fatal(err)
+			}
+			noPadOnDisk(t, src)
+			noPadOnDisk(t, dst)
+			check := openT(t, dst, in, Options{Logger: quiet(), ResumePath: filepath.Join(t.TempDir(), "r")})
+			if have, err := check.Check(context.Background(), m, nil); err != nil || !bytes.Equal(have, allHave(in.NumPieces)) {
+				t.Errorf("downloaded folder's check: %08b, %v", have, err)
+			}
+		})
+	}
+}
+
+func expectedRoot(m *piece.MetaInfo, p int) piece.Hash {
+	if !m.Info.HasV2() {
+		return piece.Hash{}
+	}
+	h, _ := m.ExpectedRoot(p)
+	return h
 }

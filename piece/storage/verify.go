@@ -76,12 +76,13 @@ func (s *Storage) leaves(p, width int, scratch []piece.Hash) ([]piece.Hash, erro
 // the storage's Have. Files whose size and mtime match the resume record are
 // trusted as recorded; every other file present on disk is hashed again on
 // all cores (hasher.Workers goroutines, GOMAXPROCS when 0; hasher may be
-// nil), its pieces compared with their hashes (see VerifyPiece; the merkle
-// root from meta.ExpectedRoot), and a piece whose root is not known yet
-// counts as missing. In a v1 torrent a piece may overlap several files: it
-// is taken from the record only when all of them are unchanged, and is
-// missing when one is missing; padding is zeros, never looked for on disk. An unusable resume record is logged
-// and treated as absent: it costs a re-hash, never the download.
+// nil), its pieces compared with their hashes (as VerifyPiece does; the
+// merkle root from meta.ExpectedRoot), and a piece whose root is not known
+// yet counts as missing. In a v1 torrent a piece may overlap several
+// files: it is taken from the record only when all of them are unchanged,
+// and is missing when one is missing; padding is zeros, never looked for
+// on disk. An unusable resume record is logged and treated as absent: it
+// costs a re-hash, never the download.
 //
 // Check also decides which existing files are ours to write into, so that
 // a file of the user's that merely shares a name with one of the torrent's
@@ -89,10 +90,11 @@ func (s *Storage) leaves(p, width int, scratch []piece.Hash) ([]piece.Hash, erro
 // the torrent's, as shoal sizes every file it writes at once; or, with no
 // resume record of this torrent in the folder, when some piece of it
 // neither verifies nor reads as zeros, which is what an interrupted
-// download whose record was lost looks like (in v1, of the pieces that
-// overlap several files, the files whose part of it is not zeros). With a record the folder is a
-// download shoal began, and a file of the right size is its own, however
-// far its writing got. Writes to a foreign file fail until Adopt.
+// download whose record was lost looks like (of a v1 piece over several
+// files, the files whose part of it is not zeros). With a record the
+// folder is a download shoal began, and a file of the right size is its
+// own, however far its writing got. Writes to a foreign file fail until
+// Adopt.
 func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece.Hasher) ([]byte, error) {
 	if meta == nil || meta.Info == nil {
 		return nil, errors.New("check: no metainfo")
@@ -247,11 +249,10 @@ type hashResult struct {
 // root, and a hybrid's SHA-1 from the same read) and reports what it
 // found. It hashes the whole of every file they lie in, which is what
 // Check asks for, with the engine that piece.Build and piece.Verify use;
-// a judged piece is all
-// zeros when every leaf is the hash of a zero block, so telling an
-// interrupted download from a user's file costs no second read. Unreadable
-// pieces are bad, not fatal: a torrent with a damaged file should download
-// that file again, not refuse to start.
+// a judged piece is all zeros when every leaf is the hash of a zero block,
+// so telling an interrupted download from a user's file costs no second
+// read. Unreadable pieces are bad, not fatal: a torrent with a damaged
+// file should download that file again, not refuse to start.
 func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, jobs []hashJob, hasher *piece.Hasher) ([]hashResult, error) {
 	in := s.info
 	res := make([]hashResult, len(jobs)) // each element written by one worker

@@ -84,6 +84,7 @@ type entry struct {
 	connected bool
 	dialing   bool
 	ourselves bool // the address reached us: never dial it again
+	v2        bool // found under the torrent's v2 info-hash (MarkV2)
 	failures  int  // failed dials since the last connection
 	next      time.Time
 	lastErr   error
@@ -242,6 +243,21 @@ func (b *Book) Next(now time.Time, seeding bool) (netip.AddrPort, bool) {
 
 // get returns the entry for addr, nil if there is none.
 func (b *Book) get(addr netip.AddrPort) *entry { return b.byAddr[unmap(addr)] }
+
+// MarkV2 records that addr was found under the torrent's v2 info-hash
+// (BEP 52): a hybrid torrent dials it with that hash rather than the v1
+// one. An address the book does not hold is ignored.
+func (b *Book) MarkV2(addr netip.AddrPort) {
+	if e := b.get(addr); e != nil {
+		e.v2 = true
+	}
+}
+
+// FoundV2 reports whether addr was found under the v2 info-hash (MarkV2).
+func (b *Book) FoundV2(addr netip.AddrPort) bool {
+	e := b.get(addr)
+	return e != nil && e.v2
+}
 
 // setDialing and setConnected keep the counts in step with the flags.
 func (b *Book) setDialing(e *entry, v bool) {

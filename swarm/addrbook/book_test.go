@@ -456,3 +456,33 @@ func TestEvictBannedFirst(t *testing.T) {
 		t.Fatalf("banned %s kept while a new address was let in or left out", banned)
 	}
 }
+
+// An address found under a hybrid's v2 hash is remembered so (MarkV2),
+// in its IPv4-mapped form too; an address the book does not hold cannot
+// be marked, and one forgotten loses the mark.
+func TestMarkV2(t *testing.T) {
+	b := New(Config{MaxAddrs: 1})
+	a := ap("10.0.0.1:1")
+	b.MarkV2(a)
+	if b.FoundV2(a) {
+		t.Fatal("an unknown address was marked")
+	}
+	b.Add(a, SourceDHT, t0)
+	if b.FoundV2(a) {
+		t.Fatal("marked before MarkV2")
+	}
+	b.MarkV2(ap("[::ffff:10.0.0.1]:1"))
+	if !b.FoundV2(a) {
+		t.Fatal("not marked after MarkV2")
+	}
+	// A full book makes room for a newcomer by forgetting a; come back,
+	// a is new to it.
+	b.Add(ap("10.0.0.2:2"), SourceDHT, t0)
+	if b.FoundV2(a) {
+		t.Fatal("a forgotten address is still marked")
+	}
+	b.Add(a, SourceTracker, t0)
+	if b.FoundV2(a) {
+		t.Fatal("the mark outlived the address")
+	}
+}
