@@ -160,6 +160,10 @@ func (m *Magnet) setV2(s, hexPart string) error {
 	if _, err := hex.Decode(h[:], []byte(hexPart)); err != nil {
 		return fmt.Errorf("%w: %q: %v", ErrBadMagnet, s, err)
 	}
+	if h == (Hash{}) {
+		// Zero stands for "absent" in a Magnet; no torrent hashes to it.
+		return fmt.Errorf("%w: %q: an all-zero hash", ErrBadMagnet, s)
+	}
 	if m.HasV2() && m.Hash != h {
 		return fmt.Errorf("%w: two different btmh hashes", ErrBadMagnet)
 	}
@@ -181,6 +185,9 @@ func (m *Magnet) setV1(s, enc string, base32OK bool) error {
 		}
 	default:
 		return fmt.Errorf("%w: %q: a btih hash is 40 hex digits or 32 base32 letters, have %d characters", ErrBadMagnet, s, len(enc))
+	}
+	if h == (V1Hash{}) {
+		return fmt.Errorf("%w: %q: an all-zero hash", ErrBadMagnet, s)
 	}
 	if m.HasV1() && m.V1Hash != h {
 		return fmt.Errorf("%w: two different btih hashes", ErrBadMagnet)

@@ -1,9 +1,12 @@
 package piece
 
 import (
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/shoal-p2p/shoal/internal/lttest"
 )
 
 const hexHash = "c2519e86248b9da3c237a3d527ea7bef57b2d46b72f3cab924ba9bb567840a38"
@@ -64,27 +67,96 @@ func TestMagnetForms(t *testing.T) {
 
 func TestMagnetRefuses(t *testing.T) {
 	for name, s := range map[string]string{
-		"short hex":         hexHash[:63],
-		"bad hex":           "zz" + hexHash[2:],
-		"sha1 multihash":    "urn:btmh:1114" + hexHash,
-		"wrong length":      "urn:btmh:1221" + hexHash,
-		"btih base32 short": "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRL",
-		"btih base32 bad":   "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRL1",
-		"btih 39 hex":       "magnet:?xt=urn:btih:" + v1Hex[:39],
-		"btih 64 hex":       "magnet:?xt=urn:btih:" + hexHash,
-		"two btih":          "magnet:?xt=urn:btih:" + v1Hex + "&xt=urn:btih:" + strings.Repeat("0", 40),
-		"bare 39 hex":       v1Hex[:39],
-		"only another urn":  "magnet:?xt=urn:sha1:ABCD",
-		"no xt":             "magnet:?dn=x",
-		"two hashes":        "magnet:?xt=urn:btmh:1220" + hexHash + "&xt=urn:btmh:1220" + strings.Repeat("0", 64),
-		"bad x.pe":          "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=nohost",
-		"bad x.pe port":     "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=1.2.3.4:99999",
-		"bad escape":        "magnet:?xt=urn:btmh:1220" + hexHash + "&dn=%zz",
-		"empty":             "",
-		"btmh no payload":   "urn:btmh:",
+		"short hex":          hexHash[:63],
+		"bad hex":            "zz" + hexHash[2:],
+		"sha1 multihash":     "urn:btmh:1114" + hexHash,
+		"wrong length":       "urn:btmh:1221" + hexHash,
+		"btih base32 short":  "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRL",
+		"btih base32 bad":    "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRL1",
+		"btih 39 hex":        "magnet:?xt=urn:btih:" + v1Hex[:39],
+		"btih 64 hex":        "magnet:?xt=urn:btih:" + hexHash,
+		"two btih":           "magnet:?xt=urn:btih:" + v1Hex + "&xt=urn:btih:" + strings.Repeat("0", 40),
+		"bare 39 hex":        v1Hex[:39],
+		"only another urn":   "magnet:?xt=urn:sha1:ABCD",
+		"no xt":              "magnet:?dn=x",
+		"two hashes":         "magnet:?xt=urn:btmh:1220" + hexHash + "&xt=urn:btmh:1220" + strings.Repeat("0", 64),
+		"bad x.pe":           "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=nohost",
+		"bad x.pe port":      "magnet:?xt=urn:btmh:1220" + hexHash + "&x.pe=1.2.3.4:99999",
+		"bad escape":         "magnet:?xt=urn:btmh:1220" + hexHash + "&dn=%zz",
+		"empty":              "",
+		"btmh no payload":    "urn:btmh:",
+		"btih base32 long":   "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRLHA",
+		"btih base32 padded": "magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54AS====",
+		"btih 40 not hex":    "magnet:?xt=urn:btih:" + strings.Repeat("Z", 40),
+		"btih zero hex":      "magnet:?xt=urn:btih:" + strings.Repeat("0", 40),
+		"btih zero base32":   "magnet:?xt=urn:btih:" + strings.Repeat("A", 32),
+		"btmh zero":          "magnet:?xt=urn:btmh:1220" + strings.Repeat("0", 64),
+		"bare zero v1":       strings.Repeat("0", 40),
+		"bare base32":        "AERUKZ4JVPG66AJDIVTYTK6N54ASGRLH",
 	} {
-		if _, err := ParseMagnet(s); !errors.Is(err, ErrBadMagnet) {
+		_, err := ParseMagnet(s)
+		if !errors.Is(err, ErrBadMagnet) {
 			t.Errorf("%s: error %v, want ErrBadMagnet", name, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error of several lines: %q", name, err)
+		}
+	}
+}
+
+// TestMagnetLikeLibtorrent reads btih and btmh links as libtorrent 2.0
+// reads them, base32 forms and bad lengths above all: both must take the
+// same links to the same hashes, except where a case says why not.
+func TestMagnetLikeLibtorrent(t *testing.T) {
+	lttest.Require(t)
+	b32 := "AERUKZ4JVPG66AJDIVTYTK6N54ASGRLH"
+	cases := []struct {
+		link      string
+		ltDiffers string
+	}{
+		{"magnet:?xt=urn:btih:" + v1Hex, ""},
+		{"magnet:?xt=urn:btih:" + strings.ToUpper(v1Hex), ""},
+		{"magnet:?xt=urn:btih:" + b32, ""},
+		{"magnet:?xt=urn:btih:" + strings.ToLower(b32), ""},
+		{"magnet:?xt=urn:btih:" + b32[:31], ""},
+		{"magnet:?xt=urn:btih:" + b32 + "A", ""},
+		{"magnet:?xt=urn:btih:" + b32[:28] + "====", ""},
+		{"magnet:?xt=urn:btih:" + v1Hex[:39], ""},
+		{"magnet:?xt=urn:btih:" + hexHash, ""},
+		{"magnet:?xt=urn:btih:" + strings.Repeat("Z", 40), ""},
+		{"magnet:?xt=urn:btih:" + strings.Repeat("0", 40), ""},
+		{"magnet:?xt=urn:btmh:1220" + hexHash, ""},
+		{"magnet:?xt=urn:btmh:1114" + hexHash, ""},
+		{"magnet:?xt=urn:btih:" + v1Hex + "&xt=urn:btmh:1220" + hexHash, ""},
+		{"magnet:?dn=x", ""},
+		{"magnet:?xt=urn:btih:" + v1Hex + "&xt=urn:btih:" + strings.Repeat("1", 40), "libtorrent keeps the last of two hashes; a link naming two torrents is refused"},
+	}
+	args := []string{"--magnet"}
+	for _, c := range cases {
+		args = append(args, c.link)
+	}
+	for i, v := range strings.Split(lttest.Run(t, "lt_accepts.py", args...), "\n") {
+		c := cases[i]
+		m, err := ParseMagnet(c.link)
+		ours := "error"
+		if err == nil {
+			v2, v1 := "-", "-"
+			if m.HasV2() {
+				v2 = hex.EncodeToString(m.Hash[:])
+			}
+			if m.HasV1() {
+				v1 = m.V1Hash.String()
+			}
+			ours = "ok " + v2 + " " + v1
+		}
+		same := ours == v || ours == "error" && strings.HasPrefix(v, "error")
+		if same == (c.ltDiffers == "") {
+			continue
+		}
+		if c.ltDiffers == "" {
+			t.Errorf("%s: libtorrent %q, shoal %q (%v)", c.link, v, ours, err)
+		} else {
+			t.Errorf("%s: libtorrent now agrees (%q); the note %q is stale", c.link, v, c.ltDiffers)
 		}
 	}
 }

@@ -4,6 +4,7 @@
 package piece
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +12,9 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/anacrolix/torrent/bencode"
 )
@@ -334,17 +337,24 @@ func (m *MetaInfo) Trackers() []string {
 	return out
 }
 
-// Parse reads a .torrent file. It checks the whole v2 structure, the piece
-// layers against the files' roots and every path for safety; an error
-// wraps ErrInvalid and says what and where.
+// Parse reads a .torrent file. It checks the whole structure, the piece
+// layers it carries against the files' roots and every path for safety;
+// an error wraps ErrInvalid and says what and where. Like mainstream
+// clients it ignores bytes after the top-level dict and leaves a file's
+// layer nil when the torrent lacks it (see MissingLayers).
 func Parse(data []byte) (*MetaInfo, error) {
 	if len(data) > MaxTorrentSize {
 		return nil, invalid("%d bytes, more than the %d allowed", len(data), MaxTorrentSize)
 	}
+	// Mainstream clients ignore what follows the top-level dict (often a
+	// newline an editor or a web server added); the info-hash covers only
+	// the info dict, so nothing is lost by doing the same.
 	var top map[string]any
-	if err := decodeStrict(data, &top); err != nil {
+	n, err := decodeFirst(data, &top)
+	if err != nil {
 		return nil, err
 	}
+	data = data[:n]
 	var raw struct {
 		Info bencode.Bytes `bencode:"info"`
 	}
@@ -411,9 +421,11 @@ func parseAnnounceList(v any) ([][]string, error) {
 	return out, nil
 }
 
-// parseLayers checks the "piece layers" dict: every file larger than a
-// piece must have a layer of exactly its piece count whose padded root is
-// its pieces root.
+// parseLayers reads the "piece layers" dict. A layer that is there must
+// be exactly its file's piece count and hash to its pieces root; a file
+// whose layer is missing (the whole dict may be) keeps a nil layer, to be
+// fetched from peers as for a magnet link, which is what libtorrent does
+// with such a torrent too.
 func parseLayers(v any, info *Info) ([][]Hash, error) {
 	layers := make([][]Hash, len(info.Files))
 	var dictv map[string]any
@@ -438,7 +450,7 @@ func parseLayers(v any, info *Info) ([][]Hash, error) {
 		}
 		lv, ok := dictv[string(f.PiecesRoot[:])]
 		if !ok {
-			return nil, invalid("piece layers: none for %s (%d pieces)", strings.Join(f.Path, "/"), f.NumPieces)
+			continue
 		}
 		layer, err := decodeLayer(lv.(string), f.NumPieces)
 		if err != nil {
@@ -450,6 +462,23 @@ func parseLayers(v any, info *Info) ([][]Hash, error) {
 		layers[i] = layer
 	}
 	return layers, nil
+}
+
+// MissingLayers returns the indexes of the files whose piece layer the
+// torrent lacks: files of more than one piece in a v2 or hybrid torrent
+// whose .torrent left the layer out. Their pieces cannot be checked until
+// the layers are fetched from peers (swarm.Client.FetchLayersFrom).
+func (m *MetaInfo) MissingLayers() []int {
+	if !m.Info.HasV2() {
+		return nil
+	}
+	var out []int
+	for i, f := range m.Info.Files {
+		if f.NumPieces > 1 && (i >= len(m.Layers) || len(m.Layers[i]) != f.NumPieces) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 func decodeLayer(s string, n int) ([]Hash, error) {
@@ -480,7 +509,9 @@ func (in *Info) CheckLayer(i int, layer []Hash) error {
 // ParseInfo reads a bencoded info dict, such as one fetched from peers
 // (BEP 9): v2 (meta version 2 and a file tree), v1 (pieces with length or
 // files) or hybrid (both, describing the same files). Its info-hashes are
-// the SHA-256 and SHA-1 of b exactly as given.
+// the SHA-256 and SHA-1 of b exactly as given, so b must end with the
+// dict. File names are repaired as SanitizePathComponent says, only in
+// Name and Files; two files at one path, after repair, are refused.
 func ParseInfo(b []byte) (*Info, error) {
 	if len(b) > MaxInfoSize {
 		return nil, invalid("info dict of %d bytes, more than the %d allowed", len(b), MaxInfoSize)
@@ -525,8 +556,8 @@ func ParseInfo(b []byte) (*Info, error) {
 	if info.Name, err = d.string("name"); err != nil {
 		return nil, err
 	}
-	if err := CheckPathComponent(info.Name); err != nil {
-		return nil, invalid("info: name %q: %v", info.Name, err)
+	if info.Name, err = pathComponent(info.Name); err != nil {
+		return nil, invalid("info: name: %v", err)
 	}
 	if info.PieceLength, err = d.int("piece length"); err != nil {
 		return nil, err
@@ -560,6 +591,11 @@ func ParseInfo(b []byte) (*Info, error) {
 		if len(info.Files) == 0 {
 			return nil, invalid("info: file tree holds no files")
 		}
+		if info.TotalLength == 0 {
+			// Nothing to share, and no piece to number: libtorrent refuses
+			// it too.
+			return nil, invalid("info: no data in any file")
+		}
 		for i := range info.Files {
 			f := &info.Files[i]
 			f.Offset = int64(f.FirstPiece) * pl
@@ -579,7 +615,83 @@ func ParseInfo(b []byte) (*Info, error) {
 			return nil, err
 		}
 	}
+	if err := checkUnique(info.Files); err != nil {
+		return nil, err
+	}
 	return info, nil
+}
+
+// MaxPieces caps a torrent's piece count, as libtorrent caps it (2^21 at
+// 16 KiB pieces): the bitfield, the picker and the piece layers all grow
+// with it, and a torrent can claim any size in a few bytes.
+const MaxPieces = 1 << 21
+
+// pathComponent returns c sanitized as mainstream clients sanitize it
+// (SanitizePathComponent), or an error naming c if it is still unsafe.
+func pathComponent(c string) (string, error) {
+	s := SanitizePathComponent(c)
+	if err := CheckPathComponent(s); err != nil {
+		return "", fmt.Errorf("%q: %v", c, err)
+	}
+	return s, nil
+}
+
+// SanitizePathComponent returns a torrent's path component (or name) as
+// shoal stores it: invalid UTF-8 becomes U+FFFD and a '/' or '\' inside
+// the component becomes '_', where libtorrent and others likewise repair
+// the name rather than refuse the torrent. Only the local file name
+// changes: the info-hash covers the original bytes, and peers exchange
+// pieces, never paths. "", ".", ".." and NUL are left for
+// CheckPathComponent to refuse: no honest torrent holds them.
+func SanitizePathComponent(c string) string {
+	if utf8.ValidString(c) && !strings.ContainsAny(c, `/\`) {
+		return c
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, strings.ToValidUTF8(c, "\uFFFD"))
+}
+
+// checkUnique refuses two files at one path, and a path that is a file
+// and a folder of another file at once: one would overwrite the other on
+// disk. It runs on sanitized paths, so "a/b" and "a_b" collide too. Pad
+// files are never on disk and are not counted. The paths go into a tree
+// of components, so memory stays proportional to the info dict however
+// deep the paths.
+func checkUnique(files []File) error {
+	type node struct {
+		file bool
+		kids map[string]*node
+	}
+	root := &node{}
+	for i := range files {
+		f := &files[i]
+		if f.Pad {
+			continue
+		}
+		n := root
+		for k, c := range f.Path {
+			last := k == len(f.Path)-1
+			next, ok := n.kids[c]
+			switch {
+			case !ok:
+				if n.kids == nil {
+					n.kids = map[string]*node{}
+				}
+				next = &node{file: last}
+				n.kids[c] = next
+			case last && next.file:
+				return invalid("info: files[%d]: %q: two files at one path", i, strings.Join(f.Path, "/"))
+			case last || next.file:
+				return invalid("info: files[%d]: %q is both a file and a folder", i, strings.Join(f.Path[:k+1], "/"))
+			}
+			n = next
+		}
+	}
+	return nil
 }
 
 // MinV1PieceLength is the smallest v1 piece length shoal accepts: v1 sets
@@ -602,8 +714,8 @@ func parseV1(d dict, info *Info) error {
 		if err != nil {
 			return err
 		}
-		if n < 0 || n > maxTotalLength {
-			return invalid("info: length %d out of range", n)
+		if n < 0 || n > maxFileLength {
+			return invalid("info: length %d outside 0 to %d", n, int64(maxFileLength))
 		}
 		v1 = []File{{Path: []string{info.Name}, Length: n}}
 	case hasFiles:
@@ -613,6 +725,9 @@ func parseV1(d dict, info *Info) error {
 		}
 	default:
 		return invalid("info: pieces but neither length nor files")
+	}
+	if _, ok := d.m["pieces"]; !ok {
+		return invalid("info: v1 files but no pieces")
 	}
 	pieces, err := d.string("pieces")
 	if err != nil {
@@ -633,12 +748,15 @@ func parseV1(d dict, info *Info) error {
 				info.TotalLength += f.Length
 			}
 		}
+		if np := (off + info.PieceLength - 1) / info.PieceLength; np > MaxPieces {
+			return invalid("info: %d pieces, more than the %d allowed", np, MaxPieces)
+		}
 		info.Files, info.space = v1, off
 		info.NumPieces = int((off + info.PieceLength - 1) / info.PieceLength)
 		if info.TotalLength == 0 {
 			return invalid("info: no data in any file")
 		}
-	} else if err := matchHybrid(v1, hasLength, info); err != nil {
+	} else if err := matchHybrid(v1, info); err != nil {
 		return err
 	}
 	if len(pieces) != 20*info.NumPieces {
@@ -648,9 +766,14 @@ func parseV1(d dict, info *Info) error {
 	return nil
 }
 
-// maxTotalLength bounds a torrent's size: beyond it, offsets and piece
-// counts stop being sane (and int64 arithmetic would overflow).
-const maxTotalLength = 1 << 62
+// maxFileLength and maxTotalLength bound a file's size and a torrent's
+// (pad files included) where libtorrent bounds them, just under 16 TiB
+// and 256 TiB: no real torrent lies beyond, and a few bytes could
+// otherwise claim sizes that overflow offsets.
+const (
+	maxFileLength  = 1<<44 - 1<<14 - 1
+	maxTotalLength = 1<<48 - 1
+)
 
 // parseV1Files reads a v1 "files" list.
 func parseV1Files(v any) ([]File, error) {
@@ -680,8 +803,11 @@ func parseV1Files(v any) ([]File, error) {
 		if f.Length < 0 {
 			return nil, invalid("info: files[%d]: negative length %d", i, f.Length)
 		}
+		if f.Length > maxFileLength {
+			return nil, invalid("info: files[%d]: length %d beyond %d bytes", i, f.Length, int64(maxFileLength))
+		}
 		if total += f.Length; total > maxTotalLength || total < 0 {
-			return nil, invalid("info: files[%d]: total length overflows", i)
+			return nil, invalid("info: files[%d]: total length beyond %d bytes", i, int64(maxTotalLength))
 		}
 		if f.Attr, err = fd.optString("attr"); err != nil {
 			return nil, err
@@ -698,15 +824,25 @@ func parseV1Files(v any) ([]File, error) {
 		if len(comps) > maxDepthTree {
 			return nil, invalid("info: files[%d]: path nested more than %d deep", i, maxDepthTree)
 		}
+		safe := true
 		for _, c := range comps {
 			cs, ok := c.(string)
 			if !ok {
 				return nil, invalid("info: files[%d]: path: %s, want a string", i, typeName(c))
 			}
-			if err := CheckPathComponent(cs); err != nil && !f.Pad {
-				return nil, invalid("info: files[%d]: %q: %v", i, cs, err)
+			s, err := pathComponent(cs)
+			if err != nil {
+				if !f.Pad {
+					return nil, invalid("info: files[%d]: %v", i, err)
+				}
+				safe = false
 			}
-			f.Path = append(f.Path, cs)
+			f.Path = append(f.Path, s)
+		}
+		if !safe {
+			// A pad file is never on disk, so its path does not matter;
+			// still, no unsafe path is ever handed on.
+			f.Path = []string{".pad", strconv.FormatInt(f.Length, 10)}
 		}
 		out = append(out, f)
 	}
@@ -716,10 +852,23 @@ func parseV1Files(v any) ([]File, error) {
 // matchHybrid checks that the v1 file list of a hybrid describes the v2
 // file tree: the same files, sizes and order, each file that does not end
 // on a piece boundary followed by a pad file up to it, as BEP 52 requires
-// so that the v1 and v2 pieces cover the same bytes.
-func matchHybrid(v1 []File, single bool, info *Info) error {
+// so that the v1 and v2 pieces cover the same bytes. It follows
+// libtorrent: the last file with data may have its pad or not (libtorrent
+// writes one when empty files follow it, other creators add one at the
+// very end), but a pad is always exactly the way to the next piece
+// boundary and follows only a file that needs it. It sets the v1 piece
+// space, which runs through the pad that may follow the last file with
+// data.
+func matchHybrid(v1 []File, info *Info) error {
 	pl := info.PieceLength
+	lastData := -1
+	for i := range info.Files {
+		if info.Files[i].Length > 0 {
+			lastData = i
+		}
+	}
 	j := 0
+	var off int64
 	for i := range info.Files {
 		f := &info.Files[i]
 		if j >= len(v1) {
@@ -729,41 +878,46 @@ func matchHybrid(v1 []File, single bool, info *Info) error {
 		if g.Pad {
 			return invalid("hybrid: v1 files[%d] is a pad file where v2 has %q", j, strings.Join(f.Path, "/"))
 		}
-		same := g.Length == f.Length
-		if !single && !slices.Equal(g.Path, f.Path) {
-			same = false
-		}
-		if !same {
+		// A v1 single file is called Name, which must then be the v2
+		// file's name too, as libtorrent requires.
+		if g.Length != f.Length || !slices.Equal(g.Path, f.Path) {
 			return invalid("hybrid: v1 files[%d] %q (%d bytes) is not v2 file %q (%d bytes)",
 				j, strings.Join(g.Path, "/"), g.Length, strings.Join(f.Path, "/"), f.Length)
 		}
+		if f.Length > 0 && off != f.Offset {
+			// Cannot happen once the pads before were checked; kept so
+			// the two piece spaces provably agree.
+			return invalid("hybrid: v1 file %q at byte %d, v2 at %d", strings.Join(f.Path, "/"), off, f.Offset)
+		}
+		off += g.Length
 		j++
-		last := i == len(info.Files)-1
-		if rem := f.Length % pl; rem != 0 && !last {
-			if j >= len(v1) || !v1[j].Pad || v1[j].Length != pl-rem {
-				return invalid("hybrid: v2 file %q is not followed by a pad file of %d bytes in the v1 list", strings.Join(f.Path, "/"), pl-rem)
-			}
+		rem := f.Length % pl
+		if rem == 0 {
+			continue
+		}
+		hasPad := j < len(v1) && v1[j].Pad
+		switch {
+		case hasPad && v1[j].Length != pl-rem:
+			return invalid("hybrid: v1 files[%d]: pad file of %d bytes after %q, want %d to reach the piece boundary",
+				j, v1[j].Length, strings.Join(f.Path, "/"), pl-rem)
+		case !hasPad && i < lastData:
+			return invalid("hybrid: v2 file %q is not followed by a pad file of %d bytes in the v1 list", strings.Join(f.Path, "/"), pl-rem)
+		}
+		if hasPad {
+			off += v1[j].Length
 			j++
 		}
 	}
-	// A pad after the last file is allowed: some creators add one, and it
-	// only runs the last v1 piece on to its boundary.
-	if j < len(v1) && v1[j].Pad && j == len(v1)-1 {
-		j++
+	if j < len(v1) && v1[j].Pad {
+		return invalid("hybrid: v1 files[%d]: a pad file after the last file, which needs none", j)
 	}
 	if j != len(v1) {
 		return invalid("hybrid: v1 files[%d] %q has no v2 counterpart", j, strings.Join(v1[j].Path, "/"))
 	}
-	// The v1 piece space ends where the v1 list does: past the last file
-	// with data when a pad follows it, as libtorrent writes one when only
-	// empty files come after.
-	info.space = 0
-	for _, g := range v1 {
-		info.space += g.Length
+	if n := (off + pl - 1) / pl; n != int64(info.NumPieces) {
+		return invalid("hybrid: v1 files span %d pieces, v2 %d", n, info.NumPieces)
 	}
-	if int((info.space+pl-1)/pl) != info.NumPieces {
-		return invalid("hybrid: v1 pieces span %d pieces, v2 %d", (info.space+pl-1)/pl, info.NumPieces)
-	}
+	info.space = off
 	return nil
 }
 
@@ -784,14 +938,15 @@ func walkTree(node map[string]any, path []string, info *Info) error {
 		if name == "" {
 			return invalid("file tree: %q: empty path component", where)
 		}
-		if err := CheckPathComponent(name); err != nil {
+		safe, err := pathComponent(name)
+		if err != nil {
 			return invalid("file tree: %q: %v", where, err)
 		}
 		c, ok := child.(map[string]any)
 		if !ok {
 			return invalid("file tree: %q: %s, want a dict", where, typeName(child))
 		}
-		p := append(path[:len(path):len(path)], name)
+		p := append(path[:len(path):len(path)], safe)
 		leaf, isFile := c[""]
 		if isFile {
 			if len(c) != 1 {
@@ -829,12 +984,20 @@ func addFile(leaf any, path []string, info *Info) error {
 	if length < 0 {
 		return invalid("file tree: %q: negative length %d", where, length)
 	}
-	if info.TotalLength+length < info.TotalLength || info.TotalLength+length > 1<<62 {
-		return invalid("file tree: %q: total length overflows", where)
+	if length > maxFileLength {
+		return invalid("file tree: %q: length %d beyond %d bytes", where, length, int64(maxFileLength))
+	}
+	if info.TotalLength+length > maxTotalLength {
+		return invalid("file tree: %q: total length beyond %d bytes", where, int64(maxTotalLength))
 	}
 	f := File{Path: path, Length: length, FirstPiece: info.NumPieces}
 	if f.Attr, err = d.optString("attr"); err != nil {
 		return err
+	}
+	if strings.ContainsRune(f.Attr, 'p') {
+		// v2 aligns files by itself; pad files belong to the v1 list of a
+		// hybrid. libtorrent refuses them here too.
+		return invalid("file tree: %q: a pad file (attr p) in a v2 file tree", where)
 	}
 	root, hasRoot := m["pieces root"]
 	switch {
@@ -848,8 +1011,16 @@ func addFile(leaf any, path []string, info *Info) error {
 			return invalid("file tree: %q: pieces root is not 32 bytes", where)
 		}
 		copy(f.PiecesRoot[:], s)
+		if f.PiecesRoot == (Hash{}) {
+			// No data hashes to zeros: it stands for a root never computed.
+			return invalid("file tree: %q: pieces root is all zeros", where)
+		}
 	}
-	f.NumPieces = int((length + info.PieceLength - 1) / info.PieceLength)
+	np := (length + info.PieceLength - 1) / info.PieceLength
+	if int64(info.NumPieces)+np > MaxPieces {
+		return invalid("file tree: %q: more than %d pieces in the torrent", where, MaxPieces)
+	}
+	f.NumPieces = int(np)
 	info.NumPieces += f.NumPieces
 	info.TotalLength += length
 	info.Files = append(info.Files, f)
@@ -860,8 +1031,9 @@ func addFile(leaf any, path []string, info *Info) error {
 // element of a file's path) that could lead out of the download folder or
 // that some file system cannot hold: empty, "." or "..", one holding a
 // separator of any system ('/' or '\') or a NUL. Parse applies it to every
-// component; storage applies it again before touching the disk, as the last
-// line of defence for an Info that did not come from Parse.
+// component once SanitizePathComponent has repaired what it can; storage
+// applies it again before touching the disk, as the last line of defence
+// for an Info that did not come from Parse.
 func CheckPathComponent(c string) error {
 	switch {
 	case c == "":
@@ -878,6 +1050,22 @@ func CheckPathComponent(c string) error {
 		return errors.New("path component contains NUL")
 	}
 	return nil
+}
+
+// decodeFirst is decodeStrict for the first value of b, whatever
+// follows it; it returns that value's length.
+func decodeFirst(b []byte, v *map[string]any) (int, error) {
+	var x any
+	dec := bencode.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&x); err != nil {
+		return 0, invalid("bencode: %v", err)
+	}
+	m, ok := x.(map[string]any)
+	if !ok {
+		return 0, invalid("%s at top level, want a dict", typeName(x))
+	}
+	*v = m
+	return int(dec.Offset), nil
 }
 
 // decodeStrict decodes bencode into generic values, which makes the decoder

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/shoal-p2p/shoal/piece"
@@ -136,4 +137,106 @@ type suspect struct {
 	senders  []*peer
 	asked    *peer
 	deadline time.Time
+}
+
+// Smart ban: finding who sent the bad block of a v1 piece, which has no
+// merkle tree to ask leaf hashes of. When a piece that several peers sent
+// fails its SHA-1, who sent each block and a hash of it (blockSum) are
+// kept; once the piece passes, the data that passed is the truth, and each
+// peer that had sent a block that differs from it is struck. A piece sent
+// by one peer alone convicts it at once, as in blame.
+
+// maxBanBlocks bounds the blocks smart ban remembers across all failed
+// pieces (16 bytes each): past it the oldest failed pieces are forgotten,
+// which only spares their senders a strike.
+const maxBanBlocks = 1 << 16
+
+// smartBan is what is kept of failed v1 pieces until they pass. Guarded
+// by t.mu.
+type smartBan struct {
+	failed map[int][]banAttempt // by piece, each failed download of it
+	order  []int                // pieces in the order they failed, oldest first; may hold some no longer in failed
+	blocks int                  // blocks held in failed
+}
+
+// banAttempt is one failed download of a piece: each block's sender and
+// blockSum.
+type banAttempt struct {
+	senders []*peer
+	sums    []uint64
+}
+
+// smartBanFailed records who sent what of a failed v1 piece. Called with
+// t.mu held.
+func (t *Torrent) smartBanFailed(pc int, pp *partialPiece) {
+	var lone *peer
+	several := false
+	for _, s := range pp.senders {
+		if s == nil {
+			continue
+		}
+		if lone == nil {
+			lone = s
+		} else if s != lone {
+			several = true
+			break
+		}
+	}
+	if !several {
+		if lone != nil {
+			t.strike(lone, fmt.Sprintf("piece %d failed its hash and came from it alone", pc))
+		}
+		return
+	}
+	b := &t.ban
+	if b.failed == nil {
+		b.failed = map[int][]banAttempt{}
+	}
+	for b.blocks+len(pp.sums) > maxBanBlocks && len(b.order) > 0 {
+		old := b.order[0]
+		b.order = b.order[1:]
+		for _, a := range b.failed[old] {
+			b.blocks -= len(a.sums)
+		}
+		delete(b.failed, old)
+	}
+	if len(pp.sums) > maxBanBlocks {
+		return // a piece this large could not be remembered at all
+	}
+	if _, ok := b.failed[pc]; !ok {
+		b.order = append(b.order, pc)
+	}
+	// The partial piece is dropped now: its slices are the attempt's.
+	b.failed[pc] = append(b.failed[pc], banAttempt{senders: pp.senders, sums: pp.sums})
+	b.blocks += len(pp.sums)
+	if len(b.order) > 2*len(b.failed)+16 {
+		// Pieces that passed since leave stale entries: drop them, so the
+		// order does not grow with every failure of a long session.
+		b.order = slices.DeleteFunc(b.order, func(x int) bool { _, ok := b.failed[x]; return !ok })
+	}
+}
+
+// smartBanPassed strikes the peers that sent blocks of piece pc, which has
+// just passed its hash, that differ from what passed. Called with t.mu
+// held.
+func (t *Torrent) smartBanPassed(pc int, pp *partialPiece) {
+	b := &t.ban
+	attempts, ok := b.failed[pc]
+	if !ok {
+		return
+	}
+	delete(b.failed, pc)
+	bad := map[*peer]int{}
+	for _, a := range attempts {
+		b.blocks -= len(a.sums)
+		for i, s := range a.senders {
+			if s != nil && i < len(pp.sums) && a.sums[i] != pp.sums[i] {
+				bad[s]++
+			}
+		}
+	}
+	for q, n := range bad {
+		t.provenBlocks += n
+		t.strike(q, fmt.Sprintf("%d blocks of piece %d differ from the data that passed its hash", n, pc))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/shoal-p2p/shoal/piece"
@@ -83,12 +84,11 @@ func (t *Torrent) stopped() bool {
 }
 
 // stopDownload puts the torrent in its failed state after a write to file
-// of piece pc failed: nothing more is asked of peers and what is still out
-// is cancelled, peers are told we want nothing, and pieces only partly
+// fi of piece pc failed: nothing more is asked of peers and what is still
+// out is cancelled, peers are told we want nothing, and pieces only partly
 // written are given up, their bytes counted as wasted. Verified pieces stay
 // and are still served. Called with t.mu held, once.
-func (t *Torrent) stopDownload(pc int, werr error) {
-	fi := t.info.FileOfPiece(pc)
+func (t *Torrent) stopDownload(pc, fi int, werr error) {
 	t.diskErr = &DiskError{
 		Op:    "writing",
 		Path:  filepath.Join(append([]string{t.st.Dir()}, t.info.DiskPath(fi)...)...),
@@ -120,6 +120,34 @@ func (t *Torrent) stopDownload(pc int, werr error) {
 		delete(t.partial, p)
 		t.picker.HandlePieceFailed(p)
 	}
+}
+
+// writeFailedOn names the file a failed write of bytes [begin, begin+n)
+// of piece pc went to: the piece's only file in a torrent with v2; in a v1
+// torrent, where a block may cross files, the one its data spans that the
+// error names, else the first. Called with t.mu held.
+func (t *Torrent) writeFailedOn(pc, begin, n int, werr error) int {
+	first := t.info.FileOfPiece(pc)
+	if t.info.Format != piece.FormatV1 {
+		return first
+	}
+	t.spans = t.info.AppendSpans(t.spans[:0], pc, int64(begin), int64(n))
+	first = -1
+	for _, s := range t.spans {
+		if s.File < 0 {
+			continue
+		}
+		if first < 0 {
+			first = s.File
+		}
+		if strings.Contains(werr.Error(), filepath.Join(t.info.DiskPath(s.File)...)) {
+			return s.File
+		}
+	}
+	if first < 0 {
+		return t.info.FileOfPiece(pc)
+	}
+	return first
 }
 
 // repeatLog logs the first of a run of like errors and only counts the

@@ -2,10 +2,13 @@ package swarm
 
 // The download pipeline: what to request of each peer, blocks received
 // and hashed as they arrive, the disk queue, and pieces verified against
-// their merkle root before they are announced with have.
+// their hashes before they are announced with have: the merkle root in
+// v2, the SHA-1 in v1, both in a hybrid.
 
 import (
 	"crypto/sha256"
+	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -13,16 +16,66 @@ import (
 	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
-// partialPiece collects what is known of a piece being downloaded: the
-// leaf hash of every block as it arrived, and who sent it, so a failing
-// piece can be pinned on the peer that sent the bad block.
+// partialPiece collects what is known of a piece being downloaded: a hash
+// of every block as it arrived, and who sent it, so a failing piece can be
+// pinned on the peer that sent the bad block. Blocks are hashed with their
+// leaf hash where the torrent has merkle trees (v2, hybrid) and with a
+// cheap keyed hash for smart ban in a v1 torrent (blame.go).
 type partialPiece struct {
-	leaves  []piece.Hash
+	leaves  []piece.Hash // v2 and hybrid: each block's leaf hash
+	sums    []uint64     // v1: each block's blockSum
 	senders []*peer
+	blocks  int // in the piece
 	written int // blocks on disk
 	pending int // blocks accepted but still being written
 	// writtenBytes is the payload on disk: wasted if the piece is given up.
 	writtenBytes int64
+
+	// v1 holds the piece's SHA-1 so far (v1 and hybrid), fed by the disk
+	// writers with the blocks that reach the disk in order, so that a
+	// piece downloaded in order is never read back; nil until its first
+	// block does. Guarded by v1mu, not t.mu: hashing a block under the
+	// torrent's lock would stall every peer.
+	v1mu sync.Mutex
+	v1   *piece.V1Hasher
+}
+
+// blockSum is the hash smart ban keeps of a v1 block: 64 bits of a hash
+// keyed with a secret seed per torrent. It runs at memory speed, where a
+// SHA-1 per block would double the hashing a v1 download already does,
+// and a poisoner cannot make its bad block sum like the good one without
+// knowing the seed, which never leaves the process: an accidental match
+// is a 2^-64 chance per block.
+func (t *Torrent) blockSum(data []byte) uint64 { return maphash.Bytes(t.banSeed, data) }
+
+// v1Hashers recycles the SHA-1 state of pieces being downloaded.
+var v1Hashers = sync.Pool{New: func() any { return new(piece.V1Hasher) }}
+
+// feedV1 adds a block just written to the piece's SHA-1 if it is the next
+// in order. Called by a disk writer, without t.mu.
+func (pp *partialPiece) feedV1(begin int, data []byte) {
+	pp.v1mu.Lock()
+	defer pp.v1mu.Unlock()
+	if pp.v1 == nil {
+		if begin != 0 {
+			return
+		}
+		pp.v1 = v1Hashers.Get().(*piece.V1Hasher)
+		pp.v1.Reset()
+	}
+	if pp.v1.Len() == int64(begin) {
+		pp.v1.Write(data)
+	}
+}
+
+// releaseV1 gives the piece's SHA-1 state back to the pool.
+func (pp *partialPiece) releaseV1() {
+	pp.v1mu.Lock()
+	if pp.v1 != nil {
+		v1Hashers.Put(pp.v1)
+		pp.v1 = nil
+	}
+	pp.v1mu.Unlock()
 }
 
 // blockKey names a block by piece and byte offset.
@@ -103,7 +156,16 @@ func (p *peer) handlePiece(m *wire.Message) error {
 	}
 	p.downBytes.Add(int64(n))
 	t.downloaded.Add(int64(n))
-	leaf := piece.Hash(sha256.Sum256(m.Payload))
+	var leaf piece.Hash
+	var sum uint64
+	if t.info.HasV2() {
+		leaf = sha256.Sum256(m.Payload)
+	} else {
+		sum = t.blockSum(m.Payload)
+	}
+	// Padding is zeros by definition: a peer that sends anything else
+	// there sent bad data, and storage would refuse to write it.
+	padData := t.padded && p.padData(pc, int(m.Begin), m.Payload)
 
 	t.mu.Lock()
 	k := blockKey{m.Index, m.Begin}
@@ -120,6 +182,12 @@ func (p *peer) handlePiece(m *wire.Message) error {
 		return protocolError(ViolationUnrequestedBlock, "unrequested block %d+%d of piece %d", m.Begin, n, m.Index)
 	}
 	p.lastBlock = time.Now()
+	if padData {
+		t.wasted.Add(int64(n))
+		t.strike(p, fmt.Sprintf("block %d+%d of piece %d has data where the torrent has padding", m.Begin, n, m.Index))
+		t.mu.Unlock()
+		return protocolError(ViolationBlock, "block %d+%d of piece %d has data in padding", m.Begin, n, m.Index)
+	}
 	if t.diskErr != nil {
 		// The download stopped on a disk error: blocks still in flight
 		// have nowhere to go.
@@ -148,10 +216,19 @@ func (p *peer) handlePiece(m *wire.Message) error {
 	pp := t.partial[pc]
 	if pp == nil {
 		nb := t.info.BlocksIn(pc)
-		pp = &partialPiece{leaves: make([]piece.Hash, nb), senders: make([]*peer, nb)}
+		pp = &partialPiece{blocks: nb, senders: make([]*peer, nb)}
+		if t.info.HasV2() {
+			pp.leaves = make([]piece.Hash, nb)
+		} else {
+			pp.sums = make([]uint64, nb)
+		}
 		t.partial[pc] = pp
 	}
-	pp.leaves[blk] = leaf
+	if pp.leaves != nil {
+		pp.leaves[blk] = leaf
+	} else {
+		pp.sums[blk] = sum
+	}
 	pp.senders[blk] = p
 	pp.pending++
 	p.fill()
@@ -184,10 +261,30 @@ type diskJob struct {
 	pp           *partialPiece
 }
 
+// padData reports whether a block of piece pc starting at begin has
+// anything but zeros where the torrent has padding (BEP 47 pad files in a
+// v1 torrent). Called by the peer's reader, without t.mu.
+func (p *peer) padData(pc, begin int, data []byte) bool {
+	p.spans = p.t.info.AppendSpans(p.spans[:0], pc, int64(begin), int64(len(data)))
+	off := 0
+	for _, s := range p.spans {
+		if s.File < 0 {
+			for _, c := range data[off : off+int(s.Len)] {
+				if c != 0 {
+					return true
+				}
+			}
+		}
+		off += int(s.Len)
+	}
+	return false
+}
+
 // diskLoop writes accepted blocks and verifies pieces once their last block
 // is on disk. Once a disk error stopped the download, what is still queued
 // is dropped unwritten.
 func (t *Torrent) diskLoop() {
+	var readBuf []byte // pieces read back for their SHA-1, reused
 	for {
 		select {
 		case <-t.ctx.Done():
@@ -197,10 +294,22 @@ func (t *Torrent) diskLoop() {
 			if !t.stopped() {
 				werr = t.st.WriteBlock(j.pc, j.begin, j.buf[:j.n])
 			}
+			if werr == nil && t.info.HasV1() {
+				j.pp.feedV1(j.begin, j.buf[:j.n])
+			}
 			blockPool.Put(j.buf)
 			t.mu.Lock()
-			stopped := t.blockWritten(j, werr)
+			stopped, complete := t.blockWritten(j, werr)
 			t.mu.Unlock()
+			if complete {
+				// The SHA-1 may need the piece read back: not under t.mu.
+				var ok bool
+				var rerr error
+				ok, readBuf, rerr = t.checkV1(j.pc, j.pp, readBuf)
+				t.mu.Lock()
+				t.pieceDone(j.pc, j.pp, ok, rerr)
+				t.mu.Unlock()
+			}
 			if stopped {
 				// Keep what was verified: the record may be all the next
 				// run has to go on.
@@ -214,9 +323,34 @@ func (t *Torrent) diskLoop() {
 	}
 }
 
-// blockWritten accounts for a block on disk, and reports whether its write
-// error just stopped the download. Called with t.mu held.
-func (t *Torrent) blockWritten(j diskJob, werr error) (stopped bool) {
+// checkV1 completes the SHA-1 of piece pc, all of whose blocks are on disk,
+// and reports whether it is the torrent's: the blocks that reached the
+// disk in order were hashed then, the rest is read back into buf (grown
+// as needed and returned for reuse). An error is a failed read of our own
+// disk. Called by a disk writer, without t.mu.
+func (t *Torrent) checkV1(pc int, pp *partialPiece, buf []byte) (bool, []byte, error) {
+	pp.v1mu.Lock()
+	defer pp.v1mu.Unlock()
+	if pp.v1 == nil {
+		pp.v1 = v1Hashers.Get().(*piece.V1Hasher)
+		pp.v1.Reset()
+	}
+	if size := t.info.PieceSize(pc); pp.v1.Len() < size {
+		data, err := t.st.ReadPiece(pc, buf)
+		if err != nil {
+			return false, buf, err
+		}
+		buf = data
+		pp.v1.Write(data[pp.v1.Len():size])
+	}
+	return pp.v1.Check(t.info, pc), buf, nil
+}
+
+// blockWritten accounts for a block on disk. It reports whether its write
+// error just stopped the download, and whether the piece is complete and
+// needs its SHA-1 finished (v1, hybrid) before pieceDone; a piece of a v2
+// torrent is checked here. Called with t.mu held.
+func (t *Torrent) blockWritten(j diskJob, werr error) (stopped, complete bool) {
 	pp := j.pp
 	pp.pending--
 	if werr != nil || t.diskErr != nil {
@@ -228,46 +362,64 @@ func (t *Torrent) blockWritten(j diskJob, werr error) (stopped bool) {
 		if werr != nil {
 			t.writeErrs.add(t.log, time.Now(), "writing block", "piece", j.pc, "err", werr)
 		}
-		return false
+		return false, false
 	case werr != nil && t.ctx.Err() != nil:
-		return false // closing: the storage may be gone already
+		return false, false // closing: the storage may be gone already
 	case werr != nil:
 		// Our disk failed, not the peer, and it will fail the next block
 		// too: the torrent stops downloading rather than fetch and drop
 		// blocks forever.
-		t.stopDownload(j.pc, werr)
+		t.stopDownload(j.pc, t.writeFailedOn(j.pc, j.begin, j.n, werr), werr)
 		t.writeErrs.add(t.log, time.Now(), "download stopped by a disk error; still serving the verified pieces",
 			"file", t.diskErr.Path, "piece", j.pc, "err", werr)
-		return true
+		return true, false
 	}
 	pp.written++
 	pp.writtenBytes += int64(j.n)
-	if pp.written == len(pp.leaves) && pp.pending == 0 {
-		t.pieceDone(j.pc, pp)
+	if pp.written == pp.blocks && pp.pending == 0 {
+		if t.info.HasV1() {
+			return false, true
+		}
+		t.pieceDone(j.pc, pp, true, nil)
 	}
-	return false
+	return false, false
 }
 
-// pieceDone checks a fully written piece against its hash. Called with
+// pieceDone checks a fully written piece against its hashes: its merkle
+// root if the torrent has v2, and v1ok, what checkV1 found (true for a v2
+// torrent), with v1err should the piece not be read back. Called with
 // t.mu held.
-func (t *Torrent) pieceDone(pc int, pp *partialPiece) {
+func (t *Torrent) pieceDone(pc int, pp *partialPiece, v1ok bool, v1err error) {
+	if t.partial[pc] != pp {
+		// Given up while its SHA-1 was finished (a disk error stopped
+		// the download): counted as wasted then.
+		pp.releaseV1()
+		return
+	}
 	delete(t.partial, pc)
-	fi := t.info.FileOfPiece(pc)
-	width := t.info.PieceWidth(fi)
-	want, known := t.meta.ExpectedRoot(pc)
-	// Hash a copy in the torrent's scratch: the leaves themselves are kept
-	// for blame should the piece fail.
-	scratch := t.scratch[:len(pp.leaves)]
-	copy(scratch, pp.leaves)
-	got := piece.RootOfLeaves(scratch, width)
-	if known && got == want {
+	pp.releaseV1()
+	merkleOK := true
+	if t.info.HasV2() {
+		fi := t.info.FileOfPiece(pc)
+		width := t.info.PieceWidth(fi)
+		want, known := t.meta.ExpectedRoot(pc)
+		// Hash a copy in the torrent's scratch: the leaves themselves are
+		// kept for blame should the piece fail.
+		scratch := t.scratch[:len(pp.leaves)]
+		copy(scratch, pp.leaves)
+		merkleOK = known && piece.RootOfLeaves(scratch, width) == want
+	}
+	if merkleOK && v1ok {
 		if t.firstPiece.IsZero() {
 			t.firstPiece = time.Now()
 			close(t.firstPieceCh)
 		}
 		t.picker.HandlePieceVerified(pc)
 		t.st.MarkVerified(pc)
-		t.verifiedBytes.Add(t.info.PieceSize(pc))
+		t.verifiedBytes.Add(t.dataBytes(pc))
+		if pp.sums != nil {
+			t.smartBanPassed(pc, pp)
+		}
 		t.cancelPiece(pc)
 		for q := range t.peers {
 			q.enqueue(func(b []byte) []byte { return wire.AppendHave(b, uint32(pc)) })
@@ -286,7 +438,26 @@ func (t *Torrent) pieceDone(pc int, pp *partialPiece) {
 	t.wasted.Add(t.info.PieceSize(pc))
 	t.picker.HandlePieceFailed(pc)
 	t.st.MarkMissing(pc)
-	t.blame(pc, pp.leaves, pp.senders)
+	switch {
+	case v1err != nil:
+		// Our disk, not the peers: nobody is blamed. Closing, the
+		// storage may be gone already: no news then.
+		if t.ctx.Err() == nil {
+			t.log.Warn("cannot read piece back to check it; downloading it again", "piece", pc, "err", v1err)
+		}
+	case !merkleOK:
+		t.blame(pc, pp.leaves, pp.senders)
+	case pp.leaves != nil:
+		// A hybrid piece whose data matches its merkle root but not its
+		// SHA-1: the torrent's two descriptions of the data disagree, and
+		// no peer can send a piece that satisfies both. Said once.
+		if !t.saidInconsistent {
+			t.saidInconsistent = true
+			t.log.Error("piece matches the torrent's v2 hash but not its v1 hash: the torrent is inconsistent; no peer is blamed", "piece", pc)
+		}
+	default:
+		t.smartBanFailed(pc, pp)
+	}
 	for q := range t.peers {
 		q.fill()
 	}

@@ -85,7 +85,22 @@ func (c *Client) FetchInfoStatus(ctx context.Context, mg piece.Magnet, peers <-c
 		stop()
 		<-done
 	}()
-	return c.fetchInfo(ctx, mg, ch, status)
+	return c.fetchInfo(ctx, mg, nil, ch, status)
+}
+
+// FetchLayersFrom gets the piece layers that m lacks (m.MissingLayers: a
+// .torrent that left them out) from peers found by sources, the way
+// FetchInfoFrom gets a magnet's: each layer is proven up to its file's
+// root before it is kept, and one peer must deliver them all. On success
+// m.Layers holds every layer; on failure m is unchanged.
+func (c *Client) FetchLayersFrom(ctx context.Context, m *piece.MetaInfo, sources []Source, status func(FetchStatus)) error {
+	mg := piece.Magnet{Hash: m.Info.Hash, V1Hash: m.Info.V1Hash}
+	got, err := c.fetchInfoFrom(ctx, mg, m, sources, status)
+	if err != nil {
+		return err
+	}
+	m.Layers = got.Layers
+	return nil
 }
 
 // foundAddr is an address to ask for metadata; v2 says a source found it
@@ -96,10 +111,14 @@ type foundAddr struct {
 }
 
 // fetchInfo is FetchInfoStatus with each address tagged with the hash
-// that found it.
-func (c *Client) fetchInfo(ctx context.Context, mg piece.Magnet, peers <-chan foundAddr, status func(FetchStatus)) (*piece.MetaInfo, error) {
+// that found it; with known set, it fetches only the layers known lacks.
+func (c *Client) fetchInfo(ctx context.Context, mg piece.Magnet, known *piece.MetaInfo, peers <-chan foundAddr, status func(FetchStatus)) (*piece.MetaInfo, error) {
 	if !mg.HasV1() && !mg.HasV2() {
 		return nil, errors.New("metadata: the magnet link carries no info-hash")
+	}
+	what := "metadata"
+	if known != nil {
+		what = "piece layers"
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -140,7 +159,7 @@ loop:
 				defer wg.Done()
 				pctx, pcancel := context.WithTimeout(ctx, fetchPeerTimeout)
 				defer pcancel()
-				m, err := c.fetchFrom(pctx, mg, a, v2)
+				m, err := c.fetchFrom(pctx, mg, known, a, v2)
 				results <- outcome{a, m, err}
 			}()
 		}
@@ -184,7 +203,7 @@ loop:
 				break loop
 			}
 			lastErr = fmt.Sprintf("%s: %v", o.addr, o.err)
-			c.log.Info("metadata from peer failed", "peer", o.addr, "err", o.err)
+			c.log.Info(what+" from peer failed", "peer", o.addr, "err", o.err)
 			if errors.Is(o.err, errUnreachable) {
 				failures[o.addr]++
 				retryAt[o.addr] = time.Now().Add(min(maxFetchRetry, fetchRetry<<min(failures[o.addr]-1, 5)))
@@ -208,9 +227,9 @@ loop:
 		lastErr = "no peer to ask"
 	}
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("metadata not found: %w (%d peer addresses known; last error: %v)", context.Cause(ctx), len(failures), lastErr)
+		return nil, fmt.Errorf("%s not found: %w (%d peer addresses known; last error: %v)", what, context.Cause(ctx), len(failures), lastErr)
 	}
-	return nil, fmt.Errorf("metadata not found: %v", lastErr)
+	return nil, fmt.Errorf("%s not found: %v", what, lastErr)
 }
 
 // magnetHashes lists the swarm hashes of a magnet link as a torrent's
@@ -232,6 +251,12 @@ func magnetHashes(mg piece.Magnet) [][20]byte {
 // when no address is left to try. Every source has stopped when it
 // returns.
 func (c *Client) FetchInfoFrom(ctx context.Context, mg piece.Magnet, sources []Source, status func(FetchStatus)) (*piece.MetaInfo, error) {
+	return c.fetchInfoFrom(ctx, mg, nil, sources, status)
+}
+
+// fetchInfoFrom is FetchInfoFrom, or with known set the fetch of the
+// layers known lacks.
+func (c *Client) fetchInfoFrom(ctx context.Context, mg piece.Magnet, known *piece.MetaInfo, sources []Source, status func(FetchStatus)) (*piece.MetaInfo, error) {
 	fctx, stop := context.WithCancel(ctx)
 	ch := make(chan foundAddr, 256)
 	var v2 [20]byte
@@ -257,7 +282,7 @@ func (c *Client) FetchInfoFrom(ctx context.Context, mg piece.Magnet, sources []S
 		stop()
 		<-done
 	}()
-	return c.fetchInfo(ctx, mg, ch, status)
+	return c.fetchInfo(ctx, mg, known, ch, status)
 }
 
 // errUnreachable marks a failure to reach a peer or to get its handshake:
@@ -290,28 +315,32 @@ func fetchHash(mg piece.Magnet, foundV2 bool) (sent [20]byte, v2bit bool, v2 [20
 	return mg.V1Hash, true, v2
 }
 
-// fetchFrom asks one peer for the info dict and piece layers; foundV2
+// fetchFrom asks one peer for the info dict and piece layers, or with
+// known set for the layers known lacks, returning a new MetaInfo; foundV2
 // says a source found it under mg's v2 hash (fetchHash).
-func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, addr netip.AddrPort, foundV2 bool) (*piece.MetaInfo, error) {
+func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, known *piece.MetaInfo, addr netip.AddrPort, foundV2 bool) (*piece.MetaInfo, error) {
 	sent, v2bit, v2 := fetchHash(mg, foundV2)
 	f, v2conn, err := c.fetchConn(ctx, addr, sent, v2bit, v2, c.peerID)
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
-	info, err := f.info(mg)
-	if err != nil {
+	var info *piece.Info
+	if known != nil {
+		info = known.Info
+	} else if info, err = f.info(mg); err != nil {
 		return nil, err
 	}
 	m := &piece.MetaInfo{Info: info, Layers: make([][]piece.Hash, len(info.Files))}
-	if !info.HasV2() {
-		return m, nil // v1: the SHA-1 piece hashes are in the dict
+	if known != nil {
+		copy(m.Layers, known.Layers)
 	}
-	layered := false
-	for i := range info.Files {
-		layered = layered || info.Files[i].NumPieces >= 2
+	// None for v1, whose SHA-1 piece hashes are in the dict.
+	missing := m.MissingLayers()
+	if len(missing) == 0 {
+		return m, nil
 	}
-	if layered && !v2conn {
+	if !v2conn {
 		// BEP 52 hash messages pass only on a v2 connection, and this one
 		// is v1 (a btih link, or a peer that did not take the upgrade):
 		// ask again under the v2 hash, which the dict now names. A peer
@@ -326,10 +355,7 @@ func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, addr netip.Addr
 		}
 		defer f.close()
 	}
-	for i := range info.Files {
-		if info.Files[i].NumPieces < 2 {
-			continue
-		}
+	for _, i := range missing {
 		if m.Layers[i], err = f.layer(info, i); err != nil {
 			return nil, fmt.Errorf("piece layer of file %d: %w", i, err)
 		}

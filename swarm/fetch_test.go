@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -238,5 +239,58 @@ func TestFetchInfoUnreachableUntilTimeout(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), a.String()) || !strings.Contains(err.Error(), "refused") ||
 		!strings.Contains(err.Error(), "deadline") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// A .torrent whose piece layers were left out gets them from peers as a
+// magnet does: a peer that forges them is passed over, an honest one
+// completes the torrent.
+func TestFetchLayersForTorrent(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 16<<10)
+	stripped := &piece.MetaInfo{Info: m.Info}
+	if len(stripped.MissingLayers()) == 0 {
+		t.Fatal("test content has no file of several pieces")
+	}
+	size := int64(len(m.Info.Bytes))
+	forger := liar(t, wire.TruncateV2(m.Info.Hash), size, func(p int) []byte { return nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := fetcher(t).FetchLayersFrom(ctx, stripped, []Source{FixedPeers(forger)}, nil); err == nil || !strings.Contains(err.Error(), "piece layers not found") {
+		t.Fatalf("forged layers: %v", err)
+	}
+	if stripped.Layers != nil {
+		t.Fatal("a failed fetch changed the torrent")
+	}
+	seeder := startNode(t, m, src, Config{}, nil)
+	if err := fetcher(t).FetchLayersFrom(ctx, stripped, []Source{FixedPeers(forger, seeder.addr())}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := stripped.MissingLayers(); len(got) != 0 {
+		t.Fatalf("still missing %v", got)
+	}
+	for i := range m.Layers {
+		if !slices.Equal(stripped.Layers[i], m.Layers[i]) {
+			t.Fatalf("layer %d differs from the torrent's", i)
+		}
+	}
+
+	// A hybrid's layers come over a v2 connection, whichever hash the
+	// peer is dialed with.
+	hsrc := t.TempDir()
+	content(t, hsrc, "multi", multiFiles, 16<<10)
+	hm, err := piece.Build(context.Background(), filepath.Join(hsrc, "multi"), piece.BuildOptions{PieceLength: 16 << 10, Format: piece.FormatHybrid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hseeder := startNode(t, hm, hsrc, Config{}, allHave(hm.Info.NumPieces))
+	hbare := &piece.MetaInfo{Info: hm.Info}
+	if err := fetcher(t).FetchLayersFrom(ctx, hbare, []Source{FixedPeers(hseeder.addr())}, nil); err != nil {
+		t.Fatalf("hybrid: %v", err)
+	}
+	for i := range hm.Layers {
+		if !slices.Equal(hbare.Layers[i], hm.Layers[i]) {
+			t.Fatalf("hybrid: layer %d differs from the torrent's", i)
+		}
 	}
 }

@@ -33,6 +33,9 @@ func (p *peer) handleHashRequest(m *wire.Message) error {
 	}
 	fi := -1
 	for i := range t.info.Files {
+		if !t.info.HasV2() {
+			break // a v1 torrent has no merkle trees to answer from
+		}
 		if t.info.Files[i].PiecesRoot == m.PiecesRoot && t.info.Files[i].Length > 0 {
 			fi = i
 			break

@@ -79,6 +79,9 @@ type peer struct {
 	lastBlock time.Time
 	withheld  map[uint32]time.Time
 	hashReqs  int // our hash requests outstanding at this peer
+	// spans is the reader's scratch for finding padding in a block
+	// (padData); touched by the reader goroutine only.
+	spans []piece.Span
 
 	// Choking (choke.go): unchokedUs records that it ever unchoked us;
 	// snubbedUs that it kept us choked past the grace while it had what we

@@ -113,6 +113,21 @@ func (t *Torrent) pieceRange(fi int) (lo, hi int) {
 	return f.FirstPiece, f.FirstPiece + f.NumPieces
 }
 
+// filesOf is the files piece pc holds data of, [lo, hi): one in a torrent
+// with v2, where pieces never span files, and as many as the piece crosses
+// in a v1 torrent (pad and empty files among them, which never have a
+// fault).
+func (t *Torrent) filesOf(pc int) (lo, hi int) {
+	lo = t.info.FileOfPiece(pc)
+	if t.info.Format != piece.FormatV1 {
+		return lo, lo + 1
+	}
+	end := int64(pc+1) * t.info.PieceLength
+	for hi = lo + 1; hi < len(t.info.Files) && t.info.Files[hi].Offset < end; hi++ {
+	}
+	return lo, hi
+}
+
 // servable reports whether a request for piece pc, which we have, may be
 // queued. Called with t.mu held; costs nothing while no file had trouble.
 func (t *Torrent) servable(pc int) bool {
@@ -123,8 +138,13 @@ func (t *Torrent) servable(pc int) bool {
 	if s.files == nil {
 		return true
 	}
-	f := s.files[t.info.FileOfPiece(pc)]
-	return f == nil || !f.unreadable
+	lo, hi := t.filesOf(pc)
+	for fi := lo; fi < hi; fi++ {
+		if f := s.files[fi]; f != nil && f.unreadable {
+			return false
+		}
+	}
+	return true
 }
 
 // servableHave is what we can serve, for a new peer's bitfield: pieces we
@@ -179,8 +199,15 @@ func (t *Torrent) serveBlock(u upload, buf []byte) bool {
 	fi := t.info.FileOfPiece(pc)
 	if errors.Is(err, storage.ErrChanged) {
 		// Noticed by the open: deal with it now, not at the next tick.
+		// A v1 piece may span files: whichever changed is dealt with.
+		changed := []int{fi}
+		if lo, hi := t.filesOf(pc); hi-lo > 1 {
+			changed = t.st.ChangedFiles(nil)
+		}
 		t.mu.Lock()
-		t.fileChanged(fi)
+		for _, c := range changed {
+			t.fileChanged(c)
+		}
 		t.mu.Unlock()
 		if !t.checkBeforeServing(pc) {
 			return false
@@ -192,10 +219,28 @@ func (t *Torrent) serveBlock(u upload, buf []byte) bool {
 			return false // changing as we speak: refuse this one, not the file
 		}
 	}
+	fi = t.failedFile(pc, fi)
 	t.mu.Lock()
 	t.readFailed(fi, err)
 	t.mu.Unlock()
 	return false
+}
+
+// failedFile picks, of the files piece pc spans, the one a read of it
+// failed on: the first that a probe finds unreadable, else fi. In a
+// torrent with v2 a piece lies in one file, fi. Called without locks: it
+// may open files.
+func (t *Torrent) failedFile(pc, fi int) int {
+	lo, hi := t.filesOf(pc)
+	if hi-lo < 2 {
+		return fi
+	}
+	for c := lo; c < hi; c++ {
+		if f := &t.info.Files[c]; !f.Pad && f.Length > 0 && t.st.Probe(c) != nil {
+			return c
+		}
+	}
+	return fi
 }
 
 // checkBeforeServing reports whether piece pc may be served, checking it
@@ -211,21 +256,55 @@ func (t *Torrent) checkBeforeServing(pc int) bool {
 		t.mu.Unlock()
 		return false
 	}
-	f := t.srv.files[fi]
-	if f == nil || !f.suspect || t.srv.checked.Has(pc) {
+	if !t.pieceSuspect(pc) {
 		t.mu.Unlock()
 		return true
 	}
-	gen := f.gen
+	gen := t.genOfPiece(pc)
 	t.mu.Unlock()
-	want, _ := t.meta.ExpectedRoot(pc)
-	ok, err := t.st.VerifyPiece(pc, want, 0, nil)
+	ok, err := t.verifyStored(pc, nil)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.genOf(fi) != gen {
+	if t.genOfPiece(pc) != gen {
 		return false // changed again meanwhile: the next request checks anew
 	}
 	return t.checked(pc, ok, err)
+}
+
+// pieceSuspect reports whether piece pc must be checked before it is
+// served: a file it holds data of changed, and it was not checked since.
+// Called with t.mu held.
+func (t *Torrent) pieceSuspect(pc int) bool {
+	lo, hi := t.filesOf(pc)
+	for fi := lo; fi < hi; fi++ {
+		if f := t.srv.files[fi]; f != nil && f.suspect {
+			// checked exists once a file was made suspect.
+			return !t.srv.checked.Has(pc)
+		}
+	}
+	return false
+}
+
+// genOfPiece is the latest change that made a file of piece pc suspect:
+// gens only grow, so a check that raced a change to any of them is
+// caught. Called with t.mu held.
+func (t *Torrent) genOfPiece(pc int) int {
+	lo, hi := t.filesOf(pc)
+	g := 0
+	for fi := lo; fi < hi; fi++ {
+		g = max(g, t.genOf(fi))
+	}
+	return g
+}
+
+// verifyStored reads piece pc back from disk and reports whether it still
+// matches the torrent: storage checks its merkle root if the torrent has
+// v2, its SHA-1 if it has v1, both from one read in a hybrid. scratch is
+// for a v2 piece's leaves and may be nil. Called without locks: it reads
+// the piece.
+func (t *Torrent) verifyStored(pc int, scratch []piece.Hash) (bool, error) {
+	want, _ := t.meta.ExpectedRoot(pc) // unused for a v1 torrent
+	return t.st.VerifyPiece(pc, want, 0, scratch)
 }
 
 // genOf is the change file fi was last made suspect by. Called with t.mu
@@ -349,7 +428,17 @@ func (t *Torrent) makeSuspect(fi int, f *fileFault) {
 		s.checked = bitfield.New(t.info.NumPieces)
 	}
 	for x := lo; x < hi; x++ {
-		s.checked.Clear(x)
+		if !s.checked.Clear(x) {
+			continue
+		}
+		// A v1 piece shared with another suspect file was counted as
+		// checked there: it is not any more.
+		flo, fhi := t.filesOf(x)
+		for o := flo; o < fhi; o++ {
+			if g := s.files[o]; o != fi && g != nil && g.suspect {
+				g.unchecked++
+			}
+		}
 	}
 	if f.bad > 0 {
 		for x := s.bad.NextSet(lo); x >= 0 && x < hi; x = s.bad.NextSet(x + 1) {
@@ -373,13 +462,22 @@ func (t *Torrent) setSuspect(f *fileFault, on bool) {
 	t.srv.alert.Store(t.srv.suspects > 0)
 }
 
-// markChecked records that piece pc of a suspect file was checked since
-// the change; the file is no longer suspect once all were. Called with
-// t.mu held.
-func (t *Torrent) markChecked(f *fileFault, pc int) {
-	if f.suspect && t.srv.checked.Set(pc) {
-		if f.unchecked--; f.unchecked == 0 {
-			t.setSuspect(f, false)
+// markChecked records that piece pc was checked since its suspect files
+// changed; a file is no longer suspect once all its pieces were. A v1
+// piece may span files: each suspect one counts it, and a set bit in
+// checked means every file of the piece suspect now has counted it
+// (makeSuspect keeps that true). Called with t.mu held.
+func (t *Torrent) markChecked(pc int) {
+	if !t.pieceSuspect(pc) {
+		return
+	}
+	t.srv.checked.Set(pc)
+	lo, hi := t.filesOf(pc)
+	for fi := lo; fi < hi; fi++ {
+		if f := t.srv.files[fi]; f != nil && f.suspect {
+			if f.unchecked--; f.unchecked == 0 {
+				t.setSuspect(f, false)
+			}
 		}
 	}
 }
@@ -394,7 +492,7 @@ func (t *Torrent) pieceBad(pc int) {
 	if !f.suspect && !f.unreadable {
 		t.makeSuspect(fi, f)
 	}
-	t.markChecked(f, pc)
+	t.markChecked(pc)
 	if s.bad == nil {
 		s.bad = bitfield.New(t.info.NumPieces)
 	}
@@ -411,11 +509,11 @@ func (t *Torrent) pieceBad(pc int) {
 // it did not before. Called with t.mu held.
 func (t *Torrent) pieceGood(pc int) {
 	fi := t.info.FileOfPiece(pc)
+	t.markChecked(pc)
 	f := t.srv.files[fi]
 	if f == nil {
 		return
 	}
-	t.markChecked(f, pc)
 	if t.srv.bad != nil && t.srv.bad.Clear(pc) {
 		f.bad--
 		f.newGood++
@@ -485,14 +583,12 @@ func (t *Torrent) verifyLoop(q <-chan int) {
 		case <-t.ctx.Done():
 			return
 		case pc := <-q:
-			fi := t.info.FileOfPiece(pc)
 			t.mu.Lock()
-			gen := t.genOf(fi)
+			gen := t.genOfPiece(pc)
 			t.mu.Unlock()
-			want, _ := t.meta.ExpectedRoot(pc)
-			ok, err := t.st.VerifyPiece(pc, want, 0, scratch)
+			ok, err := t.verifyStored(pc, scratch)
 			t.mu.Lock()
-			if t.genOf(fi) == gen {
+			if t.genOfPiece(pc) == gen {
 				t.checked(pc, ok, err)
 			}
 			t.mu.Unlock()

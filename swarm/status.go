@@ -86,8 +86,14 @@ func (t *Torrent) writeStatus(b *bytes.Buffer, now time.Time) {
 	}
 	fmt.Fprintf(w, "transfer: down %s/s, up %s/s; downloaded %s, uploaded %s, wasted %s\n",
 		sizeText(int64(down)), sizeText(int64(up)), sizeText(t.downloaded.Load()), sizeText(t.uploaded.Load()), sizeText(t.wasted.Load()))
-	fmt.Fprintf(w, "download: %d pieces partly in, %d blocks queued for disk, %d failed pieces awaiting leaf hashes, %d bad blocks proven, %d peers banned\n",
-		len(t.partial), len(t.diskq), len(t.suspects), t.provenBlocks, t.addressBook.NumBans())
+	// A v1 torrent has no leaf hashes to await: its failed pieces wait to
+	// pass for smart ban instead (blame.go).
+	awaiting, what := len(t.suspects), "awaiting leaf hashes"
+	if !t.info.HasV2() {
+		awaiting, what = len(t.ban.failed), "remembered for smart ban"
+	}
+	fmt.Fprintf(w, "download: %d pieces partly in, %d blocks queued for disk, %d failed pieces %s, %d bad blocks proven, %d peers banned\n",
+		len(t.partial), len(t.diskq), awaiting, what, t.provenBlocks, t.addressBook.NumBans())
 	t.picker.WriteStatus(w)
 	t.choker.WriteStatus(w, now)
 	t.addressBook.WriteStatus(w)

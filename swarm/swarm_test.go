@@ -24,6 +24,12 @@ import (
 // dir/name and returns the torrent built from them.
 func content(t *testing.T, dir, name string, files map[string]int, pieceLength int64) *piece.MetaInfo {
 	t.Helper()
+	return contentFormat(t, dir, name, files, pieceLength, piece.FormatV2)
+}
+
+// contentFormat is content for a torrent of the given format.
+func contentFormat(t *testing.T, dir, name string, files map[string]int, pieceLength int64, format piece.Format) *piece.MetaInfo {
+	t.Helper()
 	r := rand.New(rand.NewPCG(uint64(len(files)), 7))
 	for p, n := range files {
 		full := filepath.Join(dir, name, filepath.FromSlash(p))
@@ -36,7 +42,7 @@ func content(t *testing.T, dir, name string, files map[string]int, pieceLength i
 			t.Fatal(err)
 		}
 	}
-	m, err := piece.Build(context.Background(), filepath.Join(dir, name), piece.BuildOptions{PieceLength: pieceLength})
+	m, err := piece.Build(context.Background(), filepath.Join(dir, name), piece.BuildOptions{PieceLength: pieceLength, Format: format})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -112,10 +113,21 @@ type Torrent struct {
 	firstPieceCh chan struct{}
 
 	// Blame (blame.go): failed pieces awaiting leaf hashes, strikes
-	// towards a ban, and blocks convicted through leaf hashes.
-	suspects     map[int]*suspect
-	strikes      map[addrbook.Key]int
-	provenBlocks int
+	// towards a ban, and blocks convicted through leaf hashes or, in a v1
+	// torrent, by smart ban. banSeed keys blockSum; saidInconsistent
+	// records that a hybrid piece matching one hash but not the other was
+	// logged.
+	suspects         map[int]*suspect
+	strikes          map[addrbook.Key]int
+	provenBlocks     int
+	ban              smartBan
+	banSeed          maphash.Seed
+	saidInconsistent bool
+
+	// padded is set for a v1 torrent with BEP 47 pad files, whose pieces
+	// hold padding (download.go); spans is scratch for dataBytes.
+	padded bool
+	spans  []piece.Span
 
 	// Serving (upload.go, serve.go, hashserve.go): faults in the data we
 	// serve, and trees built on demand to answer hash requests.
@@ -130,6 +142,11 @@ type Torrent struct {
 // wire-order bitfield of pieces already verified (from st.Check).
 func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*Torrent, error) {
 	info := meta.Info
+	if missing := meta.MissingLayers(); len(missing) > 0 {
+		// Every piece of those files would fail its check and get honest
+		// peers banned: the layers come first (FetchLayersFrom).
+		return nil, fmt.Errorf("add %s: the piece layers of %d file(s) are missing", info.Name, len(missing))
+	}
 	hb, err := bitfield.FromBytes(have, info.NumPieces)
 	if err != nil {
 		return nil, fmt.Errorf("resume bitfield: %w", err)
@@ -156,6 +173,12 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 		strikes:  map[addrbook.Key]int{},
 		trees:    map[int]*piece.FileTree{},
 		scratch:  make([]piece.Hash, info.PieceLength/piece.BlockSize),
+		banSeed:  maphash.MakeSeed(),
+	}
+	if info.Format == piece.FormatV1 {
+		for i := range info.Files {
+			t.padded = t.padded || info.Files[i].Pad && info.Files[i].Length > 0
+		}
 	}
 	if info.HasV2() {
 		t.ih20 = info.Hash.Truncated()
@@ -169,7 +192,7 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 	t.saveErrs = repeatLog{level: slog.LevelWarn, msg: "saving resume record"}
 	for p := range info.NumPieces {
 		if hb.Has(p) {
-			t.verifiedBytes.Add(info.PieceSize(p))
+			t.verifiedBytes.Add(t.dataBytes(p))
 		}
 	}
 	// What the data looks like now is what it is served as; a change from
@@ -211,6 +234,23 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 		}()
 	}
 	return t, nil
+}
+
+// dataBytes is the file data in piece pc: its PieceSize less the padding
+// a v1 piece may hold, so that BytesDone adds up to TotalLength. Called
+// with t.mu held, or before the torrent runs.
+func (t *Torrent) dataBytes(pc int) int64 {
+	size := t.info.PieceSize(pc)
+	if !t.padded {
+		return size
+	}
+	t.spans = t.info.AppendSpans(t.spans[:0], pc, 0, size)
+	for _, s := range t.spans {
+		if s.File < 0 {
+			size -= s.Len
+		}
+	}
+	return size
 }
 
 // Done is closed once every piece is downloaded and verified.
@@ -401,8 +441,9 @@ type Stats struct {
 	Wasted             int64 // received but discarded: duplicates, bad pieces, unasked-for blocks, blocks dropped on a disk error
 	Peers              int
 	Banned             int // peers banned for bad data
-	// BadBlocks counts blocks proven bad through their leaf hashes, when
-	// a failed piece came from several peers.
+	// BadBlocks counts blocks proven bad, when a failed piece came from
+	// several peers: through their leaf hashes (v2, hybrid), or by smart
+	// ban (v1), against the data that passed once the piece did.
 	BadBlocks        int
 	DownRate, UpRate float64 // bytes/s
 	Seeding          bool

@@ -3,7 +3,10 @@ package swarm
 // The upload side: requests a peer queues with us, checked against the
 // torrent and our choke, and cancels. The writer (send.go) serves them.
 
-import "github.com/shoal-p2p/shoal/swarm/wire"
+import (
+	"github.com/shoal-p2p/shoal/piece"
+	"github.com/shoal-p2p/shoal/swarm/wire"
+)
 
 // upload is a block a peer asked us for.
 type upload struct {
@@ -53,13 +56,21 @@ func (p *peer) handleRequest(m *wire.Message) error {
 	return nil
 }
 
-// wireSize returns how many bytes of piece pc a request may address: the
-// piece length for every piece of a v2 torrent, not PieceSize. BEP 52
-// lets the last piece of a file end early, but libtorrent addresses every
-// piece as if each file, the last one too, were followed by zero padding
-// up to the piece boundary, and asks for whole blocks across that gap; we
-// serve the gap as zeros (send.go).
-func (t *Torrent) wireSize(pc int) int64 { return t.info.PieceLength }
+// wireSize returns how many bytes of piece pc a request may address. A v1
+// piece is addressed as the v1 piece space has it: V1PieceSize, its pad
+// bytes served as zeros by storage. In a torrent with v2 it is the piece
+// length for every piece, not PieceSize: BEP 52 lets the last piece of a
+// file end early, but libtorrent addresses every piece as if each file,
+// the last one too, were followed by zero padding up to the piece
+// boundary, and asks for whole blocks across that gap; we serve the gap
+// as zeros (send.go). That covers V1PieceSize, which a v1 peer on a hybrid
+// asks for, as well.
+func (t *Torrent) wireSize(pc int) int64 {
+	if t.info.Format == piece.FormatV1 {
+		return t.info.V1PieceSize(pc)
+	}
+	return t.info.PieceLength
+}
 
 // cancelUpload drops a queued upload; a fast peer gets a reject instead,
 // as BEP 6 asks every request to be answered.

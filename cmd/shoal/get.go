@@ -124,6 +124,11 @@ func runGet(c *cli.Context) error {
 			return err
 		}
 	}
+	if len(m.MissingLayers()) > 0 {
+		if err := layersFor(ctx, c, cl, node, m, dir, peers); err != nil {
+			return err
+		}
+	}
 
 	st, err := storage.Open(dir, m.Info)
 	if err != nil {

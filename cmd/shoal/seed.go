@@ -136,6 +136,12 @@ func runSeed(c *cli.Context) error {
 	if dir == "" {
 		dir = dataDir(path, m.Info)
 	}
+	if len(m.MissingLayers()) > 0 {
+		// A .torrent without its piece layers: the data itself supplies them.
+		for _, p := range layersFromDisk(ctx, m, dir, topName) {
+			warnf(c.App.ErrWriter, "%s lacks the piece layers of %s, and its data does not hash to the file's root; not seeding it", against, p)
+		}
+	}
 
 	st, err := storage.OpenWith(dir, m.Info, storage.Options{ResumePath: seedResumePath(m.Info.ID()), TopName: topName})
 	if err != nil {

@@ -108,6 +108,9 @@ func StartPoisoner(ctx context.Context, m *piece.MetaInfo, src, workDir string, 
 	}
 	from := dataDir(src, m.Info)
 	for i, f := range m.Info.Files {
+		if f.Pad {
+			continue // a v1 pad file is zeros, never on disk
+		}
 		rel := filepath.Join(m.Info.DiskPath(i)...)
 		if err := copyPoisoned(filepath.Join(from, rel), filepath.Join(workDir, rel), f.Length); err != nil {
 			return nil, fmt.Errorf("rogue: poisoner: %w", err)
