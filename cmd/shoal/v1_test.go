@@ -422,3 +422,42 @@ func TestInfoV1SingleFile(t *testing.T) {
 		t.Fatalf("info of a single-file v1 torrent: %+v", got)
 	}
 }
+
+// Torrents libtorrent 2.0 made (testdata): info names their format and
+// hashes as computed from their bytes here, and lists no pad file.
+func TestInfoLibtorrentTorrents(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		file, format string
+		pads         bool
+	}{
+		{"libtorrent-v1.torrent", "v1", false},
+		{"libtorrent-v1-pad.torrent", "v1", true},
+		{"libtorrent-v1-single.torrent", "v1", false},
+		{"libtorrent-hybrid.torrent", "hybrid", false},
+		{"libtorrent-hybrid-pads.torrent", "hybrid", false},
+		{"libtorrent-v2.torrent", "v2", false},
+	} {
+		path := filepath.Join(wd, "..", "..", "testdata", "torrents", tc.file)
+		h := hashesOf(t, path, tc.format != "v1")
+		if tc.format == "v2" {
+			h.v1 = ""
+		}
+		id := h.v2
+		if id == "" {
+			id = h.v1
+		}
+		got := infoOf(t, t.TempDir(), path)
+		if got.Format != tc.format || got.InfoHash != id || got.InfoHashV1 != h.v1 || got.InfoHashV2 != h.v2 || (got.PadFiles > 0) != tc.pads {
+			t.Errorf("%s: %+v; want format %s, v1 %q, v2 %q, pad files %v", tc.file, got, tc.format, h.v1, h.v2, tc.pads)
+		}
+		for _, f := range got.Files {
+			if strings.HasPrefix(f.Path[0], ".pad") {
+				t.Errorf("%s: lists pad file %v", tc.file, f.Path)
+			}
+		}
+	}
+}
