@@ -16,7 +16,7 @@ import (
 func TestGetV1AndHybridEndToEnd(t *testing.T) {
 	const pl = 16 << 10
 	order := []string{"big.bin", "docs/read me.txt", "empty"}
-	for _, format := range []string{"hybrid"} {
+	for _, format := range []string{"hybrid", "v1", "v1pad"} {
 		t.Run(format, func(t *testing.T) {
 			dir := content(t)
 			var h handTorrent
