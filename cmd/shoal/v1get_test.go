@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/base32"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,9 +12,10 @@ import (
 
 // seed prints every hash a torrent has and a magnet that carries them
 // all; get fetches a v1 or hybrid torrent from another shoal process by
-// its .torrent, by btih magnet, by bare v1 hash and (hybrid) by btmh
-// magnet, and writes no pad file. The v1 torrent without pad files has
-// pieces that span files; the padded one has pad files to skip.
+// its .torrent, by btih magnet (hex and base32), by bare v1 hash and
+// (hybrid) by btmh magnet, and writes no pad file. The v1 torrent without
+// pad files has pieces that span files; the padded one has pad files to
+// skip.
 func TestGetV1AndHybridEndToEnd(t *testing.T) {
 	const pl = 16 << 10
 	order := []string{"big.bin", "docs/read me.txt", "empty"}
@@ -48,10 +51,15 @@ func TestGetV1AndHybridEndToEnd(t *testing.T) {
 			if !strings.Contains(mg, "xt=urn:btih:"+h.v1) || (h.v2 != "") != strings.Contains(mg, "xt=urn:btmh:1220"+h.v2) {
 				t.Fatalf("seed: magnet %s does not carry every hash", mg)
 			}
+			v1raw, err := hex.DecodeString(h.v1)
+			if err != nil {
+				t.Fatal(err)
+			}
 			ways := map[string]string{
 				"torrent":   "t.torrent",
 				"btih":      "magnet:?xt=urn:btih:" + h.v1 + "&dn=data",
 				"bare-hash": h.v1,
+				"btih-b32":  "magnet:?xt=urn:btih:" + base32.StdEncoding.EncodeToString(v1raw),
 			}
 			if h.v2 != "" {
 				ways["btmh"] = "magnet:?xt=urn:btmh:1220" + h.v2
