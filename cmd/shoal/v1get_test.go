@@ -86,6 +86,17 @@ func TestGetV1AndHybridEndToEnd(t *testing.T) {
 					t.Errorf("verify after get by %s: %d %s%s", names[i], r.code, r.stdout, r.stderr)
 				}
 			}
+			// Run again with the seeder gone: a btih link finds its
+			// metadata saved under the v1 hash and its data verified.
+			seed.stop(t, os.Interrupt)
+			out := filepath.Join(dir, "dl-btih")
+			if _, err := os.Stat(filepath.Join(out, ".shoal", h.v1+".torrent")); err != nil {
+				t.Errorf("metadata of the btih link not saved under its hash: %v", err)
+			}
+			r := shoal(t, dir, nil, "get", ways["btih"], "-o", out, "--peer", deadAddr(t), "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "10s")
+			if r.code != 0 || strings.Contains(r.stderr, "fetching metadata") || !strings.Contains(r.stderr, "resuming: 301000 of 301000 bytes") {
+				t.Errorf("get by btih again, the seeder gone: exit %d:\n%s", r.code, r.stderr)
+			}
 		})
 	}
 }
