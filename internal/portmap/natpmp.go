@@ -48,7 +48,7 @@ func (r *natPMP) externalIP(ctx context.Context) (netip.Addr, error) {
 func (r *natPMP) add(ctx context.Context, proto string, port uint16, lease time.Duration) (uint16, time.Duration, error) {
 	res, err := r.client(ctx).AddPortMapping(strings.ToLower(proto), int(port), int(port), int(lease/time.Second))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, describeNATPMP(err)
 	}
 	if res.InternalPort != port {
 		return 0, 0, fmt.Errorf("router answered for internal port %d, not %d", res.InternalPort, port)
@@ -63,5 +63,30 @@ func (r *natPMP) add(ctx context.Context, proto string, port uint16, lease time.
 // 3.4); the external port must then be 0.
 func (r *natPMP) remove(ctx context.Context, proto string, port uint16) error {
 	_, err := r.client(ctx).AddPortMapping(strings.ToLower(proto), int(port), 0, 0)
+	return describeNATPMP(err)
+}
+
+// natpmpResults names the result codes of RFC 6886 3.5.
+var natpmpResults = map[int]string{
+	1: "unsupported version",
+	2: "not authorized (mapping disabled on the router)",
+	3: "network failure",
+	4: "out of resources",
+	5: "unsupported opcode",
+}
+
+// describeNATPMP names the result code in the library's error for a
+// refusal, which says only its number.
+func describeNATPMP(err error) error {
+	if err == nil {
+		return nil
+	}
+	var code int
+	if _, e := fmt.Sscanf(err.Error(), "Non-zero result code %d", &code); e == nil {
+		if name, ok := natpmpResults[code]; ok {
+			return fmt.Errorf("router refused: NAT-PMP result %d, %s", code, name)
+		}
+		return fmt.Errorf("router refused: NAT-PMP result %d", code)
+	}
 	return err
 }

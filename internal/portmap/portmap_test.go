@@ -220,7 +220,7 @@ func TestNATPMP(t *testing.T) {
 	}{
 		{"honest", "127.77.0.1", func(q []byte) []byte { return natpmpAnswer(q, port, 3600, 0) }, ""},
 		{"other port", "127.77.0.2", func(q []byte) []byte { return natpmpAnswer(q, port+1, 3600, 0) }, "router mapped external port 51414 instead of 51413"},
-		{"refused", "127.77.0.3", func(q []byte) []byte { return natpmpAnswer(q, 0, 0, 2) }, "Non-zero result code 2"},
+		{"refused", "127.77.0.3", func(q []byte) []byte { return natpmpAnswer(q, 0, 0, 2) }, "router refused: NAT-PMP result 2, not authorized"},
 		{"garbage", "127.77.0.4", func(q []byte) []byte { return []byte("HTTP/1.1 200 OK\r\n\r\nnot NAT-PMP at all") }, "unknown protocol version 72"},
 		{"zero lifetime", "127.77.0.5", func(q []byte) []byte { return natpmpAnswer(q, port, 0, 0) }, "lifetime of 0"},
 	}
