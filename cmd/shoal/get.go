@@ -126,7 +126,11 @@ func runGet(c *cli.Context) error {
 			return err
 		}
 	}
-	if len(m.MissingLayers()) > 0 {
+	// Missing piece layers come first for a v2 torrent, which has no
+	// other check; a hybrid downloads by SHA-1 meanwhile and fetches them
+	// from v2 peers as they come, where in a swarm of v1-only peers none
+	// ever may.
+	if len(m.MissingLayers()) > 0 && !m.Info.HasV1() {
 		if err := layersFor(ctx, c, cl, node, m, dir, peers); err != nil {
 			return err
 		}
@@ -206,6 +210,11 @@ func runGet(c *cli.Context) error {
 	case <-t.Done():
 	default:
 		closeErr := t.Close()
+		var ie *swarm.InconsistentError
+		if derr := t.Err(); errors.As(derr, &ie) {
+			// The torrent's fault: no peer and no rerun can complete it.
+			return failure("get: %v: %s", derr, summary)
+		}
 		if derr := t.Err(); derr != nil {
 			// Stopped by the disk, not by the user: --seed does not apply
 			// to a download that failed.
