@@ -152,6 +152,8 @@ deny 0-65535 0.0.0.0/0 0-65535
 	return m
 }
 
+var doneSinceRE = regexp.MustCompile(`(?m)^done: .* \((\S+) since start\)$`)
+
 var leaseRE = regexp.MustCompile(`(?m)^(TCP|UDP):(\d+):([0-9.]+):(\d+):(\d+):(.*)$`)
 
 // lease returns the expiry and description of miniupnpd's lease of
@@ -233,13 +235,23 @@ func TestPortMapMiniupnpd(t *testing.T) {
 			}
 
 			// A peer on the WAN side, which has no route to the LAN,
-			// downloads through the external address.
+			// downloads through the external address. Its own search for
+			// a router (there is none on its side) runs its full 3s
+			// meanwhile: the download must not wait for it.
 			get := startCmd(t, dir, n.cmd(n.wan, shoalBin, "get", "data.torrent", "-o", "wan-"+tc.name, "--peer", pmRtrWAN+":"+strconv.Itoa(port),
-				"--no-dht", "--no-port-map", "--listen", pmWANAddr+":0", "--timeout", "10s"))
+				"--no-dht", "--listen", pmWANAddr+":0", "--timeout", "10s"))
 			if code := get.wait(t, 15*time.Second); code != 0 {
 				t.Fatalf("WAN peer through %s:%d: exit %d\n%s", pmRtrWAN, port, code, get.errText())
 			}
 			sameFiles(t, filepath.Join(dir, "data"), filepath.Join(dir, "wan-"+tc.name, "data"))
+			m := doneSinceRE.FindStringSubmatch(get.errText())
+			if m == nil {
+				t.Fatalf("no done: line from the WAN peer:\n%s", get.errText())
+			}
+			t.Logf("WAN peer: %s", m[0])
+			if took, err := time.ParseDuration(m[1]); err != nil || took >= 3*time.Second {
+				t.Errorf("the WAN peer took %s to download 300 kB: it waited for its router search", m[1])
+			}
 
 			began := time.Now()
 			if code := seed.stop(t, syscall.SIGINT); code != 0 {
