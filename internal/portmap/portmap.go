@@ -142,12 +142,14 @@ func (m *Mapper) run(ctx context.Context) {
 // gets a warning, not an error: the listener serves on regardless.
 func (m *Mapper) hold(ctx context.Context, r router) {
 	port := m.cfg.Listen.Port()
-	var held [2]bool
+	// held: mapped at the last round; made: mapped at some round, so
+	// perhaps still on the router even after a failed renewal.
+	var held, made [2]bool
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
 		defer cancel()
 		for i, p := range protos {
-			if held[i] {
+			if made[i] {
 				if err := r.remove(rctx, p, port); err != nil {
 					m.log.Warn(fmt.Sprintf("port mapping: removing %s port %d on %s: %v", p, port, r, err))
 				}
@@ -178,7 +180,7 @@ func (m *Mapper) hold(ctx context.Context, r router) {
 				}
 				continue
 			}
-			held[i], warned[i] = true, ""
+			held[i], made[i], warned[i] = true, true, ""
 			if life > 0 {
 				renew = min(renew, life/2)
 			}
@@ -219,14 +221,28 @@ func (m *Mapper) publish(ctx context.Context, r router, held bool, port uint16) 
 	changed := ext != m.external
 	m.external = ext
 	m.mu.Unlock()
-	if changed && ext.IsValid() && m.cfg.OnExternal != nil {
-		m.cfg.OnExternal(ext)
+	if changed && ext.IsValid() {
+		if behindNAT(ext.Addr()) {
+			m.log.Warn(fmt.Sprintf("port mapping: %s's external address %v is itself private: another NAT lies beyond it, and peers on the internet still cannot reach port %d", r, ext.Addr(), port))
+		}
+		if m.cfg.OnExternal != nil {
+			m.cfg.OnExternal(ext)
+		}
 	}
 }
 
 // usableExternal reports whether ip can be an external address at all.
 func usableExternal(ip netip.Addr) bool {
 	return ip.IsValid() && !ip.IsUnspecified() && !ip.IsLoopback() && !ip.IsMulticast() && !ip.IsLinkLocalUnicast()
+}
+
+// cgnat is the shared address space of carrier-grade NAT (RFC 6598).
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// behindNAT reports whether an external address is one only a further
+// NAT (the ISP's, or a second router) hands out.
+func behindNAT(ip netip.Addr) bool {
+	return ip.IsPrivate() || cgnat.Contains(ip)
 }
 
 // discover looks for a router within d, every way the scope allows at

@@ -256,6 +256,27 @@ func TestNATPMP(t *testing.T) {
 			}
 		})
 	}
+	t.Run("double NAT", func(t *testing.T) {
+		// The mapping holds, but the router's own external address is
+		// a carrier-grade NAT one: say so, and report it all the same.
+		resp := startNATPMP(t, "127.77.0.7", func(q []byte) []byte {
+			a := natpmpAnswer(q, port, 3600, 0)
+			if len(a) == 12 {
+				copy(a[8:], []byte{100, 64, 3, 4})
+			}
+			return a
+		})
+		logs, ext := holdOnce(t, &natPMP{gw: resp.gw}, port, func() bool {
+			maps, _ := mapRequests(resp.requests())
+			return maps >= 2
+		})
+		if want := netip.MustParseAddrPort("100.64.3.4:51413"); ext != want {
+			t.Fatalf("external = %v, want %v; log:\n%s", ext, want, logs)
+		}
+		if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "another NAT lies beyond it") {
+			t.Fatalf("no warning of a second NAT:\n%s", logs)
+		}
+	})
 	t.Run("garbage probe", func(t *testing.T) {
 		startNATPMP(t, "127.77.0.6", func(q []byte) []byte { return []byte{0, 0x80} })
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -296,6 +317,8 @@ func TestUPnPBadRouter(t *testing.T) {
 			io.WriteString(w, `<?xml version="1.0"?><root xmlns="urn:schemas-upnp-org:device-1-0"><device><deviceType>urn:x</deviceType></device></root>`)
 		case "/garbagesoap.xml":
 			io.WriteString(w, igdDescription("/ctl/garbage"))
+		case "/elsewhere.xml":
+			io.WriteString(w, igdDescription("http://192.0.2.1:5000/ctl"))
 		case "/conflict.xml":
 			io.WriteString(w, igdDescription("/ctl/conflict"))
 		case "/ctl/garbage":
@@ -320,7 +343,7 @@ func TestUPnPBadRouter(t *testing.T) {
 		u, _ := url.Parse(srv.URL + path)
 		return upnpAt(ctx, lo, u)
 	}
-	for _, p := range []string{"/garbage.xml", "/noservice.xml", "/missing.xml"} {
+	for _, p := range []string{"/garbage.xml", "/noservice.xml", "/missing.xml", "/elsewhere.xml"} {
 		if r, err := at(p); err == nil {
 			t.Errorf("%s: accepted as a router: %v", p, r)
 		}

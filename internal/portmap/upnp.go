@@ -114,14 +114,21 @@ func upnpAt(ctx context.Context, l local, loc *url.URL) (router, error) {
 		return nil, fmt.Errorf("upnp: %s: %w", loc, err)
 	}
 	var c igdClient
+	var sc *goupnp.ServiceClient
 	if cs, err := internetgateway2.NewWANIPConnection2ClientsFromRootDevice(root, loc); err == nil && len(cs) > 0 {
-		c = cs[0]
+		c, sc = cs[0], &cs[0].ServiceClient
 	} else if cs, err := internetgateway2.NewWANIPConnection1ClientsFromRootDevice(root, loc); err == nil && len(cs) > 0 {
-		c = cs[0]
+		c, sc = cs[0], &cs[0].ServiceClient
 	} else if cs, err := internetgateway2.NewWANPPPConnection1ClientsFromRootDevice(root, loc); err == nil && len(cs) > 0 {
-		c = cs[0]
+		c, sc = cs[0], &cs[0].ServiceClient
 	} else {
 		return nil, fmt.Errorf("upnp: %s describes no WANIPConnection or WANPPPConnection service", loc)
+	}
+	// The description may put the control URL on any host (URLBase, an
+	// absolute controlURL): it too must be on our link.
+	ctl := sc.SOAPClient.EndpointURL
+	if host, err := netip.ParseAddr(ctl.Hostname()); err != nil || !l.prefix.Contains(host.Unmap()) {
+		return nil, fmt.Errorf("upnp: %s: control URL %q is not on %v", loc, ctl.String(), l.prefix)
 	}
 	return &upnpIGD{c: c, from: l.addr, loc: loc, desc: "shoal"}, nil
 }
