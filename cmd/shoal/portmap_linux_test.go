@@ -129,6 +129,7 @@ secure_mode=yes
 upnp_nat_table_name=nat
 system_uptime=yes
 uuid=6c2a7d1e-3b9f-4f0e-9a51-5a6b7c8d9e0f
+deny 6885 10.77.0.0/24 6885
 allow 1024-65535 10.77.0.0/24 1024-65535
 deny 0-65535 0.0.0.0/0 0-65535
 `, yes[upnp], yes[natpmp], m.leases)), 0o644)
@@ -316,5 +317,32 @@ func TestPortMapMiniupnpd(t *testing.T) {
 			return strings.Contains(log, "SSDP M-SEARCH from "+pmLANAddr) && strings.Contains(log, "NAT-PMP request received from "+pmLANAddr)
 		})
 		seed.stop(t, syscall.SIGINT)
+
+		// A router that will not map the port asked for: miniupnpd's
+		// config denies external port 6885, and its NAT-PMP then maps
+		// another one. A warning saying so, the stray mapping given back,
+		// no external: line, and the seed serves a LAN peer on its local
+		// port all the same.
+		seed = startCmd(t, dir, n.cmd(n.lan, shoalBin, "seed", "data", "--torrent", "data.torrent", "--no-dht", "--listen", pmLANAddr+":6885"))
+		seed.field(t, "listening")
+		waitFor(t, 5*time.Second, "no warning of the router's other port", func() bool {
+			return strings.Contains(seed.errText(), "port mapping: TCP port 6885") && strings.Contains(seed.errText(), "port mapping: UDP port 6885") && strings.Contains(seed.errText(), "instead of 6885")
+		})
+		if b, _ := os.ReadFile(rtr.leases); strings.Contains(string(b), ":10.77.0.2:6885:") {
+			t.Errorf("the mapping on another port was left on the router:\n%s", b)
+		}
+		get := startCmd(t, dir, n.cmd(n.lan, shoalBin, "get", "data.torrent", "-o", "refused", "--peer", pmLANAddr+":6885",
+			"--no-dht", "--no-port-map", "--listen", pmLANAddr+":0", "--timeout", "10s"))
+		if code := get.wait(t, 15*time.Second); code != 0 {
+			t.Fatalf("LAN peer of a seed the router refused: exit %d\n%s", code, get.errText())
+		}
+		sameFiles(t, filepath.Join(dir, "data"), filepath.Join(dir, "refused", "data"))
+		seed.stop(t, syscall.SIGINT)
+		for _, l := range seed.lines {
+			if strings.HasPrefix(l, "external:") {
+				t.Fatalf("a seed the router refused printed %q", l)
+			}
+		}
+		t.Logf("seed given another port by the router: %s", strings.SplitN(strings.TrimSpace(seed.errText()), "\n", 2)[0])
 	})
 }
