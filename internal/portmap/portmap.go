@@ -163,6 +163,10 @@ func (m *Mapper) hold(ctx context.Context, r router) {
 			cctx, cancel := context.WithTimeout(ctx, callTimeout)
 			ext, life, err := r.add(cctx, p, port, m.cfg.Lease)
 			cancel()
+			if err != nil && ctx.Err() != nil {
+				// Shutting down: an interrupted request is no news.
+				return
+			}
 			if err == nil && ext != port {
 				// Peers learn our port from trackers, the DHT and the
 				// handshake, all of which say the local one: a mapping
