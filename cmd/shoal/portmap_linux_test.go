@@ -47,19 +47,23 @@ func newPMNet(t *testing.T) pmNet {
 			t.Fatalf("%s not found: run scripts/test-deps.sh", bin)
 		}
 	}
+	// Namespaces of an earlier run killed before its cleanup (a go test
+	// timeout) would linger: remove those whose test process is gone.
+	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
+		for _, f := range strings.Fields(string(out)) {
+			if rest, ok := strings.CutPrefix(f, "shoalpm-"); ok {
+				pid, err := strconv.Atoi(rest[strings.LastIndexByte(rest, '-')+1:])
+				if err == nil && syscall.Kill(pid, 0) == syscall.ESRCH {
+					removeNetns(f)
+				}
+			}
+		}
+	}
 	id := strconv.Itoa(os.Getpid())
 	n := pmNet{lan: "shoalpm-lan-" + id, rtr: "shoalpm-rtr-" + id, wan: "shoalpm-wan-" + id}
 	t.Cleanup(func() {
 		for _, ns := range []string{n.lan, n.rtr, n.wan} {
-			// Processes a failed test left behind, then the namespace.
-			if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
-				for _, f := range strings.Fields(string(out)) {
-					if pid, err := strconv.Atoi(f); err == nil {
-						syscall.Kill(pid, syscall.SIGKILL)
-					}
-				}
-			}
-			exec.Command("ip", "netns", "del", ns).Run()
+			removeNetns(ns)
 		}
 	})
 	run := func(args ...string) {
@@ -100,7 +104,20 @@ table inet nat {
 	return n
 }
 
-// exec runs name in namespace ns.
+// removeNetns ends the processes left in ns (a failed test's), which
+// deleting it would not, then deletes it.
+func removeNetns(ns string) {
+	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	exec.Command("ip", "netns", "del", ns).Run()
+}
+
+// cmd returns a command running name in namespace ns.
 func (n pmNet) cmd(ns, name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
 }
