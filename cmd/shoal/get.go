@@ -61,7 +61,7 @@ func runGet(c *cli.Context) error {
 	magnet := looksLikeMagnet(arg)
 	if magnet {
 		var err error
-		if mg, err = piece.ParseMagnet(arg); err != nil {
+		if mg, err = parseLink(arg); err != nil {
 			return usageError("get: %v", err)
 		}
 	} else {
@@ -341,9 +341,9 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 		return nil, failure("get: %v", err)
 	}
 	defer root.Close()
-	saved := filepath.Join(storage.StateDirName, fmt.Sprintf("%x.torrent", mg.Hash[:]))
+	saved := filepath.Join(storage.StateDirName, magnetID(mg)+".torrent")
 	if data, err := root.ReadFile(saved); err == nil {
-		if m, err := piece.Parse(data); err == nil && m.Info.Hash == mg.Hash {
+		if m, err := piece.Parse(data); err == nil && mg.Matches(m.Info) {
 			return m, nil
 		}
 	}
