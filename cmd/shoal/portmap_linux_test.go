@@ -118,8 +118,16 @@ func removeNetns(ns string) {
 }
 
 // cmd returns a command running name in namespace ns.
+// Inside its own namespaces the test runs shoal with its true defaults, so
+// the loopback listen address TestMain gives every other test is dropped.
 func (n pmNet) cmd(ns, name string, args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SHOAL_LISTEN=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	return cmd
 }
 
 // miniupnpd is a running router daemon and its lease file.
