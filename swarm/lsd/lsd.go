@@ -95,6 +95,7 @@ type conn struct {
 	p4    *ipv4.PacketConn
 	p6    *ipv6.PacketConn
 	ifs   []*net.Interface
+	srcs  []netip.Addr // the source address on each of ifs
 	inIfs map[int]bool
 }
 
@@ -244,6 +245,7 @@ func openConn(group netip.AddrPort, ifs []Iface) (c *conn, joined []Iface, err e
 			continue
 		}
 		c.ifs = append(c.ifs, ni)
+		c.srcs = append(c.srcs, i.Source)
 		c.inIfs[ni.Index] = true
 		joined = append(joined, i)
 	}
@@ -254,17 +256,18 @@ func openConn(group netip.AddrPort, ifs []Iface) (c *conn, joined []Iface, err e
 	return c, joined, nil
 }
 
-// send multicasts b on interface ifi.
-func (c *conn) send(ifi *net.Interface, b []byte) error {
+// send multicasts b on the i'th interface, from its source address.
+func (c *conn) send(i int, b []byte) error {
+	ifi, src := c.ifs[i], c.srcs[i].AsSlice()
 	dst := &net.UDPAddr{IP: c.group.Addr().AsSlice(), Port: int(c.group.Port())}
 	var err error
 	if c.p4 != nil {
 		if err = c.p4.SetMulticastInterface(ifi); err == nil {
-			_, err = c.p4.WriteTo(b, nil, dst)
+			_, err = c.p4.WriteTo(b, &ipv4.ControlMessage{IfIndex: ifi.Index, Src: src}, dst)
 		}
 	} else {
 		if err = c.p6.SetMulticastInterface(ifi); err == nil {
-			_, err = c.p6.WriteTo(b, nil, dst)
+			_, err = c.p6.WriteTo(b, &ipv6.ControlMessage{IfIndex: ifi.Index, Src: src}, dst)
 		}
 	}
 	return err
@@ -435,9 +438,9 @@ func (s *Service) announceDue(now time.Time) time.Duration {
 func (s *Service) send(hashes [][20]byte) {
 	for _, c := range s.conns {
 		pkts := packets(c.group, s.cfg.Port, s.cookie, hashes)
-		for _, ifi := range c.ifs {
+		for i, ifi := range c.ifs {
 			for _, p := range pkts {
-				if err := c.send(ifi, p); err != nil {
+				if err := c.send(i, p); err != nil {
 					s.stats.sendFailed.Add(1)
 					s.log.Debug("lsd: announce", "interface", ifi.Name, "group", c.group, "err", err)
 					continue
@@ -494,6 +497,9 @@ func (s *Service) handle(c *conn, lim *limiter, b []byte, ifIndex int, dst netip
 		return
 	}
 	a, err := Parse(b)
+	if err == nil && (!src.Addr().IsValid() || src.Addr().IsUnspecified()) {
+		err = errors.New("no source address to reach the peer at")
+	}
 	if err != nil {
 		s.stats.malformed.Add(1)
 		s.log.Debug("lsd: malformed announce", "from", src, "err", err)

@@ -14,17 +14,33 @@ type Iface struct {
 	Flags net.Flags
 	// Addrs are the interface's addresses, without zones.
 	Addrs []netip.Addr
+	// Source is the address announces on this interface go out from, set
+	// by SelectScope: the listen address if it is this interface's, else
+	// one of the interface's own. The kernel would pick one by scope and
+	// may pick none (0.0.0.0 on a loopback) or another interface's.
+	Source netip.Addr
 }
 
 func (i Iface) has(a netip.Addr) bool { return slices.Contains(i.Addrs, a) }
 
-func (i Iface) hasFamily(v6 bool) bool {
+func (i Iface) hasFamily(v6 bool) bool { return i.source(v6).IsValid() }
+
+// source picks the interface's address to announce from in a family: one
+// that is not link-local if there is one, as it needs no zone to dial.
+func (i Iface) source(v6 bool) netip.Addr {
+	var ll netip.Addr
 	for _, a := range i.Addrs {
-		if a.Is6() == v6 {
-			return true
+		if a.Is6() != v6 {
+			continue
+		}
+		if !a.IsLinkLocalUnicast() {
+			return a
+		}
+		if !ll.IsValid() {
+			ll = a
 		}
 	}
-	return false
+	return ll
 }
 
 // Scope is where LSD runs: the interfaces it multicasts on and listens
@@ -92,11 +108,21 @@ func SystemInterfaces() ([]Iface, error) {
 //   - any other address: the interface holding it, in its family.
 func SelectScope(listen []netip.Addr, ifs []Iface) Scope {
 	var s Scope
-	add := func(list *[]Iface, i Iface) {
+	// add puts i in the family's list, announcing from src, or from the
+	// interface's own address when src is not given.
+	add := func(v6 bool, i Iface, src netip.Addr) {
+		list := &s.V4
+		if v6 {
+			list = &s.V6
+		}
 		for _, have := range *list {
 			if have.Index == i.Index {
 				return
 			}
+		}
+		i.Source = src
+		if !src.IsValid() {
+			i.Source = i.source(v6)
 		}
 		*list = append(*list, i)
 	}
@@ -110,32 +136,25 @@ func SelectScope(listen []netip.Addr, ifs []Iface) Scope {
 			switch {
 			case l.IsUnspecified() && l.Is4():
 				if i.hasFamily(false) {
-					add(&s.V4, i)
+					add(false, i, netip.Addr{})
 				}
 			case l.IsUnspecified():
 				if i.hasFamily(false) {
-					add(&s.V4, i)
+					add(false, i, netip.Addr{})
 				}
 				if i.hasFamily(true) {
-					add(&s.V6, i)
+					add(true, i, netip.Addr{})
 				}
 			case l.IsLoopback():
 				// All of 127/8 routes to lo though only 127.0.0.1 is
 				// listed on it.
 				if loop && i.hasFamily(l.Is6()) {
-					add(family(&s, l), i)
+					add(l.Is6(), i, l)
 				}
 			case i.has(l) && !loop:
-				add(family(&s, l), i)
+				add(l.Is6(), i, l)
 			}
 		}
 	}
 	return s
-}
-
-func family(s *Scope, a netip.Addr) *[]Iface {
-	if a.Is4() {
-		return &s.V4
-	}
-	return &s.V6
 }
