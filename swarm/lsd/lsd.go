@@ -298,6 +298,16 @@ func (c *conn) read(b []byte) (n, ifIndex int, dst netip.Addr, src netip.AddrPor
 	return n, ifIndex, dst.Unmap(), netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), err
 }
 
+// ifName names the joined interface whose index is idx.
+func (c *conn) ifName(idx int) string {
+	for _, ifi := range c.ifs {
+		if ifi.Index == idx {
+			return ifi.Name
+		}
+	}
+	return ""
+}
+
 // Scope returns the interfaces the service runs on.
 func (s *Service) Scope() Scope { return s.scope }
 
@@ -509,7 +519,13 @@ func (s *Service) handle(c *conn, lim *limiter, b []byte, ifIndex int, dst netip
 		s.stats.own.Add(1)
 		return
 	}
-	peer := netip.AddrPortFrom(src.Addr(), a.Port)
+	from := src.Addr()
+	if from.Is6() && from.IsLinkLocalUnicast() {
+		// The zone is the interface it came in on, named as we listed it
+		// when joining: a link-local peer is reachable only through it.
+		from = from.WithZone(c.ifName(ifIndex))
+	}
+	peer := netip.AddrPortFrom(from, a.Port)
 	matched := false
 	s.mu.Lock()
 	for _, ih := range a.Hashes {

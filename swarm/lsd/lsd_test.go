@@ -66,7 +66,9 @@ func eventually(d time.Duration, cond func() bool) bool {
 func newService(t *testing.T, ns string, cfg Config) *Service {
 	t.Helper()
 	if cfg.Interval == 0 {
-		cfg.Interval, cfg.MinInterval = 300*time.Millisecond, 100*time.Millisecond
+		// Announces a second apart: several rounds within a test, yet
+		// within the per-source rate limit.
+		cfg.Interval, cfg.MinInterval = time.Second, 100*time.Millisecond
 	}
 	var s *Service
 	var err error
@@ -142,9 +144,9 @@ func TestLoopbackListenerStaysOnLoopback(t *testing.T) {
 	}) {
 		t.Fatalf("lan found %v, wildcard found %v, loopback found %v", fo.list(), fw.list(), fl.list())
 	}
-	// Several announce rounds have gone by (300 ms apart): had the
+	// More announce rounds go by (a second apart): had the
 	// loopback service sent one datagram on vh, lan would have it.
-	time.Sleep(time.Second)
+	time.Sleep(2 * time.Second)
 	for _, p := range fo.list() {
 		if p.Port() == 1111 {
 			t.Errorf("the 127.0.0.1 listener reached the LAN: lan found %v", p)

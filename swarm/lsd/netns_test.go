@@ -15,7 +15,7 @@ import (
 var netnsSeq atomic.Int32
 
 // netns creates a network namespace whose loopback is up and can
-// multicast, removed when the test ends: LSD needs a multicast-capable
+// multicast in both families, removed when the test ends: LSD needs a multicast-capable
 // interface, and the host's own stay untouched. It needs root.
 func netns(t *testing.T) string {
 	t.Helper()
@@ -26,6 +26,9 @@ func netns(t *testing.T) string {
 	ip(t, "netns", "add", name)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 	ip(t, "-n", name, "link", "set", "lo", "up", "multicast", "on")
+	// The kernel gives other interfaces a route for IPv6 multicast when
+	// they come up, never the loopback.
+	ip(t, "-n", name, "-6", "route", "add", "ff00::/8", "dev", "lo", "table", "local")
 	return name
 }
 
