@@ -35,6 +35,7 @@ func seedCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "announce `URL` (repeat for more)", EnvVars: env("tracker")},
 			bootstrapFlag(),
 			noDHTFlag(),
+			noLSDFlag(),
 			peerFlag(),
 			rateFlag("max-upload-rate", "uploads"),
 			&cli.BoolFlag{Name: "super-seed", Value: true, Usage: "until every piece has reached some peer, show each peer only pieces no peer has yet (BEP 16), so the first full copy leaves at the full upload rate; --super-seed=false seeds plainly", EnvVars: env("super-seed")},
@@ -206,6 +207,11 @@ func runSeed(c *cli.Context) error {
 	}
 	if node != nil {
 		defer node.Close()
+	}
+	if ls := startLSD(c, cl, m.Info.Private); ls != nil {
+		defer ls.Close()
+		dump.setLSD(ls)
+		t.AddSources(lsdSources(ls, m.Info.Private)...)
 	}
 	t.AddSources(torrentSources(cl, node, m, peers)...)
 	t.AddTrackers(m.Tiers(c.StringSlice("tracker")...))

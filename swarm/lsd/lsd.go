@@ -29,6 +29,8 @@ const (
 	// maxRemembered bounds the announce times kept of torrents no longer
 	// registered.
 	maxRemembered = 4096
+	// maxHeard bounds the peers remembered per torrent (heard).
+	maxHeard = 32
 	// foundQueue is how many batches of peers wait for a slow consumer
 	// before more are dropped.
 	foundQueue = 16
@@ -76,6 +78,12 @@ type Service struct {
 	mu       sync.Mutex
 	torrents map[[20]byte]*announced
 	lastSent map[[20]byte]time.Time // every torrent's last announce, running or not
+	// heard are the peers heard announcing a torrent while we announced
+	// it, newest last: a FindPeers that starts again soon after (a
+	// magnet's metadata fetch, then its download) gets them at once, as
+	// they announce again only after Interval and we may not for
+	// MinInterval.
+	heard map[[20]byte][]heardPeer
 
 	stats counters
 }
@@ -85,6 +93,12 @@ type Service struct {
 type announced struct {
 	waiters []chan []netip.AddrPort
 	sent    time.Time
+}
+
+// heardPeer is a peer heard announcing, and when.
+type heardPeer struct {
+	addr netip.AddrPort
+	at   time.Time
 }
 
 // conn is one family's socket: bound to the LSD port, joined to the
@@ -136,6 +150,7 @@ func New(cfg Config) (*Service, error) {
 		kick:     make(chan struct{}, 1),
 		torrents: make(map[[20]byte]*announced),
 		lastSent: make(map[[20]byte]time.Time),
+		heard:    make(map[[20]byte][]heardPeer),
 	}
 	var errs []error
 	var kept Scope
@@ -342,6 +357,15 @@ func (s *Service) FindPeers(ctx context.Context, ih [20]byte, found func([]netip
 		s.torrents[ih] = a
 	}
 	a.waiters = append(a.waiters, ch)
+	var known []netip.AddrPort
+	for _, h := range s.heard[ih] {
+		if time.Since(h.at) < s.cfg.Interval {
+			known = append(known, h.addr)
+		}
+	}
+	if len(known) > 0 {
+		ch <- known
+	}
 	s.mu.Unlock()
 	defer s.unregister(ih, ch)
 	select {
@@ -534,6 +558,7 @@ func (s *Service) handle(c *conn, lim *limiter, b []byte, ifIndex int, dst netip
 			continue
 		}
 		matched = true
+		s.remember(ih, peer, now)
 		for _, w := range t.waiters {
 			select {
 			case w <- []netip.AddrPort{peer}:
@@ -548,4 +573,29 @@ func (s *Service) handle(c *conn, lim *limiter, b []byte, ifIndex int, dst netip
 	} else {
 		s.stats.unknown.Add(1)
 	}
+}
+
+// remember records that peer announced ih at now. Called with s.mu held.
+func (s *Service) remember(ih [20]byte, peer netip.AddrPort, now time.Time) {
+	hs := s.heard[ih]
+	for i, h := range hs {
+		if h.addr == peer {
+			hs = append(hs[:i], hs[i+1:]...)
+			break
+		}
+	}
+	if len(hs) >= maxHeard {
+		hs = hs[1:]
+	}
+	if _, ok := s.heard[ih]; !ok && len(s.heard) >= maxRemembered {
+		for k, v := range s.heard {
+			if now.Sub(v[len(v)-1].at) >= s.cfg.Interval {
+				delete(s.heard, k)
+			}
+		}
+		if len(s.heard) >= maxRemembered {
+			return
+		}
+	}
+	s.heard[ih] = append(hs, heardPeer{peer, now})
 }

@@ -107,6 +107,13 @@ func TestServicesFindEachOther(t *testing.T) {
 	if fa.has(wantB) || fb.has(wantA) {
 		t.Errorf("a service found itself: a %v, b %v", fa.list(), fb.list())
 	}
+	// A torrent started again (a magnet's download after its metadata
+	// fetch) gets the peers heard before at once: they announce again
+	// only minutes later.
+	again := find(t, a, ih1)
+	if !eventually(200*time.Millisecond, func() bool { return again.has(wantA) }) {
+		t.Errorf("a new FindPeers got %v, want %v at once", again.list(), wantA)
+	}
 	if a.Stats().Own == 0 {
 		t.Errorf("no announce of a's own came back to be skipped by its cookie: %+v", a.Stats())
 	}

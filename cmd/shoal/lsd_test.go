@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lsdNetns creates a network namespace whose loopback can multicast,
+// removed when the test ends, and returns the command prefix that runs a
+// process in it. The host's own loopback stays as it is.
+func lsdNetns(t *testing.T) []string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace with a multicast loopback (CI runs as root)")
+	}
+	name := fmt.Sprintf("shoal-cli-lsd-%d", os.Getpid())
+	for _, args := range [][]string{
+		{"netns", "add", name},
+		{"-n", name, "link", "set", "lo", "up", "multicast", "on"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		if args[0] == "netns" {
+			t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		}
+	}
+	return []string{"ip", "netns", "exec", name, shoalBin}
+}
+
+// A seeder and two downloaders with no tracker, no DHT and no --peer find
+// each other through local service discovery alone, on a loopback that
+// can multicast. One downloader waits, by bare info-hash, before the
+// seeder starts: it hears the seeder's first announce and fetches the
+// metadata from it. The other starts after the seeder: the seeder hears
+// its announce and connects to it.
+func TestLSDFindsPeersWithoutTrackerOrDHT(t *testing.T) {
+	in := lsdNetns(t)
+	run := func(dir string, args ...string) *proc {
+		return startCmd(t, dir, exec.Command(in[0], append(in[1:], args...)...))
+	}
+	dir := t.TempDir()
+	randomFiles(t, filepath.Join(dir, "share"), map[string]int{"a.dat": 700_000, "sub/b.dat": 123_457})
+	r := shoal(t, dir, nil, "create", "share", "-o", "share.torrent", "--piece-length", "64k")
+	hash := field(r.stdout, "info-hash")
+	if r.code != 0 || hash == "" {
+		t.Fatalf("create: exit %d: %s", r.code, r.stderr)
+	}
+
+	// With LSD off nothing could find the seeder: refused up front.
+	off := run(dir, "get", "share.torrent", "-o", "off", "--no-dht", "--no-lsd", "--listen", "127.0.0.1:0")
+	if code := off.wait(t, 10*time.Second); code != 2 || !strings.Contains(off.errText(), "no way to find peers") {
+		t.Fatalf("--no-lsd: exit %d: %s", code, off.errText())
+	}
+
+	byHash := run(dir, "get", hash, "-o", "dl0", "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "20s")
+	// Past the downloader's own first announce, which nobody hears.
+	time.Sleep(500 * time.Millisecond)
+	seed := run(dir, "seed", "share", "--torrent", "share.torrent", "--listen", "127.0.0.1:0", "--no-dht")
+	seed.field(t, "listening")
+	byFile := run(dir, "get", "share.torrent", "-o", "dl1", "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "20s")
+	for i, d := range []*proc{byHash, byFile} {
+		if code := d.wait(t, 30*time.Second); code != 0 {
+			t.Fatalf("download %d: exit %d: %s", i, code, d.errText())
+		}
+		sameFiles(t, filepath.Join(dir, "share"), filepath.Join(dir, fmt.Sprintf("dl%d", i), "share"))
+	}
+
+	// The seeder's status dump counts what LSD heard, and its address
+	// book names LSD as the downloaders' source.
+	seed.cmd.Process.Signal(syscall.SIGUSR1)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(seed.errText(), "dropped: out of scope") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	dump := seed.errText()
+	if m := regexp.MustCompile(`received \d+ datagrams: (\d+) named our torrents`).FindStringSubmatch(dump); m == nil || m[1] == "0" ||
+		!strings.Contains(dump, "lsd: on lo (ipv4)") || !regexp.MustCompile(`sources: .*lsd \d`).MatchString(dump) {
+		t.Errorf("seeder's status dump:\n%s", dump)
+	}
+	seed.cmd.Process.Signal(syscall.SIGTERM)
+	if code := seed.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("seed after SIGTERM: exit %d: %s", code, seed.errText())
+	}
+}
