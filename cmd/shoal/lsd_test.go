@@ -12,6 +12,8 @@ import (
 	"time"
 )
 
+var lsdNetnsSeq int
+
 // lsdNetns creates a network namespace whose loopback can multicast,
 // removed when the test ends, and returns the command prefix that runs a
 // process in it. The host's own loopback stays as it is.
@@ -20,7 +22,8 @@ func lsdNetns(t *testing.T) []string {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace with a multicast loopback (CI runs as root)")
 	}
-	name := fmt.Sprintf("shoal-cli-lsd-%d", os.Getpid())
+	lsdNetnsSeq++
+	name := fmt.Sprintf("shoal-cli-lsd-%d-%d", os.Getpid(), lsdNetnsSeq)
 	for _, args := range [][]string{
 		{"netns", "add", name},
 		{"-n", name, "link", "set", "lo", "up", "multicast", "on"},
@@ -88,5 +91,32 @@ func TestLSDFindsPeersWithoutTrackerOrDHT(t *testing.T) {
 	seed.cmd.Process.Signal(syscall.SIGTERM)
 	if code := seed.wait(t, 10*time.Second); code != 0 {
 		t.Errorf("seed after SIGTERM: exit %d: %s", code, seed.errText())
+	}
+}
+
+// A private torrent (BEP 27) is never announced on the local network nor
+// looked for there, even where LSD could run: get finds no way to reach
+// peers, and seed runs no LSD at all.
+func TestLSDOffForPrivateTorrents(t *testing.T) {
+	in := lsdNetns(t)
+	run := func(dir string, args ...string) *proc {
+		return startCmd(t, dir, exec.Command(in[0], append(in[1:], args...)...))
+	}
+	dir := content(t)
+	shoal(t, dir, nil, "create", "data", "--private", "-o", "private.torrent")
+	get := run(dir, "get", "private.torrent", "-o", "out", "--no-dht", "--listen", "127.0.0.1:0")
+	if code := get.wait(t, 10*time.Second); code != 2 || !strings.Contains(get.errText(), "no way to find peers") {
+		t.Fatalf("get of a private torrent: exit %d: %s", code, get.errText())
+	}
+	seed := run(dir, "seed", "data", "--torrent", "private.torrent", "--listen", "127.0.0.1:0", "--no-dht")
+	seed.field(t, "listening")
+	seed.cmd.Process.Signal(syscall.SIGUSR1)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(seed.errText(), "torrents: 1") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if dump := seed.errText(); !strings.Contains(dump, "torrents: 1") || strings.Contains(dump, "lsd:") {
+		t.Errorf("private seed's status dump should have no lsd section:\n%s", dump)
 	}
 }
