@@ -62,7 +62,7 @@ func runGet(c *cli.Context) error {
 	magnet := looksLikeMagnet(arg)
 	if magnet {
 		var err error
-		if mg, err = piece.ParseMagnet(arg); err != nil {
+		if mg, err = parseLink(arg); err != nil {
 			return usageError("get: %v", err)
 		}
 	} else {
@@ -131,7 +131,11 @@ func runGet(c *cli.Context) error {
 			return err
 		}
 	}
-	if len(m.MissingLayers()) > 0 {
+	// Missing piece layers come first for a v2 torrent, which has no
+	// other check; a hybrid downloads by SHA-1 meanwhile and fetches them
+	// from v2 peers as they come, where in a swarm of v1-only peers none
+	// ever may.
+	if len(m.MissingLayers()) > 0 && !m.Info.HasV1() {
 		if err := layersFor(ctx, c, cl, node, ls, m, dir, peers); err != nil {
 			return err
 		}
@@ -212,6 +216,11 @@ func runGet(c *cli.Context) error {
 	case <-t.Done():
 	default:
 		closeErr := t.Close()
+		var ie *swarm.InconsistentError
+		if derr := t.Err(); errors.As(derr, &ie) {
+			// The torrent's fault: no peer and no rerun can complete it.
+			return failure("get: %v: %s", derr, summary)
+		}
 		if derr := t.Err(); derr != nil {
 			// Stopped by the disk, not by the user: --seed does not apply
 			// to a download that failed.
@@ -338,9 +347,9 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 		return nil, failure("get: %v", err)
 	}
 	defer root.Close()
-	saved := filepath.Join(storage.StateDirName, fmt.Sprintf("%x.torrent", mg.Hash[:]))
+	saved := filepath.Join(storage.StateDirName, magnetID(mg)+".torrent")
 	if data, err := root.ReadFile(saved); err == nil {
-		if m, err := piece.Parse(data); err == nil && m.Info.Hash == mg.Hash {
+		if m, err := piece.Parse(data); err == nil && mg.Matches(m.Info) {
 			return m, nil
 		}
 	}

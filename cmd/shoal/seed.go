@@ -197,7 +197,9 @@ func runSeed(c *cli.Context) error {
 	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil && !ap.Addr().IsUnspecified() {
 		mg.Peers = []string{ap.String()}
 	}
-	fmt.Fprintf(c.App.Writer, "listening: %s\ninfo-hash: %s\nmagnet: %s\n", displayAddr(cl.Addr(), c.String("listen")), m.Info.ID(), mg)
+	fmt.Fprintf(c.App.Writer, "listening: %s\n", displayAddr(cl.Addr(), c.String("listen")))
+	printHashes(c.App.Writer, m.Info)
+	fmt.Fprintf(c.App.Writer, "magnet: %s\n", mg)
 	if f, ok := c.App.Writer.(*os.File); ok {
 		f.Sync()
 	}
