@@ -64,17 +64,28 @@ func TestLSDFindsPeersWithoutTrackerOrDHT(t *testing.T) {
 	}
 
 	byHash := run(dir, "get", hash, "-o", "dl0", "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "20s")
-	// Past the downloader's own first announce, which nobody hears.
-	time.Sleep(500 * time.Millisecond)
+	// The seeder starts once the downloader looks for peers: its first
+	// announce is what the downloader must hear.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(byHash.errText(), "fetching metadata from peers"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("get by hash never started fetching: %s", byHash.errText())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
 	seed := run(dir, "seed", "share", "--torrent", "share.torrent", "--listen", "127.0.0.1:0", "--no-dht")
 	seed.field(t, "listening")
-	byFile := run(dir, "get", "share.torrent", "-o", "dl1", "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "20s")
-	for i, d := range []*proc{byHash, byFile} {
-		if code := d.wait(t, 30*time.Second); code != 0 {
-			t.Fatalf("download %d: exit %d: %s", i, code, d.errText())
-		}
-		sameFiles(t, filepath.Join(dir, "share"), filepath.Join(dir, fmt.Sprintf("dl%d", i), "share"))
+	if code := byHash.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("download by hash: exit %d: %s", code, byHash.errText())
 	}
+	sameFiles(t, filepath.Join(dir, "share"), filepath.Join(dir, "dl0", "share"))
+	// Only the seeder is left to download from, and only its hearing the
+	// newcomer's announce can connect them.
+	byFile := run(dir, "get", "share.torrent", "-o", "dl1", "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "20s")
+	if code := byFile.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("download by .torrent: exit %d: %s", code, byFile.errText())
+	}
+	sameFiles(t, filepath.Join(dir, "share"), filepath.Join(dir, "dl1", "share"))
 
 	// The seeder's status dump counts what LSD heard, and its address
 	// book names LSD as the downloaders' source.

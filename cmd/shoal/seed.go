@@ -193,6 +193,13 @@ func runSeed(c *cli.Context) error {
 	if err != nil {
 		return failure("seed: %v", err)
 	}
+	// Local discovery listens before "listening:" is printed, so a peer
+	// started on that line is heard.
+	ls := startLSD(c, cl, m.Info.Private)
+	if ls != nil {
+		defer ls.Close()
+		dump.setLSD(ls)
+	}
 	mg := m.Magnet()
 	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil && !ap.Addr().IsUnspecified() {
 		mg.Peers = []string{ap.String()}
@@ -210,11 +217,7 @@ func runSeed(c *cli.Context) error {
 	if node != nil {
 		defer node.Close()
 	}
-	if ls := startLSD(c, cl, m.Info.Private); ls != nil {
-		defer ls.Close()
-		dump.setLSD(ls)
-		t.AddSources(lsdSources(ls, m.Info.Private)...)
-	}
+	t.AddSources(lsdSources(ls, m.Info.Private)...)
 	t.AddSources(torrentSources(cl, node, m, peers)...)
 	t.AddTrackers(m.Tiers(c.StringSlice("tracker")...))
 
