@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,5 +131,27 @@ func TestLSDOffForPrivateTorrents(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if dump := seed.errText(); !strings.Contains(dump, "torrents: 1") || strings.Contains(dump, "lsd:") {
 		t.Errorf("private seed's status dump should have no lsd section:\n%s", dump)
+	}
+}
+
+// LSD's scope follows the address the user asked to listen on: Go
+// reports a bound 0.0.0.0 as [::], which would widen it to IPv6.
+func TestLSDListenAddress(t *testing.T) {
+	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	for _, c := range []struct {
+		requested string
+		bound     net.Addr
+		want      string
+	}{
+		{"0.0.0.0:6881", tcp("[::]:6881"), "[0.0.0.0]"},
+		{":6881", tcp("[::]:6881"), "[::]"},
+		{"[::]:0", tcp("[::]:40000"), "[::]"},
+		{"127.0.0.1:0", tcp("127.0.0.1:40000"), "[127.0.0.1]"},
+		{"[::1]:0", tcp("[::1]:40000"), "[::1]"},
+		{"127.0.0.1:6881", nil, "[127.0.0.1]"},
+	} {
+		if got := fmt.Sprint(lsdListen(c.requested, c.bound)); got != c.want {
+			t.Errorf("--listen %s bound at %v: %s, want %s", c.requested, c.bound, got, c.want)
+		}
 	}
 }
