@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/lttest"
 )
 
 var lsdNetnsSeq int
@@ -154,4 +156,45 @@ func TestLSDListenAddress(t *testing.T) {
 			t.Errorf("--listen %s bound at %v: %s, want %s", c.requested, c.bound, got, c.want)
 		}
 	}
+}
+
+// Local service discovery between shoal and libtorrent 2.0, both ways, in
+// a namespace whose loopback can multicast, with no peer named: each
+// parses the other's announces, and the one that hears a newcomer
+// connects to it. The torrent is a hybrid, announced under both hashes.
+func TestLSDWithLibtorrent(t *testing.T) {
+	lttest.Require(t)
+	in := lsdNetns(t)
+	run := func(dir string, args ...string) *proc {
+		return startCmd(t, dir, exec.Command(in[0], append(in[1:], args...)...))
+	}
+	ltRun := func(dir string, args ...string) *proc {
+		return startCmd(t, dir, exec.Command(in[0], append([]string{in[1], in[2], in[3], lttest.Python, lttest.Script("lt_peer.py")}, args...)...))
+	}
+	dir := t.TempDir()
+	randomFiles(t, filepath.Join(dir, "pack"), interopFiles)
+	if r := shoal(t, dir, nil, "create", "pack", "-o", "pack.torrent", "--format", "hybrid", "--piece-length", "32k"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+
+	// shoal seeds; libtorrent, started after, announces and shoal dials it.
+	seed := run(dir, "seed", "pack", "--torrent", "pack.torrent", "--listen", "127.0.0.1:0", "--no-dht")
+	seed.field(t, "listening")
+	lt := ltRun(dir, "get", "pack.torrent", "lt-out", "--lsd", "--timeout", "30")
+	if code := lt.wait(t, 40*time.Second); code != 0 {
+		t.Fatalf("libtorrent get by LSD: exit %d: %s\nshoal: %s", code, lt.errText(), seed.errText())
+	}
+	sameFiles(t, filepath.Join(dir, "pack"), filepath.Join(dir, "lt-out", "pack"))
+	seed.cmd.Process.Signal(syscall.SIGTERM)
+	seed.wait(t, 10*time.Second)
+
+	// libtorrent seeds; shoal, started after, announces and libtorrent
+	// dials it.
+	ltSeed := ltRun(dir, "seed", "pack.torrent", dir, "--lsd")
+	ltSeed.field(t, "seeding")
+	get := run(dir, "get", "pack.torrent", "-o", "shoal-out", "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "30s")
+	if code := get.wait(t, 40*time.Second); code != 0 {
+		t.Fatalf("shoal get by LSD from libtorrent: exit %d: %s\nlibtorrent: %s", code, get.errText(), ltSeed.errText())
+	}
+	sameFiles(t, filepath.Join(dir, "pack"), filepath.Join(dir, "shoal-out", "pack"))
 }
