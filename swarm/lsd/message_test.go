@@ -110,3 +110,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParse is the cost of one announce taken in, which the rate
+// limits bound per second.
+func BenchmarkParse(b *testing.B) {
+	p := packets(GroupV4, 6881, "c00k1e", make([][20]byte, 4))[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
