@@ -40,6 +40,7 @@ func getCommand() *cli.Command {
 			bootstrapFlag(),
 			noDHTFlag(),
 			noLSDFlag(),
+			noPortMapFlag(), portMapLeaseFlag(),
 			&cli.BoolFlag{Name: "seed", Usage: "keep seeding after the download completes, until interrupted (a download that fails, on a disk error or --timeout, exits 1 without seeding)", EnvVars: env("seed")},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up if not complete after `DURATION` (30s, 5m)", EnvVars: env("timeout")},
 			rateFlag("max-download-rate", "downloads"),
@@ -113,6 +114,7 @@ func runGet(c *cli.Context) error {
 	}
 	defer cl.Close()
 	dump.set(cl)
+	defer startPortMap(sigCtx, c, cl)()
 	private := m != nil && m.Info.Private
 	node, err := startDHTNode(sigCtx, c, cl, private)
 	if err != nil {

@@ -36,6 +36,7 @@ func seedCommand() *cli.Command {
 			bootstrapFlag(),
 			noDHTFlag(),
 			noLSDFlag(),
+			noPortMapFlag(), portMapLeaseFlag(),
 			peerFlag(),
 			rateFlag("max-upload-rate", "uploads"),
 			&cli.BoolFlag{Name: "super-seed", Value: true, Usage: "until every piece has reached some peer, show each peer only pieces no peer has yet (BEP 16), so the first full copy leaves at the full upload rate; --super-seed=false seeds plainly", EnvVars: env("super-seed")},
@@ -210,6 +211,7 @@ func runSeed(c *cli.Context) error {
 	if f, ok := c.App.Writer.(*os.File); ok {
 		f.Sync()
 	}
+	defer startPortMap(ctx, c, cl)()
 	node, err := startDHTNode(ctx, c, cl, m.Info.Private)
 	if err != nil {
 		return err
