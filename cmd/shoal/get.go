@@ -24,6 +24,7 @@ import (
 	"github.com/shoal-p2p/shoal/piece/bitfield"
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm"
+	"github.com/shoal-p2p/shoal/swarm/lsd"
 )
 
 func getCommand() *cli.Command {
@@ -38,6 +39,8 @@ func getCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "also announce to `URL`", EnvVars: env("tracker")},
 			bootstrapFlag(),
 			noDHTFlag(),
+			noLSDFlag(),
+			noPortMapFlag(), portMapLeaseFlag(),
 			&cli.BoolFlag{Name: "seed", Usage: "keep seeding after the download completes, until interrupted (a download that fails, on a disk error or --timeout, exits 1 without seeding)", EnvVars: env("seed")},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up if not complete after `DURATION` (30s, 5m)", EnvVars: env("timeout")},
 			rateFlag("max-download-rate", "downloads"),
@@ -111,6 +114,7 @@ func runGet(c *cli.Context) error {
 	}
 	defer cl.Close()
 	dump.set(cl)
+	defer startPortMap(sigCtx, c, cl)()
 	private := m != nil && m.Info.Private
 	node, err := startDHTNode(sigCtx, c, cl, private)
 	if err != nil {
@@ -119,8 +123,13 @@ func runGet(c *cli.Context) error {
 	if node != nil {
 		defer node.Close()
 	}
+	ls := startLSD(c, cl, private)
+	if ls != nil {
+		defer ls.Close()
+		dump.setLSD(ls)
+	}
 	if magnet {
-		if m, err = metadataFor(ctx, c, cl, node, mg, dir, peers); err != nil {
+		if m, err = metadataFor(ctx, c, cl, node, ls, mg, dir, peers); err != nil {
 			return err
 		}
 	}
@@ -129,7 +138,7 @@ func runGet(c *cli.Context) error {
 	// from v2 peers as they come, where in a swarm of v1-only peers none
 	// ever may.
 	if len(m.MissingLayers()) > 0 && !m.Info.HasV1() {
-		if err := layersFor(ctx, c, cl, node, m, dir, peers); err != nil {
+		if err := layersFor(ctx, c, cl, node, ls, m, dir, peers); err != nil {
 			return err
 		}
 	}
@@ -173,6 +182,7 @@ func runGet(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "resuming: %d of %d bytes already verified on disk\n", startDone, m.Info.TotalLength)
 	}
 	t.AddSources(torrentSources(cl, node, m, peers)...)
+	t.AddSources(lsdSources(ls, m.Info.Private)...)
 	t.AddTrackers(m.Tiers(c.StringSlice("tracker")...))
 	sources := peerSources(c, m, mg, node != nil)
 
@@ -331,7 +341,7 @@ func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *p
 // earlier run in DIR/.shoal, or from peers (BEP 9 and BEP 52 hash
 // requests), saving it so an interrupted download resumes without asking
 // again.
-func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.Node, mg piece.Magnet, dir string, peers []netip.AddrPort) (*piece.MetaInfo, error) {
+func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.Node, ls *lsd.Service, mg piece.Magnet, dir string, peers []netip.AddrPort) (*piece.MetaInfo, error) {
 	// Read and written through an os.Root, so the state folder cannot
 	// lead out of DIR.
 	root, err := os.OpenRoot(dir)
@@ -350,7 +360,7 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 	var last swarm.FetchStatus
 	var printed time.Time
 	lastLine := ""
-	m, err := cl.FetchInfoFrom(ctx, mg, magnetSources(cl, node, mg, c.StringSlice("tracker"), peers), func(s swarm.FetchStatus) {
+	m, err := cl.FetchInfoFrom(ctx, mg, append(magnetSources(cl, node, mg, c.StringSlice("tracker"), peers), lsdSources(ls, false)...), func(s swarm.FetchStatus) {
 		// Say why nothing arrives once an attempt failed; a changing
 		// reason (several dead peers) at most every few seconds.
 		last = s
