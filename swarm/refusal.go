@@ -30,6 +30,8 @@ const (
 	RefusedUnknownTorrent                  // asked for a torrent we do not serve
 	RefusedPushedOut                       // closed for newer handshakes: too many pending (maxPendingHandshakes)
 	RefusedSilentWhenFull                  // sent nothing after its handshake to a full torrent
+	RefusedEncryptionPolicy                // plaintext while encryption is required, or MSE while it is off
+	RefusedMSEBad                          // an MSE handshake that failed: garbage, padding past its limit, closed
 	// Connections refused by a torrent (addConn and dial).
 	RefusedClosing       // the torrent was closing
 	RefusedOurselves     // we had connected to ourselves
@@ -86,6 +88,8 @@ var (
 		RefusedUnknownTorrent:     "unknown torrent",
 		RefusedPushedOut:          "pushed out by newer handshakes",
 		RefusedSilentWhenFull:     "silent to a full torrent",
+		RefusedEncryptionPolicy:   "against the encryption policy",
+		RefusedMSEBad:             "bad MSE handshake",
 		RefusedClosing:            "torrent closing",
 		RefusedOurselves:          "ourselves",
 		RefusedBanned:             "banned",
@@ -237,6 +241,13 @@ func (c *Client) handshakeRefusal(pc *pendingConn, err error) Refusal {
 		return RefusedHandshakeBad
 	case errors.As(err, &ne) && ne.Timeout():
 		return RefusedHandshakeTimeout
+	case errors.Is(err, errPlaintextRefused), errors.Is(err, errMSERefused):
+		return RefusedEncryptionPolicy
+	case errors.Is(err, ErrUnknownSKey):
+		return RefusedUnknownTorrent
+	}
+	if me := (*mseError)(nil); errors.As(err, &me) {
+		return RefusedMSEBad
 	}
 	return RefusedHandshakeClosed
 }

@@ -1,0 +1,282 @@
+package swarm
+
+// Message Stream Encryption (MSE, also called PE): the obfuscated,
+// RC4-encrypted handshake that Vuze, libtorrent and Transmission speak, so
+// that a network that throttles or blocks the plain BitTorrent handshake
+// does not see one. The protocol is github.com/anacrolix/torrent/mse; this
+// file decides when to speak it, tells an encrypted incoming connection
+// from a plain one, and finds the torrent an encrypted one asks for.
+//
+// The policies follow libtorrent's out_enc_policy and in_enc_policy, set
+// both ways by one value:
+//
+//   - prefer (libtorrent's pe_enabled): dial with MSE and, when the peer
+//     drops it, dial again in plaintext; accept both.
+//   - require (pe_forced): dial with MSE only; accept only MSE.
+//   - off (pe_disabled): dial in plaintext only; refuse incoming MSE, as
+//     libtorrent does with in_enc_policy disabled.
+//
+// We offer and choose RC4 for the stream, never MSE's "plaintext after an
+// obfuscated header" method, which hides only the handshake: a peer
+// counted as encrypted is encrypted to the end. A dialer that offers only
+// that method is still taken under prefer, where plaintext would be too.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent/mse"
+
+	"github.com/shoal-p2p/shoal/swarm/wire"
+)
+
+// Encryption is a policy for MSE, both for the connections we make and
+// for those we accept. The zero value is EncryptionPrefer.
+type Encryption uint8
+
+// The policies (see the file comment).
+const (
+	// EncryptionPrefer dials with MSE, falls back to plaintext when the
+	// peer refuses it, and accepts both.
+	EncryptionPrefer Encryption = iota
+	// EncryptionRequire dials and accepts only MSE with RC4.
+	EncryptionRequire
+	// EncryptionOff dials in plaintext and refuses incoming MSE.
+	EncryptionOff
+)
+
+// ParseEncryption reads a policy by the name String gives it.
+func ParseEncryption(s string) (Encryption, error) {
+	for e := EncryptionPrefer; e <= EncryptionOff; e++ {
+		if s == e.String() {
+			return e, nil
+		}
+	}
+	return 0, fmt.Errorf("encryption policy %q: want off, prefer or require", s)
+}
+
+// String names the policy: "prefer", "require" or "off".
+func (e Encryption) String() string {
+	switch e {
+	case EncryptionPrefer:
+		return "prefer"
+	case EncryptionRequire:
+		return "require"
+	case EncryptionOff:
+		return "off"
+	}
+	return fmt.Sprintf("Encryption(%d)", uint8(e))
+}
+
+// plainPrefix is how every plaintext handshake starts. A connection that
+// does not start with all of it is taken for MSE, whose first 96 bytes are
+// a Diffie-Hellman public key: a random number, which matches these 20
+// bytes by chance once in 2^160 times. One byte would not do, as a key
+// starts with 0x13 once in 256.
+var plainPrefix = []byte("\x13" + wire.Protocol)
+
+// Errors of the encryption policy, which refusals count apart.
+var (
+	errPlaintextRefused = errors.New("plaintext handshake, but encryption is required")
+	errMSERefused       = errors.New("encrypted (MSE) handshake, but encryption is off")
+)
+
+// mseConn is a connection whose stream is RC4-encrypted after an MSE
+// handshake. Reads decrypt; writes encrypt through the handshake's
+// cipher, which must never see a partial write again: a failed write
+// poisons the connection for the writes after it.
+type mseConn struct {
+	net.Conn
+	rw     io.ReadWriter
+	mu     sync.Mutex // serializes writes and guards werr
+	werr   error
+	method mse.CryptoMethod
+}
+
+func (c *mseConn) Read(b []byte) (int, error) { return c.rw.Read(b) }
+
+func (c *mseConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	n, err := c.rw.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		// The RC4 stream has moved past what the peer got: nothing
+		// written after this could be decrypted.
+		c.werr = err
+	}
+	return n, err
+}
+
+// encrypted reports whether conn carries an RC4 stream, looking through
+// the wrappers that handshakes put around it.
+func encrypted(conn net.Conn) bool {
+	for {
+		switch c := conn.(type) {
+		case *mseConn:
+			return c.method == mse.CryptoMethodRC4
+		case *primedConn:
+			conn = c.Conn
+		case *prefixConn:
+			conn = c.Conn
+		default:
+			return false
+		}
+	}
+}
+
+// prefixConn replays bytes read to tell MSE from plaintext before the
+// rest of the stream. It is apart from primedConn, which says the peer
+// has spoken after its handshake.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+// sniffIncoming reads the first bytes of an incoming connection and, by
+// the policy, returns the connection to read the plaintext handshake
+// from: the same stream, or the decrypted one after an MSE handshake, in
+// which case skeyTorrent is the torrent whose swarm hash the peer proved
+// it knows. The caller's deadline bounds the first bytes, and deadline
+// the rest; MSE itself bounds the padding it skips before the key hash it
+// looks for to 512 bytes.
+func (c *Client) sniffIncoming(conn net.Conn, deadline time.Time) (out net.Conn, skeyTorrent *Torrent, err error) {
+	first := make([]byte, len(plainPrefix))
+	if _, err := io.ReadFull(conn, first); err != nil {
+		return nil, nil, fmt.Errorf("reading the first bytes: %w", err)
+	}
+	conn.SetDeadline(deadline)
+	pre := &prefixConn{Conn: conn, pre: first}
+	if bytes.Equal(first, plainPrefix) {
+		if c.cfg.Encryption == EncryptionRequire {
+			return nil, nil, errPlaintextRefused
+		}
+		return pre, nil, nil
+	}
+	if c.cfg.Encryption == EncryptionOff {
+		return nil, nil, errMSERefused
+	}
+	// The keys are copied out so no lock is held across the handshake.
+	c.mu.Lock()
+	keys := make([][20]byte, 0, len(c.torrents))
+	for ih := range c.torrents {
+		keys = append(keys, ih)
+	}
+	c.mu.Unlock()
+	// The key the iteration stops at is the peer's: ReceiveHandshake
+	// stops when one matches, and does not return it.
+	var skey [20]byte
+	rw, method, err := mse.ReceiveHandshake(context.Background(), pre, func(f func([]byte) bool) {
+		for _, k := range keys {
+			if !f(k[:]) {
+				skey = k
+				return
+			}
+		}
+	}, c.selectCrypto)
+	if err != nil {
+		if errors.Is(err, mse.ErrNoSecretKeyMatch) {
+			return nil, nil, ErrUnknownSKey
+		}
+		return nil, nil, &mseError{err}
+	}
+	if method == 0 {
+		return nil, nil, &mseError{errors.New("the peer offers no method we accept")}
+	}
+	c.mu.Lock()
+	t := c.torrents[skey]
+	c.mu.Unlock()
+	if t == nil {
+		return nil, nil, ErrUnknownSKey
+	}
+	return &mseConn{Conn: conn, rw: rw, method: method}, t, nil
+}
+
+// mseError is an incoming MSE handshake that failed: garbage, padding
+// past its limit, a closed or stalled connection. Refusals count it as a
+// bad MSE handshake unless it timed out.
+type mseError struct{ err error }
+
+func (e *mseError) Error() string { return "MSE: " + e.err.Error() }
+func (e *mseError) Unwrap() error { return e.err }
+
+// ErrUnknownSKey is an MSE handshake for a swarm we do not serve.
+var ErrUnknownSKey = errors.New("MSE: the peer asks for a torrent we do not serve")
+
+// selectCrypto chooses the stream's method from those an incoming peer
+// offers: RC4 whenever it is offered; the plaintext method only when
+// encryption is preferred, not required; nothing (the handshake fails)
+// otherwise.
+func (c *Client) selectCrypto(provided mse.CryptoMethod) mse.CryptoMethod {
+	switch {
+	case provided&mse.CryptoMethodRC4 != 0:
+		return mse.CryptoMethodRC4
+	case provided&mse.CryptoMethodPlaintext != 0 && c.cfg.Encryption == EncryptionPrefer:
+		return mse.CryptoMethodPlaintext
+	}
+	return 0
+}
+
+// connect dials addr for the swarm whose 20-byte hash is skey and, by the
+// policy, runs MSE over it; under prefer a peer that drops MSE is dialed
+// again in plaintext, as libtorrent does. The connection's deadline is
+// set to timeout from each dial, for the handshake that follows; the
+// caller clears it.
+func (c *Client) connect(ctx context.Context, addr netip.AddrPort, skey [20]byte, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	raw, err := d.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		return nil, err
+	}
+	raw.SetDeadline(time.Now().Add(timeout))
+	if c.cfg.Encryption == EncryptionOff {
+		return raw, nil
+	}
+	enc, err := c.initiate(ctx, raw, skey)
+	if err == nil {
+		return enc, nil
+	}
+	raw.Close()
+	if c.cfg.Encryption == EncryptionRequire || ctx.Err() != nil {
+		return nil, fmt.Errorf("MSE: %w", err)
+	}
+	c.log.Debug("MSE refused; dialing again in plaintext", "peer", addr, "err", err)
+	if raw, err = d.DialContext(ctx, "tcp", addr.String()); err != nil {
+		return nil, err
+	}
+	raw.SetDeadline(time.Now().Add(timeout))
+	return raw, nil
+}
+
+// initiate runs the dialing side of MSE over conn, offering RC4 only.
+// Closing conn (ctx ending) ends it.
+func (c *Client) initiate(ctx context.Context, conn net.Conn, skey [20]byte) (net.Conn, error) {
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	rw, method, err := mse.InitiateHandshakeContext(ctx, conn, skey[:], nil, mse.CryptoMethodRC4)
+	if err != nil {
+		return nil, err
+	}
+	return &mseConn{Conn: conn, rw: rw, method: method}, nil
+}
