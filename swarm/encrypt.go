@@ -259,7 +259,7 @@ func (c *Client) connect(ctx context.Context, addr netip.AddrPort, skey [20]byte
 	}
 	raw.Close()
 	if c.cfg.Encryption == EncryptionRequire || ctx.Err() != nil {
-		return nil, fmt.Errorf("MSE: %w", err)
+		return nil, fmt.Errorf("encryption required, but MSE failed: %w", err)
 	}
 	c.log.Debug("MSE refused; dialing again in plaintext", "peer", addr, "err", err)
 	if raw, err = d.DialContext(ctx, "tcp", addr.String()); err != nil {
