@@ -14,7 +14,8 @@ package swarm
 //     drops it, dial again in plaintext; accept both.
 //   - require (pe_forced): dial with MSE only; accept only MSE.
 //   - off (pe_disabled): dial in plaintext only; refuse incoming MSE, as
-//     libtorrent does with in_enc_policy disabled.
+//     libtorrent does with in_enc_policy disabled (counted as a bad
+//     handshake, which is all it is to a plaintext-only client).
 //
 // We offer and choose RC4 for the stream, never MSE's "plaintext after an
 // obfuscated header" method, which hides only the handshake: a peer
@@ -82,11 +83,13 @@ func (e Encryption) String() string {
 // starts with 0x13 once in 256.
 var plainPrefix = []byte("\x13" + wire.Protocol)
 
-// Errors of the encryption policy, which refusals count apart.
-var (
-	errPlaintextRefused = errors.New("plaintext handshake, but encryption is required")
-	errMSERefused       = errors.New("encrypted (MSE) handshake, but encryption is off")
-)
+// mseKeyLen is the length of an MSE public key, the first thing a dialer
+// sends.
+const mseKeyLen = 96
+
+// errPlaintextRefused is the encryption policy refusing a plaintext
+// handshake; refusals count it apart.
+var errPlaintextRefused = errors.New("plaintext handshake, but encryption is required")
 
 // mseConn is a connection whose stream is RC4-encrypted after an MSE
 // handshake. Reads decrypt; writes encrypt through the handshake's
@@ -162,21 +165,29 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 // the rest; MSE itself bounds the padding it skips before the key hash it
 // looks for to 512 bytes.
 func (c *Client) sniffIncoming(conn net.Conn, deadline time.Time) (out net.Conn, skeyTorrent *Torrent, err error) {
-	first := make([]byte, len(plainPrefix))
-	if _, err := io.ReadFull(conn, first); err != nil {
+	first := make([]byte, mseKeyLen)
+	if _, err := io.ReadFull(conn, first[:len(plainPrefix)]); err != nil {
 		return nil, nil, fmt.Errorf("reading the first bytes: %w", err)
 	}
-	conn.SetDeadline(deadline)
-	pre := &prefixConn{Conn: conn, pre: first}
-	if bytes.Equal(first, plainPrefix) {
+	if bytes.Equal(first[:len(plainPrefix)], plainPrefix) {
 		if c.cfg.Encryption == EncryptionRequire {
 			return nil, nil, errPlaintextRefused
 		}
-		return pre, nil, nil
+		conn.SetDeadline(deadline)
+		return &prefixConn{Conn: conn, pre: first[:len(plainPrefix)]}, nil, nil
 	}
 	if c.cfg.Encryption == EncryptionOff {
-		return nil, nil, errMSERefused
+		// As before MSE: not a BitTorrent handshake. libtorrent refuses
+		// MSE with in_enc_policy disabled too.
+		return nil, nil, fmt.Errorf("%w: not plaintext, and encryption is off", wire.ErrBadHandshake)
 	}
+	// A dialer sends its whole key at once: under the caller's deadline
+	// for first bytes still, so what stops short of it goes as soon.
+	if _, err := io.ReadFull(conn, first[len(plainPrefix):]); err != nil {
+		return nil, nil, &mseError{fmt.Errorf("reading the key: %w", err)}
+	}
+	conn.SetDeadline(deadline)
+	pre := &prefixConn{Conn: conn, pre: first}
 	// The keys are copied out so no lock is held across the handshake.
 	c.mu.Lock()
 	keys := make([][20]byte, 0, len(c.torrents))

@@ -64,10 +64,15 @@ func TestEncryptionPolicies(t *testing.T) {
 				if s := leech.t.Stats(); s.PeersSeen != 0 || s.BytesDone != 0 {
 					t.Errorf("leech stats %+v: want no peer ever connected", s)
 				}
-				// Refused on the seeder's side: it is the one that
-				// received what its policy forbids.
-				if n := seeder.c.Refused()[RefusedEncryptionPolicy]; n == 0 {
-					t.Errorf("seeder counted no refusal for the encryption policy: %v", seeder.c.Refused())
+				// Refused on the seeder's side, which received what its
+				// policy forbids: plaintext when it requires MSE; MSE,
+				// which is no plaintext handshake, when it has it off.
+				want := RefusedEncryptionPolicy
+				if tc.seed == EncryptionOff {
+					want = RefusedHandshakeBad
+				}
+				if n := seeder.c.Refused()[want]; n == 0 {
+					t.Errorf("seeder counted no %q: %v", want, seeder.c.Refused())
 				}
 				if s := leech.t.Stats(); s.LastDialError == "" {
 					t.Error("leech names no dial error")
@@ -268,20 +273,21 @@ func TestBadMSEDropped(t *testing.T) {
 		waitFor(t, 2*time.Second, r.String()+" counted", func() bool { return refused(r) > before })
 	}
 
-	t.Run("stalled after the key", func(t *testing.T) {
+	t.Run("stalled in the key", func(t *testing.T) {
 		before := refused(RefusedHandshakeTimeout)
 		conn, err := net.Dial("tcp", seeder.c.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		// 40 bytes: past the plaintext test, short of a 96-byte key.
+		// 40 bytes: past the plaintext test, short of a 96-byte key,
+		// which has the deadline of a plaintext handshake's first bytes.
 		junk := make([]byte, 40)
 		rand.Read(junk)
 		conn.Write(junk)
-		took, ok := droppedWithin(conn, handshakeTimeout+2*time.Second)
+		took, ok := droppedWithin(conn, headerTimeout+2*time.Second)
 		if !ok || took < headerTimeout/2 {
-			t.Fatalf("stalled MSE handshake: dropped %v after %v; want dropped by the handshake deadline (%v)", ok, took, handshakeTimeout)
+			t.Fatalf("stalled MSE handshake: dropped %v after %v; want dropped by the first bytes' deadline (%v)", ok, took, headerTimeout)
 		}
 		waitCount(RefusedHandshakeTimeout, before)
 	})
@@ -294,7 +300,7 @@ func TestBadMSEDropped(t *testing.T) {
 		waitCount(RefusedHandshakeTimeout, before)
 	})
 	t.Run("garbage", func(t *testing.T) {
-		before := refused(RefusedMSEBad)
+		before := refused(RefusedHandshakeBad)
 		conn, err := net.Dial("tcp", seeder.c.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -307,7 +313,7 @@ func TestBadMSEDropped(t *testing.T) {
 		if took, ok := droppedWithin(conn, time.Second); !ok {
 			t.Fatalf("garbage still open after %v", took)
 		}
-		waitCount(RefusedMSEBad, before)
+		waitCount(RefusedHandshakeBad, before)
 	})
 	for _, pad := range []int{512, 513, 4000} {
 		t.Run("padding "+strconv.Itoa(pad), func(t *testing.T) {
@@ -320,7 +326,7 @@ func TestBadMSEDropped(t *testing.T) {
 			rand.Read(msg)
 			msg = append(msg, sha1Of([]byte("req1"), s)...)
 			msg = append(msg, skeyHash(bytes.Repeat([]byte{7}, 20), s)...)
-			r := RefusedMSEBad
+			r := RefusedHandshakeBad
 			if pad <= 512 {
 				r = RefusedUnknownTorrent
 			}

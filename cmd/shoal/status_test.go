@@ -60,7 +60,7 @@ func TestStatusDumpOnSIGUSR1(t *testing.T) {
 	dump := waitErr(t, seed, `(?s)shoal status at .*peers: 1 .*\n    127\.0\.0\.1:\d+ +SH0100 +in .*\n`, 5*time.Second)
 	for _, want := range []string{
 		`(?m)^client: listening on ` + regexp.QuoteMeta(addr) + `, peer id [0-9a-f]{40} \(SH0100\)$`,
-		`(?m)^  refused connections: bad MSE handshake 1$`,
+		`(?m)^  refused connections: bad handshake 1$`,
 		`(?m)^torrent "data"$`,
 		`(?m)^  picker: all \d+ pieces verified; `,
 		`(?m)^  choker: `,
