@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/internal/lttest"
+	"github.com/shoal-p2p/shoal/internal/v1test"
 )
 
 // shoal seeds and shoal gets under each pair of --encryption policies that
@@ -180,4 +181,40 @@ func TestLibtorrentForcedEncryption(t *testing.T) {
 			t.Fatalf("exit %d, want 1 (libtorrent refuses plaintext):\n%s", r.code, r.stderr)
 		}
 	})
+}
+
+// transmission-cli 3.00 with "encryption": 2 (required: it refuses any
+// peer that does not speak MSE) downloads a v1 torrent from shoal, which
+// dials it (Transmission drops loopback peers a tracker hands it), with
+// shoal's default policy: prefer. With shoal's encryption off it gets
+// nothing, which shows the setting holds.
+func TestTransmissionRequiredEncryption(t *testing.T) {
+	for _, enc := range []string{"prefer", "off"} {
+		t.Run(enc, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			src := filepath.Join(dir, "pack")
+			randomFiles(t, src, map[string]int{"movie.bin": 700_000, "extras/a.txt": 12_345})
+			if r := shoal(t, dir, nil, "create", "pack", "--format", "v1", "-o", "pack.torrent", "--piece-length", "32k"); r.code != 0 {
+				t.Fatalf("create --format v1: exit %d: %s", r.code, r.stderr)
+			}
+			c := v1test.StartTransmissionWith(t, filepath.Join(dir, "pack.torrent"), filepath.Join(dir, "transmission"), false, map[string]any{"encryption": 2})
+			c.WaitReady(t, 15*time.Second)
+			args := []string{"seed", "pack", "--torrent", "pack.torrent", "--listen", "127.0.0.1:0", "--no-dht", "--peer", c.Addr.String()}
+			if enc != "prefer" {
+				args = append(args, "--encryption", enc)
+			}
+			seed := start(t, dir, args...)
+			if enc == "off" {
+				if err := c.WaitDone(8 * time.Second); err == nil {
+					t.Fatalf("transmission requiring encryption got the data from shoal with encryption off:\n%s", seed.errText())
+				}
+				return
+			}
+			if err := c.WaitDone(40 * time.Second); err != nil {
+				t.Fatalf("%v\nshoal seed: %s", err, seed.errText())
+			}
+			sameFiles(t, src, filepath.Join(c.Dir, "pack"))
+		})
+	}
 }
