@@ -18,6 +18,7 @@ import (
 
 	"github.com/anacrolix/torrent/mse"
 
+	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm/wire"
 )
@@ -447,4 +448,38 @@ func TestMSEFloodBounded(t *testing.T) {
 	if n := seeder.c.Refused()[RefusedPushedOut]; n < 20 {
 		t.Errorf("%d pushed out, want at least 20", n)
 	}
+}
+
+// The key of a swarm is each of its 20-byte hashes: a v1 torrent's v1
+// hash, and for a hybrid whichever hash the dialer names (the v1 one,
+// with the upgrade bit, unless the peer was found under the v2 one).
+func TestEncryptedFormats(t *testing.T) {
+	for _, f := range []piece.Format{piece.FormatV1, piece.FormatHybrid} {
+		t.Run(f.String(), func(t *testing.T) {
+			t.Parallel()
+			src := t.TempDir()
+			m := contentFormat(t, src, "data", map[string]int{"a.bin": 200_000, "b.txt": 1000}, 32<<10, f)
+			seeder := startNode(t, m, src, Config{Encryption: EncryptionRequire}, nil)
+			leech := startNode(t, m, t.TempDir(), Config{Encryption: EncryptionRequire}, nil)
+			leech.t.AddPeers(seeder.addr())
+			waitDone(t, leech, 10*time.Second)
+			if s := leech.t.Stats(); s.EncryptedSeen != 1 {
+				t.Errorf("leech: %d of %d peers encrypted, want 1", s.EncryptedSeen, s.PeersSeen)
+			}
+		})
+	}
+	// A hybrid's peer found under the v2 hash is dialed, and so keyed,
+	// with that hash.
+	t.Run("hybrid by v2 hash", func(t *testing.T) {
+		t.Parallel()
+		src := t.TempDir()
+		m := contentFormat(t, src, "data", map[string]int{"a.bin": 200_000, "b.txt": 1000}, 32<<10, piece.FormatHybrid)
+		seeder := startNode(t, m, src, Config{Encryption: EncryptionRequire}, nil)
+		leech := startNode(t, m, t.TempDir(), Config{Encryption: EncryptionRequire}, nil)
+		leech.t.addFound(SourceTracker, wire.TruncateV2(m.Info.Hash), []netip.AddrPort{seeder.addr()})
+		waitDone(t, leech, 10*time.Second)
+		if s := leech.t.Stats(); s.EncryptedSeen != 1 {
+			t.Errorf("leech: %d of %d peers encrypted, want 1", s.EncryptedSeen, s.PeersSeen)
+		}
+	})
 }
