@@ -3,9 +3,9 @@ package swarm
 // Message Stream Encryption (MSE, also called PE): the obfuscated,
 // RC4-encrypted handshake that Vuze, libtorrent and Transmission speak, so
 // that a network that throttles or blocks the plain BitTorrent handshake
-// does not see one. The protocol is github.com/anacrolix/torrent/mse; this
-// file decides when to speak it, tells an encrypted incoming connection
-// from a plain one, and finds the torrent an encrypted one asks for.
+// does not see one. The protocol is package swarm/mse; this file decides
+// when to speak it, tells an encrypted incoming connection from a plain
+// one, and finds the torrent an encrypted one asks for.
 //
 // The policies follow libtorrent's out_enc_policy and in_enc_policy, set
 // both ways by one value:
@@ -30,11 +30,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
-	"github.com/anacrolix/torrent/mse"
-
+	"github.com/shoal-p2p/shoal/swarm/mse"
 	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
@@ -85,51 +83,19 @@ var plainPrefix = []byte("\x13" + wire.Protocol)
 
 // mseKeyLen is the length of an MSE public key, the first thing a dialer
 // sends.
-const mseKeyLen = 96
+const mseKeyLen = mse.KeyLen
 
 // errPlaintextRefused is the encryption policy refusing a plaintext
 // handshake; refusals count it apart.
 var errPlaintextRefused = errors.New("plaintext handshake, but encryption is required")
-
-// mseConn is a connection whose stream is RC4-encrypted after an MSE
-// handshake. Reads decrypt; writes encrypt through the handshake's
-// cipher, which must never see a partial write again: a failed write
-// poisons the connection for the writes after it.
-type mseConn struct {
-	net.Conn
-	rw     io.ReadWriter
-	mu     sync.Mutex // serializes writes and guards werr
-	werr   error
-	method mse.CryptoMethod
-}
-
-func (c *mseConn) Read(b []byte) (int, error) { return c.rw.Read(b) }
-
-func (c *mseConn) Write(b []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.werr != nil {
-		return 0, c.werr
-	}
-	n, err := c.rw.Write(b)
-	if err == nil && n < len(b) {
-		err = io.ErrShortWrite
-	}
-	if err != nil {
-		// The RC4 stream has moved past what the peer got: nothing
-		// written after this could be decrypted.
-		c.werr = err
-	}
-	return n, err
-}
 
 // encrypted reports whether conn carries an RC4 stream, looking through
 // the wrappers that handshakes put around it.
 func encrypted(conn net.Conn) bool {
 	for {
 		switch c := conn.(type) {
-		case *mseConn:
-			return c.method == mse.CryptoMethodRC4
+		case *mse.Conn:
+			return c.Method == mse.MethodRC4
 		case *primedConn:
 			conn = c.Conn
 		case *prefixConn:
@@ -162,8 +128,7 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 // from: the same stream, or the decrypted one after an MSE handshake, in
 // which case skeyTorrent is the torrent whose swarm hash the peer proved
 // it knows. The caller's deadline bounds the first bytes, and deadline
-// the rest; MSE itself bounds the padding it skips before the key hash it
-// looks for to 512 bytes.
+// the rest; package mse refuses padding past 512 bytes wherever it is.
 func (c *Client) sniffIncoming(conn net.Conn, deadline time.Time) (out net.Conn, skeyTorrent *Torrent, err error) {
 	first := make([]byte, mseKeyLen)
 	if _, err := io.ReadFull(conn, first[:len(plainPrefix)]); err != nil {
@@ -187,7 +152,6 @@ func (c *Client) sniffIncoming(conn net.Conn, deadline time.Time) (out net.Conn,
 		return nil, nil, &mseError{fmt.Errorf("reading the key: %w", err)}
 	}
 	conn.SetDeadline(deadline)
-	pre := &prefixConn{Conn: conn, pre: first}
 	// The keys are copied out so no lock is held across the handshake.
 	c.mu.Lock()
 	keys := make([][20]byte, 0, len(c.torrents))
@@ -195,41 +159,35 @@ func (c *Client) sniffIncoming(conn net.Conn, deadline time.Time) (out net.Conn,
 		keys = append(keys, ih)
 	}
 	c.mu.Unlock()
-	// The key the iteration stops at is the peer's: ReceiveHandshake
-	// stops when one matches, and does not return it.
-	var skey [20]byte
-	rw, method, err := mse.ReceiveHandshake(context.Background(), pre, func(f func([]byte) bool) {
-		for _, k := range keys {
-			if !f(k[:]) {
-				skey = k
+	mc, k, err := mse.Accept(conn, first, func(yield func([]byte) bool) {
+		for i := range keys {
+			if !yield(keys[i][:]) {
 				return
 			}
 		}
 	}, c.selectCrypto)
 	if err != nil {
-		if errors.Is(err, mse.ErrNoSecretKeyMatch) {
+		if errors.Is(err, mse.ErrNoSKey) {
 			return nil, nil, ErrUnknownSKey
 		}
 		return nil, nil, &mseError{err}
 	}
-	if method == 0 {
-		return nil, nil, &mseError{errors.New("the peer offers no method we accept")}
-	}
+	skey := [20]byte(k)
 	c.mu.Lock()
 	t := c.torrents[skey]
 	c.mu.Unlock()
 	if t == nil {
 		return nil, nil, ErrUnknownSKey
 	}
-	return &mseConn{Conn: conn, rw: rw, method: method}, t, nil
+	return mc, t, nil
 }
 
 // mseError is an incoming MSE handshake that failed: garbage, padding
 // past its limit, a closed or stalled connection. Refusals count it as a
-// bad MSE handshake unless it timed out.
+// bad handshake unless it timed out.
 type mseError struct{ err error }
 
-func (e *mseError) Error() string { return "MSE: " + e.err.Error() }
+func (e *mseError) Error() string { return e.err.Error() }
 func (e *mseError) Unwrap() error { return e.err }
 
 // ErrUnknownSKey is an MSE handshake for a swarm we do not serve.
@@ -239,12 +197,12 @@ var ErrUnknownSKey = errors.New("MSE: the peer asks for a torrent we do not serv
 // offers: RC4 whenever it is offered; the plaintext method only when
 // encryption is preferred, not required; nothing (the handshake fails)
 // otherwise.
-func (c *Client) selectCrypto(provided mse.CryptoMethod) mse.CryptoMethod {
+func (c *Client) selectCrypto(provided mse.Method) mse.Method {
 	switch {
-	case provided&mse.CryptoMethodRC4 != 0:
-		return mse.CryptoMethodRC4
-	case provided&mse.CryptoMethodPlaintext != 0 && c.cfg.Encryption == EncryptionPrefer:
-		return mse.CryptoMethodPlaintext
+	case provided&mse.MethodRC4 != 0:
+		return mse.MethodRC4
+	case provided&mse.MethodPlaintext != 0 && c.cfg.Encryption == EncryptionPrefer:
+		return mse.MethodPlaintext
 	}
 	return 0
 }
@@ -285,9 +243,5 @@ func (c *Client) connect(ctx context.Context, addr netip.AddrPort, skey [20]byte
 func (c *Client) initiate(ctx context.Context, conn net.Conn, skey [20]byte) (net.Conn, error) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	rw, method, err := mse.InitiateHandshakeContext(ctx, conn, skey[:], nil, mse.CryptoMethodRC4)
-	if err != nil {
-		return nil, err
-	}
-	return &mseConn{Conn: conn, rw: rw, method: method}, nil
+	return mse.Initiate(conn, skey[:], mse.MethodRC4)
 }

@@ -3,7 +3,9 @@ package swarm
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/rc4"
 	"crypto/sha1"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/big"
@@ -337,6 +339,35 @@ func TestBadMSEDropped(t *testing.T) {
 				t.Fatalf("padding %d: still open after %v", pad, took)
 			}
 			waitCount(r, before)
+		})
+	}
+	// PadC, after the key hashes, encrypted: past 512 bytes it is refused
+	// at once; at 512 the handshake goes on, waiting for our part.
+	for _, pad := range []int{512, 513} {
+		t.Run("PadC "+strconv.Itoa(pad), func(t *testing.T) {
+			before := refused(RefusedHandshakeBad)
+			conn, s := rawMSE(t, seeder)
+			msg := append(sha1Of([]byte("req1"), s), skeyHash(ih[:], s)...)
+			key := sha1Of([]byte("keyA"), s, ih[:])
+			c, _ := rc4.NewCipher(key)
+			discard := make([]byte, 1024)
+			c.XORKeyStream(discard, discard)
+			tail := make([]byte, 8+4+2+pad+2) // VC, provide, len(PadC), PadC, len(IA)
+			binary.BigEndian.PutUint32(tail[8:], 2)
+			binary.BigEndian.PutUint16(tail[12:], uint16(pad))
+			c.XORKeyStream(tail, tail)
+			go conn.Write(append(msg, tail...))
+			took, ok := droppedWithin(conn, time.Second)
+			if pad <= 512 {
+				if ok {
+					t.Fatalf("PadC of %d bytes: dropped after %v", pad, took)
+				}
+				return
+			}
+			if !ok {
+				t.Fatalf("PadC of %d bytes: still open after %v", pad, took)
+			}
+			waitCount(RefusedHandshakeBad, before)
 		})
 	}
 	t.Run("unknown SKEY", func(t *testing.T) {
