@@ -39,6 +39,7 @@ func getCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "also announce to `URL`", EnvVars: env("tracker")},
 			bootstrapFlag(),
 			noDHTFlag(),
+			noPortMapFlag(), portMapLeaseFlag(),
 			&cli.BoolFlag{Name: "seed", Usage: "keep seeding after the download completes, until interrupted (a download that fails, on a disk error or --timeout, exits 1 without seeding)", EnvVars: env("seed")},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up if not complete after `DURATION` (30s, 5m)", EnvVars: env("timeout")},
 			rateFlag("max-download-rate", "downloads"),
@@ -61,7 +62,7 @@ func runGet(c *cli.Context) error {
 	magnet := looksLikeMagnet(arg)
 	if magnet {
 		var err error
-		if mg, err = piece.ParseMagnet(arg); err != nil {
+		if mg, err = parseLink(arg); err != nil {
 			return usageError("get: %v", err)
 		}
 	} else {
@@ -112,6 +113,7 @@ func runGet(c *cli.Context) error {
 	}
 	defer cl.Close()
 	dump.set(cl)
+	defer startPortMap(sigCtx, c, cl)()
 	private := m != nil && m.Info.Private
 	node, err := startDHTNode(sigCtx, c, cl, private)
 	if err != nil {
@@ -125,7 +127,11 @@ func runGet(c *cli.Context) error {
 			return err
 		}
 	}
-	if len(m.MissingLayers()) > 0 {
+	// Missing piece layers come first for a v2 torrent, which has no
+	// other check; a hybrid downloads by SHA-1 meanwhile and fetches them
+	// from v2 peers as they come, where in a swarm of v1-only peers none
+	// ever may.
+	if len(m.MissingLayers()) > 0 && !m.Info.HasV1() {
 		if err := layersFor(ctx, c, cl, node, m, dir, peers); err != nil {
 			return err
 		}
@@ -206,6 +212,11 @@ func runGet(c *cli.Context) error {
 	case <-t.Done():
 	default:
 		closeErr := t.Close()
+		var ie *swarm.InconsistentError
+		if derr := t.Err(); errors.As(derr, &ie) {
+			// The torrent's fault: no peer and no rerun can complete it.
+			return failure("get: %v: %s", derr, summary)
+		}
 		if derr := t.Err(); derr != nil {
 			// Stopped by the disk, not by the user: --seed does not apply
 			// to a download that failed.
@@ -338,9 +349,9 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 		return nil, failure("get: %v", err)
 	}
 	defer root.Close()
-	saved := filepath.Join(storage.StateDirName, fmt.Sprintf("%x.torrent", mg.Hash[:]))
+	saved := filepath.Join(storage.StateDirName, magnetID(mg)+".torrent")
 	if data, err := root.ReadFile(saved); err == nil {
-		if m, err := piece.Parse(data); err == nil && m.Info.Hash == mg.Hash {
+		if m, err := piece.Parse(data); err == nil && mg.Matches(m.Info) {
 			return m, nil
 		}
 	}

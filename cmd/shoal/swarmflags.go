@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/shoal-p2p/shoal/dht"
+	"github.com/shoal-p2p/shoal/internal/portmap"
 	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/swarm"
@@ -258,3 +259,46 @@ func statusLoop(ctx context.Context, w io.Writer, every time.Duration, line func
 }
 
 func formatRate(bps float64) string { return formatBytes(int64(bps)) + "/s" }
+
+// Port mapping (issue 14): --no-port-map, and the mapper seed and get run
+// beside their client.
+func noPortMapFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "no-port-map", Usage: "do not ask the router (UPnP IGD, NAT-PMP) to forward the listen port", EnvVars: env("no-port-map")}
+}
+
+// portMapLeaseFlag sets the lease asked of the router; hidden, as only
+// tests (which watch a renewal) and odd routers need another than the
+// default.
+func portMapLeaseFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "port-map-lease", Value: portmap.DefaultLease, Hidden: true, EnvVars: env("port-map-lease")}
+}
+
+// startPortMap maps the client's port in the background, unless
+// --no-port-map, and prints "external: IP:PORT" on stdout whenever a
+// mapping holds at a new address. The returned func removes the mapping.
+func startPortMap(ctx context.Context, c *cli.Context, cl *swarm.Client) (stop func()) {
+	ap, err := netip.ParseAddrPort(cl.Addr().String())
+	if c.Bool("no-port-map") || err != nil {
+		return func() {}
+	}
+	lease := c.Duration("port-map-lease")
+	if lease < 2*time.Second {
+		// Renewal runs at half the lease, and a router's answer takes
+		// a round trip: less leaves no margin.
+		warnf(c.App.ErrWriter, "--port-map-lease %v is too short to renew in time; asking for 2s", lease)
+		lease = 2 * time.Second
+	}
+	m := portmap.Start(ctx, portmap.Config{
+		Listen:      ap,
+		Lease:       lease,
+		Description: "shoal " + version,
+		Logger:      slog.Default(),
+		OnExternal: func(ext netip.AddrPort) {
+			fmt.Fprintf(c.App.Writer, "external: %s\n", ext)
+			if f, ok := c.App.Writer.(*os.File); ok {
+				f.Sync()
+			}
+		},
+	})
+	return m.Close
+}
