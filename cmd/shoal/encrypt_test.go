@@ -117,11 +117,16 @@ func TestEncryptedPeersShown(t *testing.T) {
 	}
 }
 
-// A policy that is not one is a usage error.
+// A policy that is not one is a usage error, from the flag or from the
+// environment, before anything is hashed or fetched.
 func TestEncryptionFlagBad(t *testing.T) {
 	dir := content(t)
 	r := shoal(t, dir, nil, "seed", "data", "--listen", "127.0.0.1:0", "--no-dht", "--encryption", "maybe")
-	if r.code != 2 || !strings.Contains(r.stderr, "--encryption") {
+	if r.code != 2 || !strings.Contains(r.stderr, "--encryption") || strings.Contains(r.stdout, "info-hash") {
+		t.Fatalf("exit %d, want 2 naming --encryption:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = shoal(t, dir, []string{"SHOAL_ENCRYPTION=rc4"}, "get", "0123456789abcdef0123456789abcdef01234567", "--no-dht", "--peer", "127.0.0.1:9")
+	if r.code != 2 || !strings.Contains(r.stderr, "--encryption") || strings.Contains(r.stderr, "fetching") {
 		t.Fatalf("exit %d, want 2 naming --encryption:\n%s", r.code, r.stderr)
 	}
 }

@@ -32,7 +32,15 @@ func listenFlag() cli.Flag {
 // encryptionFlag is --encryption, MSE's policy both ways (swarm.Encryption),
 // named and meant as libtorrent's out_enc_policy and in_enc_policy.
 func encryptionFlag() cli.Flag {
-	return &cli.StringFlag{Name: "encryption", Value: "prefer", Usage: "`POLICY` for encrypted connections (MSE): prefer (dial encrypted, dial again in plaintext if refused; accept both), require (encrypted only, both ways), off (plaintext only, both ways)", EnvVars: env("encryption")}
+	return &cli.StringFlag{Name: "encryption", Value: "prefer", Usage: "`POLICY` for encrypted connections (MSE): prefer (dial encrypted, dial again in plaintext if refused; accept both), require (encrypted only, both ways), off (plaintext only, both ways)", EnvVars: env("encryption"),
+		// Checked before the command runs: seed hashes its data before
+		// the client starts, and a typo should not wait for that.
+		Action: func(_ *cli.Context, v string) error {
+			if _, err := swarm.ParseEncryption(v); err != nil {
+				return usageError("--encryption: %v", err)
+			}
+			return nil
+		}}
 }
 
 func peerFlag() cli.Flag {
