@@ -386,8 +386,9 @@ func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, known *piece.Me
 // connection is a v2 one, on which hash requests may pass. id is the peer
 // id we send.
 func (c *Client) fetchConn(ctx context.Context, addr netip.AddrPort, sent [20]byte, v2bit bool, v2 [20]byte, id [20]byte) (f *fetch, v2conn bool, err error) {
-	d := net.Dialer{Timeout: dialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr.String())
+	// MSE, or not, by the policy, keyed by the hash we name; a peer that
+	// refuses it under require may yet take it later.
+	conn, err := c.connect(ctx, addr, sent, fetchPeerTimeout)
 	if err != nil {
 		return nil, false, unreachable(dialCause(err))
 	}
@@ -396,7 +397,6 @@ func (c *Client) fetchConn(ctx context.Context, addr netip.AddrPort, sent [20]by
 		f.close()
 		return nil, false, err
 	}
-	conn.SetDeadline(time.Now().Add(fetchPeerTimeout))
 	// A peer that drops us at the handshake may not have the torrent yet,
 	// or be full: both can change.
 	h := c.handshake(sent, v2bit)

@@ -45,7 +45,9 @@ type peer struct {
 	fast     bool
 	extended bool
 	outgoing bool
-	joined   time.Time
+	// encrypted says the stream is RC4 after an MSE handshake.
+	encrypted bool
+	joined    time.Time
 	// ident is the hash the connection speaks under, and whether it is
 	// a v2 one (identity.go).
 	ident

@@ -33,6 +33,11 @@ from /dev/null or a terminal is not watched).
 Nothing leaves loopback: DHT, LSD, UPnP and NAT-PMP are off, and the session
 listens on 127.0.0.1 only. uTP is off so that throughput compares TCP with TCP.
 
+lt_peer.py --encryption POLICY COMMAND ... sets libtorrent's out_enc_policy
+and in_enc_policy both to POLICY: forced (RC4 only, as allowed_enc_level
+then says), enabled, or disabled. Without it libtorrent's defaults hold
+(enabled both ways).
+
 Run it with /usr/bin/python3: Debian's python3-libtorrent is importable only
 by the system interpreter.
 """
@@ -47,6 +52,8 @@ import time
 import libtorrent as lt
 
 stop = threading.Event()
+# Session settings of --encryption (main), for every session made.
+enc_settings = {}
 
 
 def out(line):
@@ -86,6 +93,7 @@ def make_session(port, extra=None):
                        | lt.alert.category_t.storage_notification),
     })
     s.update(extra or {})
+    s.update(enc_settings)
     return lt.session(s)
 
 
@@ -299,6 +307,8 @@ def cmd_get(args):
 
 def main():
     ap = argparse.ArgumentParser(description="libtorrent 2.0 interop peer")
+    ap.add_argument("--encryption", choices=["forced", "enabled", "disabled"],
+                    help="out_enc_policy and in_enc_policy (MSE) both ways")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("seed")
@@ -333,6 +343,13 @@ def main():
     p.set_defaults(fn=cmd_get)
 
     args = ap.parse_args()
+    if args.encryption:
+        pol = getattr(lt.enc_policy, "pe_" + args.encryption)
+        enc_settings.update({"out_enc_policy": int(pol), "in_enc_policy": int(pol)})
+        if args.encryption == "forced":
+            # Encrypted to the end, not only the obfuscated handshake.
+            enc_settings.update({"allowed_enc_level": int(lt.enc_level.pe_rc4),
+                                 "prefer_rc4": True})
     install_stop_handlers()
     args.fn(args)
 
