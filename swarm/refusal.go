@@ -53,7 +53,7 @@ const (
 	ViolationMalformed        // bad length or oversized message
 	ViolationHave             // have or allowed fast for a piece out of range
 	ViolationBitfield         // malformed bitfield
-	ViolationLateBitfield     // bitfield, have-all or have-none after the first message
+	ViolationLateBitfield     // have-none after the first message (a later bitfield or have-all adds pieces)
 	ViolationNoFast           // fast-extension message without BEP 6
 	ViolationExtension        // malformed extension message
 	ViolationBlock            // block outside the torrent or not block-aligned
@@ -106,7 +106,7 @@ var (
 		ViolationMalformed:        "malformed message",
 		ViolationHave:             "bad have",
 		ViolationBitfield:         "bad bitfield",
-		ViolationLateBitfield:     "late bitfield",
+		ViolationLateBitfield:     "late have-none",
 		ViolationNoFast:           "fast message without BEP 6",
 		ViolationExtension:        "bad extension message",
 		ViolationBlock:            "bad block",
