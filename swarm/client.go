@@ -98,6 +98,9 @@ type Client struct {
 
 	mu       sync.Mutex
 	torrents map[[20]byte]*Torrent
+	// fetches holds the metadata fetches under way, under each hash of
+	// their links, to hand them incoming connections (fetchin.go).
+	fetches map[[20]byte]*fetchInbox
 }
 
 // Listen opens the client's listening socket and starts accepting peers.
@@ -250,7 +253,12 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 	conn.SetDeadline(start.Add(handshakeTimeout))
 	c.mu.Lock()
 	t := c.torrents[ih]
+	fetch := c.fetches[ih]
 	c.mu.Unlock()
+	if t == nil && fetch != nil {
+		c.fetchIncoming(conn, pc, fetch, ih, reserved)
+		return
+	}
 	if t == nil {
 		c.log.Debug("incoming handshake for unknown torrent", "peer", conn.RemoteAddr(), "info_hash", fmt.Sprintf("%x", ih))
 		c.refused.add(RefusedUnknownTorrent)
