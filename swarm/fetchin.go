@@ -166,6 +166,9 @@ func (c *Client) fetchIncoming(conn net.Conn, pc *pendingConn, in *fetchInbox, i
 		handed = true // the fetch releases it
 		return
 	case <-in.done:
+	case <-c.ctx.Done():
+		conn.Close() // the client is closing: Close waits for us
+		return
 	}
 	// The fetch ended while the handshake was under way: if that was
 	// because it succeeded, the torrent may have been added by now, and
