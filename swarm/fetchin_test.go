@@ -310,3 +310,63 @@ func TestFetchEndedHandsOverOrCloses(t *testing.T) {
 		t.Fatalf("torrent has %d peers, want the handed-over one", n)
 	}
 }
+
+// Peers that dial in and then say nothing hold at most maxFetchIncoming
+// of the fetch's slots: one more is refused before its handshake is
+// answered, counted under the peer limit. When the fetch ends they are
+// all closed and nothing of it stays registered.
+func TestFetchIncomingStallersBounded(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	ih := m.Info.Hash.Truncated()
+	c := fetcher(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := fetchNobody(t, ctx, c, m.Magnet(), nil)
+	var stallers []net.Conn
+	for range maxFetchIncoming {
+		conn, err := net.Dial("tcp", c.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		h := wire.Handshake{InfoHash: ih, PeerID: NewPeerID()}
+		h.Reserved.SetExtended(true)
+		if err := wire.WriteHandshake(conn, h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wire.ReadHandshake(conn); err != nil {
+			t.Fatalf("staller %d: %v", len(stallers), err)
+		}
+		stallers = append(stallers, conn)
+	}
+	before := c.Refused()[RefusedPeerLimit]
+	if !refusedHandshake(t, c, ih) {
+		t.Fatalf("a handshake beyond the %d incoming slots was answered", maxFetchIncoming)
+	}
+	if after := c.Refused()[RefusedPeerLimit]; after != before+1 {
+		t.Fatalf("peer-limit refusals %d, then %d", before, after)
+	}
+	cancel()
+	select {
+	case r := <-got:
+		if r.err == nil {
+			t.Fatal("the fetch succeeded with nobody to give the metadata")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the fetch did not end with its context")
+	}
+	for i, conn := range stallers {
+		// Our extension handshake may come first; then the close.
+		if _, err := io.Copy(io.Discard, conn); err != nil && !strings.Contains(err.Error(), "reset") {
+			t.Fatalf("staller %d not closed when the fetch ended: %v", i, err)
+		}
+	}
+	c.mu.Lock()
+	left := len(c.fetches)
+	c.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d hashes still registered after the fetch", left)
+	}
+}
