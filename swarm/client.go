@@ -101,6 +101,9 @@ type Client struct {
 
 	mu       sync.Mutex
 	torrents map[[20]byte]*Torrent
+	// fetches holds the metadata fetches under way, under each hash of
+	// their links, to hand them incoming connections (fetchin.go).
+	fetches map[[20]byte]*fetchInbox
 }
 
 // Listen opens the client's listening socket and starts accepting peers.
@@ -245,7 +248,7 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 	conn.SetDeadline(start.Add(headerTimeout))
 	// Plaintext or MSE (encrypt.go); the whole of either handshake is
 	// bounded by handshakeTimeout, once the first bytes are in.
-	conn, skeyTorrent, err := c.sniffIncoming(conn, start.Add(handshakeTimeout))
+	conn, sk, err := c.sniffIncoming(conn, start.Add(handshakeTimeout))
 	if err != nil {
 		c.log.Debug("incoming handshake", "peer", pc.conn.RemoteAddr(), "err", err)
 		c.refused.add(c.handshakeRefusal(pc, err))
@@ -261,8 +264,13 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 	}
 	c.mu.Lock()
 	t := c.torrents[ih]
+	fetch := c.fetches[ih]
 	c.mu.Unlock()
-	if t == nil || skeyTorrent != nil && t != skeyTorrent {
+	if t == nil && fetch != nil && sk.allows(nil, fetch) {
+		c.fetchIncoming(conn, pc, fetch, ih, reserved)
+		return
+	}
+	if t == nil || !sk.allows(t, nil) {
 		// Under MSE the handshake must name the torrent whose hash
 		// keyed it, as libtorrent checks.
 		c.log.Debug("incoming handshake for unknown torrent", "peer", conn.RemoteAddr(), "info_hash", fmt.Sprintf("%x", ih))

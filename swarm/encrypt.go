@@ -126,36 +126,40 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 // sniffIncoming reads the first bytes of an incoming connection and, by
 // the policy, returns the connection to read the plaintext handshake
 // from: the same stream, or the decrypted one after an MSE handshake, in
-// which case skeyTorrent is the torrent whose swarm hash the peer proved
-// it knows. The caller's deadline bounds the first bytes, and deadline
-// the rest; package mse refuses padding past 512 bytes wherever it is.
-func (c *Client) sniffIncoming(conn net.Conn, deadline time.Time) (out net.Conn, skeyTorrent *Torrent, err error) {
+// which case sk names the torrent, or the metadata fetch, whose swarm hash
+// the peer proved it knows. The caller's deadline bounds the first bytes,
+// and deadline the rest; package mse refuses padding past 512 bytes
+// wherever it is.
+func (c *Client) sniffIncoming(conn net.Conn, deadline time.Time) (out net.Conn, sk skeyOwner, err error) {
 	first := make([]byte, mseKeyLen)
 	if _, err := io.ReadFull(conn, first[:len(plainPrefix)]); err != nil {
-		return nil, nil, fmt.Errorf("reading the first bytes: %w", err)
+		return nil, sk, fmt.Errorf("reading the first bytes: %w", err)
 	}
 	if bytes.Equal(first[:len(plainPrefix)], plainPrefix) {
 		if c.cfg.Encryption == EncryptionRequire {
-			return nil, nil, errPlaintextRefused
+			return nil, sk, errPlaintextRefused
 		}
 		conn.SetDeadline(deadline)
-		return &prefixConn{Conn: conn, pre: first[:len(plainPrefix)]}, nil, nil
+		return &prefixConn{Conn: conn, pre: first[:len(plainPrefix)]}, sk, nil
 	}
 	if c.cfg.Encryption == EncryptionOff {
 		// As before MSE: not a BitTorrent handshake. libtorrent refuses
 		// MSE with in_enc_policy disabled too.
-		return nil, nil, fmt.Errorf("%w: not plaintext, and encryption is off", wire.ErrBadHandshake)
+		return nil, sk, fmt.Errorf("%w: not plaintext, and encryption is off", wire.ErrBadHandshake)
 	}
 	// A dialer sends its whole key at once: under the caller's deadline
 	// for first bytes still, so what stops short of it goes as soon.
 	if _, err := io.ReadFull(conn, first[len(plainPrefix):]); err != nil {
-		return nil, nil, &mseError{fmt.Errorf("reading the key: %w", err)}
+		return nil, sk, &mseError{fmt.Errorf("reading the key: %w", err)}
 	}
 	conn.SetDeadline(deadline)
 	// The keys are copied out so no lock is held across the handshake.
 	c.mu.Lock()
-	keys := make([][20]byte, 0, len(c.torrents))
+	keys := make([][20]byte, 0, len(c.torrents)+len(c.fetches))
 	for ih := range c.torrents {
+		keys = append(keys, ih)
+	}
+	for ih := range c.fetches {
 		keys = append(keys, ih)
 	}
 	c.mu.Unlock()
@@ -168,18 +172,40 @@ func (c *Client) sniffIncoming(conn net.Conn, deadline time.Time) (out net.Conn,
 	}, c.selectCrypto)
 	if err != nil {
 		if errors.Is(err, mse.ErrNoSKey) {
-			return nil, nil, ErrUnknownSKey
+			return nil, sk, ErrUnknownSKey
 		}
-		return nil, nil, &mseError{err}
+		return nil, sk, &mseError{err}
 	}
 	skey := [20]byte(k)
 	c.mu.Lock()
-	t := c.torrents[skey]
+	sk = skeyOwner{encrypted: true, t: c.torrents[skey], fetch: c.fetches[skey]}
 	c.mu.Unlock()
-	if t == nil {
-		return nil, nil, ErrUnknownSKey
+	if sk.t == nil && sk.fetch == nil {
+		return nil, sk, ErrUnknownSKey
 	}
-	return mc, t, nil
+	return mc, sk, nil
+}
+
+// skeyOwner is what an incoming MSE handshake's key named: a torrent, or
+// a metadata fetch under way. The plaintext handshake inside must name
+// the same one, as libtorrent checks.
+type skeyOwner struct {
+	encrypted bool
+	t         *Torrent
+	fetch     *fetchInbox
+}
+
+// allows reports whether a handshake that names t or fetch may follow a
+// key that named sk: always over plaintext; under MSE only for the owner
+// of the key (a hybrid's other hash names the same torrent).
+func (sk skeyOwner) allows(t *Torrent, fetch *fetchInbox) bool {
+	if !sk.encrypted {
+		return true
+	}
+	if t != nil {
+		return t == sk.t
+	}
+	return fetch != nil && fetch == sk.fetch
 }
 
 // mseError is an incoming MSE handshake that failed: garbage, padding

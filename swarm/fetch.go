@@ -46,11 +46,13 @@ type FetchStatus struct {
 // independently and its answer is trusted only once the info dict hashes
 // to every hash the link carries (SHA-1 for btih, SHA-256 for btmh) and
 // every layer hashes to its file's root, so a lying peer costs a
-// connection, never a wrong byte. A peer that cannot be reached is asked
-// again with back-off, even after peers is closed; one that answered
-// badly is not. It returns when one peer has delivered everything, when
-// ctx ends, or when peers is closed and no address is left to try. A
-// hybrid's layers may be missing from what it returns when that peer
+// connection, never a wrong byte. Peers that dial us under one of the
+// link's hashes while the fetch runs are asked the same way (fetchin.go):
+// a seeder that heard of us need not wait for us to hear of it. A peer
+// that cannot be reached is asked again with back-off, even after peers
+// is closed; one that answered badly is not. It returns when one peer
+// has delivered everything, when ctx ends, or when peers is closed and no
+// address is left to try nor incoming peer being asked. A hybrid's layers may be missing from what it returns when that peer
 // could not give them (a v1-only client): the torrent fetches them as it
 // downloads.
 func (c *Client) FetchInfo(ctx context.Context, mg piece.Magnet, peers <-chan netip.AddrPort) (*piece.MetaInfo, error) {
@@ -126,10 +128,15 @@ func (c *Client) fetchInfo(ctx context.Context, mg piece.Magnet, known *piece.Me
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type outcome struct {
-		addr netip.AddrPort
-		m    *piece.MetaInfo
-		err  error
+		addr     netip.AddrPort
+		m        *piece.MetaInfo
+		err      error
+		incoming bool // the peer dialed us: there is no address to retry
 	}
+	// Peers that dial us for one of the link's hashes are asked too.
+	inbox := c.registerFetch(mg)
+	unregister := sync.OnceFunc(func() { c.unregisterFetch(inbox) })
+	defer unregister()
 	var (
 		wg       sync.WaitGroup
 		result   *piece.MetaInfo
@@ -141,7 +148,7 @@ func (c *Client) fetchInfo(ctx context.Context, mg piece.Magnet, known *piece.Me
 		inFlight int
 		// Buffered for every attempt in flight, so none blocks on a loop
 		// that has stopped reading.
-		results = make(chan outcome, fetchConcurrency)
+		results = make(chan outcome, fetchConcurrency+maxFetchIncoming)
 		timer   = time.NewTimer(time.Hour)
 	)
 	defer timer.Stop()
@@ -163,7 +170,7 @@ loop:
 				pctx, pcancel := context.WithTimeout(ctx, fetchPeerTimeout)
 				defer pcancel()
 				m, err := c.fetchFrom(pctx, mg, known, a, v2)
-				results <- outcome{a, m, err}
+				results <- outcome{addr: a, m: m, err: err}
 			}()
 		}
 		if peers == nil && inFlight == 0 && len(queue) == 0 && len(retryAt) == 0 {
@@ -199,6 +206,19 @@ loop:
 			failures[a] = 0
 			queue = append(queue, a)
 			report()
+		case ic := <-inbox.conns:
+			// Admitted within maxFetchIncoming (fetchInbox.admit), apart
+			// from the dials: a peer that dialed in is no address to wait for.
+			inFlight++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer inbox.release(ic.addr.Addr())
+				pctx, pcancel := context.WithTimeout(ctx, fetchPeerTimeout)
+				defer pcancel()
+				m, err := c.fetchFromIncoming(pctx, mg, known, ic)
+				results <- outcome{addr: ic.addr, m: m, err: err, incoming: true}
+			}()
 		case o := <-results:
 			inFlight--
 			if o.err == nil {
@@ -206,8 +226,8 @@ loop:
 				break loop
 			}
 			lastErr = fmt.Sprintf("%s: %v", o.addr, o.err)
-			c.log.Info(what+" from peer failed", "peer", o.addr, "err", o.err)
-			if errors.Is(o.err, errUnreachable) {
+			c.log.Info(what+" from peer failed", "peer", o.addr, "incoming", o.incoming, "err", o.err)
+			if errors.Is(o.err, errUnreachable) && !o.incoming {
 				failures[o.addr]++
 				retryAt[o.addr] = time.Now().Add(min(maxFetchRetry, fetchRetry<<min(failures[o.addr]-1, 5)))
 			}
@@ -221,6 +241,9 @@ loop:
 			}
 		}
 	}
+	// No connection is handed over from here on; those on the way go
+	// to the torrent if it is added, or are closed.
+	unregister()
 	cancel()
 	wg.Wait()
 	if result != nil {
@@ -327,7 +350,17 @@ func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, known *piece.Me
 	if err != nil {
 		return nil, err
 	}
+	return c.fetchOver(ctx, f, v2conn, true, mg, known, addr)
+}
+
+// fetchOver asks the peer at the other end of f, which it closes, for
+// what fetchFrom gets; v2conn says hash requests may pass on f. dialed
+// says we can dial addr again, under the v2 hash, for a hybrid's layers
+// that a v1 connection cannot carry; a peer that dialed us listens
+// elsewhere, and gives the dict alone.
+func (c *Client) fetchOver(ctx context.Context, f *fetch, v2conn, dialed bool, mg piece.Magnet, known *piece.MetaInfo, addr netip.AddrPort) (*piece.MetaInfo, error) {
 	defer f.close()
+	var err error
 	var info *piece.Info
 	if known != nil {
 		info = known.Info
@@ -354,6 +387,9 @@ func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, known *piece.Me
 		}
 		c.log.Info("metadata without piece layers; the download checks pieces by SHA-1 until they come", "peer", addr, "err", err)
 		return m, nil
+	}
+	if !v2conn && !dialed {
+		return withoutLayers(errors.New("piece layers: the peer dialed us under the v1 info-hash, on which hash requests do not pass"))
 	}
 	if !v2conn {
 		// BEP 52 hash messages pass only on a v2 connection, and this one
@@ -415,16 +451,26 @@ func (c *Client) fetchConn(ctx context.Context, addr netip.AddrPort, sent [20]by
 	if h.PeerID == c.peerID {
 		return fail(errors.New("connected to ourselves"))
 	}
-	if !h.Reserved.Extended() {
-		return fail(errors.New("peer does not speak the extension protocol"))
+	if err := c.startFetch(f, h.Reserved); err != nil {
+		return fail(err)
+	}
+	return f, v2conn, nil
+}
+
+// startFetch begins the metadata conversation on f, whose BitTorrent
+// handshake is done (the peer's reserved bits are r): our extension
+// handshake, asking for nothing but ut_metadata.
+func (c *Client) startFetch(f *fetch, r wire.Reserved) error {
+	if !r.Extended() {
+		return errors.New("peer does not speak the extension protocol")
 	}
 	hs := wire.ExtendedHandshake{M: map[string]uint8{wire.ExtMetadata: extMetadataID}, V: c.cfg.Version}
 	payload, _ := hs.Marshal()
-	if _, err := conn.Write(wire.AppendExtended(nil, wire.ExtendedHandshakeID, payload)); err != nil {
-		return fail(err)
+	if _, err := f.conn.Write(wire.AppendExtended(nil, wire.ExtendedHandshakeID, payload)); err != nil {
+		return err
 	}
-	f.r = wire.NewReader(conn, wire.Limits{})
-	return f, v2conn, nil
+	f.r = wire.NewReader(f.conn, wire.Limits{})
+	return nil
 }
 
 // fetch is one metadata conversation.

@@ -82,40 +82,46 @@ func liar(t *testing.T, ih20 [20]byte, size int64, data func(piece int) []byte) 
 				h := wire.Handshake{InfoHash: ih20, PeerID: NewPeerID()}
 				h.Reserved.SetExtended(true)
 				wire.WriteHandshake(conn, h)
-				hs := wire.ExtendedHandshake{M: map[string]uint8{wire.ExtMetadata: 3}, MetadataSize: size}
-				b, _ := hs.Marshal()
-				conn.Write(wire.AppendExtended(nil, 0, b))
-				r := wire.NewReader(conn, wire.Limits{})
-				for {
-					m, err := r.ReadMessage()
-					if err != nil {
-						return
-					}
-					if m.ID == wire.HashRequest {
-						// Forged: the right count of hashes, all wrong.
-						r := piece.HashRequest{BaseLayer: int(m.BaseLayer), Index: int(m.Index), Length: int(m.Length), ProofLayers: int(m.ProofLayers)}
-						forged := make([]byte, 32*r.ReplyLen())
-						for i := range forged {
-							forged[i] = byte(i)
-						}
-						conn.Write(wire.AppendHashes(nil, m.PiecesRoot, m.BaseLayer, m.Index, m.Length, m.ProofLayers, forged))
-						continue
-					}
-					if m.ID != wire.Extended || m.ExtendedID != 3 { // the id it announced
-						continue
-					}
-					req, err := wire.ParseMetadataMsg(m.Payload)
-					if err != nil {
-						return
-					}
-					out := wire.MetadataMsg{Type: wire.MetadataData, Piece: req.Piece, TotalSize: size, Data: data(req.Piece)}
-					b, _ := out.Marshal()
-					conn.Write(wire.AppendExtended(nil, extMetadataID, b))
-				}
+				lie(conn, size, data)
 			}()
 		}
 	}()
 	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// lie answers a metadata fetch on conn, whose BitTorrent handshake is
+// done, with the given size and bytes, and forges every piece hash asked.
+func lie(conn net.Conn, size int64, data func(piece int) []byte) {
+	hs := wire.ExtendedHandshake{M: map[string]uint8{wire.ExtMetadata: 3}, MetadataSize: size}
+	b, _ := hs.Marshal()
+	conn.Write(wire.AppendExtended(nil, 0, b))
+	r := wire.NewReader(conn, wire.Limits{})
+	for {
+		m, err := r.ReadMessage()
+		if err != nil {
+			return
+		}
+		if m.ID == wire.HashRequest {
+			// Forged: the right count of hashes, all wrong.
+			r := piece.HashRequest{BaseLayer: int(m.BaseLayer), Index: int(m.Index), Length: int(m.Length), ProofLayers: int(m.ProofLayers)}
+			forged := make([]byte, 32*r.ReplyLen())
+			for i := range forged {
+				forged[i] = byte(i)
+			}
+			conn.Write(wire.AppendHashes(nil, m.PiecesRoot, m.BaseLayer, m.Index, m.Length, m.ProofLayers, forged))
+			continue
+		}
+		if m.ID != wire.Extended || m.ExtendedID != 3 { // the id it announced
+			continue
+		}
+		req, err := wire.ParseMetadataMsg(m.Payload)
+		if err != nil {
+			return
+		}
+		out := wire.MetadataMsg{Type: wire.MetadataData, Piece: req.Piece, TotalSize: size, Data: data(req.Piece)}
+		b, _ := out.Marshal()
+		conn.Write(wire.AppendExtended(nil, extMetadataID, b))
+	}
 }
 
 func TestFetchInfoRefusesLiars(t *testing.T) {
