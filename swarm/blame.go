@@ -38,7 +38,7 @@ func (t *Torrent) blame(pc int, leaves []piece.Hash, senders []*peer) {
 	var ask *peer
 	for q := range t.peers {
 		// Only a v2 connection may be sent a hash request (BEP 52).
-		if !q.v2 || q.hashReqs >= 4 || !t.peerHas(q, pc) {
+		if !q.v2 || q.hashReqs >= maxHashReqs || !t.peerHas(q, pc) {
 			continue
 		}
 		if ask == nil || (distinct[ask] && !distinct[q]) {
@@ -99,6 +99,9 @@ func (p *peer) handleHashes(m *wire.Message) error {
 		return protocolError(ViolationUnaskedHashes, "hashes nobody asked for")
 	}
 	p.hashReqs--
+	if ok, err := p.layerHashes(m); ok {
+		return err
+	}
 	for pc, s := range t.suspects {
 		r := t.info.LeafRequest(pc)
 		if s.asked != p || r.PiecesRoot != m.PiecesRoot || uint32(r.Index) != m.Index || uint32(r.Length) != m.Length || m.BaseLayer != 0 {

@@ -70,6 +70,12 @@ type Config struct {
 	// internal/rogue's poisoner, must not catch itself. Honest clients
 	// leave it false.
 	NoServeChecks bool
+	// TestV1Only, for tests only, makes the client play a v1-only client
+	// (Transmission 3, say) on hybrid torrents, as a v1 peer of a hybrid
+	// swarm must be tested: it knows them by their v1 hash alone, never
+	// sets the v2 bit nor takes BEP 52's upgrade, and so gets and answers
+	// no hash request. Real clients leave it false.
+	TestV1Only bool
 }
 
 // Client is a BitTorrent peer: a listener and the torrents it serves.
@@ -252,7 +258,7 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 		return
 	}
 	idn := t.accept(ih, reserved)
-	if err := wire.WriteHandshake(conn, c.handshake(idn.ih, t.info.HasV2())); err != nil {
+	if err := wire.WriteHandshake(conn, c.handshake(idn.ih, t.speaksV2())); err != nil {
 		c.refused.add(c.handshakeRefusal(pc, err))
 		conn.Close()
 		return

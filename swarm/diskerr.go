@@ -58,15 +58,13 @@ func diskCause(path string, err error) error {
 	return err
 }
 
-// Err returns why the torrent stopped downloading (a *DiskError), or nil
-// while nothing stopped it.
+// Err returns why the torrent stopped downloading (a *DiskError, or an
+// *InconsistentError for a hybrid whose two descriptions of the data
+// disagree), or nil while nothing stopped it.
 func (t *Torrent) Err() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.diskErr == nil {
-		return nil // not a typed nil in an interface
-	}
-	return t.diskErr
+	return t.stopErr
 }
 
 // Failed is closed when an error stops the download; Err says which. A
@@ -84,10 +82,7 @@ func (t *Torrent) stopped() bool {
 }
 
 // stopDownload puts the torrent in its failed state after a write to file
-// fi of piece pc failed: nothing more is asked of peers and what is still
-// out is cancelled, peers are told we want nothing, and pieces only partly
-// written are given up, their bytes counted as wasted. Verified pieces stay
-// and are still served. Called with t.mu held, once.
+// fi of piece pc failed (stopWith). Called with t.mu held, once.
 func (t *Torrent) stopDownload(pc, fi int, werr error) {
 	t.diskErr = &DiskError{
 		Op:    "writing",
@@ -95,6 +90,19 @@ func (t *Torrent) stopDownload(pc, fi int, werr error) {
 		Piece: pc,
 		Err:   werr,
 	}
+	t.stopWith(t.diskErr)
+}
+
+// stopWith puts the torrent in its failed state for err: nothing more is
+// asked of peers and what is still out is cancelled, peers are told we
+// want nothing, and pieces only partly written are given up, their bytes
+// counted as wasted. Verified pieces stay and are still served. Called
+// with t.mu held; only the first error stops the torrent.
+func (t *Torrent) stopWith(err error) {
+	if t.stopErr != nil {
+		return
+	}
+	t.stopErr = err
 	close(t.failed)
 	now := time.Now()
 	for q := range t.peers {

@@ -85,7 +85,7 @@ type blockKey struct{ piece, begin uint32 }
 // Called with t.mu held.
 func (p *peer) updateInterest() {
 	// A download stopped by a disk error wants nothing more.
-	want := p.t.diskErr == nil && p.t.picker.Interesting(p.pid)
+	want := p.t.stopErr == nil && p.t.picker.Interesting(p.pid)
 	if want == p.amInterested {
 		return
 	}
@@ -188,9 +188,9 @@ func (p *peer) handlePiece(m *wire.Message) error {
 		t.mu.Unlock()
 		return protocolError(ViolationBlock, "block %d+%d of piece %d has data in padding", m.Begin, n, m.Index)
 	}
-	if t.diskErr != nil {
-		// The download stopped on a disk error: blocks still in flight
-		// have nowhere to go.
+	if t.stopErr != nil {
+		// The download stopped (a disk error, an inconsistent torrent):
+		// blocks still in flight have nowhere to go.
 		t.refused.add(DiscardedStoppedBlock)
 		t.wasted.Add(int64(n))
 		t.mu.Unlock()
@@ -353,11 +353,11 @@ func (t *Torrent) checkV1(pc int, pp *partialPiece, buf []byte) (bool, []byte, e
 func (t *Torrent) blockWritten(j diskJob, werr error) (stopped, complete bool) {
 	pp := j.pp
 	pp.pending--
-	if werr != nil || t.diskErr != nil {
+	if werr != nil || t.stopErr != nil {
 		t.wasted.Add(int64(j.n))
 	}
 	switch {
-	case t.diskErr != nil:
+	case t.stopErr != nil:
 		// Stopped already: dropped, and its piece was given up.
 		if werr != nil {
 			t.writeErrs.add(t.log, time.Now(), "writing block", "piece", j.pc, "err", werr)
@@ -386,28 +386,36 @@ func (t *Torrent) blockWritten(j diskJob, werr error) (stopped, complete bool) {
 }
 
 // pieceDone checks a fully written piece against its hashes: its merkle
-// root if the torrent has v2, and v1ok, what checkV1 found (true for a v2
-// torrent), with v1err should the piece not be read back. Called with
-// t.mu held.
+// root if the torrent has v2 and the root is known (a hybrid may still
+// lack the piece layer of the piece's file, and is then checked by SHA-1
+// alone), and v1ok, what checkV1 found (true for a v2 torrent), with
+// v1err should the piece not be read back. Called with t.mu held.
 func (t *Torrent) pieceDone(pc int, pp *partialPiece, v1ok bool, v1err error) {
 	if t.partial[pc] != pp {
-		// Given up while its SHA-1 was finished (a disk error stopped
-		// the download): counted as wasted then.
+		// Given up while its SHA-1 was finished (an error stopped the
+		// download): counted as wasted then.
 		pp.releaseV1()
 		return
 	}
 	delete(t.partial, pc)
 	pp.releaseV1()
-	merkleOK := true
+	merkleOK, rootKnown := true, false
 	if t.info.HasV2() {
 		fi := t.info.FileOfPiece(pc)
 		width := t.info.PieceWidth(fi)
-		want, known := t.meta.ExpectedRoot(pc)
-		// Hash a copy in the torrent's scratch: the leaves themselves are
-		// kept for blame should the piece fail.
-		scratch := t.scratch[:len(pp.leaves)]
-		copy(scratch, pp.leaves)
-		merkleOK = known && piece.RootOfLeaves(scratch, width) == want
+		var want piece.Hash
+		want, rootKnown = t.meta.ExpectedRoot(pc)
+		if rootKnown {
+			// Hash a copy in the torrent's scratch: the leaves themselves
+			// are kept for blame should the piece fail.
+			scratch := t.scratch[:len(pp.leaves)]
+			copy(scratch, pp.leaves)
+			merkleOK = piece.RootOfLeaves(scratch, width) == want
+		} else {
+			// A v2 torrent adds no piece whose root is unknown; a hybrid
+			// without the layer has the SHA-1 to go on.
+			merkleOK = t.info.HasV1()
+		}
 	}
 	if merkleOK && v1ok {
 		if t.firstPiece.IsZero() {
@@ -417,9 +425,13 @@ func (t *Torrent) pieceDone(pc int, pp *partialPiece, v1ok bool, v1err error) {
 		t.picker.HandlePieceVerified(pc)
 		t.st.MarkVerified(pc)
 		t.verifiedBytes.Add(t.dataBytes(pc))
-		if pp.sums != nil {
+		if _, failed := t.ban.failed[pc]; failed {
+			if pp.sums == nil {
+				pp.sums = leafSums(pp.leaves)
+			}
 			t.smartBanPassed(pc, pp)
 		}
+		delete(t.v1Passed, pc)
 		t.cancelPiece(pc)
 		for q := range t.peers {
 			q.enqueue(func(b []byte) []byte { return wire.AppendHave(b, uint32(pc)) })
@@ -445,17 +457,34 @@ func (t *Torrent) pieceDone(pc int, pp *partialPiece, v1ok bool, v1err error) {
 		if t.ctx.Err() == nil {
 			t.log.Warn("cannot read piece back to check it; downloading it again", "piece", pc, "err", v1err)
 		}
-	case !merkleOK:
-		t.blame(pc, pp.leaves, pp.senders)
-	case pp.leaves != nil:
-		// A hybrid piece whose data matches its merkle root but not its
-		// SHA-1: the torrent's two descriptions of the data disagree, and
-		// no peer can send a piece that satisfies both. Said once.
-		if !t.saidInconsistent {
-			t.saidInconsistent = true
-			t.log.Error("piece matches the torrent's v2 hash but not its v1 hash: the torrent is inconsistent; no peer is blamed", "piece", pc)
+	case rootKnown && merkleOK && pp.leaves != nil:
+		// A hybrid piece whose every block matches the merkle tree, which
+		// proves them block by block, but whose SHA-1 fails: the torrent's
+		// two descriptions of the data disagree, and no peer can send a
+		// piece that satisfies both. Nobody is blamed; fetching it again
+		// would fail forever, so the download stops.
+		t.stopInconsistent(pc, true)
+		return
+	case rootKnown && !merkleOK && v1ok && t.info.HasV1():
+		// The reverse: the data has the SHA-1 the torrent gives, which no
+		// peer can forge, yet not its merkle root. Leaf blame would
+		// convict the honest senders of the v1 description's data, so it
+		// is not asked; the piece is fetched once more, perhaps from
+		// others, and a second such outcome stops the download.
+		t.v1Passed[pc]++
+		if t.v1Passed[pc] >= inconsistentRepeats {
+			t.stopInconsistent(pc, false)
+			return
 		}
+		t.log.Warn("piece matches the torrent's v1 hash but not its v2 hash; no peer is blamed, fetching it again", "piece", pc)
+	case rootKnown && !merkleOK:
+		t.blame(pc, pp.leaves, pp.senders)
 	default:
+		// A v1 piece, or a hybrid's whose file's piece layer is not known
+		// yet: smart ban, over the leaf hashes in a hybrid.
+		if pp.sums == nil {
+			pp.sums = leafSums(pp.leaves)
+		}
 		t.smartBanFailed(pc, pp)
 	}
 	for q := range t.peers {

@@ -50,7 +50,10 @@ type FetchStatus struct {
 // connection, never a wrong byte. A peer that cannot be reached is asked
 // again with back-off, even after peers is closed; one that answered
 // badly is not. It returns when one peer has delivered everything, when
-// ctx ends, or when peers is closed and no address is left to try.
+// ctx ends, or when peers is closed and no address is left to try. A
+// hybrid's layers may be missing from what it returns when that peer
+// could not give them (a v1-only client): the torrent fetches them as it
+// downloads.
 func (c *Client) FetchInfo(ctx context.Context, mg piece.Magnet, peers <-chan netip.AddrPort) (*piece.MetaInfo, error) {
 	return c.FetchInfoStatus(ctx, mg, peers, nil)
 }
@@ -341,6 +344,18 @@ func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, known *piece.Me
 	if len(missing) == 0 {
 		return m, nil
 	}
+	// A hybrid downloads without its layers, by SHA-1 alone, and fetches
+	// them from the swarm's v2 peers as they turn up (hybrid.go): a peer
+	// that cannot give them, such as a v1-only client, still gives the
+	// dict. A v2 torrent has nothing else to check its pieces by, and a
+	// fetch of the layers alone (known) wants them.
+	withoutLayers := func(err error) (*piece.MetaInfo, error) {
+		if known != nil || !info.HasV1() {
+			return nil, err
+		}
+		c.log.Info("metadata without piece layers; the download checks pieces by SHA-1 until they come", "peer", addr, "err", err)
+		return m, nil
+	}
 	if !v2conn {
 		// BEP 52 hash messages pass only on a v2 connection, and this one
 		// is v1 (a btih link, or a peer that did not take the upgrade):
@@ -352,13 +367,14 @@ func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, known *piece.Me
 		f.close()
 		ih := info.Hash.Truncated()
 		if f, _, err = c.fetchConn(ctx, addr, ih, true, ih, NewPeerID()); err != nil {
-			return nil, fmt.Errorf("piece layers under the v2 info-hash %x: %v", ih, err)
+			return withoutLayers(fmt.Errorf("piece layers under the v2 info-hash %x: %v", ih, err))
 		}
 		defer f.close()
 	}
 	for _, i := range missing {
 		if m.Layers[i], err = f.layer(info, i); err != nil {
-			return nil, fmt.Errorf("piece layer of file %d: %w", i, err)
+			m.Layers[i] = nil
+			return withoutLayers(fmt.Errorf("piece layer of file %d: %w", i, err))
 		}
 	}
 	return m, nil

@@ -89,6 +89,10 @@ func (p *peer) handleHashRequest(m *wire.Message) error {
 }
 
 // tree returns file fi's merkle tree above the piece layer, built once.
+// A file whose piece layer is not known (a hybrid still fetching it, its
+// pieces verified by SHA-1 alone) has none: hash requests for it are
+// rejected, never answered with hashes nothing proved. Called with t.mu
+// held.
 func (t *Torrent) tree(fi int) (*piece.FileTree, error) {
 	if tr := t.trees[fi]; tr != nil {
 		return tr, nil

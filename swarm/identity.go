@@ -37,7 +37,7 @@ type ident struct {
 // a v1 connection. A v1-only torrent ignores the bit: the peer may well
 // speak v2 in general, and it asked for a torrent that has only v1.
 func (t *Torrent) accept(ih [20]byte, r wire.Reserved) ident {
-	if t.info.HasV2() && (ih == t.ih20 || r.V2()) {
+	if t.speaksV2() && (ih == t.ih20 || r.V2()) {
 		return ident{ih: t.ih20, v2: true}
 	}
 	return ident{ih: ih}
@@ -55,6 +55,9 @@ func (t *Torrent) dialHash(addr netip.AddrPort) (ih [20]byte, v2bit bool) {
 	case piece.FormatV1:
 		return t.v1, false
 	}
+	if !t.speaksV2() {
+		return t.v1, false // playing a v1-only client (Config.TestV1Only)
+	}
 	if t.addressBook.FoundV2(addr) {
 		return t.ih20, true
 	}
@@ -69,7 +72,7 @@ func (t *Torrent) answered(sent, got [20]byte) (ident, bool) {
 	switch {
 	case got == sent:
 		return ident{ih: got, v2: t.info.HasV2() && got == t.ih20}, true
-	case t.info.Format == piece.FormatHybrid && sent == t.v1 && got == t.ih20:
+	case t.info.Format == piece.FormatHybrid && t.speaksV2() && sent == t.v1 && got == t.ih20:
 		return ident{ih: got, v2: true}, true
 	}
 	return ident{}, false

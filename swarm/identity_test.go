@@ -247,7 +247,7 @@ func TestHybridAcceptsBothHashes(t *testing.T) {
 	// One torrent, though found under two hashes, with both in its status.
 	var b strings.Builder
 	seeder.c.WriteStatus(&b)
-	if st := b.String(); !strings.Contains(st, "  torrents: 1\n") || !strings.Contains(st, "v1 info-hash: "+m.Info.V1Hash.String()) {
+	if st := b.String(); !strings.Contains(st, "  torrents: 1\n") || !strings.Contains(st, "info-hash v1: "+m.Info.V1Hash.String()) {
 		t.Fatalf("status of a hybrid:\n%s", st)
 	}
 }

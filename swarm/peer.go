@@ -78,7 +78,8 @@ type peer struct {
 	cancelled map[blockKey]time.Time
 	lastBlock time.Time
 	withheld  map[uint32]time.Time
-	hashReqs  int // our hash requests outstanding at this peer
+	hashReqs  int  // our hash requests outstanding at this peer
+	noLayers  bool // it refused us a piece layer: not asked for one again
 	// spans is the reader's scratch for finding padding in a block
 	// (padData); touched by the reader goroutine only.
 	spans []piece.Span
@@ -460,6 +461,7 @@ func (p *peer) handle(m *wire.Message) error {
 	case wire.HashReject:
 		if p.hashReqs > 0 {
 			p.hashReqs--
+			p.layerRejected(m)
 		}
 	case wire.AllowedFast:
 		if !p.fast {

@@ -303,8 +303,28 @@ func (t *Torrent) genOfPiece(pc int) int {
 // for a v2 piece's leaves and may be nil. Called without locks: it reads
 // the piece.
 func (t *Torrent) verifyStored(pc int, scratch []piece.Hash) (bool, error) {
-	want, _ := t.meta.ExpectedRoot(pc) // unused for a v1 torrent
+	t.mu.Lock()
+	want, known := t.meta.ExpectedRoot(pc) // unused for a v1 torrent
+	t.mu.Unlock()
+	if !known && t.info.Format == piece.FormatHybrid {
+		return t.verifyStoredV1(pc)
+	}
 	return t.st.VerifyPiece(pc, want, 0, scratch)
+}
+
+// verifyStoredV1 is verifyStored for a hybrid piece whose file's piece
+// layer is not known yet, verified by its SHA-1 alone as it was
+// downloaded (hybrid.go).
+func (t *Torrent) verifyStoredV1(pc int) (bool, error) {
+	data, err := t.st.ReadPiece(pc, nil)
+	if err != nil {
+		return false, err
+	}
+	v := v1Hashers.Get().(*piece.V1Hasher)
+	defer v1Hashers.Put(v)
+	v.Reset()
+	v.Write(data)
+	return v.Check(t.info, pc), nil
 }
 
 // genOf is the change file fi was last made suspect by. Called with t.mu

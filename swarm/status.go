@@ -63,14 +63,17 @@ func (t *Torrent) writeStatus(b *bytes.Buffer, now time.Time) {
 	w := &indenter{w: b, prefix: "  "}
 	fmt.Fprintf(w, "info-hash: %s\n", t.info.ID())
 	if t.info.Format == piece.FormatHybrid {
-		fmt.Fprintf(w, "v1 info-hash: %s\n", t.info.V1Hash)
+		fmt.Fprintf(w, "info-hash v1: %s\n", t.info.V1Hash)
+		if n := len(t.layers); n > 0 {
+			fmt.Fprintf(w, "piece layers: %d file(s) still missing, their pieces checked by SHA-1 alone\n", n)
+		}
 	}
 	state := "downloading"
 	switch {
 	case t.closing:
 		state = "closing"
-	case t.diskErr != nil:
-		state = "download stopped: " + termsafe.String(t.diskErr.Error())
+	case t.stopErr != nil:
+		state = "download stopped: " + termsafe.String(t.stopErr.Error())
 	case t.ss != nil:
 		state = "super-seeding"
 	case t.seeding:

@@ -99,13 +99,16 @@ type Torrent struct {
 
 	// Download pipeline (download.go, diskerr.go): what to ask for, blocks
 	// on their way to disk, and what stopped the download.
-	picker    *picker.Picker
-	pickBuf   []picker.Request
-	partial   map[int]*partialPiece
-	scratch   []piece.Hash
-	diskq     chan diskJob
-	diskErr   *DiskError // set once, with failed closed
-	writeErrs repeatLog  // with saveErrs, keeps a failing disk to a few log lines
+	picker  *picker.Picker
+	pickBuf []picker.Request
+	partial map[int]*partialPiece
+	scratch []piece.Hash
+	diskq   chan diskJob
+	diskErr *DiskError // set once, with failed closed
+	// stopErr is what stopped the download (diskErr, or an
+	// *InconsistentError), set once with failed closed.
+	stopErr   error
+	writeErrs repeatLog // with saveErrs, keeps a failing disk to a few log lines
 	saveErrs  repeatLog
 	// firstPiece is when this session verified its first piece, and
 	// firstPieceCh is closed then (FirstPiece).
@@ -114,15 +117,20 @@ type Torrent struct {
 
 	// Blame (blame.go): failed pieces awaiting leaf hashes, strikes
 	// towards a ban, and blocks convicted through leaf hashes or, in a v1
-	// torrent, by smart ban. banSeed keys blockSum; saidInconsistent
-	// records that a hybrid piece matching one hash but not the other was
-	// logged.
-	suspects         map[int]*suspect
-	strikes          map[addrbook.Key]int
-	provenBlocks     int
-	ban              smartBan
-	banSeed          maphash.Seed
-	saidInconsistent bool
+	// torrent, by smart ban. banSeed keys blockSum.
+	suspects     map[int]*suspect
+	strikes      map[addrbook.Key]int
+	provenBlocks int
+	ban          smartBan
+	banSeed      maphash.Seed
+	// v1Passed counts, by piece, the downloads of a hybrid piece that
+	// passed its SHA-1 and failed its merkle root (hybrid.go).
+	v1Passed map[int]int
+
+	// layers are the piece layers a hybrid still lacks, being fetched from
+	// v2 peers (hybrid.go); their files' pieces are checked by SHA-1
+	// alone until then.
+	layers map[int]*layerFetch
 
 	// padded is set for a v1 torrent with BEP 47 pad files, whose pieces
 	// hold padding (download.go); spans is scratch for dataBytes.
@@ -142,10 +150,22 @@ type Torrent struct {
 // wire-order bitfield of pieces already verified (from st.Check).
 func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*Torrent, error) {
 	info := meta.Info
-	if missing := meta.MissingLayers(); len(missing) > 0 {
-		// Every piece of those files would fail its check and get honest
-		// peers banned: the layers come first (FetchLayersFrom).
-		return nil, fmt.Errorf("add %s: the piece layers of %d file(s) are missing", info.Name, len(missing))
+	// The torrent's own copy: layers fetched while it runs go into it,
+	// under t.mu, never into the caller's.
+	own := *meta
+	own.Layers = make([][]piece.Hash, len(info.Files))
+	copy(own.Layers, meta.Layers)
+	meta = &own
+	layers := missingLayers(meta)
+	for fi := range layers {
+		own.Layers[fi] = nil // not of the file's length: none at all
+	}
+	if len(layers) > 0 && !info.HasV1() {
+		// A v2 torrent has no other check: every piece of those files
+		// would fail and get honest peers banned. The layers come first
+		// (FetchInfo, FetchLayersFrom). A hybrid goes by SHA-1 meanwhile
+		// (hybrid.go).
+		return nil, fmt.Errorf("add %s: the piece layers of %d file(s) are missing", info.Name, len(layers))
 	}
 	hb, err := bitfield.FromBytes(have, info.NumPieces)
 	if err != nil {
@@ -174,6 +194,12 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 		trees:    map[int]*piece.FileTree{},
 		scratch:  make([]piece.Hash, info.PieceLength/piece.BlockSize),
 		banSeed:  maphash.MakeSeed(),
+		v1Passed: map[int]int{},
+		layers:   layers,
+	}
+	if !t.speaksV2() && info.Format == piece.FormatHybrid {
+		// Playing a v1-only client: it knows the v1 hash alone.
+		t.hashes = [][20]byte{info.V1Hash}
 	}
 	if info.Format == piece.FormatV1 {
 		for i := range info.Files {
@@ -351,6 +377,9 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 	}
 	t.addressBook.Connected(addr, time.Now())
 	p.sendOpening()
+	if p.v2 && len(t.layers) > 0 {
+		t.askLayers(time.Now())
+	}
 	// Added under t.mu, after the closing check: Close cannot then see a
 	// zero count while these goroutines are about to start.
 	t.wg.Add(2)
@@ -413,6 +442,7 @@ func (t *Torrent) run() {
 					}
 				}
 			}
+			t.askLayers(now)
 			t.dialMore()
 			t.writeErrs.flush(t.log, now, false)
 			t.saveErrs.flush(t.log, now, false)

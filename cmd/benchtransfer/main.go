@@ -1,14 +1,19 @@
 // Command benchtransfer measures how fast a single file crosses loopback
-// between shoal and libtorrent 2.0, in every seeder→downloader pairing, and
-// prints a Markdown table of wall time, throughput and the downloader's peak
-// RSS.
+// between shoal and libtorrent 2.0, in every seeder→downloader pairing and
+// for each torrent format (v2, hybrid, v1), and prints one Markdown table of
+// wall time, throughput and the downloader's peak RSS.
 //
 // It drives the programs as subprocesses: the shoal binary (`shoal create`,
 // `shoal seed`, `shoal get`) and testdata/interop/lt_peer.py under
 // /usr/bin/python3 (the only interpreter that can import Debian's
 // python3-libtorrent). Run it from the module root:
 //
-//	go run ./cmd/benchtransfer -pairs lt-lt,shoal-shoal -size 1GiB
+//	go run ./cmd/benchtransfer -pairs lt-lt,shoal-shoal -formats v2,v1 -size 1GiB
+//
+// The torrent of each format is made once, by `shoal create --format F`, and
+// every pair of that format transfers it, so the formats differ only in the
+// hashes each side checks (SHA-256 merkle trees, SHA-1 pieces, or both) and
+// in how the peers find each other's info-hash.
 //
 // Every downloaded copy is checked against the source by SHA-256 before its
 // figures are reported. The source file is read from the page cache, so the
@@ -27,6 +32,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +47,10 @@ const dataName = "benchtransfer.bin"
 
 var allPairs = []string{"lt-lt", "shoal-shoal", "lt-shoal", "shoal-lt"}
 
+// allFormats are the values of shoal create --format, in the order the table
+// shows them: v2, shoal's default, first.
+var allFormats = []string{"v2", "hybrid", "v1"}
+
 type config struct {
 	shoal       string
 	python      string
@@ -48,6 +58,7 @@ type config struct {
 	size        int64
 	pieceLength int64
 	pairs       []string
+	formats     []string
 	keep        bool
 	timeout     time.Duration
 	workDir     string
@@ -74,6 +85,7 @@ func parseFlags() (*config, error) {
 		cfg         config
 		size, plen  string
 		pairs       string
+		formats     string
 		defaultPeer = "testdata/interop/lt_peer.py"
 	)
 	if root, err := benchproc.ModuleRoot(); err == nil {
@@ -83,6 +95,7 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&size, "size", "1GiB", "size of the file to transfer (bytes, or with k/KiB/M/MiB/G/GiB/KB/MB/GB)")
 	flag.StringVar(&plen, "piece-length", "1MiB", "piece length of the torrent")
 	flag.StringVar(&pairs, "pairs", strings.Join(allPairs, ","), "comma-separated SEEDER-DOWNLOADER pairs from "+strings.Join(allPairs, ", "))
+	flag.StringVar(&formats, "formats", strings.Join(allFormats, ","), "comma-separated torrent formats from "+strings.Join(allFormats, ", ")+"; every pair runs for each")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temp dir (data, torrent, downloads, logs)")
 	flag.StringVar(&cfg.python, "python", "/usr/bin/python3", "Python interpreter that can import libtorrent")
 	flag.StringVar(&cfg.ltPeer, "lt-peer", defaultPeer, "path of lt_peer.py")
@@ -112,7 +125,33 @@ func parseFlags() (*config, error) {
 	if len(cfg.pairs) == 0 {
 		return nil, errors.New("no pairs to run")
 	}
+	if cfg.formats, err = parseFormats(formats); err != nil {
+		return nil, err
+	}
 	return &cfg, nil
+}
+
+// parseFormats reads -formats: a comma-separated list of allFormats, each at
+// most once (a torrent is made once per format, and its rows are one block).
+func parseFormats(s string) ([]string, error) {
+	var formats []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(allFormats, f) {
+			return nil, fmt.Errorf("bad -formats %q: want %s", f, strings.Join(allFormats, ", "))
+		}
+		if slices.Contains(formats, f) {
+			return nil, fmt.Errorf("bad -formats: %q given twice", f)
+		}
+		formats = append(formats, f)
+	}
+	if len(formats) == 0 {
+		return nil, errors.New("no formats to run")
+	}
+	return formats, nil
 }
 
 // splitPair splits "SEEDER-DOWNLOADER" into its two implementations.
@@ -149,6 +188,7 @@ func parseSize(s string) (int64, error) {
 
 // result is one row of the table.
 type result struct {
+	format   string
 	pair     string
 	seconds  float64
 	peakRSS  int64 // bytes, VmHWM
@@ -190,34 +230,42 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 		return 1
 	}
 
-	torrent := filepath.Join(tmp, "bench.torrent")
-	out, err := benchproc.CreateTorrent(ctx, cfg.shoal, src, cfg.pieceLength, torrent)
-	if err != nil {
-		log("shoal create: %v", err)
-		return 1
+	// Every torrent is made before the first transfer, so that a format
+	// shoal cannot make fails the run at once, not after an hour of pairs.
+	torrents := make([]torrent, 0, len(cfg.formats))
+	for _, f := range cfg.formats {
+		path := filepath.Join(tmp, "bench-"+f+".torrent")
+		out, err := benchproc.CreateTorrent(ctx, cfg.shoal, src, cfg.pieceLength, path, "--format", f)
+		if err != nil {
+			log("shoal create --format %s: %v", f, err)
+			return 1
+		}
+		t := torrent{format: f, path: path, infoHash: benchproc.LineValue(out, "info-hash: ")}
+		log("%s torrent %s, info-hash %s", f, path, t.infoHash)
+		torrents = append(torrents, t)
 	}
-	infoHash := benchproc.LineValue(out, "info-hash: ")
-	log("torrent %s, info-hash %s", torrent, infoHash)
 
-	b := &bench{cfg: cfg, tmp: tmp, src: src, srcSum: srcSum, torrent: torrent, infoHash: infoHash, log: log}
+	b := &bench{cfg: cfg, tmp: tmp, src: src, srcSum: srcSum, log: log}
 	var results []result
-	for _, pair := range cfg.pairs {
-		if ctx.Err() != nil {
-			break
+	for _, t := range torrents {
+		for _, pair := range cfg.pairs {
+			if ctx.Err() != nil {
+				break
+			}
+			// Each pair starts with the page cache's dirty data written
+			// back: otherwise a pair pays for the writeback of the one
+			// before it, and order decides the ranking.
+			syscall.Sync()
+			time.Sleep(3 * time.Second)
+			log("%s pair %s", t.format, pair)
+			r := b.runPair(ctx, t, pair)
+			if r.err != nil {
+				log("%s pair %s failed: %v", t.format, pair, r.err)
+			} else {
+				log("%s pair %s: %.2f s, %.1f MB/s", t.format, pair, r.seconds, float64(cfg.size)/r.seconds/1e6)
+			}
+			results = append(results, r)
 		}
-		// Each pair starts with the page cache's dirty data written back:
-		// otherwise a pair pays for the writeback of the one before it, and
-		// order decides the ranking.
-		syscall.Sync()
-		time.Sleep(3 * time.Second)
-		log("pair %s", pair)
-		r := b.runPair(ctx, pair)
-		if r.err != nil {
-			log("pair %s failed: %v", pair, r.err)
-		} else {
-			log("pair %s: %.2f s, %.1f MB/s", pair, r.seconds, float64(cfg.size)/r.seconds/1e6)
-		}
-		results = append(results, r)
 	}
 	if ctx.Err() != nil {
 		log("interrupted")
@@ -242,19 +290,25 @@ func needsLT(pairs []string) bool {
 }
 
 type bench struct {
-	cfg      *config
-	tmp      string
-	src      string
-	srcSum   []byte
-	torrent  string
-	infoHash string
-	log      func(string, ...any)
+	cfg    *config
+	tmp    string
+	src    string
+	srcSum []byte
+	log    func(string, ...any)
 }
 
-func (b *bench) runPair(ctx context.Context, pair string) (r result) {
-	r.pair = pair
+// torrent is the benchmark file's torrent in one format.
+type torrent struct {
+	format   string
+	path     string
+	infoHash string // as shoal create prints it: v2 if the torrent has one, else v1
+}
+
+func (b *bench) runPair(ctx context.Context, t torrent, pair string) (r result) {
+	r.format, r.pair = t.format, pair
 	seeder, downloader, _ := splitPair(pair)
-	dlDir := filepath.Join(b.tmp, "dl-"+pair)
+	name := t.format + "-" + pair // of the download dir and the logs
+	dlDir := filepath.Join(b.tmp, "dl-"+name)
 	if err := os.Mkdir(dlDir, 0o755); err != nil {
 		r.err = err
 		return r
@@ -263,7 +317,7 @@ func (b *bench) runPair(ctx context.Context, pair string) (r result) {
 		defer os.RemoveAll(dlDir)
 	}
 
-	seed, addr, err := b.startSeeder(ctx, seeder, pair)
+	seed, addr, err := b.startSeeder(ctx, t, seeder, name)
 	if seed != nil {
 		defer seed.Stop()
 	}
@@ -275,16 +329,16 @@ func (b *bench) runPair(ctx context.Context, pair string) (r result) {
 	var argv []string
 	switch downloader {
 	case "lt":
-		argv = []string{b.cfg.python, b.cfg.ltPeer, "get", b.torrent, dlDir,
+		argv = []string{b.cfg.python, b.cfg.ltPeer, "get", t.path, dlDir,
 			"--peer", addr, "--timeout", strconv.Itoa(int(b.cfg.timeout.Seconds()))}
 	case "shoal":
-		argv = []string{b.cfg.shoal, "get", b.torrent, "-o", dlDir,
+		argv = []string{b.cfg.shoal, "get", t.path, "-o", dlDir,
 			"--peer", addr, "--no-dht", "--listen", "127.0.0.1:0"}
 	}
 	dctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
 	t0 := time.Now()
-	dl, err := start(dctx, downloader+" downloader", filepath.Join(b.tmp, pair+"-downloader.log"), argv)
+	dl, err := start(dctx, downloader+" downloader", filepath.Join(b.tmp, name+"-downloader.log"), argv)
 	if err != nil {
 		r.err = err
 		return r
@@ -322,17 +376,17 @@ func (b *bench) runPair(ctx context.Context, pair string) (r result) {
 	return r
 }
 
-// startSeeder starts a seeder of the benchmark torrent and waits until it
-// serves, returning its listen address. The returned proc, if any, must be
-// stopped even when err is set.
-func (b *bench) startSeeder(ctx context.Context, impl, pair string) (*proc, string, error) {
-	logPath := filepath.Join(b.tmp, pair+"-seeder.log")
+// startSeeder starts a seeder of t and waits until it serves, returning its
+// listen address. name tells its log apart. The returned proc, if any, must
+// be stopped even when err is set.
+func (b *bench) startSeeder(ctx context.Context, t torrent, impl, name string) (*proc, string, error) {
+	logPath := filepath.Join(b.tmp, name+"-seeder.log")
 	var argv []string
 	switch impl {
 	case "lt":
-		argv = []string{b.cfg.python, b.cfg.ltPeer, "seed", b.torrent, filepath.Dir(b.src)}
+		argv = []string{b.cfg.python, b.cfg.ltPeer, "seed", t.path, filepath.Dir(b.src)}
 	case "shoal":
-		argv = []string{b.cfg.shoal, "seed", b.src, "--torrent", b.torrent,
+		argv = []string{b.cfg.shoal, "seed", b.src, "--torrent", t.path,
 			"--listen", "127.0.0.1:0", "--no-dht"}
 	}
 	p, err := start(ctx, impl+" seeder", logPath, argv)
@@ -349,7 +403,7 @@ func (b *bench) startSeeder(ctx context.Context, impl, pair string) (*proc, stri
 	// pair but leaves stopping the seeder to the caller.
 	wctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
-	vals, err := p.WaitReady(wctx, ready, "listening: ", "info-hash: ")
+	vals, err := p.WaitReady(wctx, ready, "listening: ", "info-hash: ", "info-hash-v1: ")
 	switch {
 	case errors.Is(err, benchproc.ErrExited):
 		return p, "", fmt.Errorf("exited before serving: %v%s", p.Err, p.LogTail(tailBytes))
@@ -358,14 +412,26 @@ func (b *bench) startSeeder(ctx context.Context, impl, pair string) (*proc, stri
 	case err != nil:
 		return p, "", fmt.Errorf("not serving after %v%s", b.cfg.timeout, p.LogTail(tailBytes))
 	}
-	addr, ih := vals["listening: "], vals["info-hash: "]
+	addr := vals["listening: "]
 	if addr == "" {
 		return p, "", errors.New("ready before printing listening:")
 	}
-	if ih != "" && b.infoHash != "" && !strings.EqualFold(ih, b.infoHash) {
-		return p, "", fmt.Errorf("seeds info-hash %s, torrent has %s", ih, b.infoHash)
+	if ih := seededHash(vals); ih != "" && t.infoHash != "" && !strings.EqualFold(ih, t.infoHash) {
+		return p, "", fmt.Errorf("seeds info-hash %s, the %s torrent has %s", ih, t.format, t.infoHash)
 	}
 	return p, addr, nil
+}
+
+// seededHash is the info-hash a ready seeder printed, in the form shoal
+// create prints it (v2 if the torrent has one, else v1), or "" if the seeder
+// did not say. lt_peer.py prints the v2 hash, all zeros for a v1 torrent,
+// and the v1 hash under a key of its own (if its version prints it).
+func seededHash(vals map[string]string) string {
+	ih := vals["info-hash: "]
+	if ih != "" && strings.Trim(ih, "0") == "" {
+		ih = vals["info-hash-v1: "]
+	}
+	return ih
 }
 
 // tailBytes is how much of a child's log goes into an error message.
@@ -467,23 +533,24 @@ var implNames = map[string]string{"lt": "libtorrent 2.0", "shoal": "shoal"}
 func printTable(w io.Writer, cfg *config, results []result) {
 	fmt.Fprintf(w, "Transfer of %s (%d bytes) over loopback, piece length %s, TCP only, one seeder, one downloader; %d CPUs, %s/%s.\n\n",
 		benchproc.HumanBytes(cfg.size), cfg.size, benchproc.HumanBytes(cfg.pieceLength), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintln(w, "| Seeder | Downloader | Seconds | MB/s | Downloader peak RSS (MiB) | peak RssAnon (MiB) | Notes |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| Format | Seeder | Downloader | Seconds | MB/s | Downloader peak RSS (MiB) | peak RssAnon (MiB) | Notes |")
+	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---|")
 	for _, r := range results {
 		s, d, _ := splitPair(r.pair)
 		if r.err != nil {
 			msg, _, _ := strings.Cut(r.err.Error(), "\n")
-			fmt.Fprintf(w, "| %s | %s | – | – | – | – | failed: %s |\n", implNames[s], implNames[d], strings.ReplaceAll(msg, "|", `\|`))
+			fmt.Fprintf(w, "| %s | %s | %s | – | – | – | – | failed: %s |\n", r.format, implNames[s], implNames[d], strings.ReplaceAll(msg, "|", `\|`))
 			continue
 		}
 		note := "sha256 ok"
 		if r.selfSecs > 0 {
 			note += fmt.Sprintf("; self-timed %.2f s (%.0f MB/s)", r.selfSecs, float64(cfg.size)/r.selfSecs/1e6)
 		}
-		fmt.Fprintf(w, "| %s | %s | %.2f | %.1f | %.0f | %.0f | %s |\n", implNames[s], implNames[d],
+		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %.1f | %.0f | %.0f | %s |\n", r.format, implNames[s], implNames[d],
 			r.seconds, float64(cfg.size)/r.seconds/1e6, float64(r.peakRSS)/(1<<20), float64(r.peakAnon)/(1<<20), note)
 	}
 	fmt.Fprintln(w, `
+- Format: of the torrent, made once by shoal create --format for all its pairs. A v2 downloader checks each piece against the SHA-256 merkle tree, a v1 downloader against its SHA-1; a hybrid one, shoal or libtorrent, checks both.
 - Seconds: wall time of the downloader process, from start to exit, including its start-up and shutdown; the seeder had finished its own start-up (and hash check) before the downloader started.
 - MB/s: 1 MB = 10^6 bytes.
 - Peak RSS: the downloader's VmHWM from /proc/PID/status, sampled every 100 ms. It counts resident file-backed pages, so a client that memory-maps its files (libtorrent 2.0 does) shows much of the file here; RssAnon (heap and stacks) is the part the client allocated itself.

@@ -98,8 +98,8 @@ func runCreate(c *cli.Context) error {
 	if err := fsutil.WriteFileAtomic(out, data, 0o644); err != nil {
 		return failure("create: %v", err)
 	}
-	// A v1 torrent has only its v1 hash; a hybrid's magnet carries both.
-	fmt.Fprintf(c.App.Writer, "info-hash: %s\nmagnet: %s\n", m.Info.ID(), m.Magnet())
+	printHashes(c.App.Writer, m.Info)
+	fmt.Fprintf(c.App.Writer, "magnet: %s\n", m.Magnet())
 	return nil
 }
 

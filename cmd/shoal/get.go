@@ -24,6 +24,7 @@ import (
 	"github.com/shoal-p2p/shoal/piece/bitfield"
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm"
+	"github.com/shoal-p2p/shoal/swarm/lsd"
 )
 
 func getCommand() *cli.Command {
@@ -38,6 +39,8 @@ func getCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "also announce to `URL`", EnvVars: env("tracker")},
 			bootstrapFlag(),
 			noDHTFlag(),
+			noLSDFlag(),
+			noPortMapFlag(), portMapLeaseFlag(),
 			&cli.BoolFlag{Name: "seed", Usage: "keep seeding after the download completes, until interrupted (a download that fails, on a disk error or --timeout, exits 1 without seeding)", EnvVars: env("seed")},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up if not complete after `DURATION` (30s, 5m)", EnvVars: env("timeout")},
 			rateFlag("max-download-rate", "downloads"),
@@ -60,7 +63,7 @@ func runGet(c *cli.Context) error {
 	magnet := looksLikeMagnet(arg)
 	if magnet {
 		var err error
-		if mg, err = piece.ParseMagnet(arg); err != nil {
+		if mg, err = parseLink(arg); err != nil {
 			return usageError("get: %v", err)
 		}
 	} else {
@@ -111,6 +114,7 @@ func runGet(c *cli.Context) error {
 	}
 	defer cl.Close()
 	dump.set(cl)
+	defer startPortMap(sigCtx, c, cl)()
 	private := m != nil && m.Info.Private
 	node, err := startDHTNode(sigCtx, c, cl, private)
 	if err != nil {
@@ -119,13 +123,22 @@ func runGet(c *cli.Context) error {
 	if node != nil {
 		defer node.Close()
 	}
+	ls := startLSD(c, cl, private)
+	if ls != nil {
+		defer ls.Close()
+		dump.setLSD(ls)
+	}
 	if magnet {
-		if m, err = metadataFor(ctx, c, cl, node, mg, dir, peers); err != nil {
+		if m, err = metadataFor(ctx, c, cl, node, ls, mg, dir, peers); err != nil {
 			return err
 		}
 	}
-	if len(m.MissingLayers()) > 0 {
-		if err := layersFor(ctx, c, cl, node, m, dir, peers); err != nil {
+	// Missing piece layers come first for a v2 torrent, which has no
+	// other check; a hybrid downloads by SHA-1 meanwhile and fetches them
+	// from v2 peers as they come, where in a swarm of v1-only peers none
+	// ever may.
+	if len(m.MissingLayers()) > 0 && !m.Info.HasV1() {
+		if err := layersFor(ctx, c, cl, node, ls, m, dir, peers); err != nil {
 			return err
 		}
 	}
@@ -169,6 +182,7 @@ func runGet(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "resuming: %d of %d bytes already verified on disk\n", startDone, m.Info.TotalLength)
 	}
 	t.AddSources(torrentSources(cl, node, m, peers)...)
+	t.AddSources(lsdSources(ls, m.Info.Private)...)
 	t.AddTrackers(m.Tiers(c.StringSlice("tracker")...))
 	sources := peerSources(c, m, mg, node != nil)
 
@@ -204,6 +218,11 @@ func runGet(c *cli.Context) error {
 	case <-t.Done():
 	default:
 		closeErr := t.Close()
+		var ie *swarm.InconsistentError
+		if derr := t.Err(); errors.As(derr, &ie) {
+			// The torrent's fault: no peer and no rerun can complete it.
+			return failure("get: %v: %s", derr, summary)
+		}
 		if derr := t.Err(); derr != nil {
 			// Stopped by the disk, not by the user: --seed does not apply
 			// to a download that failed.
@@ -322,7 +341,7 @@ func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *p
 // earlier run in DIR/.shoal, or from peers (BEP 9 and BEP 52 hash
 // requests), saving it so an interrupted download resumes without asking
 // again.
-func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.Node, mg piece.Magnet, dir string, peers []netip.AddrPort) (*piece.MetaInfo, error) {
+func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.Node, ls *lsd.Service, mg piece.Magnet, dir string, peers []netip.AddrPort) (*piece.MetaInfo, error) {
 	// Read and written through an os.Root, so the state folder cannot
 	// lead out of DIR.
 	root, err := os.OpenRoot(dir)
@@ -330,9 +349,9 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 		return nil, failure("get: %v", err)
 	}
 	defer root.Close()
-	saved := filepath.Join(storage.StateDirName, fmt.Sprintf("%x.torrent", mg.Hash[:]))
+	saved := filepath.Join(storage.StateDirName, magnetID(mg)+".torrent")
 	if data, err := root.ReadFile(saved); err == nil {
-		if m, err := piece.Parse(data); err == nil && m.Info.Hash == mg.Hash {
+		if m, err := piece.Parse(data); err == nil && mg.Matches(m.Info) {
 			return m, nil
 		}
 	}
@@ -341,7 +360,7 @@ func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dh
 	var last swarm.FetchStatus
 	var printed time.Time
 	lastLine := ""
-	m, err := cl.FetchInfoFrom(ctx, mg, magnetSources(cl, node, mg, c.StringSlice("tracker"), peers), func(s swarm.FetchStatus) {
+	m, err := cl.FetchInfoFrom(ctx, mg, append(magnetSources(cl, node, mg, c.StringSlice("tracker"), peers), lsdSources(ls, false)...), func(s swarm.FetchStatus) {
 		// Say why nothing arrives once an attempt failed; a changing
 		// reason (several dead peers) at most every few seconds.
 		last = s

@@ -28,7 +28,13 @@ func infoCommand() *cli.Command {
 	}
 }
 
-// jsonFile and jsonInfo are the --json schema of CLI.md.
+// jsonFile and jsonInfo are the --json schema of CLI.md, with what v1
+// added. format is v2, hybrid or v1 (for a magnet, what its hashes say: a
+// btih link may name a hybrid). info_hash is the torrent's ID, the v2 hash
+// when it has one, else the v1 hash; info_hash_v2 and info_hash_v1 are
+// each hash it has. pad_files counts the BEP 47 pad files of a v1
+// torrent, left out of files: zeros that align files to pieces and never
+// reach the disk.
 type jsonFile struct {
 	Path []string `json:"path"`
 	Size int64    `json:"size"`
@@ -36,11 +42,15 @@ type jsonFile struct {
 
 type jsonInfo struct {
 	Name        string     `json:"name"`
+	Format      string     `json:"format"`
 	InfoHash    string     `json:"info_hash"`
+	InfoHashV2  string     `json:"info_hash_v2,omitempty"`
+	InfoHashV1  string     `json:"info_hash_v1,omitempty"`
 	PieceLength int64      `json:"piece_length,omitempty"`
 	TotalSize   int64      `json:"total_size,omitempty"`
 	NumPieces   int        `json:"num_pieces,omitempty"`
 	Files       []jsonFile `json:"files,omitempty"`
+	PadFiles    int        `json:"pad_files,omitempty"`
 	Trackers    []string   `json:"trackers"`
 	Peers       []string   `json:"peers,omitempty"`
 	Private     bool       `json:"private"`
@@ -57,13 +67,27 @@ func runInfo(c *cli.Context) error {
 	arg := c.Args().First()
 	var out jsonInfo
 	if looksLikeMagnet(arg) {
-		mg, err := piece.ParseMagnet(arg)
+		mg, err := parseLink(arg)
 		if err != nil {
 			return usageError("info: %v", err)
 		}
 		out = jsonInfo{
-			Name: mg.Name, InfoHash: fmt.Sprintf("%x", mg.Hash), Trackers: mg.Trackers,
+			Name: mg.Name, InfoHash: magnetID(mg), Trackers: mg.Trackers,
 			Peers: mg.Peers, Magnet: mg.String(),
+		}
+		switch {
+		case mg.HasV1() && mg.HasV2():
+			out.Format = piece.FormatHybrid.String()
+		case mg.HasV2():
+			out.Format = piece.FormatV2.String()
+		default:
+			out.Format = piece.FormatV1.String()
+		}
+		if mg.HasV2() {
+			out.InfoHashV2 = fmt.Sprintf("%x", mg.Hash[:])
+		}
+		if mg.HasV1() {
+			out.InfoHashV1 = mg.V1Hash.String()
 		}
 	} else {
 		m, err := readTorrent(arg)
@@ -72,12 +96,24 @@ func runInfo(c *cli.Context) error {
 		}
 		in := m.Info
 		out = jsonInfo{
-			Name: in.Name, InfoHash: in.HexHash(), PieceLength: in.PieceLength,
+			Name: in.Name, Format: in.Format.String(), InfoHash: in.ID(), PieceLength: in.PieceLength,
 			TotalSize: in.TotalLength, NumPieces: in.NumPieces, Trackers: m.Trackers(),
 			Private: in.Private, Comment: m.Comment, CreatedBy: m.CreatedBy, Magnet: m.Magnet().String(),
 		}
+		if in.HasV2() {
+			out.InfoHashV2 = in.HexHash()
+		}
+		if in.HasV1() {
+			out.InfoHashV1 = in.V1Hash.String()
+		}
 		out.Files = []jsonFile{}
 		for i, f := range in.Files {
+			if f.Pad {
+				// Not data: listing them would show files that never
+				// appear on disk (v2 and hybrid Files hold none).
+				out.PadFiles++
+				continue
+			}
 			out.Files = append(out.Files, jsonFile{Path: in.DiskPath(i)[boolInt(!in.SingleFile()):], Size: f.Length})
 		}
 		if m.CreationDate != 0 {
@@ -105,18 +141,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// looksLikeMagnet tells a magnet link, URN or bare hash from a file name.
-// A file that exists wins, so a torrent named like a hash still opens.
-func looksLikeMagnet(s string) bool {
-	if strings.HasPrefix(s, "magnet:") || strings.HasPrefix(strings.ToLower(s), "urn:btmh:") {
-		return true
-	}
-	if _, err := os.Stat(s); err == nil {
-		return false
-	}
-	return len(s) == 64 || len(s) == 40
 }
 
 // readTorrent loads and parses a .torrent file; any problem is bad input.
@@ -148,9 +172,23 @@ func printInfo(w io.Writer, in jsonInfo) {
 	if in.Name != "" {
 		row("name", in.Name)
 	}
-	row("info-hash", in.InfoHash)
 	if in.PieceLength > 0 {
-		row("size", fmt.Sprintf("%s (%d bytes) in %d files", formatBytes(in.TotalSize), in.TotalSize, len(in.Files)))
+		row("format", formatName(in.Format))
+	} else {
+		row("format", in.Format+" (as the link's hashes say)")
+	}
+	// "info-hash" is the torrent's ID, as create and seed print it; a
+	// hybrid's v1 hash follows under its own name.
+	row("info-hash", in.InfoHash)
+	if in.InfoHashV1 != "" && in.InfoHashV1 != in.InfoHash {
+		row("info-hash v1", in.InfoHashV1)
+	}
+	if in.PieceLength > 0 {
+		size := fmt.Sprintf("%s (%d bytes) in %d files", formatBytes(in.TotalSize), in.TotalSize, len(in.Files))
+		if in.PadFiles > 0 {
+			size += fmt.Sprintf(" (and %d BEP 47 pad files, zeros never written to disk, not listed)", in.PadFiles)
+		}
+		row("size", size)
 		row("pieces", fmt.Sprintf("%d of %s", in.NumPieces, formatBytes(in.PieceLength)))
 		row("private", map[bool]string{true: "yes", false: "no"}[in.Private])
 	}

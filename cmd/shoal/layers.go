@@ -17,13 +17,14 @@ import (
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/storage"
 	"github.com/shoal-p2p/shoal/swarm"
+	"github.com/shoal-p2p/shoal/swarm/lsd"
 )
 
 // layersFor completes a .torrent whose piece layers are missing, as
 // libtorrent does: from the copy an earlier run saved in DIR's state
 // folder, or else from peers, as for a magnet link, saving the result for
 // the next run. Without its layers no piece of those files can be checked.
-func layersFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.Node, m *piece.MetaInfo, dir string, peers []netip.AddrPort) error {
+func layersFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.Node, ls *lsd.Service, m *piece.MetaInfo, dir string, peers []netip.AddrPort) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return failure("get: %v", err)
@@ -46,6 +47,7 @@ func layersFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.
 	if node != nil && !m.Info.Private {
 		sources = append(sources, swarm.DHTLookup(node))
 	}
+	sources = append(sources, lsdSources(ls, m.Info.Private)...)
 	described := peerSources(c, m, piece.Magnet{}, node != nil)
 	var last swarm.FetchStatus
 	var printed time.Time

@@ -29,6 +29,10 @@ func TestMain(m *testing.M) {
 	// Resume records of seed and DHT tables go to the user cache: keep the
 	// test processes' in a folder of their own.
 	os.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	// Every shoal the tests start listens on loopback unless a test says
+	// otherwise: the default, 0.0.0.0, would let port mapping and local
+	// discovery reach the machine's real network.
+	os.Setenv("SHOAL_LISTEN", "127.0.0.1:0")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -35,6 +35,8 @@ func seedCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "announce `URL` (repeat for more)", EnvVars: env("tracker")},
 			bootstrapFlag(),
 			noDHTFlag(),
+			noLSDFlag(),
+			noPortMapFlag(), portMapLeaseFlag(),
 			peerFlag(),
 			rateFlag("max-upload-rate", "uploads"),
 			&cli.BoolFlag{Name: "super-seed", Value: true, Usage: "until every piece has reached some peer, show each peer only pieces no peer has yet (BEP 16), so the first full copy leaves at the full upload rate; --super-seed=false seeds plainly", EnvVars: env("super-seed")},
@@ -192,14 +194,24 @@ func runSeed(c *cli.Context) error {
 	if err != nil {
 		return failure("seed: %v", err)
 	}
+	// Local discovery listens before "listening:" is printed, so a peer
+	// started on that line is heard.
+	ls := startLSD(c, cl, m.Info.Private)
+	if ls != nil {
+		defer ls.Close()
+		dump.setLSD(ls)
+	}
 	mg := m.Magnet()
 	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil && !ap.Addr().IsUnspecified() {
 		mg.Peers = []string{ap.String()}
 	}
-	fmt.Fprintf(c.App.Writer, "listening: %s\ninfo-hash: %s\nmagnet: %s\n", displayAddr(cl.Addr(), c.String("listen")), m.Info.ID(), mg)
+	fmt.Fprintf(c.App.Writer, "listening: %s\n", displayAddr(cl.Addr(), c.String("listen")))
+	printHashes(c.App.Writer, m.Info)
+	fmt.Fprintf(c.App.Writer, "magnet: %s\n", mg)
 	if f, ok := c.App.Writer.(*os.File); ok {
 		f.Sync()
 	}
+	defer startPortMap(ctx, c, cl)()
 	node, err := startDHTNode(ctx, c, cl, m.Info.Private)
 	if err != nil {
 		return err
@@ -207,6 +219,7 @@ func runSeed(c *cli.Context) error {
 	if node != nil {
 		defer node.Close()
 	}
+	t.AddSources(lsdSources(ls, m.Info.Private)...)
 	t.AddSources(torrentSources(cl, node, m, peers)...)
 	t.AddTrackers(m.Tiers(c.StringSlice("tracker")...))
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/swarm"
+	"github.com/shoal-p2p/shoal/swarm/lsd"
 )
 
 // statusHelp is what get's and seed's --help say of the dump.
@@ -24,6 +25,7 @@ const statusHelp = "kill -USR1 PID prints a status dump on stderr: per torrent a
 // before any client exists.
 type statusDump struct {
 	cl   atomic.Pointer[swarm.Client]
+	lsd  atomic.Pointer[lsd.Service]
 	stop func()
 }
 
@@ -44,6 +46,9 @@ func dumpOnSignal(ctx context.Context, w io.Writer) *statusDump {
 			case <-sig:
 				if cl := d.cl.Load(); cl != nil {
 					cl.WriteStatus(w)
+					if ls := d.lsd.Load(); ls != nil {
+						ls.WriteStatus(w)
+					}
 				} else {
 					fmt.Fprintf(w, "shoal status at %s: no swarm yet (reading or hashing the data)\n", time.Now().Format(time.RFC3339))
 				}
@@ -60,3 +65,6 @@ func dumpOnSignal(ctx context.Context, w io.Writer) *statusDump {
 
 // set names the client to dump from now on.
 func (d *statusDump) set(cl *swarm.Client) { d.cl.Store(cl) }
+
+// setLSD adds local service discovery's counters to the dump.
+func (d *statusDump) setLSD(ls *lsd.Service) { d.lsd.Store(ls) }

@@ -290,7 +290,7 @@ func TestGetRefusesBadInput(t *testing.T) {
 	shoal(t, dir, nil, "create", "data", "-o", "data.torrent")
 	for name, args := range map[string][]string{
 		"bad magnet":      {"get", "magnet:?xt=urn:btmh:1220zz"},
-		"hash, no peers":  {"get", "c2519e86248b9da3c237a3d527ea7bef57b2d46b72f3cab924ba9bb567840a38", "--no-dht"},
+		"hash, no peers":  {"get", "c2519e86248b9da3c237a3d527ea7bef57b2d46b72f3cab924ba9bb567840a38", "--no-dht", "--no-lsd"},
 		"wrong multihash": {"get", "urn:btmh:1114c2519e86248b9da3c237a3d527ea7bef57b2d46b72f3cab924ba9bb567840a38"},
 		"bad peer":        {"get", "data.torrent", "--peer", "nonsense", "--no-dht"},
 		"bad rate":        {"get", "data.torrent", "--max-download-rate", "fast", "--no-dht"},

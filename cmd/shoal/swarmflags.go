@@ -18,9 +18,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/shoal-p2p/shoal/dht"
+	"github.com/shoal-p2p/shoal/internal/portmap"
 	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/swarm"
+	"github.com/shoal-p2p/shoal/swarm/lsd"
 )
 
 // Flags shared by seed and get.
@@ -247,3 +249,120 @@ func statusLoop(ctx context.Context, w io.Writer, every time.Duration, line func
 }
 
 func formatRate(bps float64) string { return formatBytes(int64(bps)) + "/s" }
+
+// Local service discovery (BEP 14), issue 14.
+
+func noLSDFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "no-lsd", Usage: "do not announce to or look for peers on the local network (BEP 14 local service discovery); it runs only on the interfaces --listen covers", EnvVars: env("no-lsd")}
+}
+
+// lsdListen returns the addresses whose interfaces LSD runs on: the one
+// the listener is bound to or, for a wildcard, the host asked for, as Go
+// reports a bound "0.0.0.0" as [::]. bound is nil before the listener
+// exists; a host name then resolves to its addresses.
+func lsdListen(requested string, bound net.Addr) []netip.Addr {
+	if bound != nil {
+		if ap, err := netip.ParseAddrPort(bound.String()); err == nil && !ap.Addr().IsUnspecified() {
+			return []netip.Addr{ap.Addr()}
+		}
+	}
+	host, _, err := net.SplitHostPort(requested)
+	if err != nil {
+		return nil
+	}
+	if host == "" {
+		return []netip.Addr{netip.IPv6Unspecified()}
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{a}
+	}
+	addrs, _ := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
+	return addrs
+}
+
+// lsdWanted reports whether LSD would run for a torrent: not --no-lsd,
+// not private (BEP 27), and some interface in the listen address's scope.
+func lsdWanted(c *cli.Context, private bool) bool {
+	if c.Bool("no-lsd") || private {
+		return false
+	}
+	ifs, err := lsd.SystemInterfaces()
+	return err == nil && !lsd.SelectScope(lsdListen(c.String("listen"), nil), ifs).Empty()
+}
+
+// startLSD runs local service discovery on the interfaces the peer
+// listener covers, announcing its port; nil when it is off: --no-lsd, a
+// private torrent, no interface in scope, or the LSD port unusable (a
+// warning: the swarm runs on without it).
+func startLSD(c *cli.Context, cl *swarm.Client, private bool) *lsd.Service {
+	if c.Bool("no-lsd") || private {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(cl.Addr().String())
+	if err != nil {
+		return nil
+	}
+	ls, err := lsd.New(lsd.Config{Listen: lsdListen(c.String("listen"), cl.Addr()), Port: ap.Port(), Logger: slog.Default()})
+	if errors.Is(err, lsd.ErrNoInterface) {
+		slog.Debug("local service discovery off", "err", err)
+		return nil
+	}
+	if err != nil {
+		warnf(c.App.ErrWriter, "local service discovery off: %v", err)
+		return nil
+	}
+	slog.Debug("local service discovery", "on", ls.Scope().String())
+	return ls
+}
+
+// lsdSources lists LSD as a source of a torrent's peers, unless it is off
+// or the torrent private.
+func lsdSources(ls *lsd.Service, private bool) []swarm.Source {
+	if ls == nil || private {
+		return nil
+	}
+	return []swarm.Source{{Kind: swarm.SourceLSD, Finder: ls}}
+}
+
+// Port mapping (issue 14): --no-port-map, and the mapper seed and get run
+// beside their client.
+func noPortMapFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "no-port-map", Usage: "do not ask the router (UPnP IGD, NAT-PMP) to forward the listen port", EnvVars: env("no-port-map")}
+}
+
+// portMapLeaseFlag sets the lease asked of the router; hidden, as only
+// tests (which watch a renewal) and odd routers need another than the
+// default.
+func portMapLeaseFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "port-map-lease", Value: portmap.DefaultLease, Hidden: true, EnvVars: env("port-map-lease")}
+}
+
+// startPortMap maps the client's port in the background, unless
+// --no-port-map, and prints "external: IP:PORT" on stdout whenever a
+// mapping holds at a new address. The returned func removes the mapping.
+func startPortMap(ctx context.Context, c *cli.Context, cl *swarm.Client) (stop func()) {
+	ap, err := netip.ParseAddrPort(cl.Addr().String())
+	if c.Bool("no-port-map") || err != nil {
+		return func() {}
+	}
+	lease := c.Duration("port-map-lease")
+	if lease < 2*time.Second {
+		// Renewal runs at half the lease, and a router's answer takes
+		// a round trip: less leaves no margin.
+		warnf(c.App.ErrWriter, "--port-map-lease %v is too short to renew in time; asking for 2s", lease)
+		lease = 2 * time.Second
+	}
+	m := portmap.Start(ctx, portmap.Config{
+		Listen:      ap,
+		Lease:       lease,
+		Description: "shoal " + version,
+		Logger:      slog.Default(),
+		OnExternal: func(ext netip.AddrPort) {
+			fmt.Fprintf(c.App.Writer, "external: %s\n", ext)
+			if f, ok := c.App.Writer.(*os.File); ok {
+				f.Sync()
+			}
+		},
+	})
+	return m.Close
+}

@@ -17,7 +17,7 @@ import (
 // errNoPeerSource is get's answer when nothing could ever name a peer:
 // waiting would be forever.
 func errNoPeerSource() error {
-	return usageError("get: no way to find peers: give --peer, a magnet with x.pe or tr, a torrent with trackers, or -t, or leave the DHT on")
+	return usageError("get: no way to find peers: give --peer, a magnet with x.pe or tr, a torrent with trackers, or -t, or leave the DHT or local discovery on")
 }
 
 // peerSources names where a download looks for peers besides the
@@ -42,6 +42,9 @@ func peerSources(c *cli.Context, m *piece.MetaInfo, mg piece.Magnet, dht bool) s
 	}
 	if dht {
 		src = append(src, "the DHT")
+	}
+	if lsdWanted(c, m != nil && m.Info.Private) {
+		src = append(src, "local discovery")
 	}
 	return strings.Join(src, " and ")
 }

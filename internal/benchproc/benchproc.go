@@ -57,9 +57,11 @@ func BuildShoal(ctx context.Context, dst string) error {
 
 // CreateTorrent runs `shoal create` on src and returns what it printed on
 // stdout (its "key: value" lines, see LineValue). Its stderr goes to ours.
-func CreateTorrent(ctx context.Context, shoal, src string, pieceLength int64, torrent string) (string, error) {
-	create := exec.CommandContext(ctx, shoal, "create", src,
-		"--piece-length", strconv.FormatInt(pieceLength, 10), "-o", torrent)
+// extra goes on the command line after the rest, e.g. "--format", "v1".
+func CreateTorrent(ctx context.Context, shoal, src string, pieceLength int64, torrent string, extra ...string) (string, error) {
+	argv := append([]string{"create", src,
+		"--piece-length", strconv.FormatInt(pieceLength, 10), "-o", torrent}, extra...)
+	create := exec.CommandContext(ctx, shoal, argv...)
 	create.Stderr = os.Stderr
 	out, err := create.Output()
 	return string(out), err

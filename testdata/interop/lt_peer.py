@@ -177,6 +177,8 @@ def cmd_seed(args):
                  "ignore_limits_on_local_network": False,
                  # high_performance_seed turns BEP 6's set off.
                  "allowed_fast_set_size": 5}
+    if args.lsd:
+        extra["enable_lsd"] = True
     ses = make_session(args.port, extra)
     wait_listening(ses)
     out("info-hash: " + v2_hex(ti))
@@ -210,8 +212,8 @@ def parse_peer(s):
 
 
 def cmd_get(args):
-    if not args.peer and not args.tracker and not args.source.startswith("magnet:"):
-        raise SystemExit("get needs --peer or --tracker (or a magnet with x.pe)")
+    if not args.peer and not args.tracker and not args.lsd and not args.source.startswith("magnet:"):
+        raise SystemExit("get needs --peer, --tracker or --lsd (or a magnet with x.pe)")
     if args.source.startswith("magnet:"):
         atp = lt.parse_magnet_uri(args.source)
     else:
@@ -223,7 +225,9 @@ def cmd_get(args):
     # peers and trackers only.
     atp.trackers = list(args.tracker or [])
 
-    ses = make_session(args.port)
+    # --lsd: peers found by local service discovery (BEP 14) alone, on the
+    # interface of the listen address (a namespace's loopback in tests).
+    ses = make_session(args.port, {"enable_lsd": True} if args.lsd else None)
     # The peers are given once, by address, and there is no tracker or DHT
     # to name them again: high_performance_seed's max_failcount=1 and the
     # default 60 s min_reconnect_time would strand us after one refused
@@ -283,6 +287,8 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--unchoke-slots", type=int, default=-1,
                    help="upload slots; -1 keeps libtorrent's setting")
+    p.add_argument("--lsd", action="store_true",
+                   help="announce by local service discovery (BEP 14)")
     p.set_defaults(fn=cmd_seed)
 
     p = sub.add_parser("seed-magnet")
@@ -300,6 +306,8 @@ def main():
                    help="announce to this tracker URL (repeatable)")
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--lsd", action="store_true",
+                   help="find peers by local service discovery (BEP 14)")
     p.set_defaults(fn=cmd_get)
 
     args = ap.parse_args()
