@@ -233,6 +233,24 @@ func TestParseInfoPathComponentsCapped(t *testing.T) {
 	}
 }
 
+// An integer beyond int64 under a key shoal does not read is valid
+// bencode, which libtorrent takes too; the integers after it still read
+// right. One where shoal reads a number is refused.
+func TestParseInfoBigIntegerUnread(t *testing.T) {
+	big := "i-99999999999999999999999e"
+	pieces := "6:pieces20:" + strings.Repeat("\x01", 20)
+	in, err := ParseInfo([]byte("d1:a" + big + "6:lengthi5e4:name1:n12:piece lengthi16384e" + pieces + "1:zl" + big + "i7eee"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.TotalLength != 5 || in.PieceLength != 16384 {
+		t.Fatalf("length %d, piece length %d after a big integer", in.TotalLength, in.PieceLength)
+	}
+	if _, err := ParseInfo([]byte("d6:length" + big + "4:name1:n12:piece lengthi16384e" + pieces + "e")); err == nil || !strings.Contains(err.Error(), "length") {
+		t.Fatalf("a big length: %v, want a refusal", err)
+	}
+}
+
 // Parse takes a .torrent of as many bencode tokens as libtorrent takes,
 // and refuses one token more, as libtorrent does.
 func TestTokenLimitLikeLibtorrent(t *testing.T) {

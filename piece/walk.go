@@ -67,12 +67,20 @@ type walker struct {
 const longString = 512
 
 func newWalker(b []byte, maxTokens int) *walker {
-	r := bytes.NewReader(b)
-	dec := bencode.NewDecoder(r)
+	w := &walker{b: b, r: bytes.NewReader(b), maxTokens: maxTokens}
+	w.newDecoder()
+	return w
+}
+
+// newDecoder gives the walker a fresh decoder at its place. It is needed
+// again after an integer beyond int64, which the walker lets pass where
+// it reads no number but which leaves the decoder's buffer holding its
+// digits.
+func (w *walker) newDecoder() {
+	w.dec = bencode.NewDecoder(w.r)
 	// Past this the decoder checks a string's length prefix, consumes it
 	// and stops with an error before the string's bytes: see str.
-	dec.MaxStrLen = longString
-	return &walker{b: b, r: r, dec: dec, maxTokens: maxTokens}
+	w.dec.MaxStrLen = longString
 }
 
 // pos is the offset in b of the next token. The decoder reads through r
@@ -334,7 +342,11 @@ func beyondInt64(w *walker, err error) bool {
 		syntax *bencode.SyntaxError
 		num    *strconv.NumError
 	)
-	return errors.As(err, &syntax) && errors.As(syntax.What, &num) && num.Err == strconv.ErrRange && w.b[w.pos()-1] == 'e'
+	if errors.As(err, &syntax) && errors.As(syntax.What, &num) && num.Err == strconv.ErrRange && w.b[w.pos()-1] == 'e' {
+		w.newDecoder()
+		return true
+	}
+	return false
 }
 
 // obj reads typed values out of a dict walked by fields, naming the dict
