@@ -168,8 +168,7 @@ func FuzzParseInfo(f *testing.F) {
 
 // trimmed drops what follows a torrent's top-level dict, as Parse does.
 func trimmed(b []byte) []byte {
-	var top map[string]any
-	if n, err := decodeFirst(b, &top); err == nil {
+	if n, err := valueEnd(b); err == nil {
 		return b[:n]
 	}
 	return b

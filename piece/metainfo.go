@@ -4,19 +4,15 @@
 package piece
 
 import (
-	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/anacrolix/torrent/bencode"
 )
 
 // MaxTorrentSize caps the size of a .torrent file we are willing to parse.
@@ -24,9 +20,11 @@ import (
 // 2 million pieces, far beyond anything sane.
 const MaxTorrentSize = 64 << 20
 
-// MaxInfoSize caps an info dict, which holds only the file tree: a million
-// files fit in well under this.
-const MaxInfoSize = 32 << 20
+// MaxInfoSize caps an info dict, which holds only the file tree. It is
+// libtorrent's max_metadata_size, the most it fetches from peers (BEP 9),
+// so no torrent shoal refuses is one libtorrent could share by magnet.
+// MaxInfoTokens bounds what so many bytes may describe.
+const MaxInfoSize = 30 << 20
 
 // MinPieceLength is the smallest piece length BEP 52 allows: one leaf.
 const MinPieceLength = BlockSize
@@ -341,7 +339,8 @@ func (m *MetaInfo) Trackers() []string {
 // layers it carries against the files' roots and every path for safety;
 // an error wraps ErrInvalid and says what and where. Like mainstream
 // clients it ignores bytes after the top-level dict and leaves a file's
-// layer nil when the torrent lacks it (see MissingLayers).
+// layer nil when the torrent lacks it (see MissingLayers). Like
+// libtorrent it refuses a file of more than 3,000,000 bencode tokens.
 func Parse(data []byte) (*MetaInfo, error) {
 	if len(data) > MaxTorrentSize {
 		return nil, invalid("%d bytes, more than the %d allowed", len(data), MaxTorrentSize)
@@ -349,110 +348,126 @@ func Parse(data []byte) (*MetaInfo, error) {
 	// Mainstream clients ignore what follows the top-level dict (often a
 	// newline an editor or a web server added); the info-hash covers only
 	// the info dict, so nothing is lost by doing the same.
-	var top map[string]any
-	n, err := decodeFirst(data, &top)
+	if len(data) == 0 || data[0] != 'd' {
+		k := byte(0)
+		if len(data) > 0 {
+			k = data[0]
+		}
+		return nil, invalid("%s at top level, want a dict", kindName(k))
+	}
+	w := newWalker(data, maxTorrentTokens)
+	f, err := w.fields(nil)
 	if err != nil {
 		return nil, err
 	}
-	data = data[:n]
-	var raw struct {
-		Info bencode.Bytes `bencode:"info"`
-	}
-	if err := bencode.Unmarshal(data, &raw); err != nil {
-		return nil, invalid("%v", err)
-	}
-	if _, ok := top["info"]; !ok {
+	w.maxTokens = 0 // all counted
+	top := obj{w: w, f: f}
+	fi := top.get("info")
+	if fi == nil {
 		return nil, invalid("no info dict")
 	}
-	info, err := ParseInfo(raw.Info)
+	if fi.kind != 'd' {
+		return nil, invalid("info: %s, want a dict", kindName(fi.kind))
+	}
+	info, err := parseInfo(data[fi.val.start:fi.val.end], maxTorrentTokens)
 	if err != nil {
 		return nil, err
 	}
 	m := &MetaInfo{Info: info}
-	d := dict{top, ""}
-	if m.Announce, err = d.optString("announce"); err != nil {
+	if m.Announce, err = top.optString("announce"); err != nil {
 		return nil, err
 	}
-	if m.Comment, err = d.optString("comment"); err != nil {
+	if m.Comment, err = top.optString("comment"); err != nil {
 		return nil, err
 	}
-	if m.CreatedBy, err = d.optString("created by"); err != nil {
+	if m.CreatedBy, err = top.optString("created by"); err != nil {
 		return nil, err
 	}
-	if m.CreationDate, err = d.optInt("creation date"); err != nil {
+	if m.CreationDate, err = top.optInt("creation date"); err != nil {
 		return nil, err
 	}
-	if v, ok := top["announce-list"]; ok {
-		if m.AnnounceList, err = parseAnnounceList(v); err != nil {
+	if k, ok := top.at("announce-list"); ok {
+		if m.AnnounceList, err = parseAnnounceList(w, k); err != nil {
 			return nil, err
 		}
 	}
 	if info.HasV2() {
-		if m.Layers, err = parseLayers(top["piece layers"], info); err != nil {
+		if m.Layers, err = parseLayers(top, info); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
 }
 
-func parseAnnounceList(v any) ([][]string, error) {
-	tiers, ok := v.([]any)
-	if !ok {
-		return nil, invalid("announce-list: %s, want a list", typeName(v))
+// parseAnnounceList reads the announce-list at the walker, whose kind is k.
+func parseAnnounceList(w *walker, k byte) ([][]string, error) {
+	if k != 'l' {
+		return nil, invalid("announce-list: %s, want a list", kindName(k))
 	}
 	var out [][]string
-	for i, t := range tiers {
-		urls, ok := t.([]any)
-		if !ok {
-			return nil, invalid("announce-list[%d]: %s, want a list", i, typeName(t))
+	err := w.list(func(i int) error {
+		k, _ := w.peek()
+		if k != 'l' {
+			return invalid("announce-list[%d]: %s, want a list", i, kindName(k))
 		}
 		var tier []string
-		for j, u := range urls {
-			s, ok := u.(string)
-			if !ok {
-				return nil, invalid("announce-list[%d][%d]: %s, want a string", i, j, typeName(u))
+		err := w.list(func(j int) error {
+			k, _ := w.peek()
+			if !isString(k) {
+				return invalid("announce-list[%d][%d]: %s, want a string", i, j, kindName(k))
 			}
-			tier = append(tier, s)
-		}
+			u, err := w.str()
+			tier = append(tier, string(u))
+			return err
+		})
 		if len(tier) > 0 {
 			out = append(out, tier)
 		}
-	}
-	return out, nil
+		return err
+	})
+	return out, err
 }
 
-// parseLayers reads the "piece layers" dict. A layer that is there must
-// be exactly its file's piece count and hash to its pieces root; a file
-// whose layer is missing (the whole dict may be) keeps a nil layer, to be
-// fetched from peers as for a magnet link, which is what libtorrent does
-// with such a torrent too.
-func parseLayers(v any, info *Info) ([][]Hash, error) {
+// parseLayers reads the "piece layers" dict of top. A layer that is there
+// must be exactly its file's piece count and hash to its pieces root; a
+// file whose layer is missing (the whole dict may be) keeps a nil layer,
+// to be fetched from peers as for a magnet link, which is what libtorrent
+// does with such a torrent too.
+func parseLayers(top obj, info *Info) ([][]Hash, error) {
 	layers := make([][]Hash, len(info.Files))
-	var dictv map[string]any
-	if v != nil {
-		var ok bool
-		if dictv, ok = v.(map[string]any); !ok {
-			return nil, invalid("piece layers: %s, want a dict", typeName(v))
-		}
+	k, ok := top.at("piece layers")
+	if !ok {
+		return layers, nil
 	}
-	for k, lv := range dictv {
-		if len(k) != 32 {
-			return nil, invalid("piece layers: key of %d bytes, want a 32-byte pieces root", len(k))
+	if k != 'd' {
+		return nil, invalid("piece layers: %s, want a dict", kindName(k))
+	}
+	w := top.w
+	byRoot := map[Hash][]byte{}
+	err := w.dict(func(key []byte) error {
+		if len(key) != 32 {
+			return invalid("piece layers: key of %d bytes, want a 32-byte pieces root", len(key))
 		}
-		if _, ok := lv.(string); !ok {
-			return nil, invalid("piece layers[%x]: %s, want a string", k, typeName(lv))
+		if k, _ := w.peek(); !isString(k) {
+			return invalid("piece layers[%x]: %s, want a string", key, kindName(k))
 		}
+		s, err := w.str()
+		byRoot[Hash(key)] = s
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	for i := range info.Files {
 		f := &info.Files[i]
 		if f.NumPieces <= 1 {
 			continue
 		}
-		lv, ok := dictv[string(f.PiecesRoot[:])]
+		s, ok := byRoot[f.PiecesRoot]
 		if !ok {
 			continue
 		}
-		layer, err := decodeLayer(lv.(string), f.NumPieces)
+		layer, err := decodeLayer(s, f.NumPieces)
 		if err != nil {
 			return nil, invalid("piece layers: %s: %v", strings.Join(f.Path, "/"), err)
 		}
@@ -481,7 +496,7 @@ func (m *MetaInfo) MissingLayers() []int {
 	return out
 }
 
-func decodeLayer(s string, n int) ([]Hash, error) {
+func decodeLayer(s []byte, n int) ([]Hash, error) {
 	if len(s) != 32*n {
 		return nil, fmt.Errorf("%d bytes, want %d (%d pieces)", len(s), 32*n, n)
 	}
@@ -511,22 +526,37 @@ func (in *Info) CheckLayer(i int, layer []Hash) error {
 // files) or hybrid (both, describing the same files). Its info-hashes are
 // the SHA-256 and SHA-1 of b exactly as given, so b must end with the
 // dict. File names are repaired as SanitizePathComponent says, only in
-// Name and Files; two files at one path, after repair, are refused.
-func ParseInfo(b []byte) (*Info, error) {
+// Name and Files; two files at one path, after repair, are refused. A
+// dict of more than MaxInfoSize bytes or MaxInfoTokens tokens is refused
+// before anything is built of it, as libtorrent refuses it.
+func ParseInfo(b []byte) (*Info, error) { return parseInfo(b, MaxInfoTokens) }
+
+func parseInfo(b []byte, maxTokens int) (*Info, error) {
 	if len(b) > MaxInfoSize {
 		return nil, invalid("info dict of %d bytes, more than the %d allowed", len(b), MaxInfoSize)
 	}
-	var top map[string]any
-	if err := decodeStrict(b, &top); err != nil {
+	if len(b) == 0 || b[0] != 'd' {
+		k := byte(0)
+		if len(b) > 0 {
+			k = b[0]
+		}
+		return nil, invalid("info: %s at top level, want a dict", kindName(k))
+	}
+	// The first walk checks all of it (syntax, sorted keys, nesting,
+	// tokens) and notes where each key's value lies; what is built comes
+	// after, from values known to be well formed.
+	w := newWalker(b, maxTokens)
+	f, err := w.fields(nil)
+	if err != nil {
 		return nil, fmt.Errorf("info: %w", err)
 	}
-	d := dict{top, "info"}
-	_, hasVersion := top["meta version"]
-	_, hasTree := top["file tree"]
-	_, hasPieces := top["pieces"]
-	_, hasLength := top["length"]
-	_, hasFiles := top["files"]
-	hasV1 := hasPieces || hasLength || hasFiles
+	if w.pos() != len(b) {
+		return nil, invalid("info: %d trailing bytes after the dict", len(b)-w.pos())
+	}
+	w.maxTokens = 0
+	d := obj{w: w, f: f, where: "info"}
+	hasVersion, hasTree := d.has("meta version"), d.has("file tree")
+	hasV1 := d.has("pieces") || d.has("length") || d.has("files")
 	info := &Info{Bytes: append([]byte(nil), b...)}
 	switch {
 	case hasVersion || hasTree:
@@ -552,7 +582,6 @@ func ParseInfo(b []byte) (*Info, error) {
 	if info.HasV1() {
 		info.V1Hash = sha1.Sum(b)
 	}
-	var err error
 	if info.Name, err = d.string("name"); err != nil {
 		return nil, err
 	}
@@ -577,15 +606,15 @@ func ParseInfo(b []byte) (*Info, error) {
 	}
 	info.Private = priv == 1
 	if info.HasV2() {
-		tree, ok := top["file tree"]
+		k, ok := d.at("file tree")
 		if !ok {
 			return nil, invalid("info: no file tree")
 		}
-		treeDict, ok := tree.(map[string]any)
-		if !ok {
-			return nil, invalid("info: file tree: %s, want a dict", typeName(tree))
+		if k != 'd' {
+			return nil, invalid("info: file tree: %s, want a dict", kindName(k))
 		}
-		if err := walkTree(treeDict, nil, info); err != nil {
+		info.Files = make([]File, 0, min(d.tokens("file tree")/minFileTokens, maxFiles))
+		if err := walkTree(w, nil, info); err != nil {
 			return nil, err
 		}
 		if len(info.Files) == 0 {
@@ -658,37 +687,29 @@ func SanitizePathComponent(c string) string {
 // checkUnique refuses two files at one path, and a path that is a file
 // and a folder of another file at once: one would overwrite the other on
 // disk. It runs on sanitized paths, so "a/b" and "a_b" collide too. Pad
-// files are never on disk and are not counted. The paths go into a tree
-// of components, so memory stays proportional to the info dict however
-// deep the paths.
+// files are never on disk and are not counted. The paths are sorted by
+// component: two equal paths, or a file's path and a path below it, then
+// lie next to each other (whatever sorts between a path and one below
+// it is below it too). Memory is one index a file, however deep the
+// paths.
 func checkUnique(files []File) error {
-	type node struct {
-		file bool
-		kids map[string]*node
-	}
-	root := &node{}
+	order := make([]int32, 0, len(files))
 	for i := range files {
-		f := &files[i]
-		if f.Pad {
-			continue
+		if !files[i].Pad {
+			order = append(order, int32(i))
 		}
-		n := root
-		for k, c := range f.Path {
-			last := k == len(f.Path)-1
-			next, ok := n.kids[c]
-			switch {
-			case !ok:
-				if n.kids == nil {
-					n.kids = map[string]*node{}
-				}
-				next = &node{file: last}
-				n.kids[c] = next
-			case last && next.file:
-				return invalid("info: files[%d]: %q: two files at one path", i, strings.Join(f.Path, "/"))
-			case last || next.file:
-				return invalid("info: files[%d]: %q is both a file and a folder", i, strings.Join(f.Path[:k+1], "/"))
-			}
-			n = next
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		return slices.Compare(files[a].Path, files[b].Path)
+	})
+	for k := 1; k < len(order); k++ {
+		a, b := &files[order[k-1]], &files[order[k]]
+		i := max(order[k-1], order[k]) // the later one in the torrent
+		switch {
+		case slices.Equal(a.Path, b.Path):
+			return invalid("info: files[%d]: %q: two files at one path", i, strings.Join(b.Path, "/"))
+		case len(a.Path) < len(b.Path) && slices.Equal(a.Path, b.Path[:len(a.Path)]):
+			return invalid("info: files[%d]: %q is both a file and a folder", i, strings.Join(a.Path, "/"))
 		}
 	}
 	return nil
@@ -702,9 +723,8 @@ const MinV1PieceLength = 1 << 10
 // file's length) and the SHA-1 piece hashes. In a hybrid, info already
 // holds the v2 files, and the v1 list must describe exactly them, padded
 // to piece boundaries; in a v1 torrent it fills info.Files.
-func parseV1(d dict, info *Info) error {
-	_, hasLength := d.m["length"]
-	_, hasFiles := d.m["files"]
+func parseV1(d obj, info *Info) error {
+	hasLength, hasFiles := d.has("length"), d.has("files")
 	var v1 []File
 	switch {
 	case hasLength && hasFiles:
@@ -719,17 +739,18 @@ func parseV1(d dict, info *Info) error {
 		}
 		v1 = []File{{Path: []string{info.Name}, Length: n}}
 	case hasFiles:
+		k, _ := d.at("files")
 		var err error
-		if v1, err = parseV1Files(d.m["files"]); err != nil {
+		if v1, err = parseV1Files(d.w, k, d.items("files")); err != nil {
 			return err
 		}
 	default:
 		return invalid("info: pieces but neither length nor files")
 	}
-	if _, ok := d.m["pieces"]; !ok {
+	if !d.has("pieces") {
 		return invalid("info: v1 files but no pieces")
 	}
-	pieces, err := d.string("pieces")
+	pieces, err := d.bytes("pieces")
 	if err != nil {
 		return err
 	}
@@ -762,7 +783,7 @@ func parseV1(d dict, info *Info) error {
 	if len(pieces) != 20*info.NumPieces {
 		return invalid("info: pieces: %d bytes, want %d (20 for each of %d pieces)", len(pieces), 20*info.NumPieces, info.NumPieces)
 	}
-	info.Pieces = []byte(pieces)
+	info.Pieces = slices.Clone(pieces)
 	return nil
 }
 
@@ -775,78 +796,119 @@ const (
 	maxTotalLength = 1<<48 - 1
 )
 
-// parseV1Files reads a v1 "files" list.
-func parseV1Files(v any) ([]File, error) {
-	list, ok := v.([]any)
-	if !ok {
-		return nil, invalid("info: files: %s, want a list", typeName(v))
+// minFileTokens is the fewest tokens that describe a file in a v2 tree
+// (a name, two dicts and a key "", length and its key, two ends). From
+// the tree's token count it bounds the file count, so the files can be
+// allocated at once: growing a slice of a few hundred thousand files by
+// appending costs more than the parse.
+const minFileTokens = 8
+
+// parseV1Files reads the v1 "files" list at the walker, whose kind is k
+// and which holds n entries.
+func parseV1Files(w *walker, k byte, n int) ([]File, error) {
+	if k != 'l' {
+		return nil, invalid("info: files: %s, want a list", kindName(k))
 	}
-	if len(list) == 0 {
+	var (
+		out   = make([]File, 0, min(n, maxFiles))
+		total int64
+		f     []field // reused from file to file
+	)
+	err := w.list(func(i int) error {
+		if len(out) >= maxFiles {
+			return invalid("info: files: more than %d files", maxFiles)
+		}
+		if k, _ := w.peek(); k != 'd' {
+			return invalid("info: files[%d]: %s, want a dict", i, kindName(k))
+		}
+		end := 0
+		var err error
+		if f, err = w.fields(f); err != nil {
+			return err
+		}
+		end = w.pos()
+		fd := obj{w: w, f: f, where: "info: files", index: i + 1}
+		file, err := parseV1File(fd, i, &total)
+		if err != nil {
+			return err
+		}
+		out = append(out, file)
+		w.seek(end)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
 		return nil, invalid("info: files: empty list")
 	}
-	if len(list) > maxFiles {
-		return nil, invalid("info: files: more than %d files", maxFiles)
-	}
-	out := make([]File, 0, len(list))
-	var total int64
-	for i, e := range list {
-		m, ok := e.(map[string]any)
-		if !ok {
-			return nil, invalid("info: files[%d]: %s, want a dict", i, typeName(e))
-		}
-		fd := dict{m, fmt.Sprintf("info: files[%d]", i)}
-		var f File
-		var err error
-		if f.Length, err = fd.int("length"); err != nil {
-			return nil, err
-		}
-		if f.Length < 0 {
-			return nil, invalid("info: files[%d]: negative length %d", i, f.Length)
-		}
-		if f.Length > maxFileLength {
-			return nil, invalid("info: files[%d]: length %d beyond %d bytes", i, f.Length, int64(maxFileLength))
-		}
-		if total += f.Length; total > maxTotalLength || total < 0 {
-			return nil, invalid("info: files[%d]: total length beyond %d bytes", i, int64(maxTotalLength))
-		}
-		if f.Attr, err = fd.optString("attr"); err != nil {
-			return nil, err
-		}
-		f.Pad = strings.ContainsRune(f.Attr, 'p')
-		pv, ok := m["path"]
-		if !ok {
-			return nil, invalid("info: files[%d]: path: missing", i)
-		}
-		comps, ok := pv.([]any)
-		if !ok || len(comps) == 0 {
-			return nil, invalid("info: files[%d]: path: want a list of strings", i)
-		}
-		if len(comps) > maxDepthTree {
-			return nil, invalid("info: files[%d]: path nested more than %d deep", i, maxDepthTree)
-		}
-		safe := true
-		for _, c := range comps {
-			cs, ok := c.(string)
-			if !ok {
-				return nil, invalid("info: files[%d]: path: %s, want a string", i, typeName(c))
-			}
-			s, err := pathComponent(cs)
-			if err != nil {
-				if !f.Pad {
-					return nil, invalid("info: files[%d]: %v", i, err)
-				}
-				safe = false
-			}
-			f.Path = append(f.Path, s)
-		}
-		if !safe {
-			// A pad file is never on disk, so its path does not matter;
-			// still, no unsafe path is ever handed on.
-			f.Path = []string{".pad", strconv.FormatInt(f.Length, 10)}
-		}
-		out = append(out, f)
-	}
 	return out, nil
+}
+
+// parseV1File reads entry i of a v1 files list, adding its length to
+// total.
+func parseV1File(fd obj, i int, total *int64) (File, error) {
+	var f File
+	var err error
+	if f.Length, err = fd.int("length"); err != nil {
+		return f, err
+	}
+	if f.Length < 0 {
+		return f, invalid("info: files[%d]: negative length %d", i, f.Length)
+	}
+	if f.Length > maxFileLength {
+		return f, invalid("info: files[%d]: length %d beyond %d bytes", i, f.Length, int64(maxFileLength))
+	}
+	if *total += f.Length; *total > maxTotalLength || *total < 0 {
+		return f, invalid("info: files[%d]: total length beyond %d bytes", i, int64(maxTotalLength))
+	}
+	if f.Attr, err = fd.optString("attr"); err != nil {
+		return f, err
+	}
+	f.Pad = strings.ContainsRune(f.Attr, 'p')
+	k, ok := fd.at("path")
+	if !ok {
+		return f, invalid("info: files[%d]: path: missing", i)
+	}
+	if k != 'l' {
+		return f, invalid("info: files[%d]: path: want a list of strings", i)
+	}
+	w := fd.w
+	safe := true
+	f.Path = make([]string, 0, min(fd.items("path"), maxDepthTree))
+	err = w.list(func(j int) error {
+		if j >= maxDepthTree {
+			return invalid("info: files[%d]: path nested more than %d deep", i, maxDepthTree)
+		}
+		if k, _ := w.peek(); !isString(k) {
+			return invalid("info: files[%d]: path: %s, want a string", i, kindName(k))
+		}
+		c, err := w.str()
+		if err != nil {
+			return err
+		}
+		s, err := pathComponent(string(c))
+		if err != nil {
+			if !f.Pad {
+				return invalid("info: files[%d]: %v", i, err)
+			}
+			safe = false
+		}
+		f.Path = append(f.Path, s)
+		return nil
+	})
+	if err != nil {
+		return f, err
+	}
+	if len(f.Path) == 0 {
+		return f, invalid("info: files[%d]: path: want a list of strings", i)
+	}
+	if !safe {
+		// A pad file is never on disk, so its path does not matter;
+		// still, no unsafe path is ever handed on.
+		f.Path = []string{".pad", strconv.FormatInt(f.Length, 10)}
+	}
+	return f, nil
 }
 
 // matchHybrid checks that the v1 file list of a hybrid describes the v2
@@ -925,70 +987,95 @@ func matchHybrid(v1 []File, info *Info) error {
 // make us allocate without bound.
 const maxFiles = 1 << 20
 
+// maxPathComponents caps the components of all files' paths together. A
+// v1 list spells out every component, so its token limit bounds them; a
+// v2 tree names a folder once for all the files below it, and each file
+// keeps its own path: without this cap 250,000 files 60 folders deep,
+// a 20 MiB tree, would ask for 250 MB of paths.
+const maxPathComponents = MaxInfoTokens
+
 // maxDepthTree bounds nesting in the file tree.
 const maxDepthTree = 64
 
-func walkTree(node map[string]any, path []string, info *Info) error {
+// walkTree reads the file tree folder at the walker, whose files lie at
+// path. A dict whose first key is "" (which sorts first) is a file, any
+// other a folder.
+func walkTree(w *walker, path []string, info *Info) error {
 	if len(path) > maxDepthTree {
 		return invalid("file tree: %s: nested more than %d deep", strings.Join(path, "/"), maxDepthTree)
 	}
-	for _, name := range sortedKeys(node) {
-		child := node[name]
-		where := strings.Join(append(path[:len(path):len(path)], name), "/")
-		if name == "" {
-			return invalid("file tree: %q: empty path component", where)
+	// where names a node in errors only: joining the path of every node
+	// would cost as much as the paths themselves.
+	where := func(name []byte) string { return strings.Join(append(path[:len(path):len(path)], string(name)), "/") }
+	return w.dict(func(name []byte) error {
+		if len(name) == 0 {
+			return invalid("file tree: %q: empty path component", where(name))
 		}
-		safe, err := pathComponent(name)
+		safe, err := pathComponent(string(name))
 		if err != nil {
-			return invalid("file tree: %q: %v", where, err)
+			return invalid("file tree: %q: %v", where(name), err)
 		}
-		c, ok := child.(map[string]any)
-		if !ok {
-			return invalid("file tree: %q: %s, want a dict", where, typeName(child))
+		if k, _ := w.peek(); k != 'd' {
+			return invalid("file tree: %q: %s, want a dict", where(name), kindName(k))
 		}
-		p := append(path[:len(path):len(path)], safe)
-		leaf, isFile := c[""]
-		if isFile {
-			if len(c) != 1 {
-				return invalid("file tree: %q is both a file and a folder", where)
-			}
-			if err := addFile(leaf, p, info); err != nil {
-				return err
-			}
-			continue
+		// Every node has a path of its own, and a file keeps it.
+		if w.components += len(path) + 1; w.components > maxPathComponents {
+			return invalid("file tree: more than %d path components in all", maxPathComponents)
 		}
-		if len(c) == 0 {
-			return invalid("file tree: %q: empty folder", where)
-		}
-		if err := walkTree(c, p, info); err != nil {
+		// Exactly sized: append would double the capacity.
+		p := make([]string, len(path)+1)
+		copy(p, path)
+		p[len(path)] = safe
+		first, ok, err := w.firstKey()
+		switch {
+		case err != nil:
 			return err
+		case !ok:
+			return invalid("file tree: %q: empty folder", where(name))
+		case len(first) > 0:
+			return walkTree(w, p, info)
 		}
-	}
-	return nil
+		return w.dict(func(key []byte) error {
+			if len(key) > 0 {
+				return invalid("file tree: %q is both a file and a folder", where(name))
+			}
+			return addFile(w, p, info)
+		})
+	})
 }
 
-func addFile(leaf any, path []string, info *Info) error {
-	where := strings.Join(path, "/")
-	m, ok := leaf.(map[string]any)
-	if !ok {
-		return invalid("file tree: %q: %s, want a dict", where, typeName(leaf))
+// addFile reads the file at path, whose dict (the value of key "") is at
+// the walker.
+func addFile(w *walker, path []string, info *Info) error {
+	// where names the file in errors only: joining every file's path
+	// would cost as much again as the paths.
+	where := func() string { return strings.Join(path, "/") }
+	if k, _ := w.peek(); k != 'd' {
+		return invalid("file tree: %q: %s, want a dict", where(), kindName(k))
 	}
 	if len(info.Files) >= maxFiles {
 		return invalid("file tree: more than %d files", maxFiles)
 	}
-	d := dict{m, "file tree: " + where}
+	fs, err := w.fields(w.scratch)
+	if err != nil {
+		return err
+	}
+	w.scratch = fs
+	end := w.pos()
+	defer w.seek(end)
+	d := obj{w: w, f: fs, where: "file tree: ", path: path}
 	length, err := d.int("length")
 	if err != nil {
 		return err
 	}
 	if length < 0 {
-		return invalid("file tree: %q: negative length %d", where, length)
+		return invalid("file tree: %q: negative length %d", where(), length)
 	}
 	if length > maxFileLength {
-		return invalid("file tree: %q: length %d beyond %d bytes", where, length, int64(maxFileLength))
+		return invalid("file tree: %q: length %d beyond %d bytes", where(), length, int64(maxFileLength))
 	}
 	if info.TotalLength+length > maxTotalLength {
-		return invalid("file tree: %q: total length beyond %d bytes", where, int64(maxTotalLength))
+		return invalid("file tree: %q: total length beyond %d bytes", where(), int64(maxTotalLength))
 	}
 	f := File{Path: path, Length: length, FirstPiece: info.NumPieces}
 	if f.Attr, err = d.optString("attr"); err != nil {
@@ -997,28 +1084,31 @@ func addFile(leaf any, path []string, info *Info) error {
 	if strings.ContainsRune(f.Attr, 'p') {
 		// v2 aligns files by itself; pad files belong to the v1 list of a
 		// hybrid. libtorrent refuses them here too.
-		return invalid("file tree: %q: a pad file (attr p) in a v2 file tree", where)
+		return invalid("file tree: %q: a pad file (attr p) in a v2 file tree", where())
 	}
-	root, hasRoot := m["pieces root"]
+	hasRoot := d.has("pieces root")
 	switch {
 	case length == 0 && hasRoot:
-		return invalid("file tree: %q: empty file with a pieces root", where)
+		return invalid("file tree: %q: empty file with a pieces root", where())
 	case length > 0 && !hasRoot:
-		return invalid("file tree: %q: no pieces root", where)
+		return invalid("file tree: %q: no pieces root", where())
 	case hasRoot:
-		s, ok := root.(string)
-		if !ok || len(s) != 32 {
-			return invalid("file tree: %q: pieces root is not 32 bytes", where)
+		var s []byte
+		if r := d.get("pieces root"); isString(r.kind) {
+			s = r.s
 		}
-		copy(f.PiecesRoot[:], s)
+		if len(s) != 32 {
+			return invalid("file tree: %q: pieces root is not 32 bytes", where())
+		}
+		f.PiecesRoot = Hash(s)
 		if f.PiecesRoot == (Hash{}) {
 			// No data hashes to zeros: it stands for a root never computed.
-			return invalid("file tree: %q: pieces root is all zeros", where)
+			return invalid("file tree: %q: pieces root is all zeros", where())
 		}
 	}
 	np := (length + info.PieceLength - 1) / info.PieceLength
 	if int64(info.NumPieces)+np > MaxPieces {
-		return invalid("file tree: %q: more than %d pieces in the torrent", where, MaxPieces)
+		return invalid("file tree: %q: more than %d pieces in the torrent", where(), MaxPieces)
 	}
 	f.NumPieces = int(np)
 	info.NumPieces += f.NumPieces
@@ -1050,113 +1140,4 @@ func CheckPathComponent(c string) error {
 		return errors.New("path component contains NUL")
 	}
 	return nil
-}
-
-// decodeFirst is decodeStrict for the first value of b, whatever
-// follows it; it returns that value's length.
-func decodeFirst(b []byte, v *map[string]any) (int, error) {
-	var x any
-	dec := bencode.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&x); err != nil {
-		return 0, invalid("bencode: %v", err)
-	}
-	m, ok := x.(map[string]any)
-	if !ok {
-		return 0, invalid("%s at top level, want a dict", typeName(x))
-	}
-	*v = m
-	return int(dec.Offset), nil
-}
-
-// decodeStrict decodes bencode into generic values, which makes the decoder
-// refuse unsorted and duplicate dict keys, and refuses trailing bytes.
-func decodeStrict(b []byte, v *map[string]any) (err error) {
-	var x any
-	if err := bencode.Unmarshal(b, &x); err != nil {
-		return invalid("bencode: %v", err)
-	}
-	m, ok := x.(map[string]any)
-	if !ok {
-		return invalid("%s at top level, want a dict", typeName(x))
-	}
-	*v = m
-	return nil
-}
-
-// dict reads typed keys out of a decoded bencode dict, naming the dict in
-// its errors.
-type dict struct {
-	m     map[string]any
-	where string
-}
-
-func (d dict) name(k string) string {
-	if d.where == "" {
-		return k
-	}
-	return d.where + ": " + k
-}
-
-func (d dict) int(k string) (int64, error) {
-	v, ok := d.m[k]
-	if !ok {
-		return 0, invalid("%s: missing", d.name(k))
-	}
-	n, ok := v.(int64)
-	if !ok {
-		return 0, invalid("%s: %s, want an integer", d.name(k), typeName(v))
-	}
-	return n, nil
-}
-
-func (d dict) optInt(k string) (int64, error) {
-	if _, ok := d.m[k]; !ok {
-		return 0, nil
-	}
-	return d.int(k)
-}
-
-func (d dict) string(k string) (string, error) {
-	v, ok := d.m[k]
-	if !ok {
-		return "", invalid("%s: missing", d.name(k))
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", invalid("%s: %s, want a string", d.name(k), typeName(v))
-	}
-	return s, nil
-}
-
-func (d dict) optString(k string) (string, error) {
-	if _, ok := d.m[k]; !ok {
-		return "", nil
-	}
-	return d.string(k)
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case int64, *big.Int:
-		return "an integer"
-	case string:
-		return "a string"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a dict"
-	case nil:
-		return "nothing"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	// Bencode orders dict keys by raw bytes, which is Go's string order.
-	slices.Sort(keys)
-	return keys
 }

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -531,9 +532,11 @@ func (f *fetch) info(mg piece.Magnet) (*piece.Info, error) {
 		}
 		size = hs.MetadataSize
 	}
-	buf := make([]byte, size)
+	// The pieces are kept as they come and joined once all are in, so a
+	// peer that announces the largest size and sends little costs what it
+	// sent, not MaxInfoSize.
 	n := int((size + wire.MetadataPieceSize - 1) / wire.MetadataPieceSize)
-	got := make([]bool, n)
+	got := make([][]byte, n)
 	for i := range n {
 		req := wire.MetadataMsg{Type: wire.MetadataRequest, Piece: i}
 		b, _ := req.Marshal()
@@ -558,13 +561,17 @@ func (f *fetch) info(mg piece.Magnet) (*piece.Info, error) {
 			return nil, fmt.Errorf("metadata piece %d rejected", msg.Piece)
 		case wire.MetadataData:
 			want, ok := wire.MetadataPieceLen(size, msg.Piece)
-			if !ok || msg.TotalSize != size || len(msg.Data) != want || got[msg.Piece] {
+			if !ok || msg.TotalSize != size || len(msg.Data) != want || got[msg.Piece] != nil {
 				return nil, fmt.Errorf("metadata piece %d: %d bytes of %d, total %d: does not fit", msg.Piece, len(msg.Data), want, msg.TotalSize)
 			}
-			copy(buf[msg.Piece*wire.MetadataPieceSize:], msg.Data)
-			got[msg.Piece] = true
+			got[msg.Piece] = bytes.Clone(msg.Data)
 			left--
 		}
+	}
+	buf := make([]byte, 0, size)
+	for i := range got {
+		buf = append(buf, got[i]...)
+		got[i] = nil
 	}
 	// Every hash the link carries must be the dict's: a dict that does
 	// not match is the peer's lie or mistake, and costs it the connection.
