@@ -96,6 +96,11 @@ func Build(ctx context.Context, path string, opts BuildOptions) (*MetaInfo, erro
 	for _, f := range files {
 		total += f.size
 	}
+	if n := infoTokens(files, opts.Format); n > MaxInfoTokens {
+		// Refused before hours of hashing, not by the parse that checks
+		// the result: peers (libtorrent, and shoal) refuse such metadata.
+		return nil, fmt.Errorf("%s: %d files need about %d bencode tokens in the info dict, more than the %d peers accept; share the folder in parts", path, len(files), n, MaxInfoTokens)
+	}
 	if total == 0 {
 		return nil, fmt.Errorf("%s: every file is empty; there is nothing to share", path)
 	}
@@ -447,4 +452,26 @@ func (m *MetaInfo) Marshal() ([]byte, error) {
 		top["piece layers"] = layers
 	}
 	return bencode.Marshal(top)
+}
+
+// infoTokens bounds from above the bencode tokens that the info dict of
+// files takes in format f, as Parse counts them: a v2 tree spends a leaf
+// dict on each file and a key, dict and end on each path component; a v1
+// list a dict, its keys and a path list on each file, and a pad file
+// after most of them in a hybrid.
+func infoTokens(files []diskFile, f Format) int {
+	n := 32 // the top-level keys
+	for _, df := range files {
+		comps := len(df.tree)
+		if f != FormatV1 {
+			n += 9 + 3*comps
+		}
+		if f != FormatV2 {
+			n += 8 + comps
+		}
+		if f == FormatHybrid {
+			n += 12 // its pad file: [".pad", "N"] and attr "p"
+		}
+	}
+	return n
 }
