@@ -172,7 +172,7 @@ func (r *RedisStore) result(err error) error {
 		}
 		return nil
 	}
-	if re, ok := errors.AsType[redis.Error](err); ok && !transient(re) {
+	if re, ok := errors.AsType[redis.Error](err); ok && !unavailable(re) {
 		// Redis answered, so it is up: this is a bug (a script error),
 		// which retrying will not cure.
 		return fmt.Errorf("redis store: %w", err)
@@ -190,12 +190,13 @@ func (r *RedisStore) result(err error) error {
 	return errStoreUnavailable
 }
 
-// transient reports whether Redis refused for a reason that passes by
-// itself: loading its data after a restart, a busy script, a replica
-// without its master.
-func transient(err redis.Error) bool {
+// unavailable reports whether Redis refused for a reason that makes it
+// unusable until it passes or an operator acts, as opposed to a bug:
+// loading its data after a restart, a busy script, a replica without its
+// master, a wrong or missing password (shown in /stats).
+func unavailable(err redis.Error) bool {
 	msg := err.Error()
-	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY"} {
+	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "WRONGPASS", "NOAUTH", "NOPERM"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}

@@ -254,3 +254,23 @@ func TestRedisDownAnswersRetryAndRecovers(t *testing.T) {
 		t.Fatalf("UDP after restart: %v", err)
 	}
 }
+
+// A store URL with a password, over a Unix socket and with a database
+// number, reaches Redis; a wrong password is refused with the store's
+// failure reason, not a hang.
+func TestRedisUnixSocketAndPassword(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "redis.sock")
+	redistest.StartWith(t, "--unixsocket", sock, "--unixsocketperm", "700", "--requirepass", "s3cret")
+	_, base := startServer(t, Config{Store: newRedisStore(t, "unix://:s3cret@"+sock+"?db=4", 0)})
+	announceOK(t, base, AnnounceRequest{InfoHash: ih(80), PeerID: pid(1), Port: 9201, Left: 1})
+	r := announceOK(t, base, AnnounceRequest{InfoHash: ih(80), PeerID: pid(2), Port: 9202, Left: 1})
+	if len(r.Peers) != 1 || r.Peers[0].Addr.Port() != 9201 {
+		t.Fatalf("over the socket: %+v", r.Peers)
+	}
+	_, bad := startServer(t, Config{Store: newRedisStore(t, "unix://:wrong@"+sock+"?db=4", 0)})
+	var c Client
+	_, err := c.Announce(context.Background(), bad+"/announce", AnnounceRequest{InfoHash: ih(80), PeerID: pid(3), Port: 9203, Left: 1})
+	if !strings.Contains(failureOf(err), "store unavailable") {
+		t.Fatalf("wrong password: %v; want the store's failure reason", err)
+	}
+}

@@ -20,6 +20,8 @@ import (
 type Server struct {
 	// Addr is 127.0.0.1:PORT.
 	Addr string
+	// Args are extra redis-server arguments (a password, a socket).
+	Args []string
 	dir  string
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -28,7 +30,10 @@ type Server struct {
 // Start runs redis-server on a free loopback port. scripts/test-deps.sh
 // installs it; a test that needs it fails without it, as a missing
 // dependency is a broken test environment, not a reason to pass.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return StartWith(t) }
+
+// StartWith is Start with extra redis-server arguments.
+func StartWith(t testing.TB, args ...string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found (scripts/test-deps.sh installs it): %v", err)
@@ -39,7 +44,7 @@ func Start(t testing.TB) *Server {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s := &Server{Addr: addr, dir: t.TempDir()}
+	s := &Server{Addr: addr, Args: args, dir: t.TempDir()}
 	s.Restart(t)
 	t.Cleanup(func() { s.Kill(t) })
 	return s
@@ -67,8 +72,9 @@ func (s *Server) Restart(t testing.TB) {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	var lastErr error
 	for try := 0; try < 50; try++ {
-		cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1",
-			"--dir", s.dir, "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
+		args := append([]string{"--port", port, "--bind", "127.0.0.1", "--dir", s.dir, "--save", "",
+			"--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"}, s.Args...)
+		cmd := exec.Command("redis-server", args...)
 		cmd.Dir = s.dir
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start redis-server: %v", err)
@@ -83,7 +89,9 @@ func (s *Server) Restart(t testing.TB) {
 				// is not free yet.
 				lastErr = errExited
 			default:
-				if _, err := s.Command("PING"); err == nil {
+				// With a password set, NOAUTH is the answer of a
+				// server that is up.
+				if _, err := s.Command("PING"); err == nil || strings.Contains(err.Error(), "NOAUTH") {
 					s.cmd, s.done = cmd, done
 					return
 				} else {
