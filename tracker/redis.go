@@ -308,16 +308,21 @@ if ev ~= 2 then
   redis.call('ZADD', KEYS[7], exp, ARGV[8])
 end
 account(evicted)
-local s, l, d = counts()
-local out = {0, s, l, d}
+-- Set sizes once: every redis.call costs more in the script than the
+-- command itself.
+local card = {}
+for i = 1, 4 do card[i] = redis.call('ZCARD', KEYS[i]) end
+local out = {0, card[1] + card[3], card[2] + card[4], tonumber(redis.call('HGET', h, '#d') or '0')}
+local function zidx(s, six) return (six and 3 or 1) + (s and 0 or 1) end
 -- pick draws k peers from the seeders (none for a seeder, which has
 -- nothing to get from them) and leechers of one family, each set in
 -- proportion to its size, skipping the announcing peer.
 local function pick(six, k)
   if k <= 0 then return 0 end
-  local zs, zl = zkey(true, six), zkey(false, six)
-  local cs = seed and 0 or redis.call('ZCARD', zs)
-  local cl = redis.call('ZCARD', zl)
+  local is, il = zidx(true, six), zidx(false, six)
+  local zs, zl = KEYS[is], KEYS[il]
+  local cs = seed and 0 or card[is]
+  local cl = card[il]
   if cs + cl == 0 then return 0 end
   local ks = cs
   if cs + cl > k then ks = math.min(cs, math.floor(k * cs / (cs + cl) + math.random())) end
@@ -328,11 +333,16 @@ local function pick(six, k)
     if zk[2] > 0 then
       local ids = redis.call('ZRANDMEMBER', zk[1], zk[2] + 1)
       local n = 0
-      for i = 1, #ids do
+      -- Values in batches: one HMGET rather than an HGET per peer, and
+      -- small enough batches for unpack's limit.
+      for b = 1, #ids, 500 do
         if n == zk[2] then break end
-        if ids[i] ~= id then
-          local v = redis.call('HGET', h, ids[i])
-          if v then
+        local e = math.min(#ids, b + 499)
+        local vals = redis.call('HMGET', h, unpack(ids, b, e))
+        for i = b, e do
+          if n == zk[2] then break end
+          local v = vals[i - b + 1]
+          if ids[i] ~= id and v then
             out[#out + 1] = ids[i]
             out[#out + 1] = v
             n = n + 1
