@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,8 +81,28 @@ func TestRedisPeersAcrossInstances(t *testing.T) {
 			t.Fatalf("unknown torrent scraped as %+v", got)
 		}
 	}
+	// BEP 7: pid 1 registered a key at A; at B, from another address
+	// and without that key, it cannot take the entry over, with it it can.
+	if _, err := c.Announce(ctx, baseA+"/announce", AnnounceRequest{InfoHash: h, PeerID: pid(1), Port: 7001, Left: 0, Key: 7}); err != nil {
+		t.Fatal(err)
+	}
+	moved := AnnounceRequest{InfoHash: h, PeerID: pid(1), Port: 7101, Left: 0, Key: 8, IP: netip.MustParseAddr("127.0.0.9")}
+	if _, err := c.Announce(ctx, baseB+"/announce", moved); !strings.Contains(failureOf(err), "peer_id in use") {
+		t.Fatalf("peer id taken over at B without its key: %v", err)
+	}
+	moved.Key = 7
+	if _, err := c.Announce(ctx, baseB+"/announce", moved); err != nil {
+		t.Fatalf("peer moving with its key: %v", err)
+	}
+	r, err = c.Announce(ctx, udpA, AnnounceRequest{InfoHash: h, PeerID: pid(3), Port: 7003, Left: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ports(r.Peers); len(r.Peers) != 2 || !got[7101] || got[7001] {
+		t.Fatalf("after the move: %+v; want the seeder at its new port only", r.Peers)
+	}
 	// A stop at B removes A's peer for everybody.
-	if _, err := c.Announce(ctx, baseB+"/announce", AnnounceRequest{InfoHash: h, PeerID: pid(1), Port: 7001, Left: 0, Event: EventStopped}); err != nil {
+	if _, err := c.Announce(ctx, baseB+"/announce", AnnounceRequest{InfoHash: h, PeerID: pid(1), Port: 7101, Left: 0, Key: 7, Event: EventStopped}); err != nil {
 		t.Fatal(err)
 	}
 	st := srvA.Stats()
