@@ -8,6 +8,8 @@
 #   transmission-cli     Transmission 3.00, a v1-only client for the interop tests
 #   transmission-daemon  (its daemon; the tests drive transmission-cli)
 #   aria2                aria2c 1.36, another v1-only client for the interop tests
+#   redis-server         the shared store of the tracker's Redis tests, each of
+#                        which runs its own on a loopback port
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -19,6 +21,7 @@ pkgs=()
 have_lt || pkgs+=(python3-libtorrent)
 have opentracker || pkgs+=(opentracker)
 have_mu || pkgs+=(miniupnpd miniupnpd-nftables nftables iproute2)
+have redis-server || pkgs+=(redis-server)
 # Installed without recommends: transmission-daemon's would pull in a
 # desktop's worth of packages the tests never use.
 bare=()
@@ -37,6 +40,12 @@ $sudo apt-get update -qq
 # The test runs its own miniupnpd in a namespace; the package must not
 # start one on the host.
 echo "miniupnpd miniupnpd/start_daemon boolean false" | $sudo debconf-set-selections
+# Nor must a system-wide redis-server start: the tests run their own.
+if ! have redis-server && [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+	$sudo chmod +x /usr/sbin/policy-rc.d
+	trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 if [ ${#pkgs[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
@@ -50,6 +59,6 @@ if have systemctl && [ -d /run/systemd/system ]; then
 fi
 have_lt || { echo "python3-libtorrent installed but not importable by /usr/bin/python3" >&2; exit 1; }
 have_mu || { echo "miniupnpd (nftables) or nft installed but not on PATH" >&2; exit 1; }
-for c in opentracker transmission-cli transmission-daemon aria2c; do
+for c in opentracker redis-server transmission-cli transmission-daemon aria2c; do
 	have "$c" || { echo "$c installed but not on PATH" >&2; exit 1; }
 done

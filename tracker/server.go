@@ -152,6 +152,8 @@ type Server struct {
 
 	udp udpState
 
+	lists listSync // allow-list and passkeys shared through the store
+
 	sweepMu    sync.Mutex
 	sweepUsers int
 	sweepStop  context.CancelFunc
@@ -238,6 +240,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.RateLimit > 0 {
 		s.limiter = newIPLimiter(cfg.RateLimit, cfg.RateBurst, cfg.RateLimitAddrs)
 	}
+	s.lists.rs = s.sharedStore()
 	s.SetAllowHashes(cfg.AllowHashes)
 	if err := s.udp.init(cfg.UDPSecret); err != nil {
 		return nil, fmt.Errorf("tracker config: %w", err)
@@ -250,6 +253,7 @@ func NewServer(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("tracker config: %w", err)
 		}
 	}
+	s.syncLists()
 	return s, nil
 }
 
@@ -266,12 +270,19 @@ func (s *Server) ReloadKeys() error {
 	}
 	s.keys.Store(&keys)
 	s.log.Info("tracker passkeys loaded", "file", s.cfg.KeysFile, "keys", len(keys))
+	s.publishLists(true, false)
 	return nil
 }
 
 // SetAllowHashes replaces the allow-list; an empty list opens the tracker
-// to every torrent.
+// to every torrent. On a shared store it replaces the allow-list of every
+// instance.
 func (s *Server) SetAllowHashes(hs []InfoHash) {
+	s.setAllow(hs)
+	s.publishLists(false, true)
+}
+
+func (s *Server) setAllow(hs []InfoHash) {
 	if len(hs) == 0 {
 		s.allow.Store(nil)
 		return
@@ -360,12 +371,20 @@ func (s *Server) holdSweeper() func() {
 func (s *Server) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
+	var poll <-chan time.Time // lists of a shared store
+	if s.lists.rs != nil {
+		pt := time.NewTicker(listPollInterval)
+		defer pt.Stop()
+		poll = pt.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			s.store.Sweep(s.now())
+		case <-poll:
+			s.syncLists()
 		}
 	}
 }
@@ -390,6 +409,10 @@ type Stats struct {
 	Private         bool  `json:"private"`
 	AllowListed     int   `json:"allow_listed"`
 
+	// Store reports a store shared between instances (absent for the
+	// memory store): whether it is reachable.
+	Store *StoreHealth `json:"store,omitempty"`
+
 	// UDP counts the UDP front end's traffic; its announces and scrapes
 	// are also in Announces and Scrapes, its refusals with a reason in
 	// Refused.
@@ -410,6 +433,7 @@ func (s *Server) Stats() Stats {
 		Goroutines:      runtime.NumGoroutine(),
 		Private:         s.cfg.Private,
 		UDP:             s.udp.stats(),
+		Store:           s.storeHealth(),
 	}
 	if m := s.allow.Load(); m != nil {
 		st.AllowListed = len(*m)
@@ -649,7 +673,10 @@ func (s *Server) serveScrape(st *reqState, ip netip.Addr, keyPath, rawQuery stri
 	now := s.now()
 	files := make(map[string]scrapeFile, len(hashes))
 	for _, h := range hashes {
-		sw := s.scrapeCounts(now, h)
+		sw, err := s.scrapeCounts(now, h)
+		if err != nil {
+			return s.fail(st, err, ip)
+		}
 		files[string(h[:])] = scrapeFile{Complete: sw.Complete, Incomplete: sw.Incomplete, Downloaded: sw.Downloaded}
 	}
 	s.scrapes.Add(1)
@@ -659,11 +686,11 @@ func (s *Server) serveScrape(st *reqState, ip netip.Addr, keyPath, rawQuery stri
 // scrapeCounts returns the counts of h for a scrape. Unknown and
 // non-allowed torrents are reported with zero counts, which tells a prober
 // nothing about which hashes are tracked.
-func (s *Server) scrapeCounts(now time.Time, h InfoHash) Swarm {
+func (s *Server) scrapeCounts(now time.Time, h InfoHash) (Swarm, error) {
 	if !s.allowed(h) {
-		return Swarm{}
+		return Swarm{}, nil
 	}
-	return s.store.Scrape(now, h)
+	return s.scrapeStore(now, h)
 }
 
 func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
@@ -709,7 +736,7 @@ func (s *Server) fail(st *reqState, err error, remote netip.Addr) int {
 		s.log.Debug("tracker refused request", "remote", remote, "reason", string(f))
 	}
 	resp := failureResponse{Reason: string(f)}
-	if f == errRateLimited {
+	if f == errRateLimited || f == errStoreUnavailable {
 		resp.RetryIn = 1 // minutes, BEP 31
 	}
 	st.out.Reset()

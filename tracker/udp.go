@@ -441,10 +441,15 @@ func (w *udpWorker) scrape(pkt []byte, tx uint32, ip netip.Addr, now time.Time, 
 	case s.cfg.Private:
 		return w.fail(out, tx, errUDPScrapeKey, ip, &w.cnt.refused)
 	}
+	start := len(out)
 	out = append(appendU32(out, udpScrape), pkt[12:16]...)
 	for i := range n {
 		h := (*InfoHash)(pkt[udpHeaderLen+20*i:])
-		out = appendUDPScrapeEntry(out, s.scrapeCounts(now, *h))
+		sw, err := s.scrapeCounts(now, *h)
+		if err != nil {
+			return w.fail(out[:start], tx, err, ip, &w.cnt.refused)
+		}
+		out = appendUDPScrapeEntry(out, sw)
 	}
 	s.scrapes.Add(1)
 	w.cnt.scrapes.Add(1)

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,6 +41,8 @@ func trackerCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-peers-per-torrent", Usage: "cap on one swarm (`N`, 0 = 50,000)", EnvVars: env("max-peers-per-torrent")},
 			&cli.Float64Flag{Name: "rate-limit", Usage: "requests per second per client address (`N`, 0 = 20, -1 = no limit)", EnvVars: env("rate-limit")},
 			&cli.BoolFlag{Name: "no-udp", Usage: "serve HTTP only, not the UDP tracker protocol", EnvVars: env("no-udp")},
+			&cli.StringFlag{Name: "store", Value: "memory", Usage: "keep swarms in `STORE`: memory, or redis://[:PASSWORD@]HOST:PORT/DB (rediss:// for TLS, unix://[:PASSWORD@]/PATH?db=N) shared by every instance given the same URL", EnvVars: env("store")},
+			&cli.DurationFlag{Name: "store-timeout", Value: tracker.DefaultRedisTimeout, Usage: "bound each round trip to a redis store by `DURATION`; past it announces are refused with a retry", EnvVars: env("store-timeout")},
 			&cli.StringFlag{Name: "secret-file", Usage: "key UDP connection IDs with the secret in `FILE` (16 bytes or more), so that trackers given the same file accept each other's", EnvVars: env("secret-file")},
 		},
 		Action: runTracker,
@@ -64,6 +67,14 @@ func runTracker(c *cli.Context) error {
 		// takes a quarter off the memory per peer at no measurable cost in
 		// announces per second.
 		debug.SetGCPercent(50)
+	}
+	if rs, ok := cfg.Store.(*tracker.RedisStore); ok {
+		defer rs.Close()
+		if err := rs.Ping(c.Context); err != nil {
+			// Not fatal: announces get a retry until Redis is up, and
+			// serving resumes by itself then.
+			slog.Warn("tracker store not reachable yet; refusing announces with a retry until it is", "store", c.String("store"))
+		}
 	}
 	srv, err := tracker.NewServer(cfg)
 	if err != nil {
@@ -197,7 +208,45 @@ func trackerConfig(c *cli.Context) (tracker.Config, error) {
 		}
 		cfg.UDPSecret = b
 	}
+	if err := trackerStore(c, &cfg); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
+}
+
+// trackerStore sets cfg.Store from --store: nil (the default memory store)
+// or a Redis store shared with other instances.
+func trackerStore(c *cli.Context, cfg *tracker.Config) error {
+	u := c.String("store")
+	if u == "memory" {
+		return nil
+	}
+	if !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") && !strings.HasPrefix(u, "unix://") {
+		return usageError("--store %q: want memory, redis://, rediss:// or unix://", u)
+	}
+	for _, f := range []string{"max-peers", "max-torrents"} {
+		if c.IsSet(f) {
+			// Redis bounds its own memory (maxmemory); a per-instance cap
+			// on a shared store would mean nothing.
+			return usageError("--%s applies to the memory store; bound a redis store with its maxmemory", f)
+		}
+	}
+	d := c.Duration("store-timeout")
+	if d <= 0 {
+		return usageError("--store-timeout %v: must be more than 0", d)
+	}
+	rs, err := tracker.NewRedisStore(tracker.RedisStoreConfig{
+		URL:                u,
+		PeerTTL:            2 * cfg.Interval,
+		MaxPeersPerTorrent: cfg.MaxPeersPerTorrent,
+		Timeout:            d,
+		Logger:             cfg.Logger,
+	})
+	if err != nil {
+		return usageError("--store: %v", err)
+	}
+	cfg.Store = rs
+	return nil
 }
 
 // allowHashes merges --allow-hash and --allow-file. Each --allow-hash goes

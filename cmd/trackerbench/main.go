@@ -62,6 +62,7 @@ type options struct {
 	keepWorkdir bool
 	udpSockets  int
 	pin         bool
+	redisBin    string
 }
 
 func main() {
@@ -74,13 +75,14 @@ func main() {
 	flag.IntVar(&o.peers, "peers", 100_000, "distinct peers, spread evenly over the torrents")
 	flag.IntVar(&o.conns, "c", 50, "concurrent connections (workers)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measuring time per mode")
-	flag.StringVar(&targets, "targets", "shoal,opentracker", "trackers to measure, comma-separated")
+	flag.StringVar(&targets, "targets", "shoal,opentracker", "trackers to measure, comma-separated: shoal, shoal-redis, shoal-redis2, opentracker")
 	flag.StringVar(&modes, "modes", "keepalive,close,udp", "modes to run, comma-separated")
 	flag.IntVar(&o.numWant, "numwant", 50, "numwant sent with each announce")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed for info-hashes and peer ids")
 	flag.StringVar(&o.shoalArgs, "shoal-args", "", "extra arguments for `shoal tracker`, space-separated")
 	flag.BoolVar(&o.keepWorkdir, "keep", false, "keep the temporary folder")
 	flag.IntVar(&o.udpSockets, "udp-sockets", 8, "client sockets in udp mode; -c announces in flight are spread over them")
+	flag.StringVar(&o.redisBin, "redis-server", "redis-server", "redis-server binary for the shoal-redis targets")
 	flag.BoolVar(&o.pin, "pin", false, "run the load generator on CPU 0 and the trackers on CPU 1 (taskset)")
 	flag.Parse()
 	if o.pin && os.Getenv("TRACKERBENCH_PINNED") == "" {
@@ -159,11 +161,59 @@ type tracker struct {
 	addr    string
 	udpAddr string
 	cmd     *exec.Cmd
+	// more are further instances sharing the store (shoal-redis2), which
+	// the load is spread over; redis is the store's server, when the
+	// benchmark runs one.
+	more  []*tracker
+	redis *redisServer
 }
 
 func (t *tracker) pid() int { return t.cmd.Process.Pid }
 
+func (t *tracker) addrs() []string {
+	a := []string{t.addr}
+	for _, m := range t.more {
+		a = append(a, m.addr)
+	}
+	return a
+}
+
+func (t *tracker) udpAddrs() []string {
+	a := []string{t.udpAddr}
+	for _, m := range t.more {
+		a = append(a, m.udpAddr)
+	}
+	return a
+}
+
+// cpuTime is the CPU time of every process serving the load: the
+// instances and Redis.
+func (t *tracker) cpuTime() time.Duration {
+	d := cpuTime(t.pid())
+	for _, m := range t.more {
+		d += cpuTime(m.pid())
+	}
+	if t.redis != nil {
+		d += cpuTime(t.redis.cmd.Process.Pid)
+	}
+	return d
+}
+
+// redisMemory is Redis's used_memory, 0 without Redis.
+func (t *tracker) redisMemory() int64 {
+	if t.redis == nil {
+		return 0
+	}
+	return t.redis.usedMemory()
+}
+
 func (t *tracker) stop() {
+	for _, m := range t.more {
+		m.stop()
+	}
+	if t.redis != nil {
+		defer t.redis.stop()
+	}
 	t.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { t.cmd.Wait(); close(done) }()
@@ -185,6 +235,7 @@ type row struct {
 	rssAfter, hwm     int64 // KiB
 	stored            int
 	cpuPer            time.Duration // tracker CPU time per answered announce
+	redisBytes        int64         // Redis used_memory added by populating
 }
 
 func run(o options) error {
@@ -204,6 +255,8 @@ func run(o options) error {
 			t, err = startShoal(o, work)
 		case "opentracker":
 			t, err = startOpentracker(o, work, l)
+		case "shoal-redis", "shoal-redis2":
+			t, err = startShoalRedis(o, work, target)
 		default:
 			err = fmt.Errorf("unknown target %q", target)
 		}
@@ -346,13 +399,15 @@ func freePort() (int, error) {
 func measure(o options, t *tracker, l load) ([]row, error) {
 	time.Sleep(200 * time.Millisecond)
 	before, _ := procStatus(t.pid())
+	redisBefore := t.redisMemory()
 	fmt.Fprintf(os.Stderr, "%s: populating %d peers on %d torrents\n", t.name, o.peers, o.torrents)
-	pop := drive(t.addr, o.conns, 0, func(w, i int) []byte { return l.started[i] }, o.peers, true)
+	pop := drive(t.addrs(), o.conns, 0, func(w, i int) []byte { return l.started[i] }, o.peers, true)
 	if pop.errs > 0 {
 		return nil, fmt.Errorf("populating: %d of %d announces failed (%v)", pop.errs, pop.requests, pop.firstErr)
 	}
 	time.Sleep(500 * time.Millisecond)
 	popRSS, _ := procStatus(t.pid())
+	redisPop := t.redisMemory()
 	stored, err := storedPeers(t.addr, l)
 	if err != nil {
 		return nil, fmt.Errorf("counting stored peers: %w", err)
@@ -373,22 +428,22 @@ func measure(o options, t *tracker, l load) ([]row, error) {
 			seeds[i] = rand.New(rand.NewPCG(o.seed, uint64(i)))
 		}
 		var res result
-		cpu0 := cpuTime(t.pid())
+		cpu0 := t.cpuTime()
 		if mode == "udp" {
 			fmt.Fprintf(os.Stderr, "%s: %s for %v with %d announces in flight on %d sockets\n", t.name, mode, o.duration, o.conns, o.udpSockets)
-			res = driveUDP(t.udpAddr, o.udpSockets, o.conns, o.duration, func(w int) []byte { return l.udp[seeds[w].IntN(len(l.udp))] })
+			res = driveUDP(t.udpAddrs(), o.udpSockets, o.conns, o.duration, func(w int) []byte { return l.udp[seeds[w].IntN(len(l.udp))] })
 		} else {
 			fmt.Fprintf(os.Stderr, "%s: %s for %v with %d connections\n", t.name, mode, o.duration, o.conns)
-			res = drive(t.addr, o.conns, o.duration, func(w, _ int) []byte { return reqs[seeds[w].IntN(len(reqs))] }, 0, keep)
+			res = drive(t.addrs(), o.conns, o.duration, func(w, _ int) []byte { return reqs[seeds[w].IntN(len(reqs))] }, 0, keep)
 		}
-		cpu := cpuTime(t.pid()) - cpu0
+		cpu := t.cpuTime() - cpu0
 		after, _ := procStatus(t.pid())
 		r := row{
 			target: t.name, mode: mode,
 			rate:     float64(res.requests-res.errs) / res.elapsed.Seconds(),
 			requests: res.requests, errs: res.errs, reconnects: res.dials,
 			rssBefore: before.rss, rssPop: popRSS.rss, rssAfter: after.rss, hwm: after.hwm,
-			stored: stored,
+			stored: stored, redisBytes: redisPop - redisBefore,
 		}
 		r.p50, r.p99 = percentile(res.lat, 0.50), percentile(res.lat, 0.99)
 		if ok := res.requests - res.errs; ok > 0 {
@@ -502,7 +557,7 @@ type result struct {
 // drive runs conns workers. With d > 0 they run for d, each picking its
 // request with next; otherwise they share the n requests 0..n-1 once.
 // keep reuses a connection until the server closes it.
-func drive(addr string, conns int, d time.Duration, next func(w, i int) []byte, n int, keep bool) result {
+func drive(addrs []string, conns int, d time.Duration, next func(w, i int) []byte, n int, keep bool) result {
 	var (
 		mu      sync.Mutex
 		total   result
@@ -512,6 +567,7 @@ func drive(addr string, conns int, d time.Duration, next func(w, i int) []byte, 
 	)
 	start := time.Now()
 	for w := range conns {
+		addr := addrs[w%len(addrs)] // workers spread over the instances
 		wg.Go(func() {
 			var (
 				c    net.Conn
@@ -716,7 +772,10 @@ func printTable(o options, rows []row) {
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		perPeer := "-"
-		if r.stored > 0 {
+		switch {
+		case r.stored > 0 && r.redisBytes > 0:
+			perPeer = strconv.FormatInt(r.redisBytes/int64(r.stored), 10) + " in Redis"
+		case r.stored > 0:
 			perPeer = strconv.FormatInt((r.rssPop-r.rssBefore)*1024/int64(r.stored), 10)
 		}
 		fmt.Printf("| %s | %s | %.0f | %s | %s | %.1f µs | %d | %d | %s | %s | %s | %s | %d | %s |\n",

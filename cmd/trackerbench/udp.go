@@ -74,7 +74,7 @@ func udpConnectID(c *net.UDPConn) (uint64, error) {
 // sockets sockets, each worker sending its next announce (picked with next)
 // as soon as an answer frees a slot of its window. An announce unanswered
 // for a second counts as an error and its slot is reused.
-func driveUDP(addr string, sockets, inflight int, d time.Duration, next func(w int) []byte) result {
+func driveUDP(addrs []string, sockets, inflight int, d time.Duration, next func(w int) []byte) result {
 	var (
 		mu    sync.Mutex
 		total result
@@ -89,7 +89,7 @@ func driveUDP(addr string, sockets, inflight int, d time.Duration, next func(w i
 			window++
 		}
 		wg.Go(func() {
-			res := udpWorker(addr, w, window, &stop, next)
+			res := udpWorker(addrs[w%len(addrs)], w, window, &stop, next)
 			mu.Lock()
 			total.requests += res.requests
 			total.errs += res.errs
