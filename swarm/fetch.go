@@ -386,6 +386,9 @@ func (c *Client) fetchFrom(ctx context.Context, mg piece.Magnet, known *piece.Me
 // connection is a v2 one, on which hash requests may pass. id is the peer
 // id we send.
 func (c *Client) fetchConn(ctx context.Context, addr netip.AddrPort, sent [20]byte, v2bit bool, v2 [20]byte, id [20]byte) (f *fetch, v2conn bool, err error) {
+	if !c.Reaches(addr.Addr()) {
+		return nil, false, unreachable(fmt.Errorf("%s: not the address family we listen on", addr))
+	}
 	d := net.Dialer{Timeout: dialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {

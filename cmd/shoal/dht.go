@@ -121,9 +121,14 @@ func defaultDHTState(a net.Addr) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	port := 0
+	port, name := 0, "dht"
 	if ua, ok := a.(*net.UDPAddr); ok {
 		port = ua.Port
+		if ua.IP.To4() == nil {
+			// The IPv6 node of a dual-stack process shares the port
+			// with the IPv4 one but not its table (BEP 32).
+			name = "dht6"
+		}
 	}
-	return filepath.Join(dir, fmt.Sprintf("dht-%d.state", port)), nil
+	return filepath.Join(dir, fmt.Sprintf("%s-%d.state", name, port)), nil
 }
