@@ -205,7 +205,7 @@ func startFamilyNode(ctx context.Context, a net.Addr, bootstrap []string) (*dht.
 	if err != nil {
 		state = ""
 	}
-	node, err := dht.New(ctx, dht.Config{Conn: conn, Bootstrap: bootstrap, StateFile: state, Logger: slog.Default()})
+	node, err := dht.New(ctx, dht.Config{Conn: conn, Bootstrap: bootstrap, StateFile: state, Logger: slog.Default(), IPv6Only: network == "udp6"})
 	if err != nil {
 		conn.Close()
 		return nil, failure("dht: %v", err)
