@@ -1,33 +1,55 @@
 #!/usr/bin/env bash
-# Installs what shoal's tests need beyond Go: Debian's python3-libtorrent
-# (libtorrent 2.0, the reference peer of the interop tests) and opentracker
-# (the reference UDP tracker of the interop tests and cmd/trackerbench),
-# and miniupnpd with its nftables backend and the nft tool (the router of
-# cmd/shoal's port-mapping test, which builds the nftables chains that
-# backend fills). Idempotent.
+# Installs what shoal's tests need beyond Go, all from Debian:
+#   python3-libtorrent   libtorrent 2.0, the reference peer of the interop tests
+#   opentracker          the reference UDP tracker (interop tests, cmd/trackerbench)
+#   miniupnpd, miniupnpd-nftables, nftables, iproute2
+#                        the router of cmd/shoal's port-mapping test, which
+#                        builds the nftables chains that backend fills
+#   transmission-cli     Transmission 3.00, a v1-only client for the interop tests
+#   transmission-daemon  (its daemon; the tests drive transmission-cli)
+#   aria2                aria2c 1.36, another v1-only client for the interop tests
+# Idempotent: installs only what is missing.
 set -euo pipefail
 
 have_lt() { /usr/bin/python3 -c 'import libtorrent' >/dev/null 2>&1; }
-have_ot() { command -v opentracker >/dev/null 2>&1; }
 have_mu() { command -v miniupnpd >/dev/null 2>&1 && command -v nft >/dev/null 2>&1 && dpkg -s miniupnpd-nftables >/dev/null 2>&1; }
+have() { command -v "$1" >/dev/null 2>&1; }
 
 pkgs=()
 have_lt || pkgs+=(python3-libtorrent)
-have_ot || pkgs+=(opentracker)
+have opentracker || pkgs+=(opentracker)
 have_mu || pkgs+=(miniupnpd miniupnpd-nftables nftables iproute2)
-if [ ${#pkgs[@]} -eq 0 ]; then
+# Installed without recommends: transmission-daemon's would pull in a
+# desktop's worth of packages the tests never use.
+bare=()
+have transmission-cli || bare+=(transmission-cli)
+have transmission-daemon || bare+=(transmission-daemon)
+have aria2c || bare+=(aria2)
+if [ ${#pkgs[@]} -eq 0 ] && [ ${#bare[@]} -eq 0 ]; then
 	exit 0
 fi
 sudo=""
 if [ "$(id -u)" != 0 ]; then
 	sudo="sudo"
 fi
-echo "installing ${pkgs[*]} for the interop tests" >&2
+echo "installing ${pkgs[*]} ${bare[*]} for the tests" >&2
 $sudo apt-get update -qq
 # The test runs its own miniupnpd in a namespace; the package must not
 # start one on the host.
 echo "miniupnpd miniupnpd/start_daemon boolean false" | $sudo debconf-set-selections
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${pkgs[@]}" >/dev/null
+if [ ${#pkgs[@]} -gt 0 ]; then
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+if [ ${#bare[@]} -gt 0 ]; then
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${bare[@]}" >/dev/null
+fi
+# The daemon package enables a system service; the tests start their own
+# processes and want nothing listening that they did not start.
+if have systemctl && [ -d /run/systemd/system ]; then
+	$sudo systemctl disable --now transmission-daemon >/dev/null 2>&1 || true
+fi
 have_lt || { echo "python3-libtorrent installed but not importable by /usr/bin/python3" >&2; exit 1; }
-have_ot || { echo "opentracker installed but not on PATH" >&2; exit 1; }
 have_mu || { echo "miniupnpd (nftables) or nft installed but not on PATH" >&2; exit 1; }
+for c in opentracker transmission-cli transmission-daemon aria2c; do
+	have "$c" || { echo "$c installed but not on PATH" >&2; exit 1; }
+done

@@ -72,6 +72,9 @@ type Config struct {
 	// internal/rogue's poisoner, must not catch itself. Honest clients
 	// leave it false.
 	NoServeChecks bool
+	// Encryption is the MSE policy both ways (encrypt.go); the zero
+	// value prefers encryption and falls back to plaintext.
+	Encryption Encryption
 	// TestV1Only, for tests only, makes the client play a v1-only client
 	// (Transmission 3, say) on hybrid torrents, as a v1 peer of a hybrid
 	// swarm must be tested: it knows them by their v1 hash alone, never
@@ -252,6 +255,15 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 	defer c.pending.done(pc)
 	start := time.Now()
 	conn.SetDeadline(start.Add(headerTimeout))
+	// Plaintext or MSE (encrypt.go); the whole of either handshake is
+	// bounded by handshakeTimeout, once the first bytes are in.
+	conn, skeyTorrent, err := c.sniffIncoming(conn, start.Add(handshakeTimeout))
+	if err != nil {
+		c.log.Debug("incoming handshake", "peer", pc.conn.RemoteAddr(), "err", err)
+		c.refused.add(c.handshakeRefusal(pc, err))
+		pc.conn.Close()
+		return
+	}
 	reserved, ih, err := wire.ReadHandshakeHeader(conn)
 	if err != nil {
 		c.log.Debug("incoming handshake", "peer", conn.RemoteAddr(), "err", err)
@@ -259,11 +271,12 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 		conn.Close()
 		return
 	}
-	conn.SetDeadline(start.Add(handshakeTimeout))
 	c.mu.Lock()
 	t := c.torrents[ih]
 	c.mu.Unlock()
-	if t == nil {
+	if t == nil || skeyTorrent != nil && t != skeyTorrent {
+		// Under MSE the handshake must name the torrent whose hash
+		// keyed it, as libtorrent checks.
 		c.log.Debug("incoming handshake for unknown torrent", "peer", conn.RemoteAddr(), "info_hash", fmt.Sprintf("%x", ih))
 		c.refused.add(RefusedUnknownTorrent)
 		conn.Close()
@@ -319,15 +332,14 @@ func (c *Client) handshake(ih [20]byte, v2 bool) wire.Handshake {
 // dial connects to a peer for torrent t and completes the handshake,
 // naming the torrent by sent, with the v2 bit if v2bit (t.dialHash).
 func (c *Client) dial(ctx context.Context, t *Torrent, addr netip.AddrPort, sent [20]byte, v2bit bool) error {
-	d := net.Dialer{Timeout: dialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr.String())
+	// MSE, or not, by the policy; the swarm's hash we name is its key.
+	conn, err := c.connect(ctx, addr, sent, handshakeTimeout)
 	if err != nil {
 		return err
 	}
 	// Closing must not wait out a slow handshake.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := wire.WriteHandshake(conn, c.handshake(sent, v2bit)); err != nil {
 		conn.Close()
 		return err

@@ -389,8 +389,9 @@ func (c *Client) fetchConn(ctx context.Context, addr netip.AddrPort, sent [20]by
 	if !c.Reaches(addr.Addr()) {
 		return nil, false, unreachable(fmt.Errorf("%s: not the address family we listen on", addr))
 	}
-	d := net.Dialer{Timeout: dialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr.String())
+	// MSE, or not, by the policy, keyed by the hash we name; a peer that
+	// refuses it under require may yet take it later.
+	conn, err := c.connect(ctx, addr, sent, fetchPeerTimeout)
 	if err != nil {
 		return nil, false, unreachable(dialCause(err))
 	}
@@ -399,7 +400,6 @@ func (c *Client) fetchConn(ctx context.Context, addr netip.AddrPort, sent [20]by
 		f.close()
 		return nil, false, err
 	}
-	conn.SetDeadline(time.Now().Add(fetchPeerTimeout))
 	// A peer that drops us at the handshake may not have the torrent yet,
 	// or be full: both can change.
 	h := c.handshake(sent, v2bit)

@@ -45,7 +45,9 @@ type peer struct {
 	fast     bool
 	extended bool
 	outgoing bool
-	joined   time.Time
+	// encrypted says the stream is RC4 after an MSE handshake.
+	encrypted bool
+	joined    time.Time
 	// ident is the hash the connection speaks under, and whether it is
 	// a v2 one (identity.go).
 	ident
@@ -378,26 +380,28 @@ func (p *peer) handle(m *wire.Message) error {
 		p.ssFill()
 		p.fill()
 	case wire.Bitfield:
-		if p.sawHaves {
-			return protocolError(ViolationLateBitfield, "bitfield after the first message")
-		}
 		bf, err := bitfield.FromBytes(m.Payload, t.info.NumPieces)
 		if err != nil {
 			return protocolError(ViolationBitfield, "bitfield: %v", err)
 		}
+		// A later bitfield adds to what the peer has, as libtorrent and
+		// Transmission take it: aria2 1.36 sends its haves so after a
+		// have-none. Recording a piece twice is a no-op.
 		if err := t.picker.HandleBitfield(p.pid, bf); err != nil {
 			return protocolError(ViolationBitfield, "%v", err)
 		}
-		p.sawHaves = true
 		t.ssSawBitfield(bf)
-		p.offerFast(bf.Count())
+		if !p.sawHaves {
+			p.offerFast(bf.Count())
+		}
+		p.sawHaves = true
 		p.ssFill()
 		p.fill()
 	case wire.HaveAll, wire.HaveNone:
 		if !p.fast {
 			return protocolError(ViolationNoFast, "%v without the fast extension", m.ID)
 		}
-		if p.sawHaves {
+		if p.sawHaves && m.ID == wire.HaveNone {
 			return protocolError(ViolationLateBitfield, "%v after the first message", m.ID)
 		}
 		p.sawHaves = true

@@ -25,11 +25,12 @@ const (
 	// Connections refused before a torrent took them; the Client counts
 	// these.
 	RefusedHandshakeTimeout Refusal = iota // no full handshake within the deadline
-	RefusedHandshakeBad                    // not a BitTorrent handshake
+	RefusedHandshakeBad                    // not a BitTorrent handshake, plaintext or MSE
 	RefusedHandshakeClosed                 // closed or reset by the peer during its handshake
 	RefusedUnknownTorrent                  // asked for a torrent we do not serve
 	RefusedPushedOut                       // closed for newer handshakes: too many pending (maxPendingHandshakes)
 	RefusedSilentWhenFull                  // sent nothing after its handshake to a full torrent
+	RefusedEncryptionPolicy                // plaintext while encryption is required
 	// Connections refused by a torrent (addConn and dial).
 	RefusedClosing       // the torrent was closing
 	RefusedOurselves     // we had connected to ourselves
@@ -52,7 +53,7 @@ const (
 	ViolationMalformed        // bad length or oversized message
 	ViolationHave             // have or allowed fast for a piece out of range
 	ViolationBitfield         // malformed bitfield
-	ViolationLateBitfield     // bitfield, have-all or have-none after the first message
+	ViolationLateBitfield     // have-none after the first message (a later bitfield or have-all adds pieces)
 	ViolationNoFast           // fast-extension message without BEP 6
 	ViolationExtension        // malformed extension message
 	ViolationBlock            // block outside the torrent or not block-aligned
@@ -86,6 +87,7 @@ var (
 		RefusedUnknownTorrent:     "unknown torrent",
 		RefusedPushedOut:          "pushed out by newer handshakes",
 		RefusedSilentWhenFull:     "silent to a full torrent",
+		RefusedEncryptionPolicy:   "against the encryption policy",
 		RefusedClosing:            "torrent closing",
 		RefusedOurselves:          "ourselves",
 		RefusedBanned:             "banned",
@@ -104,7 +106,7 @@ var (
 		ViolationMalformed:        "malformed message",
 		ViolationHave:             "bad have",
 		ViolationBitfield:         "bad bitfield",
-		ViolationLateBitfield:     "late bitfield",
+		ViolationLateBitfield:     "late have-none",
 		ViolationNoFast:           "fast message without BEP 6",
 		ViolationExtension:        "bad extension message",
 		ViolationBlock:            "bad block",
@@ -237,6 +239,15 @@ func (c *Client) handshakeRefusal(pc *pendingConn, err error) Refusal {
 		return RefusedHandshakeBad
 	case errors.As(err, &ne) && ne.Timeout():
 		return RefusedHandshakeTimeout
+	case errors.Is(err, errPlaintextRefused):
+		return RefusedEncryptionPolicy
+	case errors.Is(err, ErrUnknownSKey):
+		return RefusedUnknownTorrent
+	}
+	if me := (*mseError)(nil); errors.As(err, &me) {
+		// Garbage, padding past its limit: what a bad plaintext
+		// handshake is to MSE.
+		return RefusedHandshakeBad
 	}
 	return RefusedHandshakeClosed
 }

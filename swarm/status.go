@@ -38,6 +38,7 @@ func (c *Client) WriteStatus(w io.Writer) {
 	fmt.Fprintf(&b, "  limits: %d peers per torrent, %s upload slots, upload %s, download %s\n",
 		c.cfg.MaxPeers, slotsText(c.cfg.UploadSlots), limitText(c.cfg.MaxUploadRate), limitText(c.cfg.MaxDownloadRate))
 	fmt.Fprintf(&b, "  handshakes pending: %d of %d\n", c.pending.len(), maxPendingHandshakes)
+	fmt.Fprintf(&b, "  encryption: %s\n", c.cfg.Encryption)
 	rc := c.refused.counts()
 	writeRefusals(&indenter{w: &b, prefix: "  "}, &rc)
 	c.mu.Lock()
@@ -205,7 +206,7 @@ func (t *Torrent) writePeers(w io.Writer, now time.Time) {
 		ps = append(ps, p)
 	}
 	slices.SortFunc(ps, func(a, b *peer) int { return a.addr.Compare(b.addr) })
-	fmt.Fprintf(w, "peers: %d (WE/THEY: C choking, U unchoked, I interested; FLAGS: o optimistic, f free-riding, s snubbed us, e evicted, q quiet since its handshake, F fast extension, 1 a v1 peer of a hybrid)\n", len(ps))
+	fmt.Fprintf(w, "peers: %d (%d encrypted; WE/THEY: C choking, U unchoked, I interested; FLAGS: o optimistic, f free-riding, s snubbed us, e evicted, q quiet since its handshake, F fast extension, 1 a v1 peer of a hybrid, E encrypted: RC4 after MSE)\n", len(ps), t.encryptedPeers)
 	if len(ps) == 0 {
 		return
 	}
@@ -229,7 +230,7 @@ func (t *Torrent) writePeers(w io.Writer, now time.Time) {
 		for _, f := range []struct {
 			on bool
 			c  byte
-		}{{opt, 'o'}, {free, 'f'}, {p.snubbedUs, 's'}, {p.evicted, 'e'}, {!p.spoke, 'q'}, {p.fast, 'F'}, {t.info.HasV2() && !p.v2, '1'}} {
+		}{{opt, 'o'}, {free, 'f'}, {p.snubbedUs, 's'}, {p.evicted, 'e'}, {!p.spoke, 'q'}, {p.fast, 'F'}, {t.info.HasV2() && !p.v2, '1'}, {p.encrypted, 'E'}} {
 			if f.on {
 				flags += string(f.c)
 			}

@@ -34,7 +34,9 @@ func TestStatusDumpCountsRefusals(t *testing.T) {
 
 	// Refused before any torrent takes them.
 	c := dial()
-	c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	// Long enough for MSE, which it is taken for (encryption is
+	// preferred), to give up once its padding limit is past.
+	c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("x", 1000) + "\r\n\r\n"))
 	if !dropped(c) {
 		t.Fatal("HTTP client not dropped")
 	}
@@ -84,7 +86,11 @@ func TestStatusDumpCountsRefusals(t *testing.T) {
 		cr, tr := seeder.c.Refused(), seeder.t.Refused()
 		return cr[RefusedHandshakeBad] == 1 && cr[RefusedUnknownTorrent] == 1 && cr[RefusedHandshakeClosed] == 1 &&
 			tr[RefusedDuplicate] == 1 && tr[RefusedOurselves] > 0 &&
-			tr[ViolationUnrequestedBlock] == 1 && tr[ViolationRequest] == 1 && tr[ViolationMalformed] == 1 && tr[RejectedChoked] == 1
+			tr[ViolationUnrequestedBlock] == 1 && tr[ViolationRequest] == 1 && tr[ViolationMalformed] == 1 && tr[RejectedChoked] == 1 &&
+			// The accepting side of the seeder's dial to itself may
+			// still be in its handshake (slower under MSE) when the
+			// dialing side has counted it.
+			seeder.c.pending.len() == 0
 	})
 	// A dropped peer is counted before its session is torn down, so its
 	// entry may linger for a moment after the counter moved.
@@ -119,8 +125,9 @@ func TestStatusDumpCountsRefusals(t *testing.T) {
 		// The raw peer: choked by us, asks nothing, sent a request (so it
 		// spoke) and speaks BEP 6.
 		`(?m)^    ` + regexp.QuoteMeta(choked.LocalAddr().String()) + ` +SH0100 +in +C- +C- +0 B +0 B +0 B +0 B +0 +0 +F +\d+s$`,
-		// The leech, complete: neither side wants anything.
-		`(?m)^    127\.0\.0\.1:\d+ +SH0100 +in +[CU]- +[CU]- .* [1-9][0-9.]* KiB +0 +0 +F +\d+s$`,
+		// The leech, complete: neither side wants anything; encrypted,
+		// as both prefer it.
+		`(?m)^    127\.0\.0\.1:\d+ +SH0100 +in +[CU]- +[CU]- .* [1-9][0-9.]* KiB +0 +0 +FE +\d+s$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(dump) {
 			t.Errorf("seeder's dump lacks %s", want)

@@ -281,9 +281,9 @@ func TestHostilePeersDroppedSeederSurvives(t *testing.T) {
 		"garbage": func(c net.Conn) {
 			c.Write(bytes.Repeat([]byte{0xff, 0x00, 0x13}, 1000))
 		},
-		"late bitfield": func(c net.Conn) {
-			c.Write(wire.AppendHaveNone(nil))
+		"late have-none": func(c net.Conn) {
 			c.Write(wire.AppendBitfield(nil, make([]byte, (m.Info.NumPieces+7)/8)))
+			c.Write(wire.AppendHaveNone(nil))
 		},
 		"unrequested block": func(c net.Conn) {
 			c.Write(wire.AppendPiece(nil, 0, 0, make([]byte, 16384)))

@@ -87,6 +87,10 @@ type Torrent struct {
 	byID               map[picker.PeerID]*peer
 	nextID             picker.PeerID
 	evicting, speakers int
+	// encryptedPeers counts the connected peers whose stream is RC4
+	// (encrypt.go); peersSeen and encryptedSeen count every connection
+	// this session, for the summary a finished download prints.
+	encryptedPeers, peersSeen, encryptedSeen int
 	// downRate and upRate sum the peers' rates as of the last tick, so
 	// that Stats need not walk the peers.
 	downRate, upRate float64
@@ -362,6 +366,12 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 	p := newPeer(t, conn, addr, reserved, id, t.nextID)
 	p.ident = idn
 	p.outgoing = outgoing
+	p.encrypted = encrypted(conn)
+	t.peersSeen++
+	if p.encrypted {
+		t.encryptedPeers++
+		t.encryptedSeen++
+	}
 	t.ssAddPeer(p)
 	if _, primed := conn.(*primedConn); primed {
 		// It has sent more than its handshake already (handleIncoming).
@@ -398,6 +408,9 @@ func (t *Torrent) removePeer(p *peer) {
 	}
 	if p.spoke {
 		t.speakers--
+	}
+	if p.encrypted {
+		t.encryptedPeers--
 	}
 	delete(t.peers, p)
 	delete(t.byID, p.pid)
@@ -470,7 +483,11 @@ type Stats struct {
 	Uploaded           int64
 	Wasted             int64 // received but discarded: duplicates, bad pieces, unasked-for blocks, blocks dropped on a disk error
 	Peers              int
-	Banned             int // peers banned for bad data
+	// Encrypted counts the peers of Peers whose stream is RC4 (MSE);
+	// PeersSeen and EncryptedSeen count the connections of the session,
+	// closed ones too.
+	Encrypted, PeersSeen, EncryptedSeen int
+	Banned                              int // peers banned for bad data
 	// BadBlocks counts blocks proven bad, when a failed piece came from
 	// several peers: through their leaf hashes (v2, hybrid), or by smart
 	// ban (v1), against the data that passed once the piece did.
@@ -494,19 +511,22 @@ func (t *Torrent) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := Stats{
-		Pieces:       t.info.NumPieces,
-		PiecesDone:   t.info.NumPieces - t.picker.Missing(),
-		BytesTotal:   t.info.TotalLength,
-		BytesDone:    t.verifiedBytes.Load(),
-		Downloaded:   t.downloaded.Load(),
-		Uploaded:     t.uploaded.Load(),
-		Wasted:       t.wasted.Load(),
-		Peers:        len(t.peers),
-		Banned:       t.addressBook.NumBans(),
-		BadBlocks:    t.provenBlocks,
-		FirstPiece:   t.firstPiece,
-		Seeding:      t.seeding,
-		SuperSeeding: t.ss != nil,
+		Pieces:        t.info.NumPieces,
+		PiecesDone:    t.info.NumPieces - t.picker.Missing(),
+		BytesTotal:    t.info.TotalLength,
+		BytesDone:     t.verifiedBytes.Load(),
+		Downloaded:    t.downloaded.Load(),
+		Uploaded:      t.uploaded.Load(),
+		Wasted:        t.wasted.Load(),
+		Peers:         len(t.peers),
+		Encrypted:     t.encryptedPeers,
+		PeersSeen:     t.peersSeen,
+		EncryptedSeen: t.encryptedSeen,
+		Banned:        t.addressBook.NumBans(),
+		BadBlocks:     t.provenBlocks,
+		FirstPiece:    t.firstPiece,
+		Seeding:       t.seeding,
+		SuperSeeding:  t.ss != nil,
 	}
 	s.KnownAddrs, s.LastDialError = t.addressBook.Len(), t.addressBook.LastDialErr()
 	s.DownRate, s.UpRate = t.downRate, t.upRate

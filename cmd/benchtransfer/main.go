@@ -10,6 +10,10 @@
 //
 //	go run ./cmd/benchtransfer -pairs lt-lt,shoal-shoal -formats v2,v1 -size 1GiB
 //
+// -encryption off,require runs each pair once per policy, passed as
+// --encryption to every shoal process of it (libtorrent keeps its default,
+// which accepts both), so MSE's cost shows against plaintext in one run.
+//
 // The torrent of each format is made once, by `shoal create --format F`, and
 // every pair of that format transfers it, so the formats differ only in the
 // hashes each side checks (SHA-256 merkle trees, SHA-1 pieces, or both) and
@@ -62,6 +66,9 @@ type config struct {
 	keep        bool
 	timeout     time.Duration
 	workDir     string
+	// encryptions are the --encryption policies each pair runs under;
+	// "" passes none (shoal's default).
+	encryptions []string
 }
 
 func main() {
@@ -86,6 +93,7 @@ func parseFlags() (*config, error) {
 		size, plen  string
 		pairs       string
 		formats     string
+		encryptions string
 		defaultPeer = "testdata/interop/lt_peer.py"
 	)
 	if root, err := benchproc.ModuleRoot(); err == nil {
@@ -101,6 +109,7 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&cfg.ltPeer, "lt-peer", defaultPeer, "path of lt_peer.py")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "limit for each transfer, and for a seeder to get ready")
 	flag.StringVar(&cfg.workDir, "workdir", "", "parent of the temp dir (default: $TMPDIR); needs room for twice -size")
+	flag.StringVar(&encryptions, "encryption", "", "comma-separated shoal --encryption policies from off, prefer, require; every pair runs under each, its shoal processes given the flag (default: none given)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", flag.Args())
@@ -128,6 +137,9 @@ func parseFlags() (*config, error) {
 	if cfg.formats, err = parseFormats(formats); err != nil {
 		return nil, err
 	}
+	if cfg.encryptions, err = parseEncryptions(encryptions); err != nil {
+		return nil, err
+	}
 	return &cfg, nil
 }
 
@@ -152,6 +164,29 @@ func parseFormats(s string) ([]string, error) {
 		return nil, errors.New("no formats to run")
 	}
 	return formats, nil
+}
+
+// parseEncryptions reads -encryption: shoal's policies, each at most once;
+// none means one run with the flag left out.
+func parseEncryptions(s string) ([]string, error) {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if e != "off" && e != "prefer" && e != "require" {
+			return nil, fmt.Errorf("bad -encryption %q: want off, prefer or require", e)
+		}
+		if slices.Contains(out, e) {
+			return nil, fmt.Errorf("bad -encryption: %q given twice", e)
+		}
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		out = []string{""}
+	}
+	return out, nil
 }
 
 // splitPair splits "SEEDER-DOWNLOADER" into its two implementations.
@@ -190,6 +225,7 @@ func parseSize(s string) (int64, error) {
 type result struct {
 	format   string
 	pair     string
+	enc      string // shoal's --encryption, "" if none was given
 	seconds  float64
 	peakRSS  int64 // bytes, VmHWM
 	peakAnon int64 // bytes, RssAnon
@@ -249,22 +285,28 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 	var results []result
 	for _, t := range torrents {
 		for _, pair := range cfg.pairs {
-			if ctx.Err() != nil {
-				break
+			for _, enc := range cfg.encryptions {
+				if ctx.Err() != nil {
+					break
+				}
+				// Each pair starts with the page cache's dirty data
+				// written back: otherwise a pair pays for the writeback
+				// of the one before it, and order decides the ranking.
+				syscall.Sync()
+				time.Sleep(3 * time.Second)
+				what := t.format + " pair " + pair
+				if enc != "" {
+					what += " encryption " + enc
+				}
+				log("%s", what)
+				r := b.runPair(ctx, t, pair, enc)
+				if r.err != nil {
+					log("%s failed: %v", what, r.err)
+				} else {
+					log("%s: %.2f s, %.1f MB/s", what, r.seconds, float64(cfg.size)/r.seconds/1e6)
+				}
+				results = append(results, r)
 			}
-			// Each pair starts with the page cache's dirty data written
-			// back: otherwise a pair pays for the writeback of the one
-			// before it, and order decides the ranking.
-			syscall.Sync()
-			time.Sleep(3 * time.Second)
-			log("%s pair %s", t.format, pair)
-			r := b.runPair(ctx, t, pair)
-			if r.err != nil {
-				log("%s pair %s failed: %v", t.format, pair, r.err)
-			} else {
-				log("%s pair %s: %.2f s, %.1f MB/s", t.format, pair, r.seconds, float64(cfg.size)/r.seconds/1e6)
-			}
-			results = append(results, r)
 		}
 	}
 	if ctx.Err() != nil {
@@ -304,10 +346,13 @@ type torrent struct {
 	infoHash string // as shoal create prints it: v2 if the torrent has one, else v1
 }
 
-func (b *bench) runPair(ctx context.Context, t torrent, pair string) (r result) {
-	r.format, r.pair = t.format, pair
+func (b *bench) runPair(ctx context.Context, t torrent, pair, enc string) (r result) {
+	r.format, r.pair, r.enc = t.format, pair, enc
 	seeder, downloader, _ := splitPair(pair)
 	name := t.format + "-" + pair // of the download dir and the logs
+	if enc != "" {
+		name += "-" + enc
+	}
 	dlDir := filepath.Join(b.tmp, "dl-"+name)
 	if err := os.Mkdir(dlDir, 0o755); err != nil {
 		r.err = err
@@ -317,7 +362,7 @@ func (b *bench) runPair(ctx context.Context, t torrent, pair string) (r result) 
 		defer os.RemoveAll(dlDir)
 	}
 
-	seed, addr, err := b.startSeeder(ctx, t, seeder, name)
+	seed, addr, err := b.startSeeder(ctx, t, seeder, name, enc)
 	if seed != nil {
 		defer seed.Stop()
 	}
@@ -334,6 +379,9 @@ func (b *bench) runPair(ctx context.Context, t torrent, pair string) (r result) 
 	case "shoal":
 		argv = []string{b.cfg.shoal, "get", t.path, "-o", dlDir,
 			"--peer", addr, "--no-dht", "--listen", "127.0.0.1:0"}
+		if enc != "" {
+			argv = append(argv, "--encryption", enc)
+		}
 	}
 	dctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
@@ -379,7 +427,7 @@ func (b *bench) runPair(ctx context.Context, t torrent, pair string) (r result) 
 // startSeeder starts a seeder of t and waits until it serves, returning its
 // listen address. name tells its log apart. The returned proc, if any, must
 // be stopped even when err is set.
-func (b *bench) startSeeder(ctx context.Context, t torrent, impl, name string) (*proc, string, error) {
+func (b *bench) startSeeder(ctx context.Context, t torrent, impl, name, enc string) (*proc, string, error) {
 	logPath := filepath.Join(b.tmp, name+"-seeder.log")
 	var argv []string
 	switch impl {
@@ -388,6 +436,9 @@ func (b *bench) startSeeder(ctx context.Context, t torrent, impl, name string) (
 	case "shoal":
 		argv = []string{b.cfg.shoal, "seed", b.src, "--torrent", t.path,
 			"--listen", "127.0.0.1:0", "--no-dht"}
+		if enc != "" {
+			argv = append(argv, "--encryption", enc)
+		}
 	}
 	p, err := start(ctx, impl+" seeder", logPath, argv)
 	if err != nil {
@@ -533,20 +584,29 @@ var implNames = map[string]string{"lt": "libtorrent 2.0", "shoal": "shoal"}
 func printTable(w io.Writer, cfg *config, results []result) {
 	fmt.Fprintf(w, "Transfer of %s (%d bytes) over loopback, piece length %s, TCP only, one seeder, one downloader; %d CPUs, %s/%s.\n\n",
 		benchproc.HumanBytes(cfg.size), cfg.size, benchproc.HumanBytes(cfg.pieceLength), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintln(w, "| Format | Seeder | Downloader | Seconds | MB/s | Downloader peak RSS (MiB) | peak RssAnon (MiB) | Notes |")
-	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---|")
+	// The encryption column is there only when -encryption was given.
+	encCol, encSep := "", ""
+	if cfg.encryptions[0] != "" {
+		encCol, encSep = " shoal --encryption |", "---|"
+	}
+	fmt.Fprintln(w, "| Format | Seeder | Downloader |"+encCol+" Seconds | MB/s | Downloader peak RSS (MiB) | peak RssAnon (MiB) | Notes |")
+	fmt.Fprintln(w, "|---|---|---|"+encSep+"---:|---:|---:|---:|---|")
 	for _, r := range results {
 		s, d, _ := splitPair(r.pair)
+		enc := ""
+		if encCol != "" {
+			enc = " " + r.enc + " |"
+		}
 		if r.err != nil {
 			msg, _, _ := strings.Cut(r.err.Error(), "\n")
-			fmt.Fprintf(w, "| %s | %s | %s | – | – | – | – | failed: %s |\n", r.format, implNames[s], implNames[d], strings.ReplaceAll(msg, "|", `\|`))
+			fmt.Fprintf(w, "| %s | %s | %s |%s – | – | – | – | failed: %s |\n", r.format, implNames[s], implNames[d], enc, strings.ReplaceAll(msg, "|", `\|`))
 			continue
 		}
 		note := "sha256 ok"
 		if r.selfSecs > 0 {
 			note += fmt.Sprintf("; self-timed %.2f s (%.0f MB/s)", r.selfSecs, float64(cfg.size)/r.selfSecs/1e6)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %.1f | %.0f | %.0f | %s |\n", r.format, implNames[s], implNames[d],
+		fmt.Fprintf(w, "| %s | %s | %s |%s %.2f | %.1f | %.0f | %.0f | %s |\n", r.format, implNames[s], implNames[d], enc,
 			r.seconds, float64(cfg.size)/r.seconds/1e6, float64(r.peakRSS)/(1<<20), float64(r.peakAnon)/(1<<20), note)
 	}
 	fmt.Fprintln(w, `

@@ -55,3 +55,29 @@ func TestSeededHash(t *testing.T) {
 		}
 	}
 }
+
+// -encryption: shoal's policies, each once; none given is one run without
+// the flag.
+func TestParseEncryptions(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string // nil: an error
+	}{
+		{"off,require", []string{"off", "require"}},
+		{" prefer ", []string{"prefer"}},
+		{"", []string{""}},
+		{"rc4", nil},
+		{"off,off", nil},
+	} {
+		got, err := parseEncryptions(tc.in)
+		if tc.want == nil {
+			if err == nil {
+				t.Errorf("parseEncryptions(%q) = %q, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("parseEncryptions(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}

@@ -34,6 +34,7 @@ func getCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: ".", Usage: "download into `DIR` (the data goes to DIR/NAME)", EnvVars: env("output")},
 			listenFlag(),
+			encryptionFlag(),
 			peerFlag(),
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "also announce to `URL`", EnvVars: env("tracker")},
 			bootstrapFlag(),
@@ -210,6 +211,7 @@ func runGet(c *cli.Context) error {
 	summary := fmt.Sprintf("%s: %s of %s verified; downloaded %d bytes (%d wasted) in %s, %s",
 		m.Info.Name, formatBytes(s.BytesDone), formatBytes(s.BytesTotal), s.Downloaded, s.Wasted,
 		elapsed.Round(time.Millisecond), formatRate(float64(s.BytesDone-startDone)/max(elapsed.Seconds(), 1e-3)))
+	summary += fmt.Sprintf("; %d peers, %d encrypted", s.PeersSeen, s.EncryptedSeen)
 	if s.Banned > 0 {
 		summary += fmt.Sprintf("; banned %d peer(s) for bad data", s.Banned)
 	}
@@ -254,7 +256,7 @@ func runGet(c *cli.Context) error {
 		defer cancel()
 		statusLoop(seedCtx, c.App.ErrWriter, 10*time.Second, func() string {
 			s := t.Stats()
-			return fmt.Sprintf("seeding %s: %d peers, up %s, uploaded %s", m.Info.Name, s.Peers, formatRate(s.UpRate), formatBytes(s.Uploaded))
+			return fmt.Sprintf("seeding %s: %s, up %s, uploaded %s", m.Info.Name, peersText(s), formatRate(s.UpRate), formatBytes(s.Uploaded))
 		})
 	}
 	// Every piece is verified and on disk: a record that cannot be saved
@@ -303,8 +305,8 @@ func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *p
 			if s.DownRate > 0 {
 				eta = (time.Duration(float64(s.BytesTotal-s.BytesDone)/s.DownRate) * time.Second).Round(time.Second).String()
 			}
-			return fmt.Sprintf("progress: %.1f%% %s, %s, %d peers, ETA %s", 100*float64(s.BytesDone)/float64(max(s.BytesTotal, 1)),
-				formatBytes(s.BytesDone), formatRate(s.DownRate), s.Peers, eta)
+			return fmt.Sprintf("progress: %.1f%% %s, %s, %s, ETA %s", 100*float64(s.BytesDone)/float64(max(s.BytesTotal, 1)),
+				formatBytes(s.BytesDone), formatRate(s.DownRate), peersText(s), eta)
 		})
 		return
 	}
@@ -326,7 +328,7 @@ func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *p
 			return
 		case <-tick.C:
 			s := t.Stats()
-			peers := fmt.Sprintf("%d peers", s.Peers)
+			peers := peersText(s)
 			if wait := waitingFor(s, sources, true); wait != "" {
 				peers = wait
 			}
@@ -334,6 +336,12 @@ func showDownload(ctx context.Context, c *cli.Context, t *swarm.Torrent, info *p
 			bar.Set64(s.BytesDone)
 		}
 	}
+}
+
+// peersText counts a torrent's peers for status lines, the encrypted
+// (MSE) ones apart: "3 peers (2 encrypted)".
+func peersText(s swarm.Stats) string {
+	return fmt.Sprintf("%d peers (%d encrypted)", s.Peers, s.Encrypted)
 }
 
 // metadataFor gets the torrent of a magnet: from the copy saved by an

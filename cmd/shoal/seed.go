@@ -32,6 +32,7 @@ func seedCommand() *cli.Command {
 			&cli.StringFlag{Name: "save-torrent", Usage: "also write the torrent to `FILE`", EnvVars: env("save-torrent")},
 			&cli.BoolFlag{Name: "force", Usage: "let --save-torrent replace an existing file (never the data being seeded)", EnvVars: env("force")},
 			listenFlag(),
+			encryptionFlag(),
 			&cli.StringSliceFlag{Name: "tracker", Aliases: []string{"t"}, Usage: "announce `URL` (repeat for more)", EnvVars: env("tracker")},
 			bootstrapFlag(),
 			noDHTFlag(),
@@ -236,7 +237,7 @@ func runSeed(c *cli.Context) error {
 		defer wg.Done()
 		statusLoop(statusCtx, c.App.ErrWriter, 10e9, func() string {
 			s := t.Stats()
-			return fmt.Sprintf("seeding %s: %d peers, up %s, uploaded %s", m.Info.Name, s.Peers, formatRate(s.UpRate), formatBytes(s.Uploaded))
+			return fmt.Sprintf("seeding %s: %s, up %s, uploaded %s", m.Info.Name, peersText(s), formatRate(s.UpRate), formatBytes(s.Uploaded))
 		})
 	}()
 	if ratio := c.Float64("seed-ratio"); ratio > 0 {

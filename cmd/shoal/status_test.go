@@ -38,11 +38,13 @@ func TestStatusDumpOnSIGUSR1(t *testing.T) {
 	magnet := seed.field(t, "magnet")
 
 	// Something that is not BitTorrent knocks first, for the dump to count.
+	// Not plaintext BitTorrent, it is taken for MSE (encryption is
+	// preferred), which gives up once its padding limit is past.
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("x", 1000) + "\r\n\r\n"))
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	io.Copy(io.Discard, conn)
 	conn.Close()

@@ -30,6 +30,20 @@ func listenFlag() cli.Flag {
 	return &cli.StringFlag{Name: "listen", Value: ":6881", Usage: "accept peers on `HOST:PORT`; port 0 picks a free one. An empty HOST (the default) listens on IPv4 and IPv6, an address on its family alone. The default port moves on to the next free one if taken; a port given here must be free", EnvVars: env("listen")}
 }
 
+// encryptionFlag is --encryption, MSE's policy both ways (swarm.Encryption),
+// named and meant as libtorrent's out_enc_policy and in_enc_policy.
+func encryptionFlag() cli.Flag {
+	return &cli.StringFlag{Name: "encryption", Value: "prefer", Usage: "`POLICY` for encrypted connections (MSE): prefer (dial encrypted, dial again in plaintext if refused; accept both), require (encrypted only, both ways), off (plaintext only, both ways)", EnvVars: env("encryption"),
+		// Checked before the command runs: seed hashes its data before
+		// the client starts, and a typo should not wait for that.
+		Action: func(_ *cli.Context, v string) error {
+			if _, err := swarm.ParseEncryption(v); err != nil {
+				return usageError("--encryption: %v", err)
+			}
+			return nil
+		}}
+}
+
 func peerFlag() cli.Flag {
 	return &cli.StringSliceFlag{Name: "peer", Usage: "connect to the peer at `HOST:PORT` (repeat for more)", EnvVars: env("peer")}
 }
@@ -97,6 +111,10 @@ func startClient(ctx context.Context, c *cli.Context) (*swarm.Client, error) {
 			return nil, err
 		}
 	}
+	enc, err := swarm.ParseEncryption(c.String("encryption"))
+	if err != nil {
+		return nil, usageError("--encryption: %v", err)
+	}
 	addr := c.String("listen")
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -117,6 +135,7 @@ func startClient(ctx context.Context, c *cli.Context) (*swarm.Client, error) {
 			MaxDownloadRate: down,
 			Logger:          slog.Default(),
 			Version:         "shoal " + version,
+			Encryption:      enc,
 		}
 		if c.Command.Name == "seed" {
 			cfg.SuperSeed = c.Bool("super-seed")

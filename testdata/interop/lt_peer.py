@@ -1,11 +1,15 @@
 #!/usr/bin/python3
 """libtorrent 2.0 peer for shoal's interop tests and transfer benchmark.
 
-  lt_peer.py seed TORRENT_FILE DATA_DIR [--port N] [--unchoke-slots N]
+  lt_peer.py seed TORRENT_FILE DATA_DIR [--port N] [--unchoke-slots N] [--peer HOST:PORT]...
       Seed TORRENT_FILE whose data is at DATA_DIR/<name>. --unchoke-slots 0
       never unchokes anyone: peers get only the allowed-fast pieces (BEP 6).
+      --peer connects out to a peer (again every 2 s while none is
+      connected), for clients that cannot be told of us.
       stdout: listening: 127.0.0.1:PORT
-              info-hash: <64 hex v2>
+              info-hash: <64 hex v2>        (all zeros for a v1 torrent)
+              info-hash-v1: <40 hex v1>     (only if the torrent has one)
+              magnet: <magnet with every hash and x.pe>
               seeding
   lt_peer.py seed-magnet DATA_PATH [--piece-length N] [--port N]
       Make a v2-only torrent of DATA_PATH in memory and seed it.
@@ -29,6 +33,11 @@ from /dev/null or a terminal is not watched).
 Nothing leaves loopback: DHT, LSD, UPnP and NAT-PMP are off, and the session
 listens on 127.0.0.1 only. uTP is off so that throughput compares TCP with TCP.
 
+lt_peer.py --encryption POLICY COMMAND ... sets libtorrent's out_enc_policy
+and in_enc_policy both to POLICY: forced (RC4 only, as allowed_enc_level
+then says), enabled, or disabled. Without it libtorrent's defaults hold
+(enabled both ways).
+
 Run it with /usr/bin/python3: Debian's python3-libtorrent is importable only
 by the system interpreter.
 """
@@ -43,6 +52,8 @@ import time
 import libtorrent as lt
 
 stop = threading.Event()
+# Session settings of --encryption (main), for every session made.
+enc_settings = {}
 
 
 def out(line):
@@ -82,6 +93,7 @@ def make_session(port, extra=None):
                        | lt.alert.category_t.storage_notification),
     })
     s.update(extra or {})
+    s.update(enc_settings)
     return lt.session(s)
 
 
@@ -137,9 +149,17 @@ def v2_hex(ti):
     return ti.info_hashes().v2.to_bytes().hex()
 
 
-def serve(ses, h):
+def print_hashes(ti, port):
+    out("info-hash: " + v2_hex(ti))
+    if ti.info_hashes().has_v1():
+        out("info-hash-v1: " + ti.info_hashes().v1.to_bytes().hex())
+    out("magnet: %s&x.pe=127.0.0.1:%d" % (lt.make_magnet_uri(ti), port))
+
+
+def serve(ses, h, peers=()):
     """Wait for the check to end, announce `seeding`, then serve until told to stop."""
     announced = False
+    last_connect = 0.0
     while not stop.is_set():
         err = log_alerts(ses)
         if err:
@@ -153,6 +173,10 @@ def serve(ses, h):
             # ("finished" is no such sign: a complete torrent passes through
             # it on its way from checking to seeding.)
             raise SystemExit("data incomplete after check: %.4f" % st.progress)
+        if announced and peers and st.num_peers == 0 and time.time() - last_connect >= 2:
+            for p in peers:
+                h.connect_peer(p)
+            last_connect = time.time()
         stop.wait(0.2)
     log("stopping")
 
@@ -177,13 +201,17 @@ def cmd_seed(args):
                  "ignore_limits_on_local_network": False,
                  # high_performance_seed turns BEP 6's set off.
                  "allowed_fast_set_size": 5}
+    if args.peer:
+        # The peers are named once and nothing names them again: keep
+        # trying them (see cmd_get).
+        extra.update({"max_failcount": 1000, "min_reconnect_time": 1})
     if args.lsd:
         extra["enable_lsd"] = True
     ses = make_session(args.port, extra)
-    wait_listening(ses)
-    out("info-hash: " + v2_hex(ti))
+    port = wait_listening(ses)
+    print_hashes(ti, port)
     h = add_seed(ses, ti, os.path.abspath(args.data_dir))
-    serve(ses, h)
+    serve(ses, h, args.peer or ())
 
 
 def cmd_seed_magnet(args):
@@ -279,6 +307,8 @@ def cmd_get(args):
 
 def main():
     ap = argparse.ArgumentParser(description="libtorrent 2.0 interop peer")
+    ap.add_argument("--encryption", choices=["forced", "enabled", "disabled"],
+                    help="out_enc_policy and in_enc_policy (MSE) both ways")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("seed")
@@ -287,6 +317,8 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--unchoke-slots", type=int, default=-1,
                    help="upload slots; -1 keeps libtorrent's setting")
+    p.add_argument("--peer", type=parse_peer, action="append",
+                   help="connect out to this peer (repeatable)")
     p.add_argument("--lsd", action="store_true",
                    help="announce by local service discovery (BEP 14)")
     p.set_defaults(fn=cmd_seed)
@@ -311,6 +343,13 @@ def main():
     p.set_defaults(fn=cmd_get)
 
     args = ap.parse_args()
+    if args.encryption:
+        pol = getattr(lt.enc_policy, "pe_" + args.encryption)
+        enc_settings.update({"out_enc_policy": int(pol), "in_enc_policy": int(pol)})
+        if args.encryption == "forced":
+            # Encrypted to the end, not only the obfuscated handshake.
+            enc_settings.update({"allowed_enc_level": int(lt.enc_level.pe_rc4),
+                                 "prefer_rc4": True})
     install_stop_handlers()
     args.fn(args)
 
