@@ -33,12 +33,14 @@ func (t *Torrent) AddTrackers(tiers [][]string) {
 	for _, tier := range tiers {
 		// Once over each family we listen on, as the tracker lists the
 		// address an announce comes from (tracker.Client.Family).
-		for i, fam := range t.c.families() {
+		quiet := false
+		for _, fam := range t.c.families() {
 			urls := familyURLs(tier, fam)
 			if len(urls) == 0 {
 				continue
 			}
-			sources = append(sources, Source{Kind: SourceTracker, Finder: &tierAnnouncer{t: t, tiers: tracker.NewTiers([][]string{urls}, ""), key: key, family: fam, quiet: i > 0}})
+			sources = append(sources, Source{Kind: SourceTracker, Finder: &tierAnnouncer{t: t, tiers: tracker.NewTiers([][]string{urls}, ""), key: key, family: fam, quiet: quiet}})
+			quiet = true
 		}
 	}
 	if len(sources) > 0 {
@@ -55,7 +57,8 @@ type tierAnnouncer struct {
 	key    uint32
 	family int // 4 or 6: the family announced over
 	// quiet logs failures at debug level: a dual-stack client's second
-	// family, which many trackers do not have.
+	// family for a tier the first also announces to, which many
+	// trackers do not have.
 	quiet bool
 }
 
