@@ -220,7 +220,7 @@ func startFamilyNode(ctx context.Context, a net.Addr, bootstrap []string) (*dht.
 			return nil, failure("dht: %v", err)
 		}
 	}
-	state, err := defaultDHTState(conn.LocalAddr())
+	state, err := defaultDHTState(conn.LocalAddr(), network == "udp6")
 	if err != nil {
 		state = ""
 	}
