@@ -87,6 +87,10 @@ type Config struct {
 	LookupTimeout time.Duration
 	// Logger receives warnings and debug output (default slog.Default()).
 	Logger *slog.Logger
+	// IPv6Only says the socket takes IPv6 alone ("udp6"), as the IPv6
+	// node of a dual-stack process does (BEP 32): the node then asks for
+	// and bootstraps from IPv6 nodes only. A bound [::] does not tell.
+	IPv6Only bool
 }
 
 // ErrClosed is returned by lookups on, or cut short by, a closed Node.
@@ -208,6 +212,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		// An IPv4 socket cannot reach IPv6 nodes; asking for them only
 		// bloats replies.
 		n.want = []krpc.Want{krpc.WantNodes}
+	} else if cfg.IPv6Only {
+		// Nor can an IPv6-only one reach IPv4 nodes.
+		n.want = []krpc.Want{krpc.WantNodes6}
 	}
 
 	id := st.ID
@@ -534,7 +541,8 @@ func (n *Node) startingNodes() ([]adht.Addr, error) {
 	if len(n.cfg.Bootstrap) == 0 {
 		return nil, errors.New("no bootstrap nodes configured and the routing table is empty")
 	}
-	v4only := len(n.want) == 1
+	v4only := len(n.want) == 1 && n.want[0] == krpc.WantNodes
+	v6only := len(n.want) == 1 && n.want[0] == krpc.WantNodes6
 	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 	defer cancel()
 	var addrs []adht.Addr
@@ -552,7 +560,7 @@ func (n *Node) startingNodes() ([]adht.Addr, error) {
 		}
 		for _, ip := range ips {
 			ip = ip.Unmap()
-			if v4only && !ip.Is4() {
+			if v4only && !ip.Is4() || v6only && ip.Is4() {
 				continue
 			}
 			ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(ip.String(), port))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/netip"
+	"net/url"
 	"time"
 
 	"github.com/shoal-p2p/shoal/tracker"
@@ -30,10 +31,17 @@ func (t *Torrent) AddTrackers(tiers [][]string) {
 	key := rand.Uint32()
 	var sources []Source
 	for _, tier := range tiers {
-		if len(tier) == 0 {
-			continue
+		// Once over each family we listen on, as the tracker lists the
+		// address an announce comes from (tracker.Client.Family).
+		quiet := false
+		for _, fam := range t.c.families() {
+			urls := familyURLs(tier, fam)
+			if len(urls) == 0 {
+				continue
+			}
+			sources = append(sources, Source{Kind: SourceTracker, Finder: &tierAnnouncer{t: t, tiers: tracker.NewTiers([][]string{urls}, ""), key: key, family: fam, quiet: quiet}})
+			quiet = true
 		}
-		sources = append(sources, Source{Kind: SourceTracker, Finder: &tierAnnouncer{t: t, tiers: tracker.NewTiers([][]string{tier}, ""), key: key}})
 	}
 	if len(sources) > 0 {
 		t.AddSources(sources...)
@@ -44,15 +52,20 @@ func (t *Torrent) AddTrackers(tiers [][]string) {
 // runs: a PeerFinder that returns only when ctx ends, after telling the
 // tracker we left. The tracker sets its pace.
 type tierAnnouncer struct {
-	t     *Torrent
-	tiers *tracker.Tiers
-	key   uint32
+	t      *Torrent
+	tiers  *tracker.Tiers
+	key    uint32
+	family int // 4 or 6: the family announced over
+	// quiet logs failures at debug level: a dual-stack client's second
+	// family for a tier the first also announces to, which many
+	// trackers do not have.
+	quiet bool
 }
 
 // FindPeers announces under ih until ctx ends, passing each answer's
 // peers on.
 func (a *tierAnnouncer) FindPeers(ctx context.Context, ih [20]byte, found func([]netip.AddrPort)) error {
-	a.t.announceLoop(ctx, a.tiers, a.key, ih, found)
+	a.t.announceLoop(ctx, a, ih, found)
 	return nil
 }
 
@@ -67,9 +80,7 @@ func (t *Torrent) announceRequest(ih [20]byte, ev tracker.Event, key uint32) tra
 		Event:      ev,
 		Key:        key,
 	}
-	if ap, err := netip.ParseAddrPort(t.c.ln.Addr().String()); err == nil {
-		req.Port = ap.Port()
-	}
+	req.Port = t.c.port()
 	if ev == tracker.EventStopped {
 		req.NumWant = -1
 	}
@@ -79,8 +90,9 @@ func (t *Torrent) announceRequest(ih [20]byte, ev tracker.Event, key uint32) tra
 // announceLoop announces the swarm of info-hash ih to tiers on the
 // tracker's interval, and the torrent's completion as soon as it happens,
 // until ctx ends.
-func (t *Torrent) announceLoop(ctx context.Context, tiers *tracker.Tiers, key uint32, ih [20]byte, found func([]netip.AddrPort)) {
-	cl := &tracker.Client{UserAgent: t.c.cfg.Version}
+func (t *Torrent) announceLoop(ctx context.Context, a *tierAnnouncer, ih [20]byte, found func([]netip.AddrPort)) {
+	tiers, key := a.tiers, a.key
+	cl := &tracker.Client{UserAgent: t.c.cfg.Version, Family: a.family}
 	ev := tracker.EventStarted
 	t.mu.Lock()
 	completedPending := !t.seeding // we will tell the tracker when we finish
@@ -100,7 +112,7 @@ func (t *Torrent) announceLoop(ctx context.Context, tiers *tracker.Tiers, key ui
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
-			if !failed {
+			if !failed && !a.quiet {
 				t.log.Warn("tracker unreachable; retrying with backoff", "err", err)
 			} else {
 				t.log.Debug("tracker still unreachable", "err", err)
@@ -165,23 +177,43 @@ type trackerLookup struct {
 	url string
 }
 
-// FindPeers announces once, under ih.
+// FindPeers announces once under ih over each family we listen on, as
+// AddTrackers does; it fails only if every family does.
 func (l trackerLookup) FindPeers(ctx context.Context, ih [20]byte, found func([]netip.AddrPort)) error {
-	cl := &tracker.Client{UserAgent: l.c.cfg.Version}
+	var first error
+	ok := false
+	for _, fam := range l.c.families() {
+		if len(familyURLs([]string{l.url}, fam)) == 0 {
+			continue
+		}
+		err := l.announce(ctx, ih, fam, found)
+		if err == nil {
+			ok = true
+		} else if first == nil {
+			first = err
+		}
+	}
+	if ok || first == nil {
+		return nil
+	}
+	if ctx.Err() == nil {
+		l.c.log.Warn("tracker", "url", l.url, "err", first)
+	}
+	return first
+}
+
+// announce is one announce of FindPeers, over family fam.
+func (l trackerLookup) announce(ctx context.Context, ih [20]byte, fam int, found func([]netip.AddrPort)) error {
+	cl := &tracker.Client{UserAgent: l.c.cfg.Version, Family: fam}
 	req := tracker.AnnounceRequest{
 		InfoHash: tracker.InfoHash(ih),
 		PeerID:   tracker.PeerID(l.c.peerID),
 		Left:     1, // unknown until the metadata arrives, but not done
 		Event:    tracker.EventStarted,
 	}
-	if ap, err := netip.ParseAddrPort(l.c.ln.Addr().String()); err == nil {
-		req.Port = ap.Port()
-	}
+	req.Port = l.c.port()
 	resp, err := cl.Announce(ctx, l.url, req)
 	if err != nil {
-		if ctx.Err() == nil {
-			l.c.log.Warn("tracker", "url", l.url, "err", err)
-		}
 		return err
 	}
 	peers := make([]netip.AddrPort, 0, len(resp.Peers))
@@ -190,4 +222,32 @@ func (l trackerLookup) FindPeers(ctx context.Context, ih [20]byte, found func([]
 	}
 	found(peers)
 	return nil
+}
+
+// families lists the address families the client listens on, IPv4 first:
+// those it announces over.
+func (c *Client) families() []int {
+	var fams []int
+	if c.v4 {
+		fams = append(fams, 4)
+	}
+	if c.v6 {
+		fams = append(fams, 6)
+	}
+	return fams
+}
+
+// familyURLs keeps the tracker URLs of tier that family fam may reach:
+// all but those whose host is an address of the other family.
+func familyURLs(tier []string, fam int) []string {
+	var out []string
+	for _, raw := range tier {
+		if u, err := url.Parse(raw); err == nil {
+			if a, err := netip.ParseAddr(u.Hostname()); err == nil && a.Unmap().Is4() != (fam == 4) {
+				continue
+			}
+		}
+		out = append(out, raw)
+	}
+	return out
 }

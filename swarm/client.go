@@ -40,6 +40,8 @@ const (
 // interfaces with no rate limits.
 type Config struct {
 	// ListenAddr is HOST:PORT to accept peers on; port 0 picks a free one.
+	// An address keeps to its family; an empty host (":6881") listens on
+	// both, on one port (see listenFamilies).
 	ListenAddr string
 	// PeerID identifies us to peers; zero means a random Azureus-style id.
 	PeerID [20]byte
@@ -85,7 +87,8 @@ type Config struct {
 type Client struct {
 	cfg       Config
 	log       *slog.Logger
-	ln        net.Listener
+	lns       []net.Listener // IPv4 first (listenFamilies)
+	v4, v6    bool           // the families lns take (Reaches)
 	peerID    [20]byte
 	upLimit   *rate.Limiter
 	downLimit *rate.Limiter
@@ -122,14 +125,14 @@ func Listen(ctx context.Context, cfg Config) (*Client, error) {
 	if addr == "" {
 		addr = ":0"
 	}
-	ln, err := net.Listen("tcp", addr)
+	lns, err := listenFamilies(addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	c := &Client{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		ln:       ln,
+		lns:      lns,
 		peerID:   cfg.PeerID,
 		torrents: map[[20]byte]*Torrent{},
 		pending:  newPendingSet(maxPendingHandshakes, maxPendingPerIP),
@@ -139,9 +142,12 @@ func Listen(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c.upLimit = newLimiter(cfg.MaxUploadRate)
 	c.downLimit = newLimiter(cfg.MaxDownloadRate)
+	c.setFamilies()
 	c.ctx, c.cancel = context.WithCancel(ctx)
-	c.wg.Add(1)
-	go c.acceptLoop()
+	for _, ln := range lns {
+		c.wg.Add(1)
+		go c.acceptLoop(ln)
+	}
 	return c, nil
 }
 
@@ -163,8 +169,9 @@ func newLimiter(bps int64) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(bps), burst)
 }
 
-// Addr returns the address the client listens on.
-func (c *Client) Addr() net.Addr { return c.ln.Addr() }
+// Addr returns the address the client listens on, the IPv4 one of a
+// dual-stack client (Addrs has both).
+func (c *Client) Addr() net.Addr { return c.lns[0].Addr() }
 
 // PeerID returns the id the client sends in handshakes.
 func (c *Client) PeerID() [20]byte { return c.peerID }
@@ -179,7 +186,12 @@ func (c *Client) Close() error {
 		t.Close()
 	}
 	c.cancel()
-	err := c.ln.Close()
+	var err error
+	for _, ln := range c.lns {
+		if e := ln.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
 	c.wg.Wait()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
@@ -199,7 +211,7 @@ func (c *Client) torrentList() []*Torrent {
 	return ts
 }
 
-func (c *Client) acceptLoop() {
+func (c *Client) acceptLoop(ln net.Listener) {
 	defer c.wg.Done()
 	stop := make(chan struct{})
 	defer close(stop)
@@ -208,12 +220,12 @@ func (c *Client) acceptLoop() {
 		defer c.wg.Done()
 		select {
 		case <-c.ctx.Done():
-			c.ln.Close()
+			ln.Close()
 		case <-stop:
 		}
 	}()
 	for {
-		conn, err := c.ln.Accept()
+		conn, err := ln.Accept()
 		if err != nil {
 			if c.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return

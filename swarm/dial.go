@@ -20,7 +20,7 @@ import (
 // falls back as addrbook.Config.Self says.
 func (c *Client) newBook() *addrbook.Book {
 	var self netip.AddrPort
-	if a, ok := c.ln.Addr().(*net.TCPAddr); ok {
+	if a, ok := c.lns[0].Addr().(*net.TCPAddr); ok {
 		self = a.AddrPort()
 		if self.Addr().IsUnspecified() {
 			self = netip.AddrPortFrom(netip.Addr{}, self.Port())
@@ -59,6 +59,9 @@ func (t *Torrent) addFound(src PeerSource, ih [20]byte, addrs []netip.AddrPort) 
 	v2 := t.info.Format == piece.FormatHybrid && ih == t.ih20
 	now := time.Now()
 	for _, a := range addrs {
+		if !t.c.Reaches(a.Addr()) {
+			continue
+		}
 		if t.addressBook.Add(a, src, now) && v2 {
 			t.addressBook.MarkV2(a)
 		}
@@ -70,7 +73,11 @@ func (t *Torrent) addFound(src PeerSource, ih [20]byte, addrs []netip.AddrPort) 
 func (t *Torrent) addPeersLocked(src PeerSource, addrs []netip.AddrPort) {
 	now := time.Now()
 	for _, a := range addrs {
-		t.addressBook.Add(a, src, now)
+		// A family we do not listen on could not reach us back, and
+		// the user kept us to the other one (Client.Reaches).
+		if t.c.Reaches(a.Addr()) {
+			t.addressBook.Add(a, src, now)
+		}
 	}
 	t.dialMore()
 }

@@ -423,6 +423,9 @@ func (c *Client) fetchOver(ctx context.Context, f *fetch, v2conn, dialed bool, m
 // connection is a v2 one, on which hash requests may pass. id is the peer
 // id we send.
 func (c *Client) fetchConn(ctx context.Context, addr netip.AddrPort, sent [20]byte, v2bit bool, v2 [20]byte, id [20]byte) (f *fetch, v2conn bool, err error) {
+	if !c.Reaches(addr.Addr()) {
+		return nil, false, unreachable(fmt.Errorf("%s: not the address family we listen on", addr))
+	}
 	// MSE, or not, by the policy, keyed by the hash we name; a peer that
 	// refuses it under require may yet take it later.
 	conn, err := c.connect(ctx, addr, sent, fetchPeerTimeout)

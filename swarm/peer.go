@@ -205,9 +205,7 @@ func (p *peer) sendOpening() {
 		if !p.t.info.Private {
 			hs.M[wire.ExtPex] = extPexID
 		}
-		if ap, err := netip.ParseAddrPort(p.t.c.ln.Addr().String()); err == nil {
-			hs.Port = ap.Port()
-		}
+		hs.Port = p.t.c.port()
 		if p.addr.IsValid() {
 			hs.YourIP = p.addr.Addr()
 		}

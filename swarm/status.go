@@ -27,7 +27,14 @@ func (c *Client) WriteStatus(w io.Writer) {
 	var b bytes.Buffer
 	now := time.Now()
 	fmt.Fprintf(&b, "shoal status at %s\n", now.Format(time.RFC3339))
-	fmt.Fprintf(&b, "client: listening on %s, peer id %x (%s)\n", c.ln.Addr(), c.peerID, clientName(c.peerID))
+	b.WriteString("client: listening on ")
+	for i, a := range c.Addrs() {
+		if i > 0 {
+			b.WriteString(" and ")
+		}
+		b.WriteString(a.String())
+	}
+	fmt.Fprintf(&b, ", peer id %x (%s)\n", c.peerID, clientName(c.peerID))
 	fmt.Fprintf(&b, "  limits: %d peers per torrent, %s upload slots, upload %s, download %s\n",
 		c.cfg.MaxPeers, slotsText(c.cfg.UploadSlots), limitText(c.cfg.MaxUploadRate), limitText(c.cfg.MaxDownloadRate))
 	fmt.Fprintf(&b, "  handshakes pending: %d of %d\n", c.pending.len(), maxPendingHandshakes)

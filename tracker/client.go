@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -40,8 +41,39 @@ type Client struct {
 	// it is sent again, doubling each time (default 15s, BEP 15's
 	// 15·2ⁿ); Timeout bounds the whole exchange.
 	UDPRetransmit time.Duration
+	// Family keeps requests to one address family: 4 or 6, or 0 for
+	// either. A tracker records the address an announce comes from, so a
+	// client listening on one family must announce over that one, and a
+	// dual-stack client announces over each (issue 14). A tracker with no
+	// address of the family fails with a dial error.
+	Family int
 
 	udpIDs udpConnIDs
+}
+
+// network returns base ("tcp" or "udp") restricted to c.Family.
+func (c *Client) network(base string) string {
+	switch c.Family {
+	case 4:
+		return base + "4"
+	case 6:
+		return base + "6"
+	}
+	return base
+}
+
+// familyTransports are the HTTP transports of family-bound Clients whose
+// HTTP is nil: shared, as http.DefaultTransport is, so that keep-alive
+// connections are reused across announces.
+var familyTransports = map[int]*http.Transport{4: familyTransport("tcp4"), 6: familyTransport("tcp6")}
+
+func familyTransport(network string) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	t.DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, network, addr)
+	}
+	return t
 }
 
 // AnnounceRequest is what a client tells a tracker.
@@ -229,6 +261,9 @@ func (c *Client) get(ctx context.Context, u string) ([]byte, error) {
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
+		if t := familyTransports[c.Family]; t != nil {
+			hc = &http.Client{Transport: t}
+		}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -100,7 +100,7 @@ func (c *Client) dialUDP(ctx context.Context, rawURL string) (*udpSession, strin
 		urlData += "?" + u.RawQuery
 	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "udp", u.Host)
+	conn, err := d.DialContext(ctx, c.network("udp"), u.Host)
 	if err != nil {
 		return nil, "", err
 	}

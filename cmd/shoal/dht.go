@@ -55,7 +55,7 @@ func runDHT(c *cli.Context) error {
 	}
 	statePath := c.String("state")
 	if statePath == "" {
-		if statePath, err = defaultDHTState(conn.LocalAddr()); err != nil {
+		if statePath, err = defaultDHTState(conn.LocalAddr(), false); err != nil {
 			// Without a place for the table the node still works; only
 			// the next start is cold.
 			slog.Warn("dht: routing table will not be saved", "err", err)
@@ -111,8 +111,9 @@ func bootstrapNodes(flags []string, set bool) ([]string, error) {
 }
 
 // defaultDHTState names the state file by port, so that several nodes on one
-// host (one per port) do not overwrite each other's tables.
-func defaultDHTState(a net.Addr) (string, error) {
+// host (one per port) do not overwrite each other's tables, and the IPv6
+// node of a dual-stack process (v6only) its own.
+func defaultDHTState(a net.Addr, v6only bool) (string, error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return "", err
@@ -121,9 +122,14 @@ func defaultDHTState(a net.Addr) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	port := 0
+	port, name := 0, "dht"
 	if ua, ok := a.(*net.UDPAddr); ok {
 		port = ua.Port
 	}
-	return filepath.Join(dir, fmt.Sprintf("dht-%d.state", port)), nil
+	if v6only {
+		// The IPv6 node of a dual-stack process shares the port with
+		// the IPv4 one but not its table (BEP 32).
+		name = "dht6"
+	}
+	return filepath.Join(dir, fmt.Sprintf("%s-%d.state", name, port)), nil
 }

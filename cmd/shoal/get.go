@@ -17,7 +17,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
-	"github.com/shoal-p2p/shoal/dht"
 	"github.com/shoal-p2p/shoal/internal/fsutil"
 	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/piece"
@@ -349,7 +348,7 @@ func peersText(s swarm.Stats) string {
 // earlier run in DIR/.shoal, or from peers (BEP 9 and BEP 52 hash
 // requests), saving it so an interrupted download resumes without asking
 // again.
-func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.Node, ls *lsd.Service, mg piece.Magnet, dir string, peers []netip.AddrPort) (*piece.MetaInfo, error) {
+func metadataFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node dhtNodes, ls *lsd.Service, mg piece.Magnet, dir string, peers []netip.AddrPort) (*piece.MetaInfo, error) {
 	// Read and written through an os.Root, so the state folder cannot
 	// lead out of DIR.
 	root, err := os.OpenRoot(dir)

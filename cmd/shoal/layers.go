@@ -11,7 +11,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/shoal-p2p/shoal/dht"
 	"github.com/shoal-p2p/shoal/internal/fsutil"
 	"github.com/shoal-p2p/shoal/internal/termsafe"
 	"github.com/shoal-p2p/shoal/piece"
@@ -24,7 +23,7 @@ import (
 // libtorrent does: from the copy an earlier run saved in DIR's state
 // folder, or else from peers, as for a magnet link, saving the result for
 // the next run. Without its layers no piece of those files can be checked.
-func layersFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.Node, ls *lsd.Service, m *piece.MetaInfo, dir string, peers []netip.AddrPort) error {
+func layersFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node dhtNodes, ls *lsd.Service, m *piece.MetaInfo, dir string, peers []netip.AddrPort) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return failure("get: %v", err)
@@ -44,8 +43,8 @@ func layersFor(ctx context.Context, c *cli.Context, cl *swarm.Client, node *dht.
 			sources = append(sources, cl.TrackerLookup(u))
 		}
 	}
-	if node != nil && !m.Info.Private {
-		sources = append(sources, swarm.DHTLookup(node))
+	if !m.Info.Private {
+		sources = append(sources, node.lookups()...)
 	}
 	sources = append(sources, lsdSources(ls, m.Info.Private)...)
 	described := peerSources(c, m, piece.Magnet{}, node != nil)

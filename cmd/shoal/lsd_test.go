@@ -136,17 +136,25 @@ func TestLSDOffForPrivateTorrents(t *testing.T) {
 	}
 }
 
-// LSD's scope follows the address the user asked to listen on: Go
-// reports a bound 0.0.0.0 as [::], which would widen it to IPv6.
+// LSD's scope follows the addresses the listeners are bound to, each in
+// its family: a dual-stack default covers both, and an address keeps to
+// its own.
 func TestLSDListenAddress(t *testing.T) {
-	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	tcp := func(ss ...string) []net.Addr {
+		var out []net.Addr
+		for _, s := range ss {
+			out = append(out, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)))
+		}
+		return out
+	}
 	for _, c := range []struct {
 		requested string
-		bound     net.Addr
+		bound     []net.Addr
 		want      string
 	}{
-		{"0.0.0.0:6881", tcp("[::]:6881"), "[0.0.0.0]"},
-		{":6881", tcp("[::]:6881"), "[::]"},
+		{"0.0.0.0:6881", tcp("0.0.0.0:6881"), "[0.0.0.0]"},
+		{":6881", tcp("0.0.0.0:6881", "[::]:6881"), "[0.0.0.0 ::]"},
+		{":6881", nil, "[0.0.0.0 ::]"},
 		{"[::]:0", tcp("[::]:40000"), "[::]"},
 		{"127.0.0.1:0", tcp("127.0.0.1:40000"), "[127.0.0.1]"},
 		{"[::1]:0", tcp("[::1]:40000"), "[::1]"},

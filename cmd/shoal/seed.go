@@ -203,10 +203,16 @@ func runSeed(c *cli.Context) error {
 		dump.setLSD(ls)
 	}
 	mg := m.Magnet()
-	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil && !ap.Addr().IsUnspecified() {
-		mg.Peers = []string{ap.String()}
+	for _, a := range cl.Addrs() {
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil && !ap.Addr().IsUnspecified() {
+			mg.Peers = append(mg.Peers, ap.String())
+		}
 	}
-	fmt.Fprintf(c.App.Writer, "listening: %s\n", displayAddr(cl.Addr(), c.String("listen")))
+	// One line per address family listened on, IPv4 first, as a
+	// script reading the first line found it before dual stack.
+	for _, a := range cl.Addrs() {
+		fmt.Fprintf(c.App.Writer, "listening: %s\n", displayAddr(a, c.String("listen")))
+	}
 	printHashes(c.App.Writer, m.Info)
 	fmt.Fprintf(c.App.Writer, "magnet: %s\n", mg)
 	if f, ok := c.App.Writer.(*os.File); ok {

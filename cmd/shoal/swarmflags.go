@@ -27,7 +27,7 @@ import (
 
 // Flags shared by seed and get.
 func listenFlag() cli.Flag {
-	return &cli.StringFlag{Name: "listen", Value: "0.0.0.0:6881", Usage: "accept peers on `HOST:PORT`; port 0 picks a free one. The default port moves on to the next free one if taken; a port given here must be free", EnvVars: env("listen")}
+	return &cli.StringFlag{Name: "listen", Value: ":6881", Usage: "accept peers on `HOST:PORT`; port 0 picks a free one. An empty HOST (the default) listens on IPv4 and IPv6, an address on its family alone. The default port moves on to the next free one if taken; a port given here must be free", EnvVars: env("listen")}
 }
 
 // encryptionFlag is --encryption, MSE's policy both ways (swarm.Encryption),
@@ -160,10 +160,31 @@ func bootstrapFlag() cli.Flag {
 	return &cli.StringSliceFlag{Name: "bootstrap", Usage: "join the DHT through `HOST:PORT` instead of the public routers (repeat for more)", EnvVars: env("bootstrap")}
 }
 
-// startDHTNode runs the process's DHT node on the UDP twin of the peer
-// listener's address, unless --no-dht or the torrent is private (BEP 27).
-// nil means no DHT.
-func startDHTNode(ctx context.Context, c *cli.Context, cl *swarm.Client, private bool) (*dht.Node, error) {
+// dhtNodes are the process's DHT nodes, one per address family the peer
+// listener takes (BEP 32: an IPv6 node is a node of its own, with its own
+// routing table); nil means no DHT.
+type dhtNodes []*dht.Node
+
+// Close closes every node.
+func (ns dhtNodes) Close() {
+	for _, n := range ns {
+		n.Close()
+	}
+}
+
+// lookups lists each node as a source of a torrent's peers, looking up.
+func (ns dhtNodes) lookups() []swarm.Source {
+	out := make([]swarm.Source, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, swarm.DHTLookup(n))
+	}
+	return out
+}
+
+// startDHTNode runs a DHT node on the UDP twin of each of the peer
+// listener's addresses, unless --no-dht or the torrent is private
+// (BEP 27). nil means no DHT.
+func startDHTNode(ctx context.Context, c *cli.Context, cl *swarm.Client, private bool) (dhtNodes, error) {
 	if c.Bool("no-dht") || private {
 		return nil, nil
 	}
@@ -171,19 +192,39 @@ func startDHTNode(ctx context.Context, c *cli.Context, cl *swarm.Client, private
 	if err != nil {
 		return nil, err
 	}
-	conn, err := net.ListenPacket("udp", cl.Addr().String())
+	var nodes dhtNodes
+	for _, a := range cl.Addrs() {
+		node, err := startFamilyNode(ctx, a, familyBootstrap(bootstrap, a))
+		if err != nil {
+			nodes.Close()
+			return nil, err
+		}
+		nodes = append(nodes, node)
+	}
+	return nodes, nil
+}
+
+// startFamilyNode runs the DHT node of listener address a, on a UDP
+// socket of a's family alone: "udp" would make a wildcard dual-stack and
+// collide with the other family's node.
+func startFamilyNode(ctx context.Context, a net.Addr, bootstrap []string) (*dht.Node, error) {
+	network := "udp4"
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil && !ap.Addr().Unmap().Is4() {
+		network = "udp6"
+	}
+	conn, err := net.ListenPacket(network, a.String())
 	if err != nil {
 		// The TCP port's UDP twin is taken: any port will do for the DHT.
-		host, _, _ := net.SplitHostPort(cl.Addr().String())
-		if conn, err = net.ListenPacket("udp", net.JoinHostPort(host, "0")); err != nil {
+		host, _, _ := net.SplitHostPort(a.String())
+		if conn, err = net.ListenPacket(network, net.JoinHostPort(host, "0")); err != nil {
 			return nil, failure("dht: %v", err)
 		}
 	}
-	state, err := defaultDHTState(conn.LocalAddr())
+	state, err := defaultDHTState(conn.LocalAddr(), network == "udp6")
 	if err != nil {
 		state = ""
 	}
-	node, err := dht.New(ctx, dht.Config{Conn: conn, Bootstrap: bootstrap, StateFile: state, Logger: slog.Default()})
+	node, err := dht.New(ctx, dht.Config{Conn: conn, Bootstrap: bootstrap, StateFile: state, Logger: slog.Default(), IPv6Only: network == "udp6"})
 	if err != nil {
 		conn.Close()
 		return nil, failure("dht: %v", err)
@@ -191,34 +232,60 @@ func startDHTNode(ctx context.Context, c *cli.Context, cl *swarm.Client, private
 	return node, nil
 }
 
-// torrentSources lists where a running torrent finds peers besides its
-// trackers (AddTrackers): the addresses given, and the DHT, announcing our
-// port, unless there is none or the torrent is private (BEP 27).
-func torrentSources(cl *swarm.Client, node *dht.Node, m *piece.MetaInfo, peers []netip.AddrPort) []swarm.Source {
-	sources := []swarm.Source{swarm.FixedPeers(peers...)}
-	if node != nil && !m.Info.Private {
-		port := 0
-		if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil {
-			port = int(ap.Port())
+// familyBootstrap drops the bootstrap nodes given as addresses of the
+// other family than a's: the node could not reach them, and would warn
+// that no bootstrap node answers. Names stay, resolved by the node, which
+// keeps to its family. nil (the public routers) stays nil, and a list
+// left empty means none.
+func familyBootstrap(bootstrap []string, a net.Addr) []string {
+	if bootstrap == nil {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return bootstrap
+	}
+	out := []string{}
+	for _, hp := range bootstrap {
+		if host, _, err := net.SplitHostPort(hp); err == nil {
+			if b, err := netip.ParseAddr(host); err == nil && b.Unmap().Is4() != ap.Addr().Unmap().Is4() {
+				continue
+			}
 		}
-		sources = append(sources, swarm.DHTAnnounce(node.Announcer(port)))
+		out = append(out, hp)
+	}
+	return out
+}
+
+// torrentSources lists where a running torrent finds peers besides its
+// trackers (AddTrackers): the addresses given, and the DHT nodes,
+// announcing our port, unless there are none or the torrent is private
+// (BEP 27).
+func torrentSources(cl *swarm.Client, nodes dhtNodes, m *piece.MetaInfo, peers []netip.AddrPort) []swarm.Source {
+	sources := []swarm.Source{swarm.FixedPeers(peers...)}
+	if m.Info.Private {
+		return sources
+	}
+	port := 0
+	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil {
+		port = int(ap.Port())
+	}
+	for _, n := range nodes {
+		sources = append(sources, swarm.DHTAnnounce(n.Announcer(port)))
 	}
 	return sources
 }
 
 // magnetSources lists where a magnet's metadata fetch finds peers: the
 // addresses given, the magnet's trackers and those of -t, and the DHT.
-func magnetSources(cl *swarm.Client, node *dht.Node, mg piece.Magnet, extra []string, peers []netip.AddrPort) []swarm.Source {
+func magnetSources(cl *swarm.Client, nodes dhtNodes, mg piece.Magnet, extra []string, peers []netip.AddrPort) []swarm.Source {
 	sources := []swarm.Source{swarm.FixedPeers(peers...)}
 	for _, tier := range magnetTiers(mg, extra) {
 		for _, u := range tier {
 			sources = append(sources, cl.TrackerLookup(u))
 		}
 	}
-	if node != nil {
-		sources = append(sources, swarm.DHTLookup(node))
-	}
-	return sources
+	return append(sources, nodes.lookups()...)
 }
 
 // magnetTiers lists a magnet's trackers and then those of -t, each a tier
@@ -275,22 +342,27 @@ func noLSDFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "no-lsd", Usage: "do not announce to or look for peers on the local network (BEP 14 local service discovery); it runs only on the interfaces --listen covers", EnvVars: env("no-lsd")}
 }
 
-// lsdListen returns the addresses whose interfaces LSD runs on: the one
-// the listener is bound to or, for a wildcard, the host asked for, as Go
-// reports a bound "0.0.0.0" as [::]. bound is nil before the listener
-// exists; a host name then resolves to its addresses.
-func lsdListen(requested string, bound net.Addr) []netip.Addr {
-	if bound != nil {
-		if ap, err := netip.ParseAddrPort(bound.String()); err == nil && !ap.Addr().IsUnspecified() {
-			return []netip.Addr{ap.Addr()}
+// lsdListen returns the addresses whose interfaces LSD runs on: those
+// the listeners are bound to, each keeping to its family (0.0.0.0 is IPv4
+// alone; the LSD engineer's scope reads [::] as both), or, before they
+// exist (bound nil), the host asked for: an empty one is both families,
+// and a host name resolves to its addresses.
+func lsdListen(requested string, bound []net.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, b := range bound {
+		if ap, err := netip.ParseAddrPort(b.String()); err == nil {
+			out = append(out, ap.Addr().Unmap())
 		}
+	}
+	if len(out) > 0 {
+		return out
 	}
 	host, _, err := net.SplitHostPort(requested)
 	if err != nil {
 		return nil
 	}
 	if host == "" {
-		return []netip.Addr{netip.IPv6Unspecified()}
+		return []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{a}
@@ -321,7 +393,7 @@ func startLSD(c *cli.Context, cl *swarm.Client, private bool) *lsd.Service {
 	if err != nil {
 		return nil
 	}
-	ls, err := lsd.New(lsd.Config{Listen: lsdListen(c.String("listen"), cl.Addr()), Port: ap.Port(), Logger: slog.Default()})
+	ls, err := lsd.New(lsd.Config{Listen: lsdListen(c.String("listen"), cl.Addrs()), Port: ap.Port(), Logger: slog.Default()})
 	if errors.Is(err, lsd.ErrNoInterface) {
 		slog.Debug("local service discovery off", "err", err)
 		return nil
