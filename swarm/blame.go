@@ -28,34 +28,57 @@ func (t *Torrent) blame(pc int, leaves []piece.Hash, senders []*peer) {
 		}
 		return
 	}
-	fi := t.info.FileOfPiece(pc)
-	f := &t.info.Files[fi]
-	width := t.info.PieceWidth(fi)
-	if width < 2 {
+	if t.info.PieceWidth(t.info.FileOfPiece(pc)) < 2 {
 		return // a one-block piece has one sender: handled above
 	}
-	// Ask a peer that has the piece, preferring one that sent none of it.
+	t.askLeaves(pc, &suspect{leaves: leaves, senders: senders})
+}
+
+// askLeaves asks the leaf hashes of failed piece pc of a peer that has
+// it, preferring one that sent none of it and skipping those that
+// refused already, and records s as awaiting them; with nobody left to
+// ask, the blame stays unknown. Called with t.mu held.
+func (t *Torrent) askLeaves(pc int, s *suspect) {
+	sent := func(q *peer) bool { return slices.Contains(s.senders, q) }
 	var ask *peer
 	for q := range t.peers {
 		// Only a v2 connection may be sent a hash request (BEP 52).
-		if !q.v2 || q.hashReqs >= maxHashReqs || !t.peerHas(q, pc) {
+		if !q.v2 || q.hashReqs >= maxHashReqs || !t.peerHas(q, pc) || slices.Contains(s.refused, q) {
 			continue
 		}
-		if ask == nil || (distinct[ask] && !distinct[q]) {
+		if ask == nil || (sent(ask) && !sent(q)) {
 			ask = q
 		}
 	}
 	if ask == nil {
+		delete(t.suspects, pc)
 		t.log.Info("piece failed its hash; no peer to ask for its leaf hashes", "piece", pc)
 		return
 	}
 	r := t.info.LeafRequest(pc)
-	t.suspects[pc] = &suspect{leaves: leaves, senders: senders, asked: ask, deadline: time.Now().Add(hashReplyTimeout)}
+	s.asked, s.deadline = ask, time.Now().Add(hashReplyTimeout)
+	t.suspects[pc] = s
 	ask.hashReqs++
-	root := f.PiecesRoot
+	root := t.info.Files[t.info.FileOfPiece(pc)].PiecesRoot
 	ask.enqueue(func(b []byte) []byte {
 		return wire.AppendHashRequest(b, root, uint32(r.BaseLayer), uint32(r.Index), uint32(r.Length), uint32(r.ProofLayers))
 	})
+}
+
+// leavesRejected moves a failed piece whose leaf hashes p refused (a
+// seeder whose own data failed it rejects hash requests for it) on to
+// another peer. Called with t.mu held.
+func (p *peer) leavesRejected(m *wire.Message) {
+	t := p.t
+	for pc, s := range t.suspects {
+		r := t.info.LeafRequest(pc)
+		if s.asked != p || r.PiecesRoot != m.PiecesRoot || uint32(r.Index) != m.Index || uint32(r.Length) != m.Length || m.BaseLayer != 0 {
+			continue
+		}
+		s.refused = append(s.refused, p)
+		t.askLeaves(pc, s)
+		return
+	}
 }
 
 // peerHas reports whether q announced piece pc. The picker keeps peers'
@@ -139,6 +162,7 @@ type suspect struct {
 	leaves   []piece.Hash
 	senders  []*peer
 	asked    *peer
+	refused  []*peer // peers that rejected the request, not asked again
 	deadline time.Time
 }
 

@@ -464,6 +464,7 @@ func (p *peer) handle(m *wire.Message) error {
 		if p.hashReqs > 0 {
 			p.hashReqs--
 			p.layerRejected(m)
+			p.leavesRejected(m)
 		}
 	case wire.AllowedFast:
 		if !p.fast {

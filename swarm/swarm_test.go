@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,6 +218,11 @@ func TestPoisonedPeerBanned(t *testing.T) {
 	sameTree(t, filepath.Join(src, "data"), dst)
 	s := leech.t.Stats()
 	if s.Banned != 1 || s.Wasted == 0 {
+		var b strings.Builder
+		leech.c.WriteStatus(&b)
+		liar.c.WriteStatus(&b)
+		honest.c.WriteStatus(&b)
+		t.Logf("status of the leech, the liar and the honest seeder:\n%s", b.String())
 		t.Fatalf("liar not banned or no waste counted: %+v", s)
 	}
 	leech.t.mu.Lock()
