@@ -58,8 +58,9 @@ type StoreStats struct {
 	EvictedTorrents uint64 `json:"evicted_torrents"`
 }
 
-// Default caps of MemStoreConfig. At under 150 bytes per stored peer the
-// peer cap bounds peer memory to roughly 150 MB.
+// Default caps of MemStoreConfig. At under 64 bytes of live heap per stored
+// peer (swarms of 10 or more) the peer cap bounds peer memory to roughly
+// 64 MB before the collector's headroom.
 const (
 	DefaultShards             = 64
 	DefaultMaxPeersPerTorrent = 50_000
