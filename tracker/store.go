@@ -650,8 +650,15 @@ func (l *peerList[A]) add(p packedPeer[A]) int32 {
 		// Grow by a quarter rather than append's doubling (which
 		// slices.Grow also does below 256 records): most swarms are
 		// small and stay at the size they reach, so the slack would be
-		// a large share of their memory.
-		grown := make([]packedPeer[A], len(l.peers), len(l.peers)+max(2, len(l.peers)/4))
+		// a large share of their memory. A lone peer, the commonest
+		// swarm, gets room for itself only. Appending to nil rounds the
+		// capacity up to the allocation's size class, which is free.
+		n := len(l.peers)
+		extra := max(2, n/4)
+		if n < 2 {
+			extra = 1
+		}
+		grown := append([]packedPeer[A](nil), make([]packedPeer[A], n+extra)...)[:n]
 		copy(grown, l.peers)
 		l.peers = grown
 	}
