@@ -156,9 +156,11 @@ type packedPeer[A addrBytes] struct {
 // peerList is the dense array of one address family's peers in a swarm.
 type peerList[A addrBytes] struct {
 	peers []packedPeer[A]
-	// index is an open-addressing (linear probing) table of slot+1, 0 for
-	// empty, sized a power of two; nil below indexMin peers.
-	index []uint32
+	// idx is an open-addressing (linear probing) table of slot+1, 0 for
+	// empty, sized a power of two; nil below indexMin peers. A pointer
+	// rather than a slice keeps the torrent header in a 96-byte size
+	// class, which every small swarm pays for.
+	idx *[]uint32
 }
 
 type torrent struct {
@@ -624,7 +626,7 @@ func peerHash(id *PeerID) uint64 { return maphash.Bytes(peerSeed, id[:]) }
 
 // find returns the slot of the peer with id, or -1.
 func (l *peerList[A]) find(id *PeerID) int32 {
-	if l.index == nil {
+	if l.idx == nil {
 		for i := range l.peers {
 			if l.peers[i].id == *id {
 				return int32(i)
@@ -632,9 +634,9 @@ func (l *peerList[A]) find(id *PeerID) int32 {
 		}
 		return -1
 	}
-	mask := uint64(len(l.index) - 1)
+	mask := uint64(len(*l.idx) - 1)
 	for j := peerHash(id) & mask; ; j = (j + 1) & mask {
-		v := l.index[j]
+		v := (*l.idx)[j]
 		if v == 0 {
 			return -1
 		}
@@ -665,9 +667,9 @@ func (l *peerList[A]) add(p packedPeer[A]) int32 {
 	l.peers = append(l.peers, p)
 	i := int32(len(l.peers) - 1)
 	switch {
-	case l.index != nil && len(l.peers)*4 > len(l.index)*3:
+	case l.idx != nil && len(l.peers)*4 > len(*l.idx)*3:
 		l.reindex()
-	case l.index != nil:
+	case l.idx != nil:
 		l.indexSlot(i)
 	case len(l.peers) >= indexMin:
 		l.reindex()
@@ -679,33 +681,34 @@ func (l *peerList[A]) add(p packedPeer[A]) int32 {
 // when the list is small enough to scan.
 func (l *peerList[A]) reindex() {
 	if len(l.peers) < indexMin/2 {
-		l.index = nil
+		l.idx = nil
 		return
 	}
 	size := 32
 	for size < 2*len(l.peers) {
 		size *= 2
 	}
-	l.index = make([]uint32, size)
+	tab := make([]uint32, size)
+	l.idx = &tab
 	for i := range l.peers {
 		l.indexSlot(int32(i))
 	}
 }
 
 func (l *peerList[A]) indexSlot(i int32) {
-	mask := uint64(len(l.index) - 1)
+	mask := uint64(len(*l.idx) - 1)
 	j := peerHash(&l.peers[i].id) & mask
-	for l.index[j] != 0 {
+	for (*l.idx)[j] != 0 {
 		j = (j + 1) & mask
 	}
-	l.index[j] = uint32(i) + 1
+	(*l.idx)[j] = uint32(i) + 1
 }
 
 // indexPos returns the index position holding slot i.
 func (l *peerList[A]) indexPos(i int32) uint64 {
-	mask := uint64(len(l.index) - 1)
+	mask := uint64(len(*l.idx) - 1)
 	j := peerHash(&l.peers[i].id) & mask
-	for l.index[j] != uint32(i)+1 {
+	for (*l.idx)[j] != uint32(i)+1 {
 		j = (j + 1) & mask
 	}
 	return j
@@ -714,11 +717,11 @@ func (l *peerList[A]) indexPos(i int32) uint64 {
 // unindex empties index position i and shifts later entries of its probe
 // run back, so lookups need no tombstones.
 func (l *peerList[A]) unindex(i uint64) {
-	mask := uint64(len(l.index) - 1)
+	mask := uint64(len(*l.idx) - 1)
 	j := i
 	for {
 		j = (j + 1) & mask
-		v := l.index[j]
+		v := (*l.idx)[j]
 		if v == 0 {
 			break
 		}
@@ -731,20 +734,20 @@ func (l *peerList[A]) unindex(i uint64) {
 		} else if i < k || k <= j {
 			continue
 		}
-		l.index[i] = v
+		(*l.idx)[i] = v
 		i = j
 	}
-	l.index[i] = 0
+	(*l.idx)[i] = 0
 }
 
 // remove deletes slot i by moving the last record into it, which keeps the
 // list dense so peer selection can index it directly.
 func (l *peerList[A]) remove(i int32) {
 	last := int32(len(l.peers) - 1)
-	if l.index != nil {
+	if l.idx != nil {
 		l.unindex(l.indexPos(i))
 		if i != last {
-			l.index[l.indexPos(last)] = uint32(i) + 1
+			(*l.idx)[l.indexPos(last)] = uint32(i) + 1
 		}
 	}
 	l.peers[i] = l.peers[last]
@@ -754,7 +757,7 @@ func (l *peerList[A]) remove(i int32) {
 	if c := cap(l.peers); c > 64 && len(l.peers) < c/4 {
 		l.peers = append(make([]packedPeer[A], 0, c/2), l.peers...)
 	}
-	if l.index != nil && (len(l.peers) < indexMin/2 || len(l.index) > 32 && len(l.peers)*8 < len(l.index)) {
+	if l.idx != nil && (len(l.peers) < indexMin/2 || len(*l.idx) > 32 && len(l.peers)*8 < len(*l.idx)) {
 		l.reindex()
 	}
 }

@@ -138,14 +138,14 @@ func TestMemStoreBytesPerPeer(t *testing.T) {
 // records to their slots.
 func checkPeerList[A addrBytes](t *testing.T, l *peerList[A]) {
 	t.Helper()
-	if l.index == nil {
+	if l.idx == nil {
 		if len(l.peers) >= indexMin {
 			t.Fatalf("%d peers and no index", len(l.peers))
 		}
 		return
 	}
 	n := 0
-	for _, v := range l.index {
+	for _, v := range *l.idx {
 		if v != 0 {
 			n++
 		}
