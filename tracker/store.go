@@ -101,7 +101,7 @@ type MemStoreConfig struct {
 // peer, so the GC never scans them. Removal moves the last record into the
 // freed slot, keeping each array dense for sampling. Swarms of indexMin
 // peers or more find a peer through an open-addressing table of 4-byte
-// slot numbers (5–8 bytes per peer); smaller ones scan, which is as quick.
+// slot numbers (5–16 bytes per peer); smaller ones scan, which is as quick.
 // Expiry scans a swarm only once its oldest possible peer is past the TTL,
 // so it costs O(swarm) at most once a second per swarm, and a full swarm
 // evicts its oldest peer (exactly in small swarms, the oldest of a random
