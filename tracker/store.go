@@ -1,9 +1,9 @@
 package tracker
 
 import (
+	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 )
@@ -58,8 +58,9 @@ type StoreStats struct {
 	EvictedTorrents uint64 `json:"evicted_torrents"`
 }
 
-// Default caps of MemStoreConfig. At under 150 bytes per stored peer the
-// peer cap bounds peer memory to roughly 150 MB.
+// Default caps of MemStoreConfig. At under 64 bytes of live heap per stored
+// peer (swarms of 10 or more) the peer cap bounds peer memory to roughly
+// 64 MB before the collector's headroom.
 const (
 	DefaultShards             = 64
 	DefaultMaxPeersPerTorrent = 50_000
@@ -94,12 +95,17 @@ type MemStoreConfig struct {
 
 // MemStore is the default in-memory Store.
 //
-// A peer is held in a fixed-size 56-byte record inside one slice per
-// torrent, plus ~40 bytes of index map once the swarm outgrows a linear
-// scan (most swarms are small, and a map per small swarm would cost more
-// than its peers); the records of a torrent form an
-// intrusive list ordered by last announce, which makes eviction of the
-// oldest and expiry O(1) per removed peer.
+// A swarm keeps its peers in two flat, pointer-free arrays, one per address
+// family: a 36-byte record per IPv4 peer (peer ID, address, port, flags,
+// last announce as Unix seconds, BEP 7 key hash) and 48 bytes per IPv6
+// peer, so the GC never scans them. Removal moves the last record into the
+// freed slot, keeping each array dense for sampling. Swarms of indexMin
+// peers or more find a peer through an open-addressing table of 4-byte
+// slot numbers (5–16 bytes per peer); smaller ones scan, which is as quick.
+// Expiry scans a swarm only once its oldest possible peer is past the TTL,
+// so it costs O(swarm) at most once a second per swarm, and a full swarm
+// evicts its oldest peer (exactly in small swarms, the oldest of a random
+// sample in large ones).
 type MemStore struct {
 	shards  []memShard
 	nshards uint32
@@ -122,31 +128,53 @@ type memShard struct {
 	_              [64]byte // keep hot shard fields on separate cache lines
 }
 
-// storedPeer is the compact per-peer record: no pointers, so the GC never
-// scans peer slices, and no strings.
-type storedPeer struct {
-	id     PeerID
-	ip     [16]byte
-	port   uint16
-	seeder bool
-	_      uint8
-	seen   uint32 // Unix seconds
-	key    uint32
-	prev   int32 // older neighbour, -1 at the oldest
-	next   int32 // newer neighbour, -1 at the newest
+// peerFlagSeeder marks a peer that announced left=0.
+const peerFlagSeeder = 1
+
+// peerHead is the part of a packed peer record common to both families.
+type peerHead struct {
+	id    PeerID
+	port  uint16
+	flags uint8
+	_     uint8
+	seen  uint32 // Unix seconds of the last announce
+	key   uint32
+}
+
+func (h *peerHead) seeder() bool { return h.flags&peerFlagSeeder != 0 }
+
+// addrBytes is the stored form of an address: 4 bytes for IPv4, 16 for
+// IPv6, so IPv4 peers do not pay for IPv6's width.
+type addrBytes interface{ [4]byte | [16]byte }
+
+// packedPeer is one stored peer: no pointers and no strings.
+type packedPeer[A addrBytes] struct {
+	peerHead
+	ip A
+}
+
+// peerList is the dense array of one address family's peers in a swarm.
+type peerList[A addrBytes] struct {
+	peers []packedPeer[A]
+	// idx is an open-addressing (linear probing) table of slot+1, 0 for
+	// empty, sized a power of two; nil below indexMin peers. A pointer
+	// rather than a slice keeps the torrent header in a 96-byte size
+	// class, which every small swarm pays for.
+	idx *[]uint32
 }
 
 type torrent struct {
-	hash  InfoHash
-	peers []storedPeer
-	// index finds a peer's record by id; nil while the swarm is small
-	// enough (indexMin peers) for a linear scan to be as quick.
-	index      map[PeerID]int32
-	oldestPeer int32
-	newestPeer int32
-	seeders    int32
+	hash    InfoHash
+	seeders int32
+	seen    uint32
+	// minSeen is at most the oldest peer's last announce: expire scans
+	// the swarm only when even this is past the TTL.
+	minSeen    uint32
 	downloaded uint64
-	seen       uint32
+	v4         peerList[[4]byte]
+	// v6 is allocated with the swarm's first IPv6 peer: most swarms have
+	// none, and an empty list costs 48 bytes.
+	v6 *peerList[[16]byte]
 	// LRU neighbours in the shard's torrent list.
 	older, newer *torrent
 }
@@ -202,6 +230,8 @@ func (s *MemStore) shard(h InfoHash) *memShard {
 // Announce implements Store.
 func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer, Swarm, error) {
 	ts := s.secs(now)
+	ip := a.Addr.Addr().Unmap()
+	addr := netip.AddrPortFrom(ip, a.Addr.Port())
 	sh := s.shard(a.InfoHash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -214,12 +244,12 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		if t == nil {
 			return dst, Swarm{}, nil
 		}
-		if i, ok := t.find(a.PeerID); ok {
-			p := &t.peers[i]
-			if p.key != 0 && p.key != a.Key && p.addr() != a.Addr {
+		if r, ok := t.find(&a.PeerID); ok {
+			h := t.head(r)
+			if h.key != 0 && h.key != a.Key && t.addr(r) != addr {
 				return dst, t.swarm(), ErrPeerIDInUse
 			}
-			s.removePeer(sh, t, i)
+			s.removePeer(sh, t, r)
 		}
 		return dst, t.swarm(), nil
 	}
@@ -227,23 +257,28 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		if len(sh.torrents) >= s.maxTor {
 			s.evictTorrent(sh, sh.oldest)
 		}
-		t = &torrent{hash: a.InfoHash, oldestPeer: -1, newestPeer: -1}
+		t = &torrent{hash: a.InfoHash}
 		sh.torrents[a.InfoHash] = t
 		sh.pushTorrent(t)
 	}
 	t.seen = ts
 	sh.touchTorrent(t)
 
-	i, ok := t.find(a.PeerID)
+	var flags uint8
+	if a.Seeder {
+		flags = peerFlagSeeder
+	}
+	head := peerHead{id: a.PeerID, port: addr.Port(), flags: flags, seen: ts, key: a.Key}
+	r, ok := t.find(&a.PeerID)
 	if ok {
-		p := &t.peers[i]
-		if p.key != 0 && p.key != a.Key && p.addr() != a.Addr {
+		h := t.head(r)
+		if h.key != 0 && h.key != a.Key && t.addr(r) != addr {
 			return dst, t.swarm(), ErrPeerIDInUse
 		}
-		if a.Event == EventCompleted && !p.seeder {
+		if a.Event == EventCompleted && !h.seeder() {
 			t.downloaded++
 		}
-		if p.seeder != a.Seeder {
+		if h.seeder() != a.Seeder {
 			d := int32(1)
 			if !a.Seeder {
 				d = -1
@@ -251,19 +286,32 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 			t.seeders += d
 			sh.seeders += int(d)
 		}
-		p.setAddr(a.Addr)
-		p.seeder = a.Seeder
-		p.key = a.Key
-		p.seen = ts
-		t.unlink(i)
-		t.linkNewest(i)
+		if r.v6 == !ip.Is4() {
+			// Same family: rewrite the record in place.
+			if r.v6 {
+				t.v6.peers[r.i] = packedPeer[[16]byte]{head, ip.As16()}
+			} else {
+				t.v4.peers[r.i] = packedPeer[[4]byte]{head, ip.As4()}
+			}
+		} else {
+			// The peer moved to the other family: its record moves too.
+			if r.v6 {
+				t.v6.remove(r.i)
+				if len(t.v6.peers) == 0 {
+					t.v6 = nil
+				}
+			} else {
+				t.v4.remove(r.i)
+			}
+			r = t.add(head, ip)
+		}
 	} else {
-		if len(t.peers) >= s.maxPer {
+		if t.count() >= s.maxPer {
 			s.evictPeer(sh, t)
 		}
 		for sh.peers >= s.maxPeer && sh.oldest != nil {
 			o := sh.oldest
-			if len(o.peers) == 0 {
+			if o.count() == 0 {
 				if o == t {
 					break
 				}
@@ -275,24 +323,17 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		if a.Event == EventCompleted {
 			t.downloaded++
 		}
-		i = int32(len(t.peers))
-		if len(t.peers) == cap(t.peers) {
-			// Grow by a quarter rather than append's doubling: most
-			// swarms are small and stay at the size they reach, so the
-			// slack would be a large share of their memory.
-			t.peers = slices.Grow(t.peers, max(4, len(t.peers)/4))
+		if t.count() == 0 || ts < t.minSeen {
+			t.minSeen = ts
 		}
-		t.peers = append(t.peers, storedPeer{id: a.PeerID, seeder: a.Seeder, key: a.Key, seen: ts})
-		t.peers[i].setAddr(a.Addr)
-		t.indexed(a.PeerID, i)
-		t.linkNewest(i)
+		r = t.add(head, ip)
 		sh.peers++
 		if a.Seeder {
 			t.seeders++
 			sh.seeders++
 		}
 	}
-	return t.pick(dst, i, a.NumWant, a.Seeder), t.swarm(), nil
+	return t.pick(dst, t.flat(r), a.NumWant, a.Seeder), t.swarm(), nil
 }
 
 // Scrape implements Store.
@@ -319,7 +360,7 @@ func (s *MemStore) Sweep(now time.Time) {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for t := sh.oldest; t != nil && !s.fresh(t.seen, ts); t = sh.oldest {
-			sh.expired += uint64(len(t.peers))
+			sh.expired += uint64(t.count())
 			s.dropTorrent(sh, t)
 		}
 		sh.mu.Unlock()
@@ -348,19 +389,41 @@ func (s *MemStore) fresh(seen, now uint32) bool {
 	return now < seen || now-seen < s.ttl
 }
 
-// expire drops t's peers that are past the TTL, oldest first.
+// expire drops t's peers that are past the TTL. It scans the swarm only
+// when minSeen says some peer may be, and leaves minSeen exact.
 func (s *MemStore) expire(sh *memShard, t *torrent, now uint32) {
-	for t.oldestPeer >= 0 && !s.fresh(t.peers[t.oldestPeer].seen, now) {
-		s.removePeer(sh, t, t.oldestPeer)
-		sh.expired++
+	if t.count() == 0 || s.fresh(t.minSeen, now) {
+		return
 	}
+	oldest := now
+	// Walk backwards: a removal moves the last record, already visited,
+	// into the freed slot.
+	for i := int32(len(t.v4.peers)) - 1; i >= 0; i-- {
+		if seen := t.v4.peers[i].seen; !s.fresh(seen, now) {
+			s.removePeer(sh, t, peerRef{i: i})
+			sh.expired++
+		} else {
+			oldest = min(oldest, seen)
+		}
+	}
+	if t.v6 != nil {
+		for i := int32(len(t.v6.peers)) - 1; i >= 0 && t.v6 != nil; i-- {
+			if seen := t.v6.peers[i].seen; !s.fresh(seen, now) {
+				s.removePeer(sh, t, peerRef{v6: true, i: i})
+				sh.expired++
+			} else {
+				oldest = min(oldest, seen)
+			}
+		}
+	}
+	t.minSeen = oldest
 }
 
 func (s *MemStore) evictPeer(sh *memShard, t *torrent) {
-	if t.oldestPeer < 0 {
+	if t.count() == 0 {
 		return
 	}
-	s.removePeer(sh, t, t.oldestPeer)
+	s.removePeer(sh, t, t.oldestPeer())
 	sh.evictedPeers++
 }
 
@@ -368,131 +431,145 @@ func (s *MemStore) evictTorrent(sh *memShard, t *torrent) {
 	if t == nil {
 		return
 	}
-	sh.evictedPeers += uint64(len(t.peers))
+	sh.evictedPeers += uint64(t.count())
 	sh.evictedTorr++
 	s.dropTorrent(sh, t)
 }
 
 func (s *MemStore) dropTorrent(sh *memShard, t *torrent) {
-	sh.peers -= len(t.peers)
+	sh.peers -= t.count()
 	sh.seeders -= int(t.seeders)
 	sh.unlinkTorrent(t)
 	delete(sh.torrents, t.hash)
 }
 
-// removePeer deletes record i by moving the last record into its slot, which
-// keeps the slice dense so peer selection can index it directly.
-func (s *MemStore) removePeer(sh *memShard, t *torrent, i int32) {
-	p := &t.peers[i]
-	if p.seeder {
+// removePeer deletes the peer at r and updates the counts.
+func (s *MemStore) removePeer(sh *memShard, t *torrent, r peerRef) {
+	if t.head(r).seeder() {
 		t.seeders--
 		sh.seeders--
 	}
 	sh.peers--
-	if t.index != nil {
-		delete(t.index, p.id)
-	}
-	t.unlink(i)
-	last := int32(len(t.peers) - 1)
-	if i != last {
-		t.peers[i] = t.peers[last]
-		m := &t.peers[i]
-		if t.index != nil {
-			t.index[m.id] = i
+	if r.v6 {
+		t.v6.remove(r.i)
+		if len(t.v6.peers) == 0 {
+			t.v6 = nil
 		}
-		if m.prev >= 0 {
-			t.peers[m.prev].next = i
-		} else {
-			t.oldestPeer = i
-		}
-		if m.next >= 0 {
-			t.peers[m.next].prev = i
-		} else {
-			t.newestPeer = i
-		}
-	}
-	t.peers = t.peers[:last]
-	if t.index != nil && len(t.peers) < indexMin/2 {
-		t.index = nil
-	}
-	// Give memory back once a swarm has shrunk well below its capacity, so
-	// a burst cannot pin its peak size forever.
-	if c := cap(t.peers); c > 64 && len(t.peers) < c/4 {
-		t.peers = append(make([]storedPeer, 0, c/2), t.peers...)
+	} else {
+		t.v4.remove(r.i)
 	}
 }
 
-// indexMin is the swarm size from which peers are found through a map.
-const indexMin = 16
-
-// find returns the record of the peer with id.
-func (t *torrent) find(id PeerID) (int32, bool) {
-	if t.index != nil {
-		i, ok := t.index[id]
-		return i, ok
-	}
-	for i := range t.peers {
-		if t.peers[i].id == id {
-			return int32(i), true
-		}
-	}
-	return -1, false
+// peerRef locates a peer record: its family and slot.
+type peerRef struct {
+	v6 bool
+	i  int32
 }
 
-// indexed records that the new peer id is at record i, building the index
-// when the swarm reaches indexMin.
-func (t *torrent) indexed(id PeerID, i int32) {
-	switch {
-	case t.index != nil:
-		t.index[id] = i
-	case len(t.peers) >= indexMin:
-		t.index = make(map[PeerID]int32, len(t.peers))
-		for j := range t.peers {
-			t.index[t.peers[j].id] = int32(j)
+func (t *torrent) count() int {
+	n := len(t.v4.peers)
+	if t.v6 != nil {
+		n += len(t.v6.peers)
+	}
+	return n
+}
+
+func (t *torrent) find(id *PeerID) (peerRef, bool) {
+	if i := t.v4.find(id); i >= 0 {
+		return peerRef{i: i}, true
+	}
+	if t.v6 != nil {
+		if i := t.v6.find(id); i >= 0 {
+			return peerRef{v6: true, i: i}, true
 		}
 	}
+	return peerRef{}, false
+}
+
+func (t *torrent) head(r peerRef) *peerHead {
+	if r.v6 {
+		return &t.v6.peers[r.i].peerHead
+	}
+	return &t.v4.peers[r.i].peerHead
+}
+
+func (t *torrent) addr(r peerRef) netip.AddrPort {
+	if r.v6 {
+		p := &t.v6.peers[r.i]
+		return netip.AddrPortFrom(netip.AddrFrom16(p.ip), p.port)
+	}
+	p := &t.v4.peers[r.i]
+	return netip.AddrPortFrom(netip.AddrFrom4(p.ip), p.port)
+}
+
+// add stores a new record for ip (already unmapped) in its family's list.
+func (t *torrent) add(h peerHead, ip netip.Addr) peerRef {
+	if ip.Is4() {
+		return peerRef{i: t.v4.add(packedPeer[[4]byte]{h, ip.As4()})}
+	}
+	if t.v6 == nil {
+		t.v6 = &peerList[[16]byte]{}
+	}
+	return peerRef{v6: true, i: t.v6.add(packedPeer[[16]byte]{h, ip.As16()})}
+}
+
+// flat numbers r in the concatenation of the IPv4 and IPv6 lists that
+// pick walks.
+func (t *torrent) flat(r peerRef) int {
+	if r.v6 {
+		return len(t.v4.peers) + int(r.i)
+	}
+	return int(r.i)
+}
+
+// oldestSample is how many random records a large swarm compares to find
+// a peer to evict: scanning 50,000 records per eviction would let a flood
+// of new peer IDs at a full swarm cost O(swarm) each.
+const oldestSample = 16
+
+// oldestPeer returns the least recently announced peer of a small swarm,
+// or the oldest of oldestSample random peers of a large one.
+func (t *torrent) oldestPeer() peerRef {
+	n4, n := len(t.v4.peers), t.count()
+	exact := n <= 4*oldestSample
+	tries := n
+	if !exact {
+		tries = oldestSample
+	}
+	var best peerRef
+	var bestSeen uint32
+	for j := range tries {
+		k := j
+		if !exact {
+			k = rand.IntN(n)
+		}
+		r := peerRef{i: int32(k)}
+		if k >= n4 {
+			r = peerRef{v6: true, i: int32(k - n4)}
+		}
+		if s := t.head(r).seen; j == 0 || s < bestSeen {
+			best, bestSeen = r, s
+		}
+	}
+	return best
 }
 
 func (t *torrent) swarm() Swarm {
 	return Swarm{
 		Complete:   int(t.seeders),
-		Incomplete: len(t.peers) - int(t.seeders),
+		Incomplete: t.count() - int(t.seeders),
 		Downloaded: int(t.downloaded),
 	}
 }
 
-func (t *torrent) unlink(i int32) {
-	p := &t.peers[i]
-	if p.prev >= 0 {
-		t.peers[p.prev].next = p.next
-	} else {
-		t.oldestPeer = p.next
-	}
-	if p.next >= 0 {
-		t.peers[p.next].prev = p.prev
-	} else {
-		t.newestPeer = p.prev
-	}
-	p.prev, p.next = -1, -1
-}
-
-func (t *torrent) linkNewest(i int32) {
-	p := &t.peers[i]
-	p.prev, p.next = t.newestPeer, -1
-	if t.newestPeer >= 0 {
-		t.peers[t.newestPeer].next = i
-	} else {
-		t.oldestPeer = i
-	}
-	t.newestPeer = i
-}
-
-// pick appends up to n peers other than record self to dst. It walks the
-// slice from a random start with a random stride coprime to its length,
-// which visits every record once in a shuffled order without allocating.
-// Seeders get only leechers, since seeders have nothing to give each other.
-func (t *torrent) pick(dst []Peer, self int32, n int, seeder bool) []Peer {
-	l := uint64(len(t.peers))
+// pick appends up to n peers other than flat record self to dst. It walks
+// the IPv4 then IPv6 records from a random start with a random stride
+// coprime to their number, which visits every record once in a shuffled
+// order without allocating. Seeders get only leechers, since seeders have
+// nothing to give each other.
+func (t *torrent) pick(dst []Peer, self int, n int, seeder bool) []Peer {
+	n4 := uint64(len(t.v4.peers))
+	l := uint64(t.count())
 	if n <= 0 || l <= 1 {
 		return dst
 	}
@@ -508,13 +585,22 @@ func (t *torrent) pick(dst []Peer, self int32, n int, seeder bool) []Peer {
 	}
 	idx := start
 	for range l {
-		if int32(idx) != self {
-			p := &t.peers[idx]
-			if !(seeder && p.seeder) {
-				dst = append(dst, Peer{ID: p.id, Addr: p.addr()})
-				if n--; n == 0 {
-					break
+		if int(idx) != self {
+			if idx < n4 {
+				p := &t.v4.peers[idx]
+				if !(seeder && p.seeder()) {
+					dst = append(dst, Peer{ID: p.id, Addr: netip.AddrPortFrom(netip.AddrFrom4(p.ip), p.port)})
+					n--
 				}
+			} else {
+				p := &t.v6.peers[idx-n4]
+				if !(seeder && p.seeder()) {
+					dst = append(dst, Peer{ID: p.id, Addr: netip.AddrPortFrom(netip.AddrFrom16(p.ip), p.port)})
+					n--
+				}
+			}
+			if n == 0 {
+				break
 			}
 		}
 		idx = (idx + stride) % l
@@ -529,13 +615,151 @@ func gcd(a, b uint64) uint64 {
 	return a
 }
 
-func (p *storedPeer) setAddr(a netip.AddrPort) {
-	p.ip = a.Addr().As16()
-	p.port = a.Port()
+// indexMin is the swarm size from which peers are found through the index.
+const indexMin = 16
+
+// peerSeed keys the index hash; random per process, so peer IDs chosen to
+// collide cannot be precomputed.
+var peerSeed = maphash.MakeSeed()
+
+func peerHash(id *PeerID) uint64 { return maphash.Bytes(peerSeed, id[:]) }
+
+// find returns the slot of the peer with id, or -1.
+func (l *peerList[A]) find(id *PeerID) int32 {
+	if l.idx == nil {
+		for i := range l.peers {
+			if l.peers[i].id == *id {
+				return int32(i)
+			}
+		}
+		return -1
+	}
+	mask := uint64(len(*l.idx) - 1)
+	for j := peerHash(id) & mask; ; j = (j + 1) & mask {
+		v := (*l.idx)[j]
+		if v == 0 {
+			return -1
+		}
+		if l.peers[v-1].id == *id {
+			return int32(v - 1)
+		}
+	}
 }
 
-func (p *storedPeer) addr() netip.AddrPort {
-	return netip.AddrPortFrom(netip.AddrFrom16(p.ip).Unmap(), p.port)
+// add appends p and returns its slot.
+func (l *peerList[A]) add(p packedPeer[A]) int32 {
+	if len(l.peers) == cap(l.peers) {
+		// Grow by a quarter rather than append's doubling (which
+		// slices.Grow also does below 256 records): most swarms are
+		// small and stay at the size they reach, so the slack would be
+		// a large share of their memory. A lone peer, the commonest
+		// swarm, gets room for itself only. Appending to nil rounds the
+		// capacity up to the allocation's size class, which is free.
+		n := len(l.peers)
+		extra := max(2, n/4)
+		if n < 2 {
+			extra = 1
+		}
+		grown := append([]packedPeer[A](nil), make([]packedPeer[A], n+extra)...)[:n]
+		copy(grown, l.peers)
+		l.peers = grown
+	}
+	l.peers = append(l.peers, p)
+	i := int32(len(l.peers) - 1)
+	switch {
+	case l.idx != nil && len(l.peers)*4 > len(*l.idx)*3:
+		l.reindex()
+	case l.idx != nil:
+		l.indexSlot(i)
+	case len(l.peers) >= indexMin:
+		l.reindex()
+	}
+	return i
+}
+
+// reindex rebuilds the index at a load of a half to a quarter, or drops it
+// when the list is small enough to scan.
+func (l *peerList[A]) reindex() {
+	if len(l.peers) < indexMin/2 {
+		l.idx = nil
+		return
+	}
+	size := 32
+	for size < 2*len(l.peers) {
+		size *= 2
+	}
+	tab := make([]uint32, size)
+	l.idx = &tab
+	for i := range l.peers {
+		l.indexSlot(int32(i))
+	}
+}
+
+func (l *peerList[A]) indexSlot(i int32) {
+	mask := uint64(len(*l.idx) - 1)
+	j := peerHash(&l.peers[i].id) & mask
+	for (*l.idx)[j] != 0 {
+		j = (j + 1) & mask
+	}
+	(*l.idx)[j] = uint32(i) + 1
+}
+
+// indexPos returns the index position holding slot i.
+func (l *peerList[A]) indexPos(i int32) uint64 {
+	mask := uint64(len(*l.idx) - 1)
+	j := peerHash(&l.peers[i].id) & mask
+	for (*l.idx)[j] != uint32(i)+1 {
+		j = (j + 1) & mask
+	}
+	return j
+}
+
+// unindex empties index position i and shifts later entries of its probe
+// run back, so lookups need no tombstones.
+func (l *peerList[A]) unindex(i uint64) {
+	mask := uint64(len(*l.idx) - 1)
+	j := i
+	for {
+		j = (j + 1) & mask
+		v := (*l.idx)[j]
+		if v == 0 {
+			break
+		}
+		k := peerHash(&l.peers[v-1].id) & mask
+		// Entry j stays if its home k lies cyclically in (i, j].
+		if i <= j {
+			if i < k && k <= j {
+				continue
+			}
+		} else if i < k || k <= j {
+			continue
+		}
+		(*l.idx)[i] = v
+		i = j
+	}
+	(*l.idx)[i] = 0
+}
+
+// remove deletes slot i by moving the last record into it, which keeps the
+// list dense so peer selection can index it directly.
+func (l *peerList[A]) remove(i int32) {
+	last := int32(len(l.peers) - 1)
+	if l.idx != nil {
+		l.unindex(l.indexPos(i))
+		if i != last {
+			(*l.idx)[l.indexPos(last)] = uint32(i) + 1
+		}
+	}
+	l.peers[i] = l.peers[last]
+	l.peers = l.peers[:last]
+	// Give memory back once a swarm has shrunk well below its capacity, so
+	// a burst cannot pin its peak size forever.
+	if c := cap(l.peers); c > 64 && len(l.peers) < c/4 {
+		l.peers = append(make([]packedPeer[A], 0, c/2), l.peers...)
+	}
+	if l.idx != nil && (len(l.peers) < indexMin/2 || len(*l.idx) > 32 && len(l.peers)*8 < len(*l.idx)) {
+		l.reindex()
+	}
 }
 
 func (sh *memShard) pushTorrent(t *torrent) {

@@ -99,19 +99,13 @@ func TestMemStoreRemovalKeepsIndexConsistent(t *testing.T) {
 			t.Fatalf("stale or mismatched peer %v", p)
 		}
 	}
-	// The LRU list still orders by age: expiring walks it.
-	tor := s.shards[0].torrents[h]
-	n := 0
-	for i := tor.oldestPeer; i >= 0; i = tor.peers[i].next {
-		n++
-	}
-	if n != len(tor.peers) || len(tor.index) != n {
-		t.Fatalf("list has %d, slice %d, index %d", n, len(tor.peers), len(tor.index))
-	}
+	// Every record is found through the index at its own slot, and the
+	// index holds nothing else.
+	checkPeerList(t, &s.shards[0].torrents[h].v4)
 }
 
 // TestMemStoreBytesPerPeer holds the store to its documented budget of
-// under 200 bytes per stored peer.
+// 64 bytes of live heap per stored peer in swarms of 10,000.
 func TestMemStoreBytesPerPeer(t *testing.T) {
 	const n = 100_000
 	now := time.Unix(1_700_000_000, 0)
@@ -134,8 +128,34 @@ func TestMemStoreBytesPerPeer(t *testing.T) {
 	if st := s.Stats(); st.Peers != n {
 		t.Fatalf("stored %d peers; want %d", st.Peers, n)
 	}
-	if per >= 200 {
-		t.Fatalf("%.0f bytes per peer; budget is 200", per)
+	if per > 64 {
+		t.Fatalf("%.0f bytes per peer; budget is 64", per)
 	}
 	runtime.KeepAlive(s)
+}
+
+// checkPeerList fails unless l's index, when present, maps exactly its
+// records to their slots.
+func checkPeerList[A addrBytes](t *testing.T, l *peerList[A]) {
+	t.Helper()
+	if l.idx == nil {
+		if len(l.peers) >= indexMin {
+			t.Fatalf("%d peers and no index", len(l.peers))
+		}
+		return
+	}
+	n := 0
+	for _, v := range *l.idx {
+		if v != 0 {
+			n++
+		}
+	}
+	if n != len(l.peers) {
+		t.Fatalf("index holds %d slots for %d peers", n, len(l.peers))
+	}
+	for i := range l.peers {
+		if got := l.find(&l.peers[i].id); got != int32(i) {
+			t.Fatalf("peer at slot %d found at %d", i, got)
+		}
+	}
 }
