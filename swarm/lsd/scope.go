@@ -101,8 +101,9 @@ func SystemInterfaces() ([]Iface, error) {
 // that the peer listener's addresses cover, and only those that are up
 // and can multicast.
 //   - 0.0.0.0: every such interface with an IPv4 address, for IPv4.
-//   - [::] (Go's dual-stack wildcard): every such interface, for each
-//     family it has an address of.
+//   - [::]: every such interface with an IPv6 address, for IPv6. The
+//     swarm's listeners keep to one family each (a dual-stack default
+//     listens on 0.0.0.0 and [::] both), so [::] promises no IPv4 port.
 //   - a loopback address: the loopback interface only, in that family;
 //     never another interface, whatever addresses it holds.
 //   - any other address: the interface holding it, in its family.
@@ -139,9 +140,6 @@ func SelectScope(listen []netip.Addr, ifs []Iface) Scope {
 					add(false, i, netip.Addr{})
 				}
 			case l.IsUnspecified():
-				if i.hasFamily(false) {
-					add(false, i, netip.Addr{})
-				}
 				if i.hasFamily(true) {
 					add(true, i, netip.Addr{})
 				}

@@ -24,7 +24,8 @@ func TestSelectScope(t *testing.T) {
 		// The wildcard covers every interface that is up and can
 		// multicast, in the listener's family.
 		{"0.0.0.0", "lo (ipv4), eth0 (ipv4), wlan0 (ipv4)"},
-		{"::", "lo (ipv4), eth0 (ipv4), wlan0 (ipv4), lo (ipv6), eth0 (ipv6), v6only (ipv6)"},
+		// An IPv6 wildcard listener takes no IPv4 connections: no IPv4 LSD.
+		{"::", "lo (ipv6), eth0 (ipv6), v6only (ipv6)"},
 		// Loopback stays on loopback: never eth0, though it is the one a
 		// route would pick.
 		{"127.0.0.1", "lo (ipv4)"},
