@@ -224,7 +224,13 @@ func startFamilyNode(ctx context.Context, a net.Addr, bootstrap []string) (*dht.
 	if err != nil {
 		state = ""
 	}
-	node, err := dht.New(ctx, dht.Config{Conn: conn, Bootstrap: bootstrap, StateFile: state, Logger: slog.Default(), IPv6Only: network == "udp6"})
+	// One node per family: its logs say which, or a dual-stack seed's
+	// warnings read as one said twice.
+	family := "IPv4"
+	if network == "udp6" {
+		family = "IPv6"
+	}
+	node, err := dht.New(ctx, dht.Config{Conn: conn, Bootstrap: bootstrap, StateFile: state, Logger: slog.Default().With("family", family), IPv6Only: network == "udp6"})
 	if err != nil {
 		conn.Close()
 		return nil, failure("dht: %v", err)
