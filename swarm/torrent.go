@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,6 +147,11 @@ type Torrent struct {
 	srv   serveState
 	trees map[int]*piece.FileTree
 
+	// selective is set when some pieces are not wanted (AddOptions): done
+	// then means the selection is, which trackers must not hear as
+	// 'completed'.
+	selective bool
+
 	// Super-seeding (superseed.go): the BEP 16 policy while it lasts.
 	ss *superseed.Policy
 }
@@ -219,6 +225,7 @@ func (c *Client) AddWith(meta *piece.MetaInfo, st *storage.Storage, have []byte,
 		v1Passed: map[int]int{},
 		layers:   layers,
 	}
+	t.selective = slices.Contains(opts.Priority, picker.Skip)
 	if !t.speaksV2() && info.Format == piece.FormatHybrid {
 		// Playing a v1-only client: it knows the v1 hash alone.
 		t.hashes = [][20]byte{info.V1Hash}

@@ -218,6 +218,9 @@ func runGet(c *cli.Context) error {
 		m.Info.Name, formatBytes(s.BytesDone), formatBytes(s.BytesTotal), s.Downloaded, s.Wasted,
 		elapsed.Round(time.Millisecond), formatRate(float64(s.BytesDone-startDone)/max(elapsed.Seconds(), 1e-3)))
 	summary += fmt.Sprintf("; %d peers, %d encrypted", s.PeersSeen, s.EncryptedSeen)
+	if sel.want != nil {
+		summary += fmt.Sprintf("; %d of %d files selected (--only)", sel.files, len(m.Info.Files))
+	}
 	if s.Banned > 0 {
 		summary += fmt.Sprintf("; banned %d peer(s) for bad data", s.Banned)
 	}

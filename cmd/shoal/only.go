@@ -16,6 +16,8 @@ type selection struct {
 	opts swarm.AddOptions
 	// want reports whether a file is selected; nil when every file is.
 	want func(fi int) bool
+	// files counts the selected files.
+	files int
 }
 
 // selectFiles turns --only GLOBs into per-piece priorities. A file is
@@ -55,6 +57,7 @@ func selectFiles(c *cli.Context, info *piece.Info) (selection, error) {
 	}
 	sel.opts.Priority = prio
 	sel.want = func(fi int) bool { return chosen[fi] }
+	sel.files = n
 	return sel, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,6 +59,9 @@ func TestGetOnlySelectedFiles(t *testing.T) {
 			t.Logf("get --only a/* downloaded %d bytes (a/ holds %d)", got, wantBytes)
 			if got < wantBytes || got > fetchLimit+pl {
 				t.Errorf("get --only downloaded %d bytes; want the selection, %d to %d", got, wantBytes, fetchLimit+pl)
+			}
+			if !strings.Contains(r.stderr, "; 2 of 4 files selected (--only)") {
+				t.Errorf("get --only: the done line does not say what was selected:\n%s", r.stderr)
 			}
 			var onDisk []string
 			filepath.WalkDir(filepath.Join(out, "data"), func(p string, d fs.DirEntry, err error) error {
