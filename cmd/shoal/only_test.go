@@ -84,8 +84,10 @@ func TestGetOnlySelectedFiles(t *testing.T) {
 			}
 
 			// A glob that matches nothing is a usage error, not a done.
-			if r := shoal(t, dir, nil, append(get, "--only", "nope/*")...); r.code != 2 {
-				t.Errorf("get --only matching nothing: exit %d, want 2: %s", r.code, r.stderr)
+			for _, bad := range []string{"nope/*", "a/["} {
+				if r := shoal(t, dir, nil, append(get, "--only", bad)...); r.code != 2 {
+					t.Errorf("get --only %q: exit %d, want 2: %s", bad, r.code, r.stderr)
+				}
 			}
 
 			r = shoal(t, dir, nil, get...)
@@ -131,4 +133,27 @@ func downloadedIn(t *testing.T, stderr string) int64 {
 	}
 	n, _ := strconv.ParseInt(m[1], 10, 64)
 	return n
+}
+
+// A glob selects a file by its path inside the torrent or by a folder
+// above it; * does not cross a slash.
+func TestOnlyMatches(t *testing.T) {
+	for _, c := range []struct {
+		globs []string
+		path  string
+		want  bool
+	}{
+		{[]string{"a/*"}, "a/one.bin", true},
+		{[]string{"a/*"}, "a/sub/x", true}, // a/sub matches, and is a folder above
+		{[]string{"a"}, "a/sub/x", true},
+		{[]string{"*.txt"}, "c.txt", true},
+		{[]string{"*.txt"}, "docs/c.txt", false},
+		{[]string{"b/*", "*.txt"}, "c.txt", true},
+		{[]string{"a/*"}, "ab/one.bin", false},
+		{[]string{"a/*"}, "b/a/one.bin", false},
+	} {
+		if got := matchesAny(c.globs, strings.Split(c.path, "/")); got != c.want {
+			t.Errorf("matchesAny(%q, %q) = %v, want %v", c.globs, c.path, got, c.want)
+		}
+	}
 }
