@@ -95,7 +95,9 @@ func (t *Torrent) announceLoop(ctx context.Context, a *tierAnnouncer, ih [20]byt
 	cl := &tracker.Client{UserAgent: t.c.cfg.Version, Family: a.family}
 	ev := tracker.EventStarted
 	t.mu.Lock()
-	completedPending := !t.seeding // we will tell the tracker when we finish
+	// We will tell the tracker when we finish, unless only some files
+	// are wanted: then we never hold it all, whatever done says.
+	completedPending := !t.seeding && !t.selective
 	t.mu.Unlock()
 	retry := firstRetry
 	failed := false

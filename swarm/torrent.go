@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,6 +147,11 @@ type Torrent struct {
 	srv   serveState
 	trees map[int]*piece.FileTree
 
+	// selective is set when some pieces are not wanted (AddOptions): done
+	// then means the selection is, which trackers must not hear as
+	// 'completed'.
+	selective bool
+
 	// Super-seeding (superseed.go): the BEP 16 policy while it lasts.
 	ss *superseed.Policy
 }
@@ -153,6 +159,22 @@ type Torrent struct {
 // Add starts serving a torrent whose data lives in st. have is the
 // wire-order bitfield of pieces already verified (from st.Check).
 func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*Torrent, error) {
+	return c.AddWith(meta, st, have, AddOptions{})
+}
+
+// AddOptions says which pieces of a torrent to download, and in what order.
+type AddOptions struct {
+	// Priority gives each piece's priority (piece.Info.NumPieces long);
+	// nil downloads every piece. Pieces of priority picker.Skip are not
+	// requested, and the torrent is Done once every other piece is
+	// verified. PiecePriorities maps file priorities to it.
+	Priority []picker.Priority
+	// Sequential starts pieces in index order, for streaming.
+	Sequential bool
+}
+
+// AddWith is Add with a selection of pieces and an order (opts).
+func (c *Client) AddWith(meta *piece.MetaInfo, st *storage.Storage, have []byte, opts AddOptions) (*Torrent, error) {
 	info := meta.Info
 	// The torrent's own copy: layers fetched while it runs go into it,
 	// under t.mu, never into the caller's.
@@ -176,9 +198,11 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 		return nil, fmt.Errorf("resume bitfield: %w", err)
 	}
 	pk, err := picker.New(picker.Config{
-		Pieces:   info.NumPieces,
-		BlocksIn: info.BlocksIn,
-		Have:     hb,
+		Pieces:     info.NumPieces,
+		BlocksIn:   info.BlocksIn,
+		Have:       hb,
+		Priority:   opts.Priority,
+		Sequential: opts.Sequential,
 	})
 	if err != nil {
 		return nil, err
@@ -201,6 +225,7 @@ func (c *Client) Add(meta *piece.MetaInfo, st *storage.Storage, have []byte) (*T
 		v1Passed: map[int]int{},
 		layers:   layers,
 	}
+	t.selective = slices.Contains(opts.Priority, picker.Skip)
 	if !t.speaksV2() && info.Format == piece.FormatHybrid {
 		// Playing a v1-only client: it knows the v1 hash alone.
 		t.hashes = [][20]byte{info.V1Hash}

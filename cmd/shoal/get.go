@@ -45,6 +45,8 @@ func getCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Usage: "give up if not complete after `DURATION` (30s, 5m)", EnvVars: env("timeout")},
 			rateFlag("max-download-rate", "downloads"),
 			rateFlag("max-upload-rate", "uploads"),
+			&cli.StringSliceFlag{Name: "only", Usage: "download only the files whose path inside the torrent (a/b.txt), or a folder above it, matches `GLOB` (path.Match syntax; repeatable); a later get without --only fetches the rest", EnvVars: env("only")},
+			&cli.BoolFlag{Name: "sequential", Usage: "fetch pieces in order rather than rarest first, to play a file while it downloads", EnvVars: env("sequential")},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace files already at the torrent's paths that hold other data (pieces of them that match are kept); without it, get stops rather than write into them", EnvVars: env("overwrite")},
 		},
 		Action:      runGet,
@@ -172,7 +174,11 @@ func runGet(c *cli.Context) error {
 	if err := prepareDisk(st); err != nil {
 		return err
 	}
-	t, err := cl.Add(m, st, have)
+	sel, err := selectFiles(c, m.Info)
+	if err != nil {
+		return err
+	}
+	t, err := cl.AddWith(m, st, have, sel.opts)
 	if err != nil {
 		return failure("get: %v", err)
 	}
@@ -212,6 +218,9 @@ func runGet(c *cli.Context) error {
 		m.Info.Name, formatBytes(s.BytesDone), formatBytes(s.BytesTotal), s.Downloaded, s.Wasted,
 		elapsed.Round(time.Millisecond), formatRate(float64(s.BytesDone-startDone)/max(elapsed.Seconds(), 1e-3)))
 	summary += fmt.Sprintf("; %d peers, %d encrypted", s.PeersSeen, s.EncryptedSeen)
+	if sel.want != nil {
+		summary += fmt.Sprintf("; %d of %d files selected (--only)", sel.files, len(m.Info.Files))
+	}
 	if s.Banned > 0 {
 		summary += fmt.Sprintf("; banned %d peer(s) for bad data", s.Banned)
 	}
@@ -246,7 +255,7 @@ func runGet(c *cli.Context) error {
 	}
 	// Every piece verified; "done" also promises what verify checks of the
 	// files themselves, their sizes above all.
-	if err := st.Complete(); err != nil {
+	if err := st.CompleteFiles(sel.want); err != nil {
 		t.Close()
 		return failure("get: every piece verified, but %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}

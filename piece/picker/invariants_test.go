@@ -56,7 +56,7 @@ func check(t testing.TB, p *Picker) {
 				continue
 			}
 			avail[x]++
-			if p.st[x] != stHave {
+			if p.st[x] != stHave && p.st[x] != stSkip {
 				interesting++
 			}
 			if p.st[x] == stWanted {
@@ -87,7 +87,7 @@ func check(t testing.TB, p *Picker) {
 		if avail[x] != p.avail[x] {
 			t.Fatalf("avail[%d]=%d, want %d", x, p.avail[x], avail[x])
 		}
-		if p.st[x] != stHave {
+		if p.st[x] != stHave && p.st[x] != stSkip {
 			missing++
 		}
 		if p.have.Has(x) != (p.st[x] == stHave) {

@@ -26,6 +26,13 @@
 //
 // A block is never outstanding twice at the same peer.
 //
+// Selective download (Config.Priority): a piece of priority Skip is never
+// requested, does not make a peer interesting and does not count as
+// missing, so Complete means every wanted piece is verified. Among new
+// pieces, higher priorities start first; with Config.Sequential, new pieces
+// start in index order (for streaming) rather than rarest first. Both walk
+// the peer's bitfield per piece started, never per block.
+//
 // A peer that chokes us but named allowed-fast pieces (BEP 6,
 // HandleAllowedFast) gets requests for those pieces only, by the same
 // policy restricted to them.
@@ -88,16 +95,39 @@ type Config struct {
 	// means DefaultEndgameRequests.
 	EndgameRequests int
 
+	// Priority gives each piece's priority, Skip to Highest; nil means
+	// Normal for all. Otherwise its length must be Pieces. A piece had
+	// (Have) is had whatever its priority. New copies it.
+	Priority []Priority
+
+	// Sequential starts new pieces lowest index first instead of rarest
+	// first, within a priority: a player can begin before the end arrives.
+	Sequential bool
+
 	// Rand breaks ties between equally rare pieces. Nil means a randomly
 	// seeded source; tests pass a seeded one to be deterministic.
 	Rand *rand.Rand
 }
+
+// Priority orders the pieces to download; Skip excludes a piece.
+type Priority uint8
+
+// Priorities, lowest first. A torrent client maps a file's priority to its
+// pieces; a piece shared by files takes the highest of theirs.
+const (
+	Skip Priority = iota
+	Low
+	Normal
+	High
+	Highest
+)
 
 // Piece states.
 const (
 	stWanted uint8 = iota // missing, nothing requested or received: in an availability bucket
 	stActive              // missing, started: has a pieceState
 	stHave                // verified
+	stSkip                // missing and not wanted: hidden like stHave, never picked
 )
 
 // Picker is the scheduling state of one torrent.
@@ -140,6 +170,13 @@ type Picker struct {
 	peers    []*peer
 	index    map[PeerID]int32 // into peers
 	peerPool []*peer
+
+	// prio is nil when every piece has the same priority; otherwise
+	// phase 2 goes by priority first (pickByBits). seq is Config.Sequential,
+	// and seqFrom a lower bound on the lowest stWanted piece.
+	prio    []Priority
+	seq     bool
+	seqFrom int
 
 	dupMax  int
 	rng     *rand.Rand
@@ -209,6 +246,9 @@ func New(cfg Config) (*Picker, error) {
 	if cfg.Have != nil && cfg.Have.Len() != n {
 		return nil, fmt.Errorf("picker: Have has %d bits for %d pieces", cfg.Have.Len(), n)
 	}
+	if cfg.Priority != nil && len(cfg.Priority) != n {
+		return nil, fmt.Errorf("picker: Priority has %d entries for %d pieces", len(cfg.Priority), n)
+	}
 	dup := cfg.EndgameRequests
 	if dup == 0 {
 		dup = DefaultEndgameRequests
@@ -229,6 +269,24 @@ func New(cfg Config) (*Picker, error) {
 		index:     make(map[PeerID]int32),
 		dupMax:    dup,
 		rng:       cfg.Rand,
+		seq:       cfg.Sequential,
+	}
+	// Priorities matter only among the wanted pieces; when those all share
+	// one, the plain rarest-first path is kept.
+	var first Priority
+	for i, pr := range cfg.Priority {
+		if pr > Highest {
+			return nil, fmt.Errorf("picker: piece %d has priority %d", i, pr)
+		}
+		if pr == Skip || (cfg.Have != nil && cfg.Have.Has(i)) {
+			continue
+		}
+		if first == Skip {
+			first = pr
+		} else if pr != first {
+			p.prio = slices.Clone(cfg.Priority)
+			break
+		}
 	}
 	for i := range n {
 		b := cfg.BlocksIn(i)
@@ -239,6 +297,8 @@ func New(cfg Config) (*Picker, error) {
 		if cfg.Have != nil && cfg.Have.Has(i) {
 			p.st[i] = stHave
 			p.have.Set(i)
+		} else if cfg.Priority != nil && cfg.Priority[i] == Skip {
+			p.st[i] = stSkip
 		} else {
 			p.order = append(p.order, int32(i))
 		}
@@ -249,7 +309,7 @@ func New(cfg Config) (*Picker, error) {
 	}
 	wanted := int32(len(p.order))
 	for i := range n {
-		if p.st[i] == stHave {
+		if p.st[i] == stHave || p.st[i] == stSkip {
 			p.order = append(p.order, int32(i))
 		}
 	}
@@ -407,6 +467,7 @@ func (p *Picker) maybeDeactivate(x int32) {
 	p.retire(x)
 	p.st[x] = stWanted
 	p.unhide(x)
+	p.seqFrom = min(p.seqFrom, int(x))
 	for _, pe := range p.peers {
 		if pe.has.Has(int(x)) {
 			pe.fresh++
@@ -449,7 +510,7 @@ func (p *Picker) peerHas(pe *peer, x int32) {
 		return
 	}
 	p.incAvail(x)
-	if st := p.st[x]; st != stHave {
+	if st := p.st[x]; st != stHave && st != stSkip {
 		pe.interesting++
 		if st == stWanted {
 			pe.fresh++
@@ -643,7 +704,7 @@ func (p *Picker) HandleWithdraw(id PeerID, piece int) {
 	}
 	x := int32(piece)
 	p.decAvail(x)
-	if st := p.st[x]; st != stHave {
+	if st := p.st[x]; st != stHave && st != stSkip {
 		pe.interesting--
 		if st == stWanted {
 			pe.fresh--
@@ -681,7 +742,7 @@ func (p *Picker) HandleBlock(id PeerID, piece, block int) (cancel []PeerID, ok b
 	}
 	x := int32(piece)
 	switch p.st[x] {
-	case stHave:
+	case stHave, stSkip:
 		return nil, false
 	case stWanted:
 		p.activate(x)
@@ -724,6 +785,13 @@ func (p *Picker) HandlePieceVerified(piece int) {
 	x := int32(piece)
 	st := p.st[x]
 	if st == stHave {
+		return
+	}
+	if st == stSkip {
+		// Found complete on disk, say: had, but it was never missing
+		// nor interesting, and is already hidden.
+		p.st[x] = stHave
+		p.have.Set(piece)
 		return
 	}
 	if p.avail[x] > 0 {
@@ -809,7 +877,12 @@ func (p *Picker) PickFor(id PeerID, dst []Request, max int) []Request {
 	}
 	// 2. Start the rarest pieces.
 	for budget > 0 && pe.fresh > 0 {
-		x := p.rarest(pe)
+		var x int32
+		if p.prio != nil || p.seq {
+			x = p.pickByBits(pe)
+		} else {
+			x = p.rarest(pe)
+		}
 		if x < 0 {
 			break
 		}
@@ -932,6 +1005,57 @@ func (p *Picker) rarest(pe *peer) int32 {
 	return -1
 }
 
+// pickByBits returns the wanted piece the peer has that comes first by
+// priority (highest), then by index if sequential or else by availability
+// (lowest, random among ties); -1 if none. It walks the peer's bitfield,
+// from seqFrom when sequential: about n/64 words plus the pieces visited,
+// once per piece started.
+func (p *Picker) pickByBits(pe *peer) int32 {
+	if p.seq {
+		for p.seqFrom < p.n && p.st[p.seqFrom] != stWanted {
+			p.seqFrom++
+		}
+	}
+	from := 0
+	if p.seq {
+		from = p.seqFrom
+	}
+	best, ties := int32(math.MaxInt32), 0
+	var bestPr Priority
+	chosen := int32(-1)
+	for i := pe.has.NextSet(from); i >= 0; i = pe.has.NextSet(i + 1) {
+		if p.st[i] != stWanted {
+			continue
+		}
+		pr := Normal
+		if p.prio != nil {
+			pr = p.prio[i]
+		}
+		if chosen >= 0 && pr < bestPr {
+			continue
+		}
+		if chosen < 0 || pr > bestPr {
+			if p.seq && (p.prio == nil || pr == Highest) {
+				return int32(i) // nothing later can beat it
+			}
+			bestPr, best, ties, chosen = pr, p.avail[i], 1, int32(i)
+			continue
+		}
+		if p.seq {
+			continue // same priority, higher index
+		}
+		switch a := p.avail[i]; {
+		case a < best:
+			best, ties, chosen = a, 1, int32(i)
+		case a == best:
+			if ties++; p.rng.IntN(ties) == 0 {
+				chosen = int32(i)
+			}
+		}
+	}
+	return chosen
+}
+
 func (p *Picker) rarestByBits(pe *peer) int32 {
 	best, ties := int32(math.MaxInt32), 0
 	chosen := int32(-1)
@@ -968,7 +1092,8 @@ func (p *Picker) HaveBitfield() *bitfield.Bitfield {
 	return p.have.Clone()
 }
 
-// Complete reports whether every piece has been verified.
+// Complete reports whether every wanted piece (priority above Skip) has
+// been verified.
 func (p *Picker) Complete() bool { return p.missing == 0 }
 
 // Downloaded reports whether every block of a piece has arrived, so the
@@ -1020,5 +1145,5 @@ func (p *Picker) Outstanding(id PeerID) int {
 // PickFor now duplicates requests.
 func (p *Picker) Endgame() bool { return p.missing > 0 && p.unrequested == 0 }
 
-// Missing returns the number of pieces not yet verified.
+// Missing returns the number of wanted pieces not yet verified.
 func (p *Picker) Missing() int { return p.missing }

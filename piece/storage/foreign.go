@@ -74,10 +74,15 @@ func (s *Storage) Adopt() error {
 // file, something not a regular file), since then the download is not what
 // the torrent describes whatever its pieces say. Pad files are not on
 // disk and are not made.
-func (s *Storage) Complete() error {
+func (s *Storage) Complete() error { return s.CompleteFiles(nil) }
+
+// CompleteFiles is Complete for the files want selects (nil: all), for a
+// download of some files only: the others may be absent, or (in v1) hold
+// only the bytes of pieces they share with a wanted file.
+func (s *Storage) CompleteFiles(want func(fi int) bool) error {
 	var errs []error
 	for i, f := range s.info.Files {
-		if f.Pad {
+		if f.Pad || (want != nil && !want(i)) {
 			continue
 		}
 		st, err := s.root.Lstat(s.paths[i])
