@@ -29,17 +29,18 @@ const btmhPrefix = "urn:btmh:1220"
 // String returns the magnet link: xt first, then dn, tr and x.pe.
 func (m Magnet) String() string {
 	var b strings.Builder
+	// btmh first, then btih, as CLI.md shows a hybrid's link.
 	b.WriteString("magnet:?")
 	sep := ""
-	if m.HasV1() {
-		b.WriteString("xt=urn:btih:")
-		b.WriteString(m.V1Hash.String())
-		sep = "&"
-	}
 	if m.HasV2() {
-		b.WriteString(sep + "xt=")
+		b.WriteString("xt=")
 		b.WriteString(btmhPrefix)
 		b.WriteString(hex.EncodeToString(m.Hash[:]))
+		sep = "&"
+	}
+	if m.HasV1() {
+		b.WriteString(sep + "xt=urn:btih:")
+		b.WriteString(m.V1Hash.String())
 	}
 	if m.Name != "" {
 		b.WriteString("&dn=")

@@ -36,7 +36,7 @@ const v1Hex = "0123456789abcdef0123456789abcdef01234567"
 func TestMagnetForms(t *testing.T) {
 	v2only := "magnet:?xt=urn:btmh:1220" + hexHash
 	v1only := "magnet:?xt=urn:btih:" + v1Hex
-	both := "magnet:?xt=urn:btih:" + v1Hex + "&xt=urn:btmh:1220" + hexHash
+	both := "magnet:?xt=urn:btmh:1220" + hexHash + "&xt=urn:btih:" + v1Hex
 	// The same v1 hash in base32, as older links carry it.
 	b32 := "AERUKZ4JVPG66AJDIVTYTK6N54ASGRLH"
 	for s, want := range map[string]string{

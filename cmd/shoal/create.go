@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -98,8 +97,7 @@ func runCreate(c *cli.Context) error {
 	if err := fsutil.WriteFileAtomic(out, data, 0o644); err != nil {
 		return failure("create: %v", err)
 	}
-	printHashes(c.App.Writer, m.Info)
-	fmt.Fprintf(c.App.Writer, "magnet: %s\n", m.Magnet())
+	printHashes(c.App.Writer, m.Info, m.Magnet())
 	return nil
 }
 

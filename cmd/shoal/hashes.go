@@ -80,12 +80,13 @@ func formatName(f string) string {
 	return f
 }
 
-// printHashes writes the info-hash lines create and seed print: always
-// "info-hash: ID" (the v2 hash when the torrent has one, else the v1 hash,
-// as CLI.md's scripts expect one line of that name), and for a hybrid
-// also "info-hash v1:", so every hash the torrent has is shown.
-func printHashes(w io.Writer, in *piece.Info) {
-	fmt.Fprintf(w, "info-hash: %s\n", in.ID())
+// printHashes writes the lines create and seed print about the torrent:
+// "info-hash: ID" (the v2 hash when the torrent has one, else the v1
+// hash), then "magnet:" right after it, as CLI.md promises scripts, and
+// for a hybrid then "info-hash v1:", so every hash the torrent has is
+// shown.
+func printHashes(w io.Writer, in *piece.Info, mg piece.Magnet) {
+	fmt.Fprintf(w, "info-hash: %s\nmagnet: %s\n", in.ID(), mg)
 	if in.HasV1() && in.HasV2() {
 		fmt.Fprintf(w, "info-hash v1: %s\n", in.V1Hash)
 	}

@@ -213,8 +213,7 @@ func runSeed(c *cli.Context) error {
 	for _, a := range cl.Addrs() {
 		fmt.Fprintf(c.App.Writer, "listening: %s\n", displayAddr(a, c.String("listen")))
 	}
-	printHashes(c.App.Writer, m.Info)
-	fmt.Fprintf(c.App.Writer, "magnet: %s\n", mg)
+	printHashes(c.App.Writer, m.Info, mg)
 	if f, ok := c.App.Writer.(*os.File); ok {
 		f.Sync()
 	}

@@ -261,13 +261,13 @@ func TestInfoFormats(t *testing.T) {
 			if strings.Join(paths, " ") != "big.bin=300000 docs/read me.txt=1000 empty=0" {
 				t.Errorf("files: %v", paths)
 			}
-			// Every hash in the magnet, hex, v1 first as BEP 52 shows it.
+			// Every hash in the magnet, hex, v2 first as CLI.md shows it.
 			var xt []string
-			if tc.h.v1 != "" {
-				xt = append(xt, "xt=urn:btih:"+tc.h.v1)
-			}
 			if tc.h.v2 != "" {
 				xt = append(xt, "xt=urn:btmh:1220"+tc.h.v2)
+			}
+			if tc.h.v1 != "" {
+				xt = append(xt, "xt=urn:btih:"+tc.h.v1)
 			}
 			if !strings.HasPrefix(got.Magnet, "magnet:?"+strings.Join(xt, "&")+"&dn=data") {
 				t.Errorf("magnet %s, want %v", got.Magnet, xt)
@@ -331,11 +331,11 @@ func TestInfoV1Magnets(t *testing.T) {
 			id = tc.v1
 		}
 		var xt []string
-		if tc.v1 != "" {
-			xt = append(xt, "xt=urn:btih:"+tc.v1)
-		}
 		if tc.v2 != "" {
 			xt = append(xt, "xt=urn:btmh:1220"+tc.v2)
+		}
+		if tc.v1 != "" {
+			xt = append(xt, "xt=urn:btih:"+tc.v1)
 		}
 		if got.Format != tc.format || got.InfoHash != id || got.InfoHashV1 != tc.v1 || got.InfoHashV2 != tc.v2 ||
 			!strings.HasPrefix(got.Magnet, "magnet:?"+strings.Join(xt, "&")) || got.Files != nil {
