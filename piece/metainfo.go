@@ -223,11 +223,14 @@ func (in *Info) DiskPath(i int) []string {
 func (in *Info) FileOfPiece(p int) int {
 	lo, hi := 0, len(in.Files)
 	// Binary search over FirstPiece; empty files have no pieces and are
-	// skipped by requiring NumPieces > 0.
+	// skipped by requiring NumPieces > 0. An empty file is searched as if
+	// it ended after the piece it sits in: one part-way through a v1
+	// piece would otherwise end before the file it follows, and the
+	// search, taking it for past p, would miss that file.
 	for lo < hi {
 		m := (lo + hi) / 2
 		f := &in.Files[m]
-		if f.FirstPiece+f.NumPieces <= p {
+		if f.FirstPiece+max(f.NumPieces, 1) <= p {
 			lo = m + 1
 		} else {
 			hi = m

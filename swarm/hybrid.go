@@ -128,9 +128,9 @@ func (t *Torrent) askLayers(now time.Time) {
 				if there && now.Before(c.deadline) {
 					continue
 				}
-				if c.asked.hashReqs > 0 {
-					c.asked.hashReqs--
-				}
+				// Still counted at the peer, which may answer late: its
+				// reply is then one we asked for, not hashes nobody
+				// asked for, which would drop an honest slow peer.
 				c.asked = nil
 			}
 			var ask *peer
@@ -153,15 +153,17 @@ func (t *Torrent) askLayers(now time.Time) {
 }
 
 // layerChunkFor finds the run of a layer that hash message m from p
-// answers. Called with t.mu held.
-func (t *Torrent) layerChunkFor(p *peer, m *wire.Message) (*layerFetch, *layerChunk) {
+// answers. With anyAsker, a run still missing is found whoever it is out
+// at now: hashes are proven before they are taken, so a late answer to a
+// request given up on is as good as any. Called with t.mu held.
+func (t *Torrent) layerChunkFor(p *peer, m *wire.Message, anyAsker bool) (*layerFetch, *layerChunk) {
 	for _, lf := range t.layers {
 		if t.info.Files[lf.fi].PiecesRoot != m.PiecesRoot {
 			continue
 		}
 		for i := range lf.chunks {
 			c := &lf.chunks[i]
-			if c.asked == p && !c.done && uint32(c.req.Index) == m.Index && uint32(c.req.BaseLayer) == m.BaseLayer && uint32(c.req.Length) == m.Length {
+			if (c.asked == p || anyAsker) && !c.done && uint32(c.req.Index) == m.Index && uint32(c.req.BaseLayer) == m.BaseLayer && uint32(c.req.Length) == m.Length {
 				return lf, c
 			}
 		}
@@ -177,7 +179,7 @@ func (t *Torrent) layerChunkFor(p *peer, m *wire.Message) (*layerFetch, *layerCh
 // down. Called with t.mu held.
 func (p *peer) layerHashes(m *wire.Message) (bool, error) {
 	t := p.t
-	lf, c := t.layerChunkFor(p, m)
+	lf, c := t.layerChunkFor(p, m, true)
 	if c == nil {
 		return false, nil
 	}
@@ -188,7 +190,9 @@ func (p *peer) layerHashes(m *wire.Message) (bool, error) {
 	}
 	base, err := piece.CheckHashes(c.req, hashes, f.PiecesRoot)
 	if err != nil {
-		c.asked = nil
+		if c.asked == p {
+			c.asked = nil
+		}
 		return true, protocolError(ViolationForgedHashes, "forged piece layer hashes %d+%d of file %d: %v", m.Index, m.Length, lf.fi, err)
 	}
 	copy(lf.layer[c.req.Index:], base[:min(len(base), f.NumPieces-c.req.Index)])
@@ -281,7 +285,7 @@ func (t *Torrent) recheckWithLayer(fi int) {
 // requests: the peer is not asked for layers again, and the run goes to
 // another. Called with t.mu held, p.hashReqs already counted down.
 func (p *peer) layerRejected(m *wire.Message) {
-	_, c := p.t.layerChunkFor(p, m)
+	_, c := p.t.layerChunkFor(p, m, false)
 	if c == nil {
 		return
 	}

@@ -62,6 +62,7 @@ type peer struct {
 	amChoking, amInterested     bool
 	peerChoking, peerInterested bool
 	sawHaves                    bool // a have, bitfield or have-all arrived; no bitfield may follow
+	sawAll                      bool // a have-all arrived: another adds nothing
 	peerReqq                    int
 	listenPort                  uint16
 	metaID, pexID               uint8 // the peer's ids for ut_metadata and ut_pex; 0 = not spoken
@@ -404,8 +405,14 @@ func (p *peer) handle(m *wire.Message) error {
 		if p.sawHaves && m.ID == wire.HaveNone {
 			return protocolError(ViolationLateBitfield, "%v after the first message", m.ID)
 		}
+		if m.ID == wire.HaveAll && p.sawAll {
+			// Nothing to add, and taking it is a pass over every piece
+			// under t.mu: five bytes a peer could repeat without end.
+			return nil
+		}
 		p.sawHaves = true
 		if m.ID == wire.HaveAll {
+			p.sawAll = true
 			t.picker.HandleHaveAll(p.pid)
 			t.ssSawAll()
 		} else {
