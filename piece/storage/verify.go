@@ -77,8 +77,9 @@ func (s *Storage) leaves(p, width int, scratch []piece.Hash) ([]piece.Hash, erro
 // trusted as recorded; every other file present on disk is hashed again on
 // all cores (hasher.Workers goroutines, GOMAXPROCS when 0; hasher may be
 // nil), its pieces compared with their hashes (as VerifyPiece does; the
-// merkle root from meta.ExpectedRoot), and a piece whose root is not known
-// yet counts as missing. In a v1 torrent a piece may overlap several
+// merkle root from meta.ExpectedRoot), and a piece of a v2 torrent whose
+// root is not known yet counts as missing (a hybrid's is checked by its
+// SHA-1 alone until its layer comes). In a v1 torrent a piece may overlap several
 // files: it is taken from the record only when all of them are unchanged,
 // and is missing when one is missing; padding is zeros, never looked for
 // on disk. An unusable resume record is logged and treated as absent: it
@@ -180,8 +181,11 @@ func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece
 				have.Set(p)
 			}
 		default:
+			// A hybrid's SHA-1 proves a piece whose merkle root is not
+			// known yet (its layer is still to come from peers), as
+			// the download itself trusts it meanwhile.
 			j.known = in.HasV1()
-			if in.HasV2() {
+			if in.Format == piece.FormatV2 {
 				_, j.known = meta.ExpectedRoot(p)
 			}
 			if j.known || j.judge {
@@ -320,8 +324,9 @@ func (s *Storage) hashPieces(ctx context.Context, meta *piece.MetaInfo, jobs []h
 			mu.Unlock()
 		default:
 			if jobs[k].known {
-				root, _ := meta.ExpectedRoot(p)
-				res[k].good = ph.Root == root && (!in.HasV1() || ph.V1 == in.PieceHash(p))
+				// Known means the root is, or (a hybrid) the SHA-1 is.
+				root, rootKnown := meta.ExpectedRoot(p)
+				res[k].good = (!rootKnown || ph.Root == root) && (!in.HasV1() || ph.V1 == in.PieceHash(p))
 			}
 			if jobs[k].judge && !res[k].good && !zeroLeaves(in, p, ph.Leaves) {
 				res[k].blame = []int{files[ph.File]}
