@@ -44,7 +44,7 @@ func checkTorrent(t *testing.T, s *MemStore, h InfoHash, want map[int]bool) {
 	for i := range tor.v4.peers {
 		p := &tor.v4.peers[i]
 		got[int(p.port)] = true
-		if id := pid(int(p.port)); p.id != peerHash(&id) {
+		if id := pid(int(p.port)); p.id != keyOf(&id) {
 			t.Fatalf("slot %d: port %d with the ID of another peer", i, p.port)
 		}
 	}
@@ -368,4 +368,15 @@ func BenchmarkMemStoreAnnounce(b *testing.B) {
 	}
 	// After the loop: the timer reset at its start drops earlier metrics.
 	b.ReportMetric(perPeer, "bytes/peer")
+}
+
+// The records are what the memory figures rest on: a padding byte more
+// per field would cost every stored peer.
+func TestPackedRecordSizes(t *testing.T) {
+	if n := unsafe.Sizeof(packedPeer[[4]byte]{}); n != 24 {
+		t.Errorf("IPv4 record is %d bytes; want 24", n)
+	}
+	if n := unsafe.Sizeof(packedPeer[[16]byte]{}); n != 36 {
+		t.Errorf("IPv6 record is %d bytes; want 36", n)
+	}
 }
