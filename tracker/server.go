@@ -642,13 +642,15 @@ func (s *Server) serveAnnounce(st *reqState, remote netip.Addr, keyPath, rawQuer
 		}
 		return s.encode(st, &resp)
 	}
+	// The list form carries no "peer id", as if no_peer_id were always
+	// set: the memory store keeps only a hash of each peer ID (20 bytes a
+	// peer saved), clients connect by address and learn the ID in the
+	// handshake, and clients that ask for this form (libtorrent,
+	// Transmission) take a dict without it.
 	list := make([]dictPeer, len(peers))
 	for i := range peers {
 		p := &peers[i]
 		list[i] = dictPeer{IP: p.Addr.Addr().String(), Port: p.Addr.Port()}
-		if !q.NoPeerID {
-			list[i].PeerID = p.ID[:]
-		}
 	}
 	resp := listResponse{
 		Interval:    int64(s.cfg.Interval / time.Second),
@@ -799,9 +801,8 @@ type compactResponse struct {
 }
 
 type dictPeer struct {
-	PeerID []byte `bencode:"peer id,omitempty"`
-	IP     string `bencode:"ip"`
-	Port   uint16 `bencode:"port"`
+	IP   string `bencode:"ip"`
+	Port uint16 `bencode:"port"`
 }
 
 type listResponse struct {

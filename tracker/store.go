@@ -96,9 +96,12 @@ type MemStoreConfig struct {
 // MemStore is the default in-memory Store.
 //
 // A swarm keeps its peers in two flat, pointer-free arrays, one per address
-// family: a 36-byte record per IPv4 peer (peer ID, address, port, flags,
-// last announce as Unix seconds, BEP 7 key hash) and 48 bytes per IPv6
-// peer, so the GC never scans them. Removal moves the last record into the
+// family: a 24-byte record per IPv4 peer (keyed hash of the peer ID,
+// address, port, flags, last announce as Unix seconds, BEP 7 key hash) and
+// 36 bytes per IPv6 peer, so the GC never scans them. The peer ID itself is
+// not kept: replies never carry it (see Server), and its 64-bit hash under
+// a per-process random key tells peers apart as well for re-announces,
+// stops and the BEP 7 key check. Removal moves the last record into the
 // freed slot, keeping each array dense for sampling. Swarms of indexMin
 // peers or more find a peer through an open-addressing table of 4-byte
 // slot numbers (5–16 bytes per peer); smaller ones scan, which is as quick.
@@ -133,7 +136,10 @@ const peerFlagSeeder = 1
 
 // peerHead is the part of a packed peer record common to both families.
 type peerHead struct {
-	id    PeerID
+	// id is the keyed hash of the peer ID: 8 bytes instead of 20. Under
+	// a random per-process key, two peer IDs of one swarm share it with
+	// odds of about n²/2⁶⁵, and it doubles as the index's hash.
+	id    peerKey
 	port  uint16
 	flags uint8
 	_     uint8
@@ -244,7 +250,7 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		if t == nil {
 			return dst, Swarm{}, nil
 		}
-		if r, ok := t.find(&a.PeerID); ok {
+		if r, ok := t.find(keyOf(&a.PeerID)); ok {
 			h := t.head(r)
 			if h.key != 0 && h.key != a.Key && t.addr(r) != addr {
 				return dst, t.swarm(), ErrPeerIDInUse
@@ -268,8 +274,9 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 	if a.Seeder {
 		flags = peerFlagSeeder
 	}
-	head := peerHead{id: a.PeerID, port: addr.Port(), flags: flags, seen: ts, key: a.Key}
-	r, ok := t.find(&a.PeerID)
+	id := keyOf(&a.PeerID)
+	head := peerHead{id: id, port: addr.Port(), flags: flags, seen: ts, key: a.Key}
+	r, ok := t.find(id)
 	if ok {
 		h := t.head(r)
 		if h.key != 0 && h.key != a.Key && t.addr(r) != addr {
@@ -474,7 +481,7 @@ func (t *torrent) count() int {
 	return n
 }
 
-func (t *torrent) find(id *PeerID) (peerRef, bool) {
+func (t *torrent) find(id peerKey) (peerRef, bool) {
 	if i := t.v4.find(id); i >= 0 {
 		return peerRef{i: i}, true
 	}
@@ -589,13 +596,13 @@ func (t *torrent) pick(dst []Peer, self int, n int, seeder bool) []Peer {
 			if idx < n4 {
 				p := &t.v4.peers[idx]
 				if !(seeder && p.seeder()) {
-					dst = append(dst, Peer{ID: p.id, Addr: netip.AddrPortFrom(netip.AddrFrom4(p.ip), p.port)})
+					dst = append(dst, Peer{Addr: netip.AddrPortFrom(netip.AddrFrom4(p.ip), p.port)})
 					n--
 				}
 			} else {
 				p := &t.v6.peers[idx-n4]
 				if !(seeder && p.seeder()) {
-					dst = append(dst, Peer{ID: p.id, Addr: netip.AddrPortFrom(netip.AddrFrom16(p.ip), p.port)})
+					dst = append(dst, Peer{Addr: netip.AddrPortFrom(netip.AddrFrom16(p.ip), p.port)})
 					n--
 				}
 			}
@@ -618,29 +625,40 @@ func gcd(a, b uint64) uint64 {
 // indexMin is the swarm size from which peers are found through the index.
 const indexMin = 16
 
-// peerSeed keys the index hash; random per process, so peer IDs chosen to
-// collide cannot be precomputed.
+// peerSeed keys the peer ID hash; random per process, so peer IDs chosen
+// to collide (to take over another peer's entry) cannot be precomputed.
 var peerSeed = maphash.MakeSeed()
 
-func peerHash(id *PeerID) uint64 { return maphash.Bytes(peerSeed, id[:]) }
+// peerKey is a peer ID's 64-bit keyed hash as two 32-bit halves, so that
+// a record needs only 4-byte alignment: a uint64 would pad an IPv4 record
+// from 24 bytes to 32.
+type peerKey [2]uint32
 
-// find returns the slot of the peer with id, or -1.
-func (l *peerList[A]) find(id *PeerID) int32 {
+func keyOf(id *PeerID) peerKey {
+	h := maphash.Bytes(peerSeed, id[:])
+	return peerKey{uint32(h), uint32(h >> 32)}
+}
+
+// slot is k's home position in an index of mask+1 entries (at most 2³²).
+func (k peerKey) slot(mask uint64) uint64 { return uint64(k[0]) & mask }
+
+// find returns the slot of the peer whose ID hashes to id, or -1.
+func (l *peerList[A]) find(id peerKey) int32 {
 	if l.idx == nil {
 		for i := range l.peers {
-			if l.peers[i].id == *id {
+			if l.peers[i].id == id {
 				return int32(i)
 			}
 		}
 		return -1
 	}
 	mask := uint64(len(*l.idx) - 1)
-	for j := peerHash(id) & mask; ; j = (j + 1) & mask {
+	for j := id.slot(mask); ; j = (j + 1) & mask {
 		v := (*l.idx)[j]
 		if v == 0 {
 			return -1
 		}
-		if l.peers[v-1].id == *id {
+		if l.peers[v-1].id == id {
 			return int32(v - 1)
 		}
 	}
@@ -697,7 +715,7 @@ func (l *peerList[A]) reindex() {
 
 func (l *peerList[A]) indexSlot(i int32) {
 	mask := uint64(len(*l.idx) - 1)
-	j := peerHash(&l.peers[i].id) & mask
+	j := l.peers[i].id.slot(mask)
 	for (*l.idx)[j] != 0 {
 		j = (j + 1) & mask
 	}
@@ -707,7 +725,7 @@ func (l *peerList[A]) indexSlot(i int32) {
 // indexPos returns the index position holding slot i.
 func (l *peerList[A]) indexPos(i int32) uint64 {
 	mask := uint64(len(*l.idx) - 1)
-	j := peerHash(&l.peers[i].id) & mask
+	j := l.peers[i].id.slot(mask)
 	for (*l.idx)[j] != uint32(i)+1 {
 		j = (j + 1) & mask
 	}
@@ -725,7 +743,7 @@ func (l *peerList[A]) unindex(i uint64) {
 		if v == 0 {
 			break
 		}
-		k := peerHash(&l.peers[v-1].id) & mask
+		k := l.peers[v-1].id.slot(mask)
 		// Entry j stays if its home k lies cyclically in (i, j].
 		if i <= j {
 			if i < k && k <= j {

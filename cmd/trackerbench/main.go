@@ -407,6 +407,10 @@ func measure(o options, t *tracker, l load) ([]row, error) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	popRSS, _ := procStatus(t.pid())
+	if stored := o.peers; stored > 0 {
+		fmt.Fprintf(os.Stderr, "%s: populated: RSS +%d KiB, of it anonymous +%d KiB (%d bytes/peer)\n",
+			t.name, popRSS.rss-before.rss, popRSS.anon-before.anon, (popRSS.anon-before.anon)*1024/int64(stored))
+	}
 	redisPop := t.redisMemory()
 	stored, err := storedPeers(t.addr, l)
 	if err != nil {
@@ -457,7 +461,10 @@ func measure(o options, t *tracker, l load) ([]row, error) {
 	return rows, nil
 }
 
-type status struct{ rss, hwm int64 }
+// status is a process's memory, in KiB. anon is RssAnon: heap and stacks
+// without the file-backed pages (mostly the binary's code) that VmRSS also
+// counts, which grow as a tracker first runs its announce path.
+type status struct{ rss, hwm, anon int64 }
 
 // cpuTime is the user+system CPU time pid has used.
 func cpuTime(pid int) time.Duration {
@@ -477,7 +484,7 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(u+st) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
-// procStatus reads VmRSS and VmHWM (KiB) of pid.
+// procStatus reads VmRSS, VmHWM and RssAnon (KiB) of pid.
 func procStatus(pid int) (status, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -495,6 +502,8 @@ func procStatus(pid int) (status, error) {
 			s.rss = n
 		case "VmHWM:":
 			s.hwm = n
+		case "RssAnon:":
+			s.anon = n
 		}
 	}
 	return s, nil
