@@ -38,6 +38,8 @@ func StartTransmissionWith(t testing.TB, torrent, dir string, seed bool, extra m
 		ready:    "Verification is done",
 		complete: `State changed from "Incomplete" to "Complete"`,
 	}
+	// -M -D -U: no port mapping and no speed limits, whatever settings.json
+	// says; the rest is in settings.json.
 	c.start(t, exec.Command("transmission-cli", "-g", cfg, "-w", abs, "-M", "-D", "-U", torrent))
 	return c
 }

@@ -17,7 +17,6 @@ package v1test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -119,31 +118,7 @@ func transmissionSettings(port uint16, seed bool) map[string]any {
 // dial it at Addr.
 func StartTransmission(t testing.TB, torrent, dir string, seed bool) *Client {
 	t.Helper()
-	Require(t, "transmission-cli")
-	cfg := t.TempDir()
-	port := freePort(t)
-	js, err := json.MarshalIndent(transmissionSettings(port, seed), "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfg, "settings.json"), js, 0o644); err != nil {
-		t.Fatalf("transmission settings: %v", err)
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Client{
-		Name:     "transmission",
-		Addr:     netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
-		Dir:      abs,
-		ready:    "Verification is done",
-		complete: `State changed from "Incomplete" to "Complete"`,
-	}
-	// -M -D -U: no port mapping and no speed limits, whatever settings.json
-	// says; the rest is in settings.json.
-	c.start(t, exec.Command("transmission-cli", "-g", cfg, "-w", abs, "-M", "-D", "-U", torrent))
-	return c
+	return StartTransmissionWith(t, torrent, dir, seed, nil)
 }
 
 // StartAria2 runs aria2c on torrent with download folder dir. With seed,
