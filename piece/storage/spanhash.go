@@ -2,10 +2,8 @@ package storage
 
 import (
 	"context"
-	"crypto/sha1"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"runtime"
 	"sync"
@@ -39,8 +37,8 @@ type spanHasher struct {
 	buf    []byte
 	spans  []piece.Span
 	leaves []piece.Hash
-	sha    hash.Hash
-	sum    [sha1.Size]byte
+	v1     piece.V1Hasher
+	ok     bool // the piece matched its v1 SHA-1
 	root   piece.Hash
 	// nonzero lists the files whose bytes in the piece are not all zeros,
 	// when asked to judge.
@@ -50,7 +48,7 @@ type spanHasher struct {
 }
 
 var spanHashers = sync.Pool{New: func() any {
-	return &spanHasher{buf: make([]byte, spanChunk), sha: sha1.New()}
+	return &spanHasher{buf: make([]byte, spanChunk)}
 }}
 
 func getSpanHasher(s *Storage) *spanHasher {
@@ -65,22 +63,24 @@ func (h *spanHasher) put() {
 }
 
 // hash reads piece p in its v1 extent (V1PieceSize; padding as zeros) and
-// computes its SHA-1 into h.sum and, with merkle, the root of its data's
+// checks its SHA-1 into h.ok (piece.V1Hasher pads the tail as every v1
+// check does) and, with merkle, the root of its data's
 // leaves over width leaves into h.root; with judge it lists in h.nonzero
 // the files whose bytes in it are not all zeros. A read error names the
 // file, which h.failed holds.
 func (h *spanHasher) hash(p int, merkle bool, width int, judge bool) error {
 	in := h.s.info
-	h.sha.Reset()
+	h.v1.Reset()
 	h.leaves = h.leaves[:0]
 	h.nonzero = h.nonzero[:0]
 	h.failed = -1
 	h.spans = in.AppendSpans(h.spans[:0], p, 0, in.V1PieceSize(p))
 	for _, x := range h.spans {
 		if x.File < 0 {
+			// Padding inside a v1 piece; a trailing run Check adds itself.
 			for n := x.Len; n > 0; {
 				k := min(n, int64(len(zeros)))
-				h.sha.Write(zeros[:k])
+				h.v1.Write(zeros[:k])
 				n -= k
 			}
 			continue
@@ -90,7 +90,7 @@ func (h *spanHasher) hash(p int, merkle bool, width int, judge bool) error {
 			return err
 		}
 	}
-	h.sha.Sum(h.sum[:0])
+	h.ok = h.v1.Check(in, p)
 	if merkle {
 		h.root = piece.RootOfLeaves(h.leaves, width)
 	}
@@ -115,7 +115,7 @@ func (h *spanHasher) readSpan(p int, x piece.Span, merkle, judge bool) error {
 			return fmt.Errorf("piece %d: read %s at %d: %w", p, h.s.paths[x.File], x.Off+done, err)
 		}
 		data := h.buf[:n]
-		h.sha.Write(data)
+		h.v1.Write(data)
 		if merkle {
 			for b := 0; b < len(data); b += piece.BlockSize {
 				h.leaves = append(h.leaves, piece.BlockHash(data[b:min(b+piece.BlockSize, len(data))]))
@@ -148,7 +148,7 @@ func (s *Storage) verifySpans(p int, expected piece.Hash, width int) (bool, erro
 	if err := h.hash(p, merkle, width, false); err != nil {
 		return false, err
 	}
-	return h.sum == s.info.PieceHash(p) && (!merkle || h.root == expected), nil
+	return h.ok && (!merkle || h.root == expected), nil
 }
 
 // hashSpans is hashPieces for v1 torrents: each job's piece is read once
@@ -229,7 +229,7 @@ func (s *Storage) hashSpanJob(h *spanHasher, meta *piece.MetaInfo, j hashJob, r 
 		mu.Unlock()
 		return
 	}
-	r.good = j.known && h.sum == in.PieceHash(j.p) && (!merkle || h.root == root)
+	r.good = j.known && h.ok && (!merkle || h.root == root)
 	if j.judge && !r.good && len(h.nonzero) > 0 {
 		r.blame = append([]int(nil), h.nonzero...)
 	}
