@@ -250,6 +250,24 @@ func (c *Client) acceptLoop(ln net.Listener) {
 	}
 }
 
+// answerHandshake sends our handshake for ih to an incoming peer and reads
+// its peer id, the part of the exchange a torrent and a metadata fetch
+// share. A failure is counted and closes conn.
+func (c *Client) answerHandshake(conn net.Conn, pc *pendingConn, ih [20]byte, v2 bool) (id [20]byte, ok bool) {
+	if err := wire.WriteHandshake(conn, c.handshake(ih, v2)); err != nil {
+		c.refused.add(c.handshakeRefusal(pc, err))
+		conn.Close()
+		return id, false
+	}
+	id, err := wire.ReadPeerID(conn)
+	if err != nil {
+		c.refused.add(c.handshakeRefusal(pc, err))
+		conn.Close()
+		return id, false
+	}
+	return id, true
+}
+
 // handleIncoming reads the handshake header first: only then do we know
 // which torrent the peer wants, and so which info-hash to answer with.
 // The connecting side speaks first, so its header has a shorter deadline
@@ -291,15 +309,8 @@ func (c *Client) handleIncoming(conn net.Conn, pc *pendingConn) {
 		return
 	}
 	idn := t.accept(ih, reserved)
-	if err := wire.WriteHandshake(conn, c.handshake(idn.ih, t.speaksV2())); err != nil {
-		c.refused.add(c.handshakeRefusal(pc, err))
-		conn.Close()
-		return
-	}
-	id, err := wire.ReadPeerID(conn)
-	if err != nil {
-		c.refused.add(c.handshakeRefusal(pc, err))
-		conn.Close()
+	id, ok := c.answerHandshake(conn, pc, idn.ih, t.speaksV2())
+	if !ok {
 		return
 	}
 	if t.full() {

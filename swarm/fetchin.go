@@ -144,15 +144,8 @@ func (c *Client) fetchIncoming(conn net.Conn, pc *pendingConn, in *fetchInbox, i
 		}
 	}()
 	idn := in.accept(ih, reserved)
-	if err := wire.WriteHandshake(conn, c.handshake(idn.ih, in.v2 != [20]byte{})); err != nil {
-		c.refused.add(c.handshakeRefusal(pc, err))
-		conn.Close()
-		return
-	}
-	id, err := wire.ReadPeerID(conn)
-	if err != nil {
-		c.refused.add(c.handshakeRefusal(pc, err))
-		conn.Close()
+	id, ok := c.answerHandshake(conn, pc, idn.ih, in.v2 != [20]byte{})
+	if !ok {
 		return
 	}
 	if id == c.peerID {
