@@ -172,6 +172,11 @@ func TestBadDatagramsDropped(t *testing.T) {
 	ns := netns(t)
 	s := newService(t, ns, Config{Listen: addrs("127.0.0.1"), Port: 1111, Interval: time.Hour, MinInterval: time.Hour})
 	f := find(t, s, ih1)
+	// find registers the torrent from its own goroutine: datagrams sent
+	// before that are rightly counted as for a torrent we do not have.
+	if !eventually(3*time.Second, func() bool { return s.Stats().Announced >= 1 }) {
+		t.Fatal("the service never announced the torrent")
+	}
 	other := [20]byte{9, 9, 9}
 	good := func(port int, ih [20]byte) []byte { return packets(GroupV4, uint16(port), "them", [][20]byte{ih})[0] }
 
