@@ -82,6 +82,10 @@ type Handler struct {
 	// "recently-active" returns a torrent paused or edited a moment ago,
 	// which its own activity time does not show.
 	edited map[daemon.ID]time.Time
+	// startPaused is Transmission's start-added-torrents turned off:
+	// transmission-remote's --start-paused sets it. It lives here, not in
+	// the session, and so lasts until the daemon restarts.
+	startPaused bool
 }
 
 // NewHandler returns a handler of Transmission RPC requests over ctrl. It

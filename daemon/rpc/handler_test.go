@@ -560,8 +560,8 @@ func TestTorrentAdd(t *testing.T) {
 	if res, _ := added(map[string]any{}); !strings.Contains(res, "no \"filename\" nor \"metainfo\"") {
 		t.Errorf("nothing: %q", res)
 	}
-	if res, _ := added(map[string]any{"filename": hash, "metainfo": "eA=="}); !strings.Contains(res, "not both") {
-		t.Errorf("both: %q", res)
+	if kind, tor = added(map[string]any{"filename": "/nowhere/x.torrent", "metainfo": "eA=="}); kind != "torrent-added" || tor["name"] != "meta-x" {
+		t.Errorf("filename and metainfo: %s %v", kind, tor)
 	}
 }
 

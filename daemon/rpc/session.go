@@ -37,7 +37,7 @@ func (c *call) sessionGet() (map[string]any, error) {
 		"session-id":       c.h.sessionID,
 		"speed-limit-down": s.DownLimit / kilo, "speed-limit-down-enabled": s.DownLimit > 0,
 		"speed-limit-up": s.UpLimit / kilo, "speed-limit-up-enabled": s.UpLimit > 0,
-		"start-added-torrents": true, "trash-original-torrent-files": false,
+		"start-added-torrents": !c.h.startPausedNow(), "trash-original-torrent-files": false,
 		"utp-enabled": false, "version": "shoal " + s.Version,
 		"units": map[string]any{
 			"speed-units": []string{"kB/s", "MB/s", "GB/s", "TB/s"}, "speed-bytes": kilo,
@@ -126,7 +126,7 @@ var notSettable = []string{
 	"peer-port-random-on-start", "pex-enabled", "port-forwarding-enabled",
 	"queue-stalled-enabled", "queue-stalled-minutes", "rename-partial-files",
 	"script-torrent-done-enabled", "script-torrent-done-filename", "seed-queue-enabled",
-	"seed-queue-size", "start-added-torrents", "trash-original-torrent-files", "utp-enabled",
+	"seed-queue-size", "trash-original-torrent-files", "utp-enabled",
 }
 
 func (c *call) sessionSet() error {
@@ -171,10 +171,30 @@ func (c *call) sessionSet() error {
 		}
 		ch.SeedRatioOn = &on
 	}
-	if err := c.h.ctrl.SetSettings(ch); err != nil {
-		return fmt.Errorf("session-set: %w", err)
+	var start *bool
+	if c.has("startaddedtorrents") {
+		start = new(bool)
+		if err := c.arg("startaddedtorrents", start); err != nil {
+			return err
+		}
+	}
+	if ch != (daemon.SettingsChange{}) {
+		if err := c.h.ctrl.SetSettings(ch); err != nil {
+			return fmt.Errorf("session-set: %w", err)
+		}
+	}
+	if start != nil {
+		c.h.mu.Lock()
+		c.h.startPaused = !*start
+		c.h.mu.Unlock()
 	}
 	return nil
+}
+
+func (h *Handler) startPausedNow() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.startPaused
 }
 
 func (c *call) sessionStats() (map[string]any, error) {

@@ -120,7 +120,7 @@ func (c *call) torrentGet() (json.RawMessage, error) {
 // .torrent's bytes in base64. URLs are not fetched: shoal makes no
 // request a remote user chose.
 func (c *call) torrentAdd() (map[string]any, error) {
-	var req daemon.AddRequest
+	req := daemon.AddRequest{Paused: c.h.startPausedNow()}
 	var filename, metainfo string
 	for _, a := range []struct {
 		name string
@@ -135,9 +135,9 @@ func (c *call) torrentAdd() (map[string]any, error) {
 			return nil, fmt.Errorf("torrent-add: %w", err)
 		}
 	}
+	// Like Transmission, metainfo wins over filename: transmission-remote
+	// sends both, the path as it was given and the file's bytes.
 	switch {
-	case metainfo != "" && filename != "":
-		return nil, errors.New(`torrent-add: give "filename" or "metainfo", not both`)
 	case metainfo != "":
 		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(metainfo))
 		if err != nil {
