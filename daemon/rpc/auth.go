@@ -97,3 +97,17 @@ func digest(s string) []byte {
 	d := sha256.Sum256([]byte(s))
 	return d[:]
 }
+
+// LoadClientAuth reads a user and password for a Client from path, in
+// LoadAuthFile's format. A client needs the password itself, so a file
+// holding a bcrypt hash is refused, as is one everyone may read.
+func LoadClientAuth(path string) (user, password string, err error) {
+	creds, err := LoadAuthFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	if creds.hash != nil {
+		return "", "", fmt.Errorf("rpc auth file %s holds a bcrypt hash, which the server checks against; the client needs the password itself", path)
+	}
+	return creds.User, string(creds.password), nil
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,11 @@ func (c *Client) Call(ctx context.Context, method string, args, reply any) error
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("%s: %w", method, ctx.Err())
+			}
+			// The url.Error around it would repeat the URL.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
 			}
 			return fmt.Errorf("%w at %s: %v", ErrUnreachable, c.URL, err)
 		}
