@@ -28,8 +28,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -186,7 +188,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp.Arguments = json.RawMessage("{}")
 	}
 	h.log.Debug("rpc", "method", req.Method, "result", resp.Result, "took", time.Since(start), "bytes", len(resp.Arguments))
-	writeJSON(w, http.StatusOK, resp)
+	// Put together by hand: json.Marshal would check and compact the
+	// arguments, already valid JSON and, for a thousand torrents, large.
+	out := make([]byte, 0, len(resp.Arguments)+len(resp.Result)+len(req.Tag)+40)
+	out = append(out, `{"arguments":`...)
+	out = append(out, resp.Arguments...)
+	out = append(out, `,"result":`...)
+	out = append(out, encodeRaw(resp.Result)...)
+	if len(req.Tag) > 0 {
+		out = append(out, `,"tag":`...)
+		out = append(out, req.Tag...)
+	}
+	out = append(out, '}')
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.Write(out)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -512,4 +527,45 @@ func encodeRaw(v any) []byte {
 	enc.SetEscapeHTML(false)
 	enc.Encode(v)
 	return bytes.TrimRight(buf.Bytes(), "\n")
+}
+
+// appendValue appends v as JSON to b: the numbers, booleans and strings
+// most torrent-get fields are go without reflection, as a web UI asks for
+// a thousand torrents' fields every few seconds.
+func appendValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case int:
+		return strconv.AppendInt(b, int64(x), 10)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case daemon.ID:
+		return strconv.AppendInt(b, int64(x), 10)
+	case daemon.State:
+		return strconv.AppendInt(b, int64(x), 10)
+	case bool:
+		return strconv.AppendBool(b, x)
+	case float64:
+		// As encoding/json writes them: no exponent in the usual range,
+		// which every JSON reader of the tools parses alike.
+		if abs := math.Abs(x); x == 0 || abs >= 1e-6 && abs < 1e21 {
+			return strconv.AppendFloat(b, x, 'f', -1, 64)
+		}
+	case string:
+		if isPlain(x) {
+			b = append(b, '"')
+			b = append(b, x...)
+			return append(b, '"')
+		}
+	}
+	return append(b, encodeRaw(v)...)
+}
+
+// isPlain reports whether s is JSON as it is between quotes.
+func isPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -685,3 +685,17 @@ func TestSessionMethods(t *testing.T) {
 		}
 	}
 }
+
+// The fast path of torrent-get's values writes what encoding/json writes.
+func TestAppendValueIsJSON(t *testing.T) {
+	for _, v := range []any{0, -1, int64(1) << 62, daemon.ID(7), daemon.Seeding, true, false,
+		0.0, 0.5, -2.0, 1e-7, 123456789.125, 1e21, 3e20, "", "plain", "quote\"back\\slash", "tab\there",
+		"ünïcode", "bad \xff utf-8", "</script>", []int{1}} {
+		got := string(appendValue(nil, v))
+		want, _ := json.Marshal(v)
+		var a, b any
+		if json.Unmarshal([]byte(got), &a) != nil || json.Unmarshal(want, &b) != nil || !reflect.DeepEqual(a, b) {
+			t.Errorf("%#v: %s, encoding/json says %s", v, got, want)
+		}
+	}
+}

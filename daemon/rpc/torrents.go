@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -69,50 +68,53 @@ func (c *call) torrentGet() (json.RawMessage, error) {
 		}
 	}
 	ctx := &fieldCtx{c: c}
-	var buf bytes.Buffer
-	buf.WriteString(`{"torrents":[`)
+	keys := make([][]byte, len(fs))
+	for i, w := range fs {
+		keys[i] = append(encodeRaw(w.name), ':')
+	}
+	buf := make([]byte, 0, 64+len(sts)*len(fs)*24)
+	buf = append(buf, `{"torrents":[`...)
 	if table {
-		buf.WriteByte('[')
-		for i, w := range fs {
+		buf = append(buf, '[')
+		for i, k := range keys {
 			if i > 0 {
-				buf.WriteByte(',')
+				buf = append(buf, ',')
 			}
-			buf.Write(encodeRaw(w.name))
+			buf = append(buf, k[:len(k)-1]...)
 		}
-		buf.WriteByte(']')
+		buf = append(buf, ']')
 	}
 	for i := range sts {
 		if i > 0 || table {
-			buf.WriteByte(',')
+			buf = append(buf, ',')
 		}
 		if table {
-			buf.WriteByte('[')
+			buf = append(buf, '[')
 		} else {
-			buf.WriteByte('{')
+			buf = append(buf, '{')
 		}
 		for j, w := range fs {
 			if j > 0 {
-				buf.WriteByte(',')
+				buf = append(buf, ',')
 			}
 			if !table {
-				buf.Write(encodeRaw(w.name))
-				buf.WriteByte(':')
+				buf = append(buf, keys[j]...)
 			}
-			buf.Write(encodeRaw(w.f.get(ctx, &sts[i])))
+			buf = appendValue(buf, w.f.get(ctx, &sts[i]))
 		}
 		if table {
-			buf.WriteByte(']')
+			buf = append(buf, ']')
 		} else {
-			buf.WriteByte('}')
+			buf = append(buf, '}')
 		}
 	}
-	buf.WriteByte(']')
+	buf = append(buf, ']')
 	if removed != nil {
-		buf.WriteString(`,"removed":`)
-		buf.Write(encodeRaw(removed))
+		buf = append(buf, `,"removed":`...)
+		buf = append(buf, encodeRaw(removed)...)
 	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
+	buf = append(buf, '}')
+	return buf, nil
 }
 
 // torrentAdd answers torrent-add: filename is a magnet link, a bare
