@@ -254,6 +254,21 @@ func init() {
 		}
 		return out
 	}}
+	// Transmission 4's trackers as text: one announce URL a line, tiers
+	// apart by a blank line.
+	fields[norm("trackerList")] = &field{want: daemon.WantTrackers, get: func(_ *fieldCtx, st *daemon.Status) any {
+		var b strings.Builder
+		for i, t := range st.Trackers {
+			if i > 0 {
+				b.WriteByte('\n')
+				if t.Tier != st.Trackers[i-1].Tier {
+					b.WriteByte('\n')
+				}
+			}
+			b.WriteString(t.URL)
+		}
+		return b.String()
+	}}
 	fields[norm("trackerStats")] = &field{want: daemon.WantTrackers, get: func(x *fieldCtx, st *daemon.Status) any {
 		out := make([]map[string]any, len(st.Trackers))
 		k := x.c.key

@@ -621,6 +621,17 @@ func TestTorrentSet(t *testing.T) {
 	if !reflect.DeepEqual(ch.RemoveTrackers, []string{"http://127.0.0.1:6969/announce"}) || ch.DownLimit != nil {
 		t.Fatalf("trackerRemove: %+v", ch)
 	}
+	// Transmission 4's trackerList: the whole list as text.
+	st := ctrl.find(1)
+	st.Trackers = append(st.Trackers, daemon.TrackerStatus{URL: "udp://b:1", Tier: 2}, daemon.TrackerStatus{URL: "udp://c:1", Tier: 2})
+	if tl := get(t, c, 1, "tracker_list")[0]["tracker_list"]; tl != "udp://127.0.0.1:6969\n\nudp://b:1\nudp://c:1" {
+		t.Fatalf("trackerList: %q", tl)
+	}
+	mustCall(t, c, "torrent-set", map[string]any{"ids": []int{1}, "trackerList": "udp://c:1\n\nhttp://d/announce\n"})
+	ch = ctrl.changes[len(ctrl.changes)-1]
+	if !reflect.DeepEqual(ch.RemoveTrackers, []string{"udp://127.0.0.1:6969", "udp://b:1"}) || !reflect.DeepEqual(ch.AddTrackers, []string{"http://d/announce"}) {
+		t.Fatalf("trackerList set: %+v", ch)
+	}
 	if res, _ := callRes(t, c, "torrent-set", map[string]any{"ids": 1, "location": "/x"}); !strings.Contains(res, "not supported by shoal") {
 		t.Fatalf("location: %q", res)
 	}

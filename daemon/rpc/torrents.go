@@ -234,7 +234,14 @@ func (c *call) torrentSet() error {
 	if err := c.arg("trackerremove", &remove); err != nil {
 		return fmt.Errorf("torrent-set: %w", err)
 	}
-	if len(remove) == 0 {
+	var list *string
+	if c.has("trackerlist") {
+		list = new(string)
+		if err := c.arg("trackerlist", list); err != nil {
+			return fmt.Errorf("torrent-set: %w", err)
+		}
+	}
+	if len(remove) == 0 && list == nil {
 		return c.each(func(ids []daemon.ID) error { return c.h.ctrl.Set(ids, ch) })
 	}
 	// Tracker IDs are per torrent: each torrent gets its own list of URLs.
@@ -242,6 +249,29 @@ func (c *call) torrentSet() error {
 		for _, st := range c.h.ctrl.Torrents(ids, daemon.WantTrackers) {
 			one := ch
 			one.RemoveTrackers = nil
+			if list != nil {
+				// Transmission 4's trackerList replaces the list: what is
+				// not in it goes, what is new comes (tiers are not kept).
+				want := map[string]bool{}
+				for _, l := range strings.Split(*list, "\n") {
+					if l = strings.TrimSpace(l); l != "" {
+						want[l] = true
+					}
+				}
+				have := map[string]bool{}
+				for _, t := range st.Trackers {
+					have[t.URL] = true
+					if !want[t.URL] {
+						one.RemoveTrackers = append(one.RemoveTrackers, t.URL)
+					}
+				}
+				for _, l := range strings.Split(*list, "\n") {
+					if l = strings.TrimSpace(l); l != "" && !have[l] {
+						have[l] = true
+						one.AddTrackers = append(one.AddTrackers, l)
+					}
+				}
+			}
 			for _, r := range remove {
 				switch v := r.(type) {
 				case float64:
