@@ -305,11 +305,9 @@ func selectRemote(ctx context.Context, c *cli.Context, cl *rpc.Client, id int, g
 	t := ts[0]
 	var skip []int
 	for i, f := range t.Files {
-		// Names start with the torrent's name in a multi-file torrent.
+		// Names start with the torrent's name in a multi-file torrent;
+		// a single file's name is the torrent's, with no '/'.
 		p := strings.TrimPrefix(f.Name, t.Name+"/")
-		if len(t.Files) == 1 {
-			p = f.Name
-		}
 		if !matchesAny(globs, strings.Split(p, "/")) {
 			skip = append(skip, i)
 		}
