@@ -341,3 +341,44 @@ func (c *testCtrl) PortOpen() (bool, bool) {
 	}
 	return *c.portOpen, true
 }
+
+// lastChange, addRequests and count read what the session got under its
+// lock: the tests read them while the handler's goroutines may write.
+func (c *testCtrl) lastChange() daemon.Change {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changes[len(c.changes)-1]
+}
+
+func (c *testCtrl) addRequests() []daemon.AddRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.adds)
+}
+
+func (c *testCtrl) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.torrents)
+}
+
+func (c *testCtrl) hasCall(s string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Contains(c.calls, s)
+}
+
+func (c *testCtrl) hashOf(id daemon.ID) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.find(id); st != nil {
+		return st.Hash
+	}
+	return ""
+}
+
+func (c *testCtrl) lastWant() daemon.Want {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wants[len(c.wants)-1]
+}

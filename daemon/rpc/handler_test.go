@@ -368,12 +368,12 @@ func TestTorrentGetMapping(t *testing.T) {
 	if !reflect.DeepEqual(tor, want) {
 		t.Fatalf("torrent-get:\n got %v\nwant %v", tor, want)
 	}
-	if w := ctrl.wants[len(ctrl.wants)-1]; w != 0 {
+	if w := ctrl.lastWant(); w != 0 {
 		t.Fatalf("plain fields asked for Want %b", w)
 	}
 
 	tor = get(t, c, []any{1}, "files", "fileStats", "priorities", "wanted", "pieces", "peers", "peersFrom", "trackers", "trackerStats")[0]
-	if w := ctrl.wants[len(ctrl.wants)-1]; w != daemon.WantFiles|daemon.WantPeers|daemon.WantTrackers|daemon.WantPieces {
+	if w := ctrl.lastWant(); w != daemon.WantFiles|daemon.WantPeers|daemon.WantTrackers|daemon.WantPieces {
 		t.Fatalf("Want %b", w)
 	}
 	js, _ := json.Marshal(tor)
@@ -442,7 +442,7 @@ func TestSnakeCaseNames(t *testing.T) {
 		t.Fatalf("snake_case session-set: %+v", ctrl.Settings())
 	}
 	mustCall(t, c, "torrent_set", map[string]any{"ids": []int{1}, "files_unwanted": []int{1}, "download_limit": 7, "download_limited": true})
-	if ch := ctrl.changes[len(ctrl.changes)-1]; !reflect.DeepEqual(ch.Unwanted, []int{1}) || *ch.DownLimit != 7000 {
+	if ch := ctrl.lastChange(); !reflect.DeepEqual(ch.Unwanted, []int{1}) || *ch.DownLimit != 7000 {
 		t.Fatalf("snake_case torrent-set: %+v", ch)
 	}
 	added := mustCall(t, c, "torrent_add", map[string]any{"filename": "magnet:?xt=urn:btih:" + strings.Repeat("ab", 20) + "&dn=m", "download_dir": ctrl.dir})
@@ -525,7 +525,7 @@ func TestTorrentAdd(t *testing.T) {
 	if kind != "torrent-added" || tor["name"] != "mag" || tor["id"] != 1.0 || len(tor["hashString"].(string)) != 40 {
 		t.Fatalf("magnet: %s %v", kind, tor)
 	}
-	req := ctrl.adds[0]
+	req := ctrl.addRequests()[0]
 	if !req.Paused || req.Dir != ctrl.dir+"/sub" || !reflect.DeepEqual(req.Unwanted, []int{1}) ||
 		!reflect.DeepEqual(req.PriorityHigh, []int{0}) || !reflect.DeepEqual(req.PriorityLow, []int{2}) || req.PeerLimit != 9 ||
 		req.Link == "" || req.Path != "" || req.Metainfo != nil {
@@ -537,8 +537,8 @@ func TestTorrentAdd(t *testing.T) {
 	if kind, _ = added(map[string]any{"filename": "magnet:?xt=urn:btih:" + hash + "&dn=mag"}); kind != "torrent-duplicate" {
 		t.Fatalf("the same magnet again: %s", kind)
 	}
-	if added(map[string]any{"filename": hash}); ctrl.adds[len(ctrl.adds)-1].Link != hash {
-		t.Fatalf("bare hash: %+v", ctrl.adds[len(ctrl.adds)-1])
+	if added(map[string]any{"filename": hash}); ctrl.addRequests()[len(ctrl.addRequests())-1].Link != hash {
+		t.Fatalf("bare hash: %+v", ctrl.addRequests()[len(ctrl.addRequests())-1])
 	}
 	if kind, tor = added(map[string]any{"metainfo": "ZDQ6aW5mb2Vl"}); kind != "torrent-added" || tor["name"] != "meta-d4:infoee" {
 		t.Fatalf("metainfo: %s %v", kind, tor)
@@ -604,7 +604,7 @@ func TestTorrentSet(t *testing.T) {
 		"downloadLimit": 100, "downloadLimited": true, "uploadLimited": false,
 		"trackerAdd": []string{"udp://127.0.0.1:6969"}, "peer-limit": 20, "honorsSessionLimits": true,
 	})
-	ch := ctrl.changes[len(ctrl.changes)-1]
+	ch := ctrl.lastChange()
 	if !reflect.DeepEqual(ch.Wanted, []int{0}) || !reflect.DeepEqual(ch.Unwanted, []int{1}) ||
 		!reflect.DeepEqual(ch.PriorityHigh, []int{0}) || !reflect.DeepEqual(ch.PriorityNormal, []int{1}) ||
 		*ch.DownLimit != 100000 || *ch.UpLimit != 0 || *ch.PeerLimit != 20 ||
@@ -617,7 +617,7 @@ func TestTorrentSet(t *testing.T) {
 	}
 	// A tracker is removed by the id torrent-get gives it.
 	mustCall(t, c, "torrent-set", map[string]any{"ids": []int{1}, "trackerRemove": []int{0}})
-	ch = ctrl.changes[len(ctrl.changes)-1]
+	ch = ctrl.lastChange()
 	if !reflect.DeepEqual(ch.RemoveTrackers, []string{"http://127.0.0.1:6969/announce"}) || ch.DownLimit != nil {
 		t.Fatalf("trackerRemove: %+v", ch)
 	}
@@ -628,7 +628,7 @@ func TestTorrentSet(t *testing.T) {
 		t.Fatalf("trackerList: %q", tl)
 	}
 	mustCall(t, c, "torrent-set", map[string]any{"ids": []int{1}, "trackerList": "udp://c:1\n\nhttp://d/announce\n"})
-	ch = ctrl.changes[len(ctrl.changes)-1]
+	ch = ctrl.lastChange()
 	if !reflect.DeepEqual(ch.RemoveTrackers, []string{"udp://127.0.0.1:6969", "udp://b:1"}) || !reflect.DeepEqual(ch.AddTrackers, []string{"http://d/announce"}) {
 		t.Fatalf("trackerList set: %+v", ch)
 	}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -121,11 +120,11 @@ func TestTransmissionRemote(t *testing.T) {
 	remote("-t", "1", "-G", "1")
 	matches("-G 1", remote("-t", "1", "-if"), `1:\s+68% High\s+No\s+50.00 kB`)
 	remote("-t", "1", "-g", "1", "-pl", "0")
-	if ch := ctrl.changes[len(ctrl.changes)-1]; !reflect.DeepEqual(ch.Wanted, []int{1}) || !reflect.DeepEqual(ch.PriorityLow, []int{0}) {
+	if ch := ctrl.lastChange(); !reflect.DeepEqual(ch.Wanted, []int{1}) || !reflect.DeepEqual(ch.PriorityLow, []int{0}) {
 		t.Errorf("-g 1 -pl 0: %+v", ch)
 	}
 	remote("-t", "1", "-d", "300")
-	if ch := ctrl.changes[len(ctrl.changes)-1]; ch.DownLimit == nil || *ch.DownLimit != 300000 {
+	if ch := ctrl.lastChange(); ch.DownLimit == nil || *ch.DownLimit != 300000 {
 		t.Errorf("-d 300: %+v", ch)
 	}
 
@@ -154,15 +153,15 @@ func TestTransmissionRemote(t *testing.T) {
 	// --start-paused is a session setting (start-added-torrents) that
 	// the next add follows.
 	matches("-a file", remote("--start-paused", "-a", torrent), `success`)
-	if n := len(ctrl.adds); n != 2 || ctrl.adds[0].Link == "" || !bytes.Equal(ctrl.adds[1].Metainfo, meta) || !ctrl.adds[1].Paused {
-		t.Fatalf("adds: %+v", ctrl.adds)
+	if adds := ctrl.addRequests(); len(adds) != 2 || adds[0].Link == "" || !bytes.Equal(adds[1].Metainfo, meta) || !adds[1].Paused {
+		t.Fatalf("adds: %+v", adds)
 	}
 	// transmission-remote 3.00 says "success" to a duplicate too; the
 	// session must not have a second copy.
-	n := len(ctrl.torrents)
+	n := ctrl.count()
 	remote("-a", "magnet:?xt=urn:btih:"+hash+"&dn=mag")
-	if len(ctrl.torrents) != n {
-		t.Errorf("duplicate magnet added again: %d torrents, had %d", len(ctrl.torrents), n)
+	if ctrl.count() != n {
+		t.Errorf("duplicate magnet added again: %d torrents, had %d", ctrl.count(), n)
 	}
 	matches("--start-paused", remote("-si"), `Autostart added torrents: No`)
 	remote("--no-start-paused")
@@ -207,8 +206,8 @@ func TestPythonTransmissionRPC(t *testing.T) {
 	if err := json.Unmarshal(out[bytes.LastIndexByte(bytes.TrimSpace(out), '\n')+1:], &got); err != nil {
 		t.Fatalf("python output: %v\n%s", err, out)
 	}
-	if ctrl.find(3) == nil || !bytes.Equal(ctrl.adds[1].Metainfo, meta) || !ctrl.adds[1].Paused {
-		t.Fatalf("add_torrent with data: %+v", ctrl.adds)
+	if adds := ctrl.addRequests(); ctrl.hashOf(3) == "" || len(adds) < 2 || !bytes.Equal(adds[1].Metainfo, meta) || !adds[1].Paused {
+		t.Fatalf("add_torrent with data: %+v", adds)
 	}
 	want := map[string]any{
 		"torrents":    []any{[]any{1.0, "alpha", "downloading", 50.0, a.Hash, 0.5, 20.0}},
@@ -218,7 +217,7 @@ func TestPythonTransmissionRPC(t *testing.T) {
 		"session":     []any{ctrl.dir, "shoal test", 16.0},
 		"stopped":     "stopped",
 		"magnet":      []any{2.0, "mag"},
-		"metainfo":    []any{3.0, ctrl.find(3).Hash},
+		"metainfo":    []any{3.0, ctrl.hashOf(3)},
 		"unwanted":    []any{true, false},
 		"uploadLimit": 100.0,
 		"left":        []any{1.0, 3.0},
@@ -229,8 +228,8 @@ func TestPythonTransmissionRPC(t *testing.T) {
 			t.Errorf("%s: %v, want %v", k, got[k], v)
 		}
 	}
-	if !slices.ContainsFunc(ctrl.calls, func(s string) bool { return s == "remove(delete=true) [2]" }) {
-		t.Errorf("remove with delete_data: calls %v", ctrl.calls)
+	if !ctrl.hasCall("remove(delete=true) [2]") {
+		t.Errorf("remove with delete_data not received")
 	}
 	fl.checkKnown(t, "python3-transmissionrpc")
 }
