@@ -666,6 +666,8 @@ func TestSessionMethods(t *testing.T) {
 	if res, _ := callRes(t, c, "session-set", map[string]any{"dht-enabled": false}); !strings.Contains(res, `cannot change "dht-enabled"`) {
 		t.Fatalf("dht-enabled: %q", res)
 	}
+	// A tool that sends every preference, unchanged ones too.
+	mustCall(t, c, "session-set", map[string]any{"dht-enabled": true, "peer-port": 51413, "encryption": "preferred", "utp-enabled": 0, "speed-limit-down": 10})
 	if res, _ := callRes(t, c, "session-set", map[string]any{"download-dir": "relative"}); !strings.Contains(res, "not absolute") {
 		t.Fatalf("session's refusal: %q", res)
 	}

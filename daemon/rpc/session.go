@@ -1,8 +1,10 @@
 package rpc
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/shoal-p2p/shoal/daemon"
@@ -12,13 +14,10 @@ import (
 // 1000 bytes (the "units" of session-get say so).
 const kilo = 1000
 
-// sessionGet answers session-get: Transmission 3.00's keys, filtered by
-// the fields argument when given. Keys shoal has no setting for get the
-// value that describes what shoal does (no alt speeds, no queue, no
-// blocklist).
-func (c *call) sessionGet() (map[string]any, error) {
-	s := c.h.ctrl.Settings()
-	all := map[string]any{
+// sessionValues are session-get's keys and values, in Transmission 3's
+// names.
+func (c *call) sessionValues(s *daemon.Settings) map[string]any {
+	return map[string]any{
 		"alt-speed-down": 0, "alt-speed-enabled": false, "alt-speed-time-begin": 540,
 		"alt-speed-time-day": 127, "alt-speed-time-enabled": false, "alt-speed-time-end": 1020,
 		"alt-speed-up": 0, "blocklist-enabled": false, "blocklist-size": 0, "blocklist-url": "",
@@ -45,6 +44,15 @@ func (c *call) sessionGet() (map[string]any, error) {
 			"memory-units": []string{"KiB", "MiB", "GiB", "TiB"}, "memory-bytes": 1024,
 		},
 	}
+}
+
+// sessionGet answers session-get: Transmission 3.00's keys, filtered by
+// the fields argument when given. Keys shoal has no setting for get the
+// value that describes what shoal does (no alt speeds, no queue, no
+// blocklist).
+func (c *call) sessionGet() (map[string]any, error) {
+	s := c.h.ctrl.Settings()
+	all := c.sessionValues(&s)
 	var fields []string
 	if err := c.arg("fields", &fields); err != nil {
 		return nil, err
@@ -89,6 +97,8 @@ func (c *call) sessionGet() (map[string]any, error) {
 // saying whether it applies: Transmission's speed-limit-down and
 // speed-limit-down-enabled, or a torrent's downloadLimit and
 // downloadLimited. The limit is nil when the request changes nothing.
+// shoal keeps no disabled limit to turn on later, so a value sent without
+// the flag applies at once, where Transmission would store it unused.
 func (c *call) limitArgs(value, enabled string) (*int64, error) {
 	var v int64
 	on := true
@@ -114,7 +124,27 @@ func (c *call) limitArgs(value, enabled string) (*int64, error) {
 	return nil, nil
 }
 
-// settable are the session-set keys shoal applies; others that
+// sameJSON reports whether the JSON raw says the value v, with
+// Transmission's 0/1 for booleans allowed.
+func sameJSON(raw json.RawMessage, v any) bool {
+	var got any
+	if json.Unmarshal(raw, &got) != nil {
+		return false
+	}
+	if b, ok := v.(bool); ok {
+		if n, ok := got.(float64); ok {
+			return (n != 0) == b
+		}
+	}
+	var want any
+	js, err := json.Marshal(v)
+	if err != nil || json.Unmarshal(js, &want) != nil {
+		return false
+	}
+	return reflect.DeepEqual(got, want)
+}
+
+// notSettable are the session-set keys shoal applies; others that
 // Transmission knows are refused by name rather than ignored, so that a
 // user who turns off the DHT from a remote tool is not told it worked.
 var notSettable = []string{
@@ -130,8 +160,19 @@ var notSettable = []string{
 }
 
 func (c *call) sessionSet() error {
+	var cur map[string]any
 	for _, k := range notSettable {
-		if c.has(norm(k)) {
+		raw, ok := c.args[norm(k)]
+		if !ok {
+			continue
+		}
+		if cur == nil {
+			st := c.h.ctrl.Settings()
+			cur = c.sessionValues(&st)
+		}
+		// Remote tools that save every preference at once send these
+		// too, unchanged: only a change is refused.
+		if !sameJSON(raw, cur[k]) {
 			return fmt.Errorf("session-set: shoal cannot change %q at run time (see shoal daemon --help)", k)
 		}
 	}
