@@ -232,6 +232,11 @@ func runRemoteAdd(c *cli.Context) error {
 	}
 	arg := c.Args().First()
 	args := rpc.AddArgs{DownloadDir: c.String("output"), Paused: c.Bool("paused")}
+	if args.DownloadDir != "" && !strings.HasPrefix(args.DownloadDir, "/") {
+		// The daemon resolves it, perhaps on another machine, from a
+		// folder the user does not see.
+		return usageError("remote add: -o %s: give an absolute folder on the daemon's machine", args.DownloadDir)
+	}
 	globs := c.StringSlice("only")
 	for _, g := range globs {
 		if _, err := path.Match(g, ""); err != nil {

@@ -126,6 +126,7 @@ func TestRemoteAgainstTransmissionDaemon(t *testing.T) {
 		{[]string{"add", magnet, "--only", "*.txt"}, 2, "a magnet does not carry"},
 		{[]string{"add", "data.torrent", "--only", "nothing*"}, 2, "matches no file"},
 		{[]string{"add", "missing.torrent"}, 2, "missing.torrent"},
+		{[]string{"add", "data.torrent", "-o", "rel/dir"}, 2, "absolute folder"},
 	} {
 		r := remote(tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.msg) {
