@@ -21,6 +21,7 @@ type remoteTorrent struct {
 	Status      string  `json:"status"`
 	PercentDone float64 `json:"percent_done"`
 	Size        int64   `json:"size"`
+	Dir         string  `json:"dir"`
 }
 
 // shoal remote against a real transmission-daemon 3.00 with auth: the
@@ -105,8 +106,12 @@ func TestRemoteAgainstTransmissionDaemon(t *testing.T) {
 	}
 
 	magnet := "magnet:?xt=urn:btih:" + strings.Repeat("7e", 20) + "&dn=other"
-	if out := must("add", magnet, "--paused"); field(out, "id") != "2" {
+	other := filepath.Join(dir, "other")
+	if out := must("add", magnet, "--paused", "-o", other); field(out, "id") != "2" {
 		t.Fatalf("add magnet:\n%s", out)
+	}
+	if ts := list(); len(ts) != 2 || ts[1].Dir != other || ts[1].Name != "other" {
+		t.Fatalf("magnet with -o: %+v", ts)
 	}
 	r := remote("add", magnet)
 	if r.code != 0 || field(r.stdout, "id") != "2" || !strings.Contains(r.stderr, "already has this torrent (id 2)") {
