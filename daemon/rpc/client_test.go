@@ -170,3 +170,52 @@ func TestClientUnreachable(t *testing.T) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
+
+// The Client's typed helpers against shoal's own handler: every field of
+// Torrent decodes from what the handler writes.
+func TestClientAgainstHandler(t *testing.T) {
+	ctrl, c, _ := setup(t)
+	a := ctrl.addSample("alpha")
+	ctx := context.Background()
+	ts, err := c.Torrents(ctx, nil)
+	if err != nil || len(ts) != 1 {
+		t.Fatalf("torrent-get: %+v %v", ts, err)
+	}
+	got := ts[0]
+	if got.ID != 1 || got.Name != "alpha" || got.HashString != a.Hash || got.Status != 4 || got.PercentDone != 0.5 ||
+		got.SizeWhenDone != 200000 || got.LeftUntilDone != 100000 || got.HaveValid != 100000 || got.UploadRatio != 0.5 ||
+		got.ETA != 20 || got.PeersConnected != 1 || got.DownloadDir != ctrl.dir || got.AddedDate != a.Added.Unix() ||
+		got.PieceCount != 4 || got.PieceSize != 1<<16 || got.Comment != "a comment" || got.MagnetLink != a.Magnet {
+		t.Fatalf("torrent-get decoded: %+v", got)
+	}
+	add, err := c.Add(ctx, AddArgs{Filename: "magnet:?xt=urn:btih:" + strings.Repeat("12", 20) + "&dn=m", Paused: true, DownloadDir: ctrl.dir, FilesUnwanted: []int{0}})
+	if err != nil || add.ID != 2 || add.Name != "m" || add.Duplicate {
+		t.Fatalf("add: %+v %v", add, err)
+	}
+	if req := ctrl.addRequests()[0]; !req.Paused || req.Dir != ctrl.dir || len(req.Unwanted) != 1 {
+		t.Fatalf("add request: %+v", req)
+	}
+	if dup, err := c.Add(ctx, AddArgs{Filename: "magnet:?xt=urn:btih:" + strings.Repeat("12", 20) + "&dn=m"}); err != nil || !dup.Duplicate || dup.ID != 2 {
+		t.Fatalf("duplicate: %+v %v", dup, err)
+	}
+	if err := c.SetFiles(ctx, []any{a.Hash}, []int{0}, []int{1}); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := c.Torrents(ctx, []any{1}, FileFields...)
+	if err != nil || len(fs) != 1 || len(fs[0].Files) != 2 || fs[0].Files[1].Name != "alpha/b.txt" || fs[0].FileStats[1].Wanted || fs[0].FileStats[1].Priority != 1 {
+		t.Fatalf("files: %+v %v", fs, err)
+	}
+	for _, step := range []struct {
+		do   func() error
+		want string
+	}{
+		{func() error { return c.Stop(ctx, []any{1, 2}) }, "stop [1 2]"},
+		{func() error { return c.Start(ctx, []any{2}) }, "start [2]"},
+		{func() error { return c.Verify(ctx, []any{1}) }, "verify [1]"},
+		{func() error { return c.Remove(ctx, []any{2}, true) }, "remove(delete=true) [2]"},
+	} {
+		if err := step.do(); err != nil || ctrl.lastCall() != step.want {
+			t.Fatalf("%s: %v, last call %q", step.want, err, ctrl.lastCall())
+		}
+	}
+}
