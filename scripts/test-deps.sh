@@ -8,12 +8,15 @@
 #   transmission-cli     Transmission 3.00, a v1-only client for the interop tests
 #   transmission-daemon  (its daemon; the tests drive transmission-cli)
 #   aria2                aria2c 1.36, another v1-only client for the interop tests
+#   python3-transmissionrpc  Transmission's Python RPC client (0.11), which the
+#                        RPC tests of daemon/rpc point at shoal's server
 #   redis-server         the shared store of the tracker's Redis tests, each of
 #                        which runs its own on a loopback port
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
 have_lt() { /usr/bin/python3 -c 'import libtorrent' >/dev/null 2>&1; }
+have_trpc() { /usr/bin/python3 -c 'import transmissionrpc' >/dev/null 2>&1; }
 have_mu() { command -v miniupnpd >/dev/null 2>&1 && command -v nft >/dev/null 2>&1 && dpkg -s miniupnpd-nftables >/dev/null 2>&1; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -28,6 +31,7 @@ bare=()
 have transmission-cli || bare+=(transmission-cli)
 have transmission-daemon || bare+=(transmission-daemon)
 have aria2c || bare+=(aria2)
+have_trpc || bare+=(python3-transmissionrpc)
 if [ ${#pkgs[@]} -eq 0 ] && [ ${#bare[@]} -eq 0 ]; then
 	exit 0
 fi
@@ -58,6 +62,7 @@ if have systemctl && [ -d /run/systemd/system ]; then
 	$sudo systemctl disable --now transmission-daemon >/dev/null 2>&1 || true
 fi
 have_lt || { echo "python3-libtorrent installed but not importable by /usr/bin/python3" >&2; exit 1; }
+have_trpc || { echo "python3-transmissionrpc installed but not importable by /usr/bin/python3" >&2; exit 1; }
 have_mu || { echo "miniupnpd (nftables) or nft installed but not on PATH" >&2; exit 1; }
 for c in opentracker redis-server transmission-cli transmission-daemon aria2c; do
 	have "$c" || { echo "$c installed but not on PATH" >&2; exit 1; }

@@ -117,6 +117,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			getCommand(),
 			trackerCommand(),
 			dhtCommand(),
+			remoteCommand(),
 		},
 		// urfave/cli would otherwise exit the process itself.
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -127,6 +128,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
 			return usageError("%v", err)
+		}
+		for _, sub := range cmd.Subcommands {
+			sub.OnUsageError = cmd.OnUsageError
 		}
 	}
 	return app
