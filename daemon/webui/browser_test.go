@@ -149,13 +149,23 @@ func startUI(t *testing.T, rpc *url.URL) *httptest.Server {
 	return srv
 }
 
-// startBrowser starts headless Chromium at a desktop window size and
-// returns its tab's context and the record of what the page wrote to the
-// console. It is gone when the test ends.
-func startBrowser(t *testing.T) (context.Context, *consoleLog) {
+// browser is a started Chromium tab and what its page wrote to the console.
+type browser struct {
+	ctx     context.Context
+	console *consoleLog
+	err     error
+}
+
+// startBrowser starts headless Chromium at a desktop window size, on
+// another goroutine so that it overlaps the rest of the set-up (it takes
+// seconds); receive from the channel for its tab. It is gone when the
+// test ends.
+func startBrowser(t *testing.T) <-chan browser {
 	t.Helper()
+	ch := make(chan browser, 1)
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("chromium not found (run scripts/test-deps.sh): %v", err)
+		ch <- browser{err: fmt.Errorf("chromium not found (run scripts/test-deps.sh): %w", err)}
+		return ch
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath),
@@ -172,15 +182,23 @@ func startBrowser(t *testing.T) (context.Context, *consoleLog) {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
+	done := make(chan struct{})
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc()
+		<-done
 	})
-	console := &consoleLog{}
-	if err := chromedp.Listen(ctx, console.record); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx, console
+	go func() {
+		defer close(done)
+		console := &consoleLog{}
+		// Listen starts the browser and opens the tab.
+		if err := chromedp.Listen(ctx, console.record); err != nil {
+			ch <- browser{err: fmt.Errorf("starting chromium: %w", err)}
+			return
+		}
+		ch <- browser{ctx: ctx, console: console}
+	}()
+	return ch
 }
 
 // consoleLog keeps what the page wrote to the console that says something
@@ -237,20 +255,34 @@ func (c *consoleLog) errors() []string {
 // unselect a file and change a priority, remove with data.
 func TestBrowserDrivesTransmissionRPC(t *testing.T) {
 	t0 := time.Now()
+	started := startBrowser(t)
 	shoal := buildShoal(t)
 	t.Logf("building shoal: %v", time.Since(t0).Round(time.Millisecond))
 	work := t.TempDir()
 	src := filepath.Join(work, "shoal-webui-demo")
 	files := map[string]int{"alpha.bin": 192 << 10, "beta.bin": 320 << 10}
 	writeFiles(t, src, files)
+	// A tracker that refuses every announce: its error is what the UI
+	// must show, under the name and in the trackers tab.
+	const refusal = "this tracker refuses everyone"
+	tracker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "d14:failure reason%d:%se", len(refusal), refusal)
+	}))
+	t.Cleanup(tracker.Close)
+	announce := tracker.URL + "/announce"
 	torrent := filepath.Join(work, "demo.torrent")
-	run(t, work, shoal, "create", src, "--format", "v1", "--piece-length", "32k", "-o", torrent)
+	run(t, work, shoal, "create", src, "--format", "v1", "--piece-length", "32k", "-t", announce, "-o", torrent)
 
 	be := startBackend(t)
+	t.Logf("starting transmission-daemon: %v", time.Since(t0).Round(time.Millisecond))
 	ui := startUI(t, be.RPC)
 	rpc := &rpcClient{url: be.RPC.String()}
-	ctx, console := startBrowser(t)
-	t.Logf("starting transmission-daemon and chromium: %v", time.Since(t0).Round(time.Millisecond))
+	br := <-started
+	if br.err != nil {
+		t.Fatal(br.err)
+	}
+	ctx, console := br.ctx, br.console
+	t.Logf("and chromium: %v", time.Since(t0).Round(time.Millisecond))
 	defer func() {
 		if t.Failed() {
 			t.Logf("transmission-daemon:\n%s", be.Log())
@@ -292,11 +324,12 @@ func TestBrowserDrivesTransmissionRPC(t *testing.T) {
 	evilName := `Big <b>Buck</b> Bunny & "friends" <img src=x> — big_buck_bunny_1080p_surround_with_a_file_name_too_long_for_a_phone.avi`
 	magnetHash := fmt.Sprintf("%016x%016x%08x", rand.Uint64(), rand.Uint64(), rand.Uint32())
 	magnet := "magnet:?xt=urn:btih:" + magnetHash + "&dn=" + strings.ReplaceAll(url.QueryEscape(evilName), "+", "%20")
-	step("adding a .torrent file and a magnet through the form",
+	step("adding a .torrent file and a magnet through the form, paused",
 		chromedp.Click(chromedp.CSS("#add-open")),
 		chromedp.WaitVisible(chromedp.CSS("#add-dialog")),
 		chromedp.SetUploadFiles(chromedp.CSS("#add-files"), []string{torrent}),
 		chromedp.SetValue(chromedp.CSS("#add-links"), magnet),
+		chromedp.Click(chromedp.CSS("#add-paused")),
 		chromedp.Click(chromedp.CSS("#add-submit")),
 	)
 	until("the add dialog to close", `!document.getElementById('add-dialog').open`)
@@ -330,6 +363,42 @@ func TestBrowserDrivesTransmissionRPC(t *testing.T) {
 		t.Errorf("%s elements made from a torrent's name", n)
 	}
 
+	status := func(id int) int {
+		var got struct {
+			Torrents []struct {
+				Status int `json:"status"`
+			} `json:"torrents"`
+		}
+		rpc.call(t, "torrent-get", map[string]any{"ids": []int{id}, "fields": []string{"status"}}, &got)
+		if len(got.Torrents) != 1 {
+			t.Fatalf("torrent %d: the RPC lists %d torrents", id, len(got.Torrents))
+		}
+		return got.Torrents[0].Status
+	}
+	toggle := func(id int) string {
+		return fmt.Sprintf(`#torrents li[data-id="%d"] button[data-action=toggle]`, id)
+	}
+	// "Start paused" was ticked: both wait, and say so. (Transmission
+	// checks the upload's data first, paused or not: status 1 or 2.)
+	for _, id := range []int{demoID, magnetID} {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			s := status(id)
+			if s == 0 {
+				break
+			}
+			if (s != 1 && s != 2) || time.Now().After(deadline) {
+				t.Fatalf("torrent %d added with Start paused: the RPC says status %d, want 0 (stopped)", id, s)
+			}
+		}
+	}
+	until("both rows to show Paused", `[...document.querySelectorAll('#torrents li.torrent')].every(li =>
+		li.querySelector('.c-state').textContent === 'Paused' && li.querySelector('button[data-action=toggle]').textContent === 'Resume')`)
+	step("resuming the upload", chromedp.Click(chromedp.CSS(toggle(demoID))))
+	until("the upload to run", row(demoID)+`.querySelector('button[data-action=toggle]').textContent === 'Pause'`)
+	if s := status(demoID); s == 0 {
+		t.Errorf("after Resume the RPC still says the upload is stopped")
+	}
+
 	// The seeder dials Transmission: it drops loopback peers that a
 	// tracker hands it (see internal/v1test).
 	seed := startProc(t, work, shoal, "seed", src, "--torrent", torrent, "--listen", "127.0.0.1:0",
@@ -351,29 +420,22 @@ func TestBrowserDrivesTransmissionRPC(t *testing.T) {
 	}
 	screenshot(t, ctx, "")
 
-	// Pause and resume the magnet from its row.
-	status := func(id int) int {
-		var got struct {
-			Torrents []struct {
-				Status int `json:"status"`
-			} `json:"torrents"`
-		}
-		rpc.call(t, "torrent-get", map[string]any{"ids": []int{id}, "fields": []string{"status"}}, &got)
-		if len(got.Torrents) != 1 {
-			t.Fatalf("torrent %d: the RPC lists %d torrents", id, len(got.Torrents))
-		}
-		return got.Torrents[0].Status
+	// The tracker's refusal, under the upload's name.
+	until("the tracker's error in the list", row(demoID)+`.querySelector('.err').textContent.includes('`+refusal+`') && !`+
+		row(demoID)+`.querySelector('.err').hidden`)
+
+	// Resume and pause the magnet from its row.
+	step("resuming the magnet", chromedp.Click(chromedp.CSS(toggle(magnetID))))
+	until("the magnet to run", row(magnetID)+`.querySelector('button[data-action=toggle]').textContent === 'Pause' && `+
+		row(magnetID)+`.querySelector('.c-state').textContent !== 'Paused'`)
+	if s := status(magnetID); s == 0 {
+		t.Errorf("after Resume the RPC still says the magnet is stopped")
 	}
-	step("pausing the magnet", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#torrents li[data-id="%d"] button[data-action=toggle]`, magnetID))))
+	step("pausing the magnet", chromedp.Click(chromedp.CSS(toggle(magnetID))))
 	until("the magnet to show Paused", row(magnetID)+`.querySelector('.c-state').textContent === 'Paused' && `+
 		row(magnetID)+`.querySelector('button[data-action=toggle]').textContent === 'Resume'`)
 	if s := status(magnetID); s != 0 {
 		t.Errorf("after Pause the RPC says status %d, want 0 (stopped)", s)
-	}
-	step("resuming the magnet", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#torrents li[data-id="%d"] button[data-action=toggle]`, magnetID))))
-	until("the magnet to run again", row(magnetID)+`.querySelector('button[data-action=toggle]').textContent === 'Pause'`)
-	if s := status(magnetID); s == 0 {
-		t.Errorf("after Resume the RPC still says stopped")
 	}
 
 	// A phone: 390×844 CSS pixels, as an iPhone 12–15.
@@ -436,7 +498,8 @@ func TestBrowserDrivesTransmissionRPC(t *testing.T) {
 	step("the peers tab", chromedp.Click(chromedp.CSS(`.tabs [data-tab=peers]`)))
 	until("the peers list", `!document.getElementById('tab-peers').hidden && document.querySelectorAll('#peers li').length > 0`)
 	step("the trackers tab", chromedp.Click(chromedp.CSS(`.tabs [data-tab=trackers]`)))
-	until("the trackers list", `document.querySelector('#trackers li')?.textContent === 'No trackers.'`)
+	until("the tracker and its refusal", `[...document.querySelectorAll('#trackers li')].some(li =>
+		li.querySelector('.r-main')?.textContent === '`+announce+`' && li.textContent.includes('`+refusal+`'))`)
 	step("closing the details", chromedp.Click(chromedp.CSS("#details-close")))
 	until("the details to close", `!document.getElementById('details').open`)
 	step("back to a desktop screen", chromedp.EmulateReset())

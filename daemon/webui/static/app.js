@@ -126,14 +126,17 @@ function renderList() {
 function updateRow(r, t) {
   r.name.textContent = t.name;
   r.name.title = t.name;
+  // Transmission's error: 1 a tracker's warning, 2 a tracker's error
+  // (both leave the torrent running), 3 a local error, which stops it.
   r.err.textContent = t.error ? t.errorString || `error ${t.error}` : '';
   r.err.hidden = !t.error;
-  r.li.classList.toggle('has-error', !!t.error);
+  r.li.classList.toggle('has-warning', t.error === 1);
+  r.li.classList.toggle('has-error', t.error >= 2);
   r.li.classList.toggle('paused', t.status === 0);
   r.li.classList.toggle('done', t.percentDone >= 1);
   r.bar.value = t.percentDone || 0;
   r.pct.textContent = fmt.percent(t.percentDone);
-  r.state.textContent = t.error ? 'Error' : fmt.state(t);
+  r.state.textContent = t.error === 3 ? 'Error' : fmt.state(t);
   r.down.textContent = '↓ ' + fmt.rate(t.rateDownload);
   r.up.textContent = '↑ ' + fmt.rate(t.rateUpload);
   r.peers.textContent = `${t.peersConnected ?? 0} peers`;
@@ -349,7 +352,7 @@ async function refreshDetails() {
 
 function renderInfo(t) {
   const items = [
-    ['State', t.error ? 'Error' : fmt.state(t)],
+    ['State', t.error === 3 ? 'Error' : fmt.state(t)],
     ['Progress', `${fmt.percent(t.percentDone)} of ${fmt.bytes(t.sizeWhenDone)}`],
     ['Downloaded', fmt.bytes(t.downloadedEver)],
     ['Uploaded', `${fmt.bytes(t.uploadedEver)} (ratio ${t.uploadRatio >= 0 ? t.uploadRatio.toFixed(2) : '—'})`],
