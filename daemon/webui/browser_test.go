@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -137,16 +138,25 @@ func startBackend(t *testing.T) backend {
 }
 
 // startUI serves the UI as the daemon will: webui.Handler at / and the
-// RPC at /transmission/rpc, here a reverse proxy to the backend's.
-func startUI(t *testing.T, rpc *url.URL) *httptest.Server {
+// RPC at /transmission/rpc, here a reverse proxy to the backend's. While
+// down is set the RPC answers 502, as the proxy does when the backend has
+// died.
+func startUI(t *testing.T, rpc *url.URL) (srv *httptest.Server, down *atomic.Bool) {
 	t.Helper()
 	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: rpc.Scheme, Host: rpc.Host})
+	down = &atomic.Bool{}
 	mux := http.NewServeMux()
-	mux.Handle("/transmission/rpc", proxy)
+	mux.Handle("/transmission/rpc", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "the backend is down", http.StatusBadGateway)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
 	mux.Handle("/", Handler())
-	srv := httptest.NewServer(mux)
+	srv = httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, down
 }
 
 // browser is a started Chromium tab and what its page wrote to the console.
@@ -275,7 +285,7 @@ func TestBrowserDrivesTransmissionRPC(t *testing.T) {
 
 	be := startBackend(t)
 	t.Logf("starting transmission-daemon: %v", time.Since(t0).Round(time.Millisecond))
-	ui := startUI(t, be.RPC)
+	ui, rpcDown := startUI(t, be.RPC)
 	rpc := &rpcClient{url: be.RPC.String()}
 	br := <-started
 	if br.err != nil {
@@ -540,6 +550,13 @@ func TestBrowserDrivesTransmissionRPC(t *testing.T) {
 	if shown := eval(`document.getElementById('conn-error').hidden ? '' : document.getElementById('conn-error').textContent`); shown != "" {
 		t.Errorf("the UI shows an error: %s", shown)
 	}
+
+	// The RPC goes away and comes back: the UI says so, then recovers.
+	rpcDown.Store(true)
+	until("the UI to say the RPC is down", `!document.getElementById('conn-error').hidden &&
+		document.getElementById('conn-error').textContent.includes('HTTP 502')`)
+	rpcDown.Store(false)
+	until("the UI to recover", `document.getElementById('conn-error').hidden && document.querySelectorAll('#torrents li.torrent').length === 1`)
 }
 
 // noOverflow fails the test if anything in the page is wider than the

@@ -9,6 +9,18 @@
 // can be driven by it. It does the X-Transmission-Session-Id handshake
 // itself and leaves Basic auth to the browser.
 //
+// What it asks of the RPC, in Transmission 3.00's names (camelCase, which
+// 4.x still accepts): torrent-get with "ids" a list or "recently-active"
+// (answered with "torrents" and "removed"), the fields id, name, status,
+// percentDone, rateDownload, rateUpload, peersConnected, eta, sizeWhenDone,
+// error, errorString and metadataPercentComplete for the list, and
+// hashString, downloadDir, addedDate, downloadedEver, uploadedEver,
+// uploadRatio, files, fileStats, peers and trackerStats for one torrent;
+// session-stats; torrent-add with filename (a magnet: a bare hash is
+// turned into one) or metainfo, and paused; torrent-start, torrent-stop,
+// torrent-remove with delete-local-data; torrent-set with files-wanted,
+// files-unwanted and priority-low/normal/high.
+//
 // The expected mount, beside the RPC handler:
 //
 //	mux.Handle("/transmission/rpc", rpcHandler)

@@ -293,8 +293,8 @@ $('remove-form').addEventListener('submit', async (ev) => {
   const withData = $('remove-data').checked;
   $('remove-dialog').close();
   if (id === detailId) $('details').close();
-  await act(() => rpc.call('torrent-remove', { ids: [id], 'delete-local-data': withData }));
   needFull = true;
+  await act(() => rpc.call('torrent-remove', { ids: [id], 'delete-local-data': withData }));
 });
 
 // ---- details ----
