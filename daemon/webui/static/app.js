@@ -69,16 +69,24 @@ async function refreshList() {
   for (const t of list) torrents.set(t.id, Object.assign(torrents.get(t.id) || {}, t));
   needFull = false;
   loaded = true;
-  renderList();
+  // Only the rows of what the poll returned can have changed.
+  renderList(list);
   renderTotals(stats);
+}
+
+// setText changes a node's text only when it differs: most fields of most
+// rows are the same from one poll to the next, and a write, even of the
+// same text, makes the browser lay the row out again.
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
 }
 
 function renderTotals(s) {
   const cur = s['current-stats'] || {};
-  $('totals').textContent =
+  setText($('totals'),
     `↓ ${fmt.rate(s.downloadSpeed)}  ↑ ${fmt.rate(s.uploadSpeed)} · ` +
     `${s.torrentCount ?? torrents.size} torrents, ${s.activeTorrentCount ?? 0} active · ` +
-    `this session ↓ ${fmt.bytes(cur.downloadedBytes ?? 0)} ↑ ${fmt.bytes(cur.uploadedBytes ?? 0)}`;
+    `this session ↓ ${fmt.bytes(cur.downloadedBytes ?? 0)} ↑ ${fmt.bytes(cur.uploadedBytes ?? 0)}`);
 }
 
 function makeRow(id) {
@@ -103,47 +111,58 @@ function makeRow(id) {
   return r;
 }
 
-function renderList() {
-  const sorted = [...torrents.values()].sort((a, b) =>
-    String(a.name).localeCompare(String(b.name), undefined, { sensitivity: 'base' }) || a.id - b.id);
-  const ul = $('torrents');
+// renderList updates the rows of the torrents in changed, drops the rows
+// of torrents gone, and puts the rows in order by name when a torrent
+// came, went or was renamed (a magnet's name, once its metadata arrives).
+function renderList(changed) {
+  let reorder = false;
   for (const [id, r] of rows) {
     if (!torrents.has(id)) { r.li.remove(); rows.delete(id); }
   }
-  let prev = null;
-  for (const t of sorted) {
-    let r = rows.get(t.id);
-    if (!r) { r = makeRow(t.id); rows.set(t.id, r); }
+  for (const c of changed) {
+    const t = torrents.get(c.id);
+    let r = rows.get(c.id);
+    if (!r) { r = makeRow(c.id); rows.set(c.id, r); reorder = true; }
+    if (r.name.textContent !== t.name) reorder = true;
     updateRow(r, t);
-    // Moved only when out of place, so a row under the pointer stays put.
-    const want = prev ? prev.nextSibling : ul.firstChild;
-    if (want !== r.li) ul.insertBefore(r.li, want);
-    prev = r.li;
+  }
+  if (reorder) {
+    const sorted = [...torrents.values()].sort((a, b) =>
+      String(a.name).localeCompare(String(b.name), undefined, { sensitivity: 'base' }) || a.id - b.id);
+    const ul = $('torrents');
+    let prev = null;
+    for (const t of sorted) {
+      const li = rows.get(t.id).li;
+      // Moved only when out of place, so a row under the pointer stays put.
+      const want = prev ? prev.nextSibling : ul.firstChild;
+      if (want !== li) ul.insertBefore(li, want);
+      prev = li;
+    }
   }
   $('empty').hidden = !loaded || torrents.size > 0;
 }
 
 function updateRow(r, t) {
-  r.name.textContent = t.name;
+  setText(r.name, t.name);
   r.name.title = t.name;
   // Transmission's error: 1 a tracker's warning, 2 a tracker's error
   // (both leave the torrent running), 3 a local error, which stops it.
-  r.err.textContent = t.error ? t.errorString || `error ${t.error}` : '';
+  setText(r.err, t.error ? t.errorString || `error ${t.error}` : '');
   r.err.hidden = !t.error;
   r.li.classList.toggle('has-warning', t.error === 1);
   r.li.classList.toggle('has-error', t.error >= 2);
   r.li.classList.toggle('paused', t.status === 0);
   r.li.classList.toggle('done', t.percentDone >= 1);
   r.bar.value = t.percentDone || 0;
-  r.pct.textContent = fmt.percent(t.percentDone);
-  r.state.textContent = t.error === 3 ? 'Error' : fmt.state(t);
-  r.down.textContent = '↓ ' + fmt.rate(t.rateDownload);
-  r.up.textContent = '↑ ' + fmt.rate(t.rateUpload);
-  r.peers.textContent = `${t.peersConnected ?? 0} peers`;
-  r.eta.textContent = t.status === 4 ? 'ETA ' + fmt.eta(t.eta) : '';
+  setText(r.pct, fmt.percent(t.percentDone));
+  setText(r.state, t.error === 3 ? 'Error' : fmt.state(t));
+  setText(r.down, '↓ ' + fmt.rate(t.rateDownload));
+  setText(r.up, '↑ ' + fmt.rate(t.rateUpload));
+  setText(r.peers, `${t.peersConnected ?? 0} peers`);
+  setText(r.eta, t.status === 4 ? 'ETA ' + fmt.eta(t.eta) : '');
   // A magnet's size is unknown (0) until its metadata arrives.
-  r.size.textContent = t.metadataPercentComplete < 1 ? '—' : fmt.bytes(t.sizeWhenDone);
-  r.toggle.textContent = t.status === 0 ? 'Resume' : 'Pause';
+  setText(r.size, t.metadataPercentComplete < 1 ? '—' : fmt.bytes(t.sizeWhenDone));
+  setText(r.toggle, t.status === 0 ? 'Resume' : 'Pause');
 }
 
 $('torrents').addEventListener('click', async (ev) => {
@@ -366,18 +385,22 @@ function renderInfo(t) {
 function renderFiles(t, seq) {
   const files = t.files || [];
   const stats = t.fileStats || [];
-  if (fileRows.length !== files.length) {
+  if (fileRows.length !== files.length || files.length === 0) {
     // First time, or the metadata of a magnet has just arrived.
     fileRows = files.map((_, i) => makeFileRow(i));
-    $('files').replaceChildren(...fileRows.map((r) => r.li));
+    if (files.length === 0) {
+      $('files').replaceChildren(el('li', { class: 'none' }, 'The file list comes with the metadata.'));
+    } else {
+      $('files').replaceChildren(...fileRows.map((r) => r.li));
+    }
   }
   files.forEach((f, i) => {
     const r = fileRows[i];
     const st = stats[i] || {};
-    r.name.textContent = f.name;
+    setText(r.name, f.name);
     r.name.title = f.name;
-    r.pct.textContent = fmt.percent(f.length ? f.bytesCompleted / f.length : 1);
-    r.size.textContent = fmt.bytes(f.length);
+    setText(r.pct, fmt.percent(f.length ? f.bytesCompleted / f.length : 1));
+    setText(r.size, fmt.bytes(f.length));
     // A fetch that began before the user's change still has the old
     // values: leave the controls as the user set them.
     if (seq >= r.lock) {
