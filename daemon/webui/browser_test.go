@@ -412,7 +412,9 @@ func TestBrowserDrivesTransmissionRPC(t *testing.T) {
 	}
 
 	// The seeder dials Transmission: it drops loopback peers that a
-	// tracker hands it (see internal/v1test).
+	// tracker hands it (see internal/v1test). Transmission 3.00 then waits
+	// about 11 s before it asks the new peer for a piece (as much with
+	// libtorrent seeding): most of this test's time.
 	seed := startProc(t, work, shoal, "seed", src, "--torrent", torrent, "--listen", "127.0.0.1:0",
 		"--no-dht", "--no-lsd", "--no-port-map", "--super-seed=false", "--peer", be.Peer.String())
 	t0 = time.Now()
