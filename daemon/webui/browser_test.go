@@ -141,6 +141,13 @@ func startBackend(t *testing.T) backend {
 // died.
 func startUI(t *testing.T, rpc *url.URL) (srv *httptest.Server, down *atomic.Bool) {
 	t.Helper()
+	return startUIWith(t, rpc, nil)
+}
+
+// startUIWith is startUI with wrap (if not nil) in front of everything, as
+// the daemon puts its Basic auth.
+func startUIWith(t *testing.T, rpc *url.URL, wrap func(http.Handler) http.Handler) (srv *httptest.Server, down *atomic.Bool) {
+	t.Helper()
 	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: rpc.Scheme, Host: rpc.Host})
 	down = &atomic.Bool{}
 	mux := http.NewServeMux()
@@ -152,7 +159,11 @@ func startUI(t *testing.T, rpc *url.URL) (srv *httptest.Server, down *atomic.Boo
 		proxy.ServeHTTP(w, r)
 	}))
 	mux.Handle("/", Handler())
-	srv = httptest.NewServer(mux)
+	var h http.Handler = mux
+	if wrap != nil {
+		h = wrap(mux)
+	}
+	srv = httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv, down
 }
@@ -785,5 +796,85 @@ func same(t *testing.T, want, got string) {
 	}
 	if !bytes.Equal(a, b) {
 		t.Errorf("%s differs from %s", got, want)
+	}
+}
+
+// Behind Basic auth, as the daemon with --rpc-auth serves it: the page is
+// opened with credentials in its URL, and the UI's RPC calls must go
+// through with the browser's credentials (fetch refuses a URL that holds
+// any, so the UI must not build the RPC's from the page's).
+func TestBrowserBehindBasicAuth(t *testing.T) {
+	started := startBrowser(t)
+	be := startBackend(t)
+	const user, pass = "shoal", "s3cret:with colon"
+	var authed, refused atomic.Int64
+	ui, _ := startUIWith(t, be.RPC, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != user || p != pass {
+				refused.Add(1)
+				w.Header().Set("WWW-Authenticate", `Basic realm="shoal"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			if r.URL.Path == "/transmission/rpc" {
+				authed.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	br := <-started
+	if br.err != nil {
+		t.Fatal(br.err)
+	}
+	u, err := url.Parse(ui.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(user, pass)
+	hash := fmt.Sprintf("%016x%016x%08x", rand.Uint64(), rand.Uint64(), rand.Uint32())
+	ctx, cancel := context.WithTimeout(br.ctx, 20*time.Second)
+	defer cancel()
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(u.String()),
+		chromedp.WaitVisible(chromedp.CSS("#empty")),
+		chromedp.Click(chromedp.CSS("#add-open")),
+		// A bare info-hash: the UI makes it a magnet.
+		chromedp.SetValue(chromedp.CSS("#add-links"), hash),
+		chromedp.Click(chromedp.CSS("#add-submit")),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Poll[chromedp.Void](`document.querySelectorAll('#torrents li.torrent').length === 1`,
+				chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second))(ctx, tg)
+			return err
+		}),
+	)
+	if err != nil {
+		shown, _ := chromedp.Run(br.ctx, chromedp.Evaluate[string](`document.getElementById('conn-error').textContent`))
+		t.Fatalf("the UI behind Basic auth: %v (it shows %q; console %q)", err, shown, br.console.errors())
+	}
+	rpc := &rpcClient{url: be.RPC.String()}
+	var list struct {
+		Torrents []struct {
+			HashString string `json:"hashString"`
+		} `json:"torrents"`
+	}
+	rpc.call(t, "torrent-get", map[string]any{"fields": []string{"hashString"}}, &list)
+	if len(list.Torrents) != 1 || list.Torrents[0].HashString != hash {
+		t.Errorf("added the bare hash %s, the RPC lists %+v", hash, list.Torrents)
+	}
+	if authed.Load() == 0 {
+		t.Errorf("no RPC call came with the credentials")
+	}
+	// An unauthenticated request is refused: the wrapper is not a no-op.
+	res, err := http.Get(ui.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET / without credentials: %s, want 401", res.Status)
+	}
+	for _, m := range br.console.errors() {
+		t.Errorf("the page reported: %s", m)
 	}
 }

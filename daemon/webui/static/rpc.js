@@ -11,7 +11,11 @@ export class RPCError extends Error {}
 
 export class RPC {
   constructor(url = '/transmission/rpc') {
-    this.url = url;
+    // Against the origin, never the page's own URL: a page opened as
+    // http://user:pass@host/ would lend the URL its credentials, and
+    // fetch refuses a URL that has any. The browser sends the ones it
+    // was given for the page by itself.
+    this.url = new URL(url, location.origin).href;
     this.sessionId = '';
   }
 
