@@ -186,7 +186,7 @@ async function act(f) {
   try {
     await f();
   } catch (e) {
-    showError(e.message);
+    showActionError(e.message);
   }
   refreshSoon();
 }
@@ -225,10 +225,29 @@ async function tick() {
 
 document.addEventListener('visibilitychange', () => { if (!document.hidden) refreshSoon(); });
 
+// The banner says what is wrong with the connection, which each poll
+// sets or clears, and what went wrong with the user's last action, which
+// stays a while: the poll that follows the action must not wipe it.
+let connMsg = '';
+let actMsg = '';
+let actTimer = 0;
+
 function showError(msg) {
-  const b = $('conn-error');
-  b.textContent = msg;
-  b.hidden = !msg;
+  connMsg = msg;
+  renderBanner();
+}
+
+function showActionError(msg) {
+  actMsg = msg;
+  clearTimeout(actTimer);
+  actTimer = setTimeout(() => { actMsg = ''; renderBanner(); }, 10000);
+  renderBanner();
+}
+
+function renderBanner() {
+  const text = [actMsg, connMsg].filter(Boolean).join(' · ');
+  setText($('conn-error'), text);
+  $('conn-error').hidden = !text;
 }
 
 // ---- adding ----
@@ -437,7 +456,7 @@ async function setFile(r, change) {
   try {
     await rpc.call('torrent-set', { ids: [id], ...change });
   } catch (e) {
-    showError(e.message);
+    showActionError(e.message);
   }
   // Only fetches that start from now on show the server's values again.
   r.lock = detailSeq + 1;
