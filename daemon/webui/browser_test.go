@@ -277,6 +277,9 @@ func (c *consoleLog) errors() []string {
 // remove with data; lose the RPC and get it back. Each step is checked
 // on the RPC side too, and the page must log no error.
 func TestBrowserDrivesTransmissionRPC(t *testing.T) {
+	// Parallel with the other browser test, which fits in the seconds
+	// this one waits on Transmission.
+	t.Parallel()
 	t0 := time.Now()
 	started := startBrowser(t)
 	shoal := buildShoal(t)
@@ -804,6 +807,7 @@ func same(t *testing.T, want, got string) {
 // through with the browser's credentials (fetch refuses a URL that holds
 // any, so the UI must not build the RPC's from the page's).
 func TestBrowserBehindBasicAuth(t *testing.T) {
+	t.Parallel()
 	started := startBrowser(t)
 	be := startBackend(t)
 	const user, pass = "shoal", "s3cret:with colon"
