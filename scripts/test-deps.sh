@@ -12,6 +12,10 @@
 #                        RPC tests of daemon/rpc point at shoal's server
 #   redis-server         the shared store of the tracker's Redis tests, each of
 #                        which runs its own on a loopback port
+#   chromium, fonts-dejavu-core
+#                        the headless browser of daemon/webui's browser test
+#                        (driven with chromedp), and a font for it to lay
+#                        text out with
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -32,6 +36,10 @@ have transmission-cli || bare+=(transmission-cli)
 have transmission-daemon || bare+=(transmission-daemon)
 have aria2c || bare+=(aria2)
 have_trpc || bare+=(python3-transmissionrpc)
+# Its recommends are a desktop's; headless needs only its dependencies
+# and a font.
+[ -x /usr/bin/chromium ] || bare+=(chromium)
+[ -d /usr/share/fonts/truetype/dejavu ] || bare+=(fonts-dejavu-core)
 if [ ${#pkgs[@]} -eq 0 ] && [ ${#bare[@]} -eq 0 ]; then
 	exit 0
 fi
@@ -64,6 +72,6 @@ fi
 have_lt || { echo "python3-libtorrent installed but not importable by /usr/bin/python3" >&2; exit 1; }
 have_trpc || { echo "python3-transmissionrpc installed but not importable by /usr/bin/python3" >&2; exit 1; }
 have_mu || { echo "miniupnpd (nftables) or nft installed but not on PATH" >&2; exit 1; }
-for c in opentracker redis-server transmission-cli transmission-daemon aria2c; do
+for c in opentracker redis-server transmission-cli transmission-daemon aria2c chromium; do
 	have "$c" || { echo "$c installed but not on PATH" >&2; exit 1; }
 done
