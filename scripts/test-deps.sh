@@ -52,8 +52,9 @@ $sudo apt-get update -qq
 # The test runs its own miniupnpd in a namespace; the package must not
 # start one on the host.
 echo "miniupnpd miniupnpd/start_daemon boolean false" | $sudo debconf-set-selections
-# Nor must a system-wide redis-server start: the tests run their own.
-if ! have redis-server && [ ! -e /usr/sbin/policy-rc.d ]; then
+# Nor must any system-wide service start (redis-server,
+# transmission-daemon): the tests run their own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
 	printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
 	$sudo chmod +x /usr/sbin/policy-rc.d
 	trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
