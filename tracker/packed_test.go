@@ -26,7 +26,7 @@ func announceAt(t testing.TB, s *MemStore, now time.Time, h InfoHash, n int, add
 // peers want (by number), each with its own ID.
 func checkTorrent(t *testing.T, s *MemStore, h InfoHash, want map[int]bool) {
 	t.Helper()
-	tor := s.shard(h).torrents[h]
+	tor := s.shard(h).lookup(h)
 	if tor == nil {
 		if len(want) != 0 {
 			t.Fatalf("torrent gone; want %d peers", len(want))
@@ -77,7 +77,7 @@ func TestMemStoreSwapRemove(t *testing.T) {
 			want[n] = true
 		}
 		checkTorrent(t, s, h, want)
-		tor := s.shards[0].torrents[h]
+		tor := s.shards[0].lookup(h)
 		// First, last and middle slot, then random ones down to one peer.
 		victims := []int{int(tor.v4.peers[0].port), int(tor.v4.peers[size-1].port), int(tor.v4.peers[size/2].port)}
 		for n := range want {
@@ -228,7 +228,7 @@ func TestMemStoreIPv6(t *testing.T) {
 			t.Fatalf("peer %v; want address %v and no peer ID (the store keeps only its hash)", p, want)
 		}
 	}
-	tor := s.shards[0].torrents[h]
+	tor := s.shards[0].lookup(h)
 	if len(tor.v4.peers) != 11 || tor.v6 == nil || len(tor.v6.peers) != 10 {
 		t.Fatalf("lists hold %d IPv4 and %v IPv6 peers", len(tor.v4.peers), tor.v6)
 	}
@@ -379,4 +379,14 @@ func TestPackedRecordSizes(t *testing.T) {
 	if n := unsafe.Sizeof(packedPeer[[16]byte]{}); n != 36 {
 		t.Errorf("IPv6 record is %d bytes; want 36", n)
 	}
+}
+
+// lookup returns h's header, or nil: valid until the shard next gains or
+// loses a torrent.
+func (sh *memShard) lookup(h InfoHash) *torrent {
+	i := sh.swarms.find(&h)
+	if i == noSlot {
+		return nil
+	}
+	return sh.swarms.at(i)
 }

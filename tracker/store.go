@@ -119,16 +119,14 @@ type MemStore struct {
 }
 
 type memShard struct {
-	mu       sync.Mutex
-	torrents map[InfoHash]*torrent
-	// newest/oldest ends of the LRU list of torrents by last announce.
-	newest, oldest *torrent
-	peers          int
-	seeders        int
-	expired        uint64
-	evictedPeers   uint64
-	evictedTorr    uint64
-	_              [64]byte // keep hot shard fields on separate cache lines
+	mu           sync.Mutex
+	swarms       swarmTable
+	peers        int
+	seeders      int
+	expired      uint64
+	evictedPeers uint64
+	evictedTorr  uint64
+	_            [64]byte // keep hot shard fields on separate cache lines
 }
 
 // peerFlagSeeder marks a peer that announced left=0.
@@ -169,20 +167,22 @@ type peerList[A addrBytes] struct {
 	idx *[]uint32
 }
 
+// torrent is a swarm's header, held by value in its shard's swarmTable.
 type torrent struct {
 	hash    InfoHash
 	seeders int32
 	seen    uint32
 	// minSeen is at most the oldest peer's last announce: expire scans
 	// the swarm only when even this is past the TTL.
-	minSeen    uint32
-	downloaded uint64
-	v4         peerList[[4]byte]
+	minSeen uint32
+	// older and newer are the slots of the torrent's neighbours in the
+	// shard's list by last announce, noSlot at its ends.
+	older, newer int32
+	downloaded   uint64
+	v4           peerList[[4]byte]
 	// v6 is allocated with the swarm's first IPv6 peer: most swarms have
-	// none, and an empty list costs 48 bytes.
+	// none, and an empty list costs 32 bytes.
 	v6 *peerList[[16]byte]
-	// LRU neighbours in the shard's torrent list.
-	older, newer *torrent
 }
 
 // NewMemStore returns an empty in-memory store with cfg's caps.
@@ -212,7 +212,7 @@ func NewMemStore(cfg MemStoreConfig) *MemStore {
 		maxPeer: max(1, ceilDiv(cfg.MaxPeers, cfg.Shards)),
 	}
 	for i := range s.shards {
-		s.shards[i].torrents = make(map[InfoHash]*torrent)
+		s.shards[i].swarms = newSwarmTable()
 	}
 	return s
 }
@@ -242,8 +242,10 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 
-	t := sh.torrents[a.InfoHash]
-	if t != nil {
+	ti := sh.swarms.find(&a.InfoHash)
+	var t *torrent
+	if ti != noSlot {
+		t = sh.swarms.at(ti)
 		s.expire(sh, t, ts)
 	}
 	if a.Event == EventStopped {
@@ -260,15 +262,15 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		return dst, t.swarm(), nil
 	}
 	if t == nil {
-		if len(sh.torrents) >= s.maxTor {
-			s.evictTorrent(sh, sh.oldest)
+		if sh.swarms.len() >= s.maxTor {
+			s.evictTorrent(sh, sh.swarms.oldest)
 		}
-		t = &torrent{hash: a.InfoHash}
-		sh.torrents[a.InfoHash] = t
-		sh.pushTorrent(t)
+		ti = sh.swarms.insert(a.InfoHash)
+		t = sh.swarms.at(ti)
+	} else {
+		sh.swarms.touch(ti)
 	}
 	t.seen = ts
-	sh.touchTorrent(t)
 
 	var flags uint8
 	if a.Seeder {
@@ -316,13 +318,19 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		if t.count() >= s.maxPer {
 			s.evictPeer(sh, t)
 		}
-		for sh.peers >= s.maxPeer && sh.oldest != nil {
-			o := sh.oldest
+		for sh.peers >= s.maxPeer && sh.swarms.oldest != noSlot {
+			oi := sh.swarms.oldest
+			o := sh.swarms.at(oi)
 			if o.count() == 0 {
-				if o == t {
+				if oi == ti {
 					break
 				}
-				s.evictTorrent(sh, o)
+				// Dropping o moves another header into its slot and may
+				// shrink the slab: follow t.
+				if s.evictTorrent(sh, oi) == ti {
+					ti = oi
+				}
+				t = sh.swarms.at(ti)
 				continue
 			}
 			s.evictPeer(sh, o)
@@ -349,10 +357,11 @@ func (s *MemStore) Scrape(now time.Time, h InfoHash) Swarm {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.torrents[h]
-	if t == nil {
+	ti := sh.swarms.find(&h)
+	if ti == noSlot {
 		return Swarm{}
 	}
+	t := sh.swarms.at(ti)
 	s.expire(sh, t, ts)
 	return t.swarm()
 }
@@ -366,9 +375,9 @@ func (s *MemStore) Sweep(now time.Time) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for t := sh.oldest; t != nil && !s.fresh(t.seen, ts); t = sh.oldest {
-			sh.expired += uint64(t.count())
-			s.dropTorrent(sh, t)
+		for i := sh.swarms.oldest; i != noSlot && !s.fresh(sh.swarms.at(i).seen, ts); i = sh.swarms.oldest {
+			sh.expired += uint64(sh.swarms.at(i).count())
+			s.dropTorrent(sh, i)
 		}
 		sh.mu.Unlock()
 	}
@@ -380,7 +389,7 @@ func (s *MemStore) Stats() StoreStats {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		st.Torrents += len(sh.torrents)
+		st.Torrents += sh.swarms.len()
 		st.Peers += sh.peers
 		st.Seeders += sh.seeders
 		st.ExpiredPeers += sh.expired
@@ -434,20 +443,22 @@ func (s *MemStore) evictPeer(sh *memShard, t *torrent) {
 	sh.evictedPeers++
 }
 
-func (s *MemStore) evictTorrent(sh *memShard, t *torrent) {
-	if t == nil {
-		return
+// evictTorrent drops the torrent at slot i, if any, and returns the slot
+// of the header moved into i, as swarmTable.remove does.
+func (s *MemStore) evictTorrent(sh *memShard, i int32) int32 {
+	if i == noSlot {
+		return noSlot
 	}
-	sh.evictedPeers += uint64(t.count())
+	sh.evictedPeers += uint64(sh.swarms.at(i).count())
 	sh.evictedTorr++
-	s.dropTorrent(sh, t)
+	return s.dropTorrent(sh, i)
 }
 
-func (s *MemStore) dropTorrent(sh *memShard, t *torrent) {
+func (s *MemStore) dropTorrent(sh *memShard, i int32) int32 {
+	t := sh.swarms.at(i)
 	sh.peers -= t.count()
 	sh.seeders -= int(t.seeders)
-	sh.unlinkTorrent(t)
-	delete(sh.torrents, t.hash)
+	return sh.swarms.remove(i)
 }
 
 // removePeer deletes the peer at r and updates the counts.
@@ -778,36 +789,4 @@ func (l *peerList[A]) remove(i int32) {
 	if l.idx != nil && (len(l.peers) < indexMin/2 || len(*l.idx) > 32 && len(l.peers)*8 < len(*l.idx)) {
 		l.reindex()
 	}
-}
-
-func (sh *memShard) pushTorrent(t *torrent) {
-	t.older, t.newer = sh.newest, nil
-	if sh.newest != nil {
-		sh.newest.newer = t
-	} else {
-		sh.oldest = t
-	}
-	sh.newest = t
-}
-
-func (sh *memShard) unlinkTorrent(t *torrent) {
-	if t.older != nil {
-		t.older.newer = t.newer
-	} else {
-		sh.oldest = t.newer
-	}
-	if t.newer != nil {
-		t.newer.older = t.older
-	} else {
-		sh.newest = t.older
-	}
-	t.older, t.newer = nil, nil
-}
-
-func (sh *memShard) touchTorrent(t *torrent) {
-	if sh.newest == t {
-		return
-	}
-	sh.unlinkTorrent(t)
-	sh.pushTorrent(t)
 }

@@ -101,7 +101,7 @@ func TestMemStoreRemovalKeepsIndexConsistent(t *testing.T) {
 	}
 	// Every record is found through the index at its own slot, and the
 	// index holds nothing else.
-	checkPeerList(t, &s.shards[0].torrents[h].v4)
+	checkPeerList(t, &s.shards[0].lookup(h).v4)
 }
 
 // TestMemStoreBytesPerPeer holds the store to its documented budget of
