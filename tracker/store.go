@@ -96,11 +96,11 @@ type MemStoreConfig struct {
 // MemStore is the default in-memory Store.
 //
 // A swarm keeps its peers in two flat, pointer-free arrays, one per address
-// family: a 24-byte record per IPv4 peer (keyed hash of the peer ID,
-// address, port, flags, last announce as Unix seconds, BEP 7 key hash) and
-// 36 bytes per IPv6 peer, so the GC never scans them. The peer ID itself is
-// not kept: replies never carry it (see Server), and its 64-bit hash under
-// a per-process random key tells peers apart as well for re-announces,
+// family: a 20-byte record per IPv4 peer (keyed hash of the peer ID,
+// address, port, last announce as Unix seconds, BEP 7 key hash and seeder
+// flag) and 32 bytes per IPv6 peer, so the GC never scans them. The peer ID
+// itself is not kept: replies never carry it (see Server), and its 48-bit
+// hash under a per-process random key tells peers apart for re-announces,
 // stops and the BEP 7 key check. Removal moves the last record into the
 // freed slot, keeping each array dense for sampling. Swarms of indexMin
 // peers or more find a peer through an open-addressing table of 4-byte
@@ -129,23 +129,37 @@ type memShard struct {
 	_            [64]byte // keep hot shard fields on separate cache lines
 }
 
-// peerFlagSeeder marks a peer that announced left=0.
-const peerFlagSeeder = 1
+// peerSeeder is the bit of peerHead.keyFlags that marks a peer that
+// announced left=0; the other 31 bits are its BEP 7 key hash.
+const peerSeeder = 1 << 31
 
-// peerHead is the part of a packed peer record common to both families.
+// peerHead is the part of a packed peer record common to both families:
+// 16 bytes, so an IPv4 record is 20 and an IPv6 one 32.
 type peerHead struct {
-	// id is the keyed hash of the peer ID: 8 bytes instead of 20. Under
-	// a random per-process key, two peer IDs of one swarm share it with
-	// odds of about n²/2⁶⁵, and it doubles as the index's hash.
-	id    peerKey
-	port  uint16
-	flags uint8
-	_     uint8
-	seen  uint32 // Unix seconds of the last announce
-	key   uint32
+	// id is the keyed hash of the peer ID: 6 bytes instead of 20. Under
+	// a random per-process key, two peer IDs of a swarm of n share it
+	// with odds of about n²/2⁴⁹ (under 1 in 200,000 at the 50,000-peer
+	// cap), and it doubles as the index's hash.
+	id   peerKey
+	port uint16
+	seen uint32 // Unix seconds of the last announce
+	// keyFlags is the BEP 7 key hash (keyBits, 0 for none) with the
+	// seeder flag in the top bit, which saves a record its padding.
+	keyFlags uint32
 }
 
-func (h *peerHead) seeder() bool { return h.flags&peerFlagSeeder != 0 }
+func (h *peerHead) seeder() bool { return h.keyFlags&peerSeeder != 0 }
+
+func (h *peerHead) key() uint32 { return h.keyFlags &^ peerSeeder }
+
+// keyBits is the 31-bit form of a BEP 7 key hash that a record keeps: a
+// key that sent maps to 1 rather than to 0, which means none.
+func keyBits(k uint32) uint32 {
+	if k == 0 {
+		return 0
+	}
+	return max(1, k&^peerSeeder)
+}
 
 // addrBytes is the stored form of an address: 4 bytes for IPv4, 16 for
 // IPv6, so IPv4 peers do not pay for IPv6's width.
@@ -254,7 +268,7 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		}
 		if r, ok := t.find(keyOf(&a.PeerID)); ok {
 			h := t.head(r)
-			if h.key != 0 && h.key != a.Key && t.addr(r) != addr {
+			if h.key() != 0 && h.key() != keyBits(a.Key) && t.addr(r) != addr {
 				return dst, t.swarm(), ErrPeerIDInUse
 			}
 			s.removePeer(sh, t, r)
@@ -272,16 +286,16 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 	}
 	t.seen = ts
 
-	var flags uint8
+	kf := keyBits(a.Key)
 	if a.Seeder {
-		flags = peerFlagSeeder
+		kf |= peerSeeder
 	}
 	id := keyOf(&a.PeerID)
-	head := peerHead{id: id, port: addr.Port(), flags: flags, seen: ts, key: a.Key}
+	head := peerHead{id: id, port: addr.Port(), seen: ts, keyFlags: kf}
 	r, ok := t.find(id)
 	if ok {
 		h := t.head(r)
-		if h.key != 0 && h.key != a.Key && t.addr(r) != addr {
+		if h.key() != 0 && h.key() != keyBits(a.Key) && t.addr(r) != addr {
 			return dst, t.swarm(), ErrPeerIDInUse
 		}
 		if a.Event == EventCompleted && !h.seeder() {
@@ -640,18 +654,18 @@ const indexMin = 16
 // to collide (to take over another peer's entry) cannot be precomputed.
 var peerSeed = maphash.MakeSeed()
 
-// peerKey is a peer ID's 64-bit keyed hash as two 32-bit halves, so that
-// a record needs only 4-byte alignment: a uint64 would pad an IPv4 record
-// from 24 bytes to 32.
-type peerKey [2]uint32
+// peerKey is 48 bits of a peer ID's keyed hash as three 16-bit words, so
+// that it fills a record's first 6 bytes and the port the next 2, with no
+// padding anywhere.
+type peerKey [3]uint16
 
 func keyOf(id *PeerID) peerKey {
 	h := maphash.Bytes(peerSeed, id[:])
-	return peerKey{uint32(h), uint32(h >> 32)}
+	return peerKey{uint16(h), uint16(h >> 16), uint16(h >> 32)}
 }
 
 // slot is k's home position in an index of mask+1 entries (at most 2³²).
-func (k peerKey) slot(mask uint64) uint64 { return uint64(k[0]) & mask }
+func (k peerKey) slot(mask uint64) uint64 { return (uint64(k[1])<<16 | uint64(k[0])) & mask }
 
 // find returns the slot of the peer whose ID hashes to id, or -1.
 func (l *peerList[A]) find(id peerKey) int32 {
