@@ -93,8 +93,8 @@ func TestSwarmTableGrowRemoveShrink(t *testing.T) {
 	}
 	checkSwarmTable(t, tb, model, order)
 	peakSlab, peakIdx := cap(tb.slab), len(tb.idx)
-	if peakSlab > n+n/4+8 {
-		t.Errorf("slab capacity %d for %d torrents: grows by more than a quarter", peakSlab, n)
+	if peakSlab > n+n/8+8 {
+		t.Errorf("slab capacity %d for %d torrents: grows by more than an eighth", peakSlab, n)
 	}
 	remove := func(h InfoHash) {
 		t.Helper()
