@@ -253,14 +253,16 @@ type idleReader struct {
 	err  error
 }
 
-// newIdleReader returns nil when c has no raw socket; the caller then
-// reads through c.
+// newIdleReader returns nil unless c is a plain *net.TCPConn; the caller
+// then reads through c. A wrapper that offers its socket (a listener that
+// reads a PROXY header, say) may hold bytes of its own that a raw read
+// would skip.
 func newIdleReader(c net.Conn) *idleReader {
-	sc, ok := c.(syscall.Conn)
+	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
 	}
-	rc, err := sc.SyscallConn()
+	rc, err := tc.SyscallConn()
 	if err != nil {
 		return nil
 	}
