@@ -153,7 +153,7 @@ func (h *peerHead) seeder() bool { return h.keyFlags&peerSeeder != 0 }
 func (h *peerHead) key() uint32 { return h.keyFlags &^ peerSeeder }
 
 // keyBits is the 31-bit form of a BEP 7 key hash that a record keeps: a
-// key that sent maps to 1 rather than to 0, which means none.
+// hash whose low 31 bits are all zero maps to 1, since 0 means no key.
 func keyBits(k uint32) uint32 {
 	if k == 0 {
 		return 0
@@ -176,8 +176,8 @@ type peerList[A addrBytes] struct {
 	peers []packedPeer[A]
 	// idx is an open-addressing (linear probing) table of slot+1, 0 for
 	// empty, sized a power of two; nil below indexMin peers. A pointer
-	// rather than a slice keeps the torrent header in a 96-byte size
-	// class, which every small swarm pays for.
+	// rather than a slice keeps the torrent header 16 bytes smaller,
+	// which every swarm pays for and most never index.
 	idx *[]uint32
 }
 
