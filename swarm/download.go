@@ -149,10 +149,8 @@ func (p *peer) handlePiece(m *wire.Message) error {
 	if want := t.info.BlockLen(pc, blk); m.Begin%piece.BlockSize != 0 || want == 0 || n != want {
 		return protocolError(ViolationBlock, "block %d+%d does not fit piece %d", m.Begin, n, m.Index)
 	}
-	if lim := t.c.downLimit; lim != nil {
-		if err := lim.WaitN(t.ctx, n); err != nil {
-			return err
-		}
+	if err := waitLimits(t.ctx, n, t.downLimit.Load(), t.c.downLimit.Load()); err != nil {
+		return err
 	}
 	p.downBytes.Add(int64(n))
 	t.downloaded.Add(int64(n))

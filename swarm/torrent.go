@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/bitfield"
 	"github.com/shoal-p2p/shoal/piece/picker"
@@ -74,7 +76,10 @@ type Torrent struct {
 	// disk error stopped the download.
 	downloaded, uploaded, wasted atomic.Int64
 	verifiedBytes                atomic.Int64
-	refused                      refusals // peers and messages refused, by reason (status.go)
+	// upLimit and downLimit cap this torrent alone, beside the client's
+	// caps over all torrents (SetRateLimits); nil inside means none.
+	upLimit, downLimit atomic.Pointer[rate.Limiter]
+	refused            refusals // peers and messages refused, by reason (status.go)
 
 	// Everything below is guarded by mu.
 	mu      sync.Mutex

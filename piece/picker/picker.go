@@ -1262,3 +1262,12 @@ func (p *Picker) skipActive(x int32) {
 		}
 	}
 }
+
+// SetSequential switches sequential order (Config.Sequential) on or off
+// while the download runs.
+func (p *Picker) SetSequential(seq bool) {
+	if seq && !p.seq {
+		p.seqFrom = 0
+	}
+	p.seq = seq
+}

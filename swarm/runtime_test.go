@@ -1,0 +1,92 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/piece/picker"
+	"github.com/shoal-p2p/shoal/piece/storage"
+)
+
+// TestSetPrioritiesWhileRunning changes the selection of a running,
+// rate-limited download: the file unselected stops, the file selected
+// arrives whole, the download completes on the new selection, and the
+// torrent's own cap holds it to its rate.
+func TestSetPrioritiesWhileRunning(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", map[string]int{"a.bin": 400_000, "b.bin": 300_000}, 16<<10)
+	seeder := startNode(t, m, src, Config{}, nil)
+
+	dst := t.TempDir()
+	st, err := storage.OpenWith(dst, m.Info, storage.Options{ResumePath: filepath.Join(t.TempDir(), "resume")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := Listen(context.Background(), Config{ListenAddr: "127.0.0.1:0", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Files in tree order: a.bin, b.bin.
+	ai, bi := 0, 1
+	if m.Info.Files[0].Path[len(m.Info.Files[0].Path)-1] != "a.bin" {
+		ai, bi = 1, 0
+	}
+	files := make([]picker.Priority, 2)
+	files[ai] = picker.Normal
+	prio, err := PiecePriorities(m.Info, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := c.AddWith(m, st, make([]byte, (m.Info.NumPieces+7)/8), AddOptions{Priority: prio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tor.Close()
+	const limit = 200_000
+	tor.SetRateLimits(limit, 0)
+	start := time.Now()
+	tor.AddPeers(seeder.addr())
+	// Let some of a.bin arrive, then want b.bin alone.
+	for tor.Stats().BytesDone == 0 && time.Since(start) < 5*time.Second {
+		time.Sleep(20 * time.Millisecond)
+	}
+	files[ai], files[bi] = picker.Skip, picker.High
+	prio, _ = PiecePriorities(m.Info, files)
+	if err := tor.SetPriorities(prio, true); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-tor.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not done on the new selection: %+v", tor.Stats())
+	}
+	elapsed := time.Since(start)
+	got, err := os.ReadFile(filepath.Join(dst, "data", "b.bin"))
+	want, _ := os.ReadFile(filepath.Join(src, "data", "b.bin"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("b.bin differs after the download (%v)", err)
+	}
+	s := tor.Stats()
+	if s.BytesDone >= m.Info.TotalLength {
+		t.Fatalf("a.bin came whole although unselected: %d of %d bytes", s.BytesDone, m.Info.TotalLength)
+	}
+	// The burst lets limit/8 through at once; the rest goes at the rate.
+	if min := time.Duration(float64(s.Downloaded-limit/8) / limit * float64(time.Second)); elapsed < min*9/10 {
+		t.Fatalf("downloaded %d bytes in %v under a %d B/s cap; want at least %v", s.Downloaded, elapsed, limit, min)
+	}
+	// Complete: wanting a.bin again is refused, to be added anew.
+	if err := tor.SetPriorities(nil, false); !errors.Is(err, ErrComplete) {
+		t.Fatalf("SetPriorities on a complete torrent: %v, want ErrComplete", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "data", "a.bin")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+}
