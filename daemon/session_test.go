@@ -50,8 +50,9 @@ func makeContent(t testing.TB, dir, name string, files map[string]int, pl int64,
 
 // seeder is an in-process swarm client seeding one torrent on loopback.
 type seeder struct {
-	c *swarm.Client
-	t *swarm.Torrent
+	c    *swarm.Client
+	t    *swarm.Torrent
+	hash piece.Hash
 }
 
 func (s *seeder) addr() netip.AddrPort { return netip.MustParseAddrPort(s.c.Addr().String()) }
@@ -84,32 +85,30 @@ func startSeeder(t testing.TB, m *piece.MetaInfo, dir string, up int64) *seeder 
 		c.Close()
 		st.Close()
 	})
-	return &seeder{c: c, t: tor}
+	return &seeder{c: c, t: tor, hash: m.Info.Hash}
 }
 
-// dial has the seeder connect to the session, as a torrent added by
-// .torrent here has no tracker or DHT to find it by, once the session's
-// torrents are past their checks (before, the session would refuse the
-// connection as for a torrent it does not have, and the seeder wait a
-// while before it tries again).
+// dial connects the session's torrent of the seeder's swarm to it, as a
+// torrent added by .torrent has no tracker or DHT here to find it by:
+// once the torrent is past its check, its swarm dials the seeder.
 func (sd *seeder) dial(s *Session) {
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		s.mu.Lock()
-		ready := true
+		var sw *swarm.Torrent
 		for _, t := range s.torrents {
-			if t.meta != nil && (t.state == CheckWait || t.state == Checking) {
-				ready = false
+			if t.meta != nil && t.meta.Info.Hash == sd.hash {
+				sw = t.sw
 			}
 		}
 		s.mu.Unlock()
-		if ready {
-			break
+		if sw != nil {
+			sw.AddPeers(sd.addr())
+			return
 		}
 	}
-	sd.t.AddPeers(netip.MustParseAddrPort(s.ListenAddrs()[0].String()))
 }
 
-func testConfig(t testing.TB, sessionDir string) Config {
+func testConfig(_ testing.TB, sessionDir string) Config {
 	return Config{
 		SessionDir:   sessionDir,
 		DownloadDir:  filepath.Join(sessionDir, "dl"),
