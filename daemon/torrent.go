@@ -289,6 +289,14 @@ func (s *Session) deactivate(t *torrent, pause bool) error {
 		s.rec.DownloadedEver += ss.Downloaded
 		s.rec.UploadedEver += ss.Uploaded
 		t.savedDown, t.savedUp = 0, 0
+		select {
+		case <-sw.Done():
+			// Completed since the last housekeeping tick.
+			if t.rec.Done.IsZero() {
+				t.rec.Done = time.Now()
+			}
+		default:
+		}
 	}
 	t.sw, t.st = nil, nil
 	t.state = Stopped
