@@ -19,12 +19,19 @@ import (
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
-// TestMain runs the child of TestKilledMidDownload when asked to: a
-// session downloading until it is killed.
+// TestMain runs the children of TestKilledMidDownload (a session
+// downloading until it is killed) and of BenchmarkIdleSession (a session
+// at rest, measured) when asked to.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("SHOAL_DAEMON_CHILD"); dir != "" {
 		flag.Parse()
 		os.Exit(child(dir, os.Getenv("SHOAL_DAEMON_SEEDER")))
+	}
+	if dir := os.Getenv("SHOAL_DAEMON_IDLE_CHILD"); dir != "" {
+		flag.Parse()
+		n, _ := strconv.Atoi(os.Getenv("SHOAL_IDLE_N"))
+		watch, _ := time.ParseDuration(os.Getenv("SHOAL_IDLE_WATCH"))
+		os.Exit(idleChild(dir, n, watch))
 	}
 	os.Exit(m.Run())
 }

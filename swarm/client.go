@@ -150,7 +150,44 @@ func Listen(ctx context.Context, cfg Config) (*Client, error) {
 		c.wg.Add(1)
 		go c.acceptLoop(ln)
 	}
+	c.wg.Add(1)
+	go c.tickLoop()
 	return c, nil
+}
+
+// tickLoop is the one timer of all the client's torrents: every
+// tickInterval it wakes each torrent that has something to look after
+// (atRest), so that idle torrents cost no timer and no wake-up each.
+func (c *Client) tickLoop() {
+	defer c.wg.Done()
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
+	var ts []*Torrent
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case now := <-tick.C:
+			c.mu.Lock()
+			ts = ts[:0]
+			for ih, t := range c.torrents {
+				if ih == t.hashes[0] {
+					ts = append(ts, t)
+				}
+			}
+			c.mu.Unlock()
+			for _, t := range ts {
+				if t.atRest() {
+					continue
+				}
+				select {
+				case t.tick <- now:
+				default: // still busy with the last one
+				}
+			}
+			clear(ts)
+		}
+	}
 }
 
 // NewPeerID returns a random peer id in the Azureus style, -SH0100-…, so

@@ -67,8 +67,9 @@ type Torrent struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	done   chan struct{} // closed once every piece is verified
-	failed chan struct{} // closed when an error stops the download
+	done   chan struct{}  // closed once every piece is verified
+	tick   chan time.Time // the client's ticks (Client.tickLoop)
+	failed chan struct{}  // closed when an error stops the download
 
 	// Counters read without the lock. wasted counts payload received but
 	// discarded, whatever the reason: duplicates, bad pieces, blocks nobody
@@ -217,6 +218,7 @@ func (c *Client) AddWith(meta *piece.MetaInfo, st *storage.Storage, have []byte,
 		log:      c.log.With("torrent", info.Name),
 		hashes:   info.SwarmHashes(),
 		done:     make(chan struct{}),
+		tick:     make(chan time.Time, 1),
 		diskq:    make(chan diskJob, diskQueue),
 		picker:   pk,
 		peers:    map[*peer]struct{}{},
@@ -444,6 +446,10 @@ func (t *Torrent) removePeer(p *peer) {
 	}
 	delete(t.peers, p)
 	delete(t.byID, p.pid)
+	if len(t.peers) == 0 {
+		// No tick may come to sum them again (atRest).
+		t.downRate, t.upRate = 0, 0
+	}
 	t.picker.HandleDisconnect(p.pid)
 	t.recheckServed(p)
 	t.ssDrop(p)
@@ -458,15 +464,16 @@ func (t *Torrent) removePeer(p *peer) {
 
 // run is the torrent's housekeeping loop: rates, choking, timeouts,
 // resume saves and redials.
+// Its ticks come from the client's one ticker (Client.tickLoop), which
+// skips a torrent at rest: a session of a thousand idle seeds then wakes
+// no goroutine of theirs.
 func (t *Torrent) run() {
-	tick := time.NewTicker(tickInterval)
-	defer tick.Stop()
 	lastSave := time.Now()
 	for {
 		select {
 		case <-t.ctx.Done():
 			return
-		case now := <-tick.C:
+		case now := <-t.tick:
 			t.mu.Lock()
 			for p := range t.peers {
 				p.tick(now)
@@ -502,6 +509,21 @@ func (t *Torrent) run() {
 			}
 		}
 	}
+}
+
+// atRest reports whether a tick would find nothing to do: no peer, no
+// address to dial, no check or fetch pending, no fault being watched or
+// logged, and the resume record saved. Anything that changes that (a
+// peer, an address, a write) makes the next tick count.
+func (t *Torrent) atRest() bool {
+	if t.st.Unsaved() {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.peers) == 0 && t.addressBook.Len() == 0 && t.addressBook.NumDialing() == 0 &&
+		len(t.suspects) == 0 && len(t.layers) == 0 && t.srv.files == nil &&
+		!t.writeErrs.logged && t.writeErrs.n == 0 && !t.saveErrs.logged && t.saveErrs.n == 0
 }
 
 // Stats is a snapshot of a torrent's progress.
