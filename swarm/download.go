@@ -239,6 +239,7 @@ func (p *peer) handlePiece(m *wire.Message) error {
 	// backpressure) instead of filling memory.
 	buf := blockPool.Get().(*[piece.BlockSize]byte)
 	copy(buf[:], m.Payload)
+	t.diskStart.Do(t.startDiskWriters)
 	select {
 	case t.diskq <- diskJob{pc: pc, begin: int(m.Begin), n: n, buf: buf, pp: pp}:
 	case <-t.ctx.Done():
@@ -276,6 +277,18 @@ func (p *peer) padData(pc, begin int, data []byte) bool {
 		off += int(s.Len)
 	}
 	return false
+}
+
+// startDiskWriters starts the disk goroutines (diskStart). It runs on a
+// peer's reader, itself in t.wg, so Close's wait cannot have ended.
+func (t *Torrent) startDiskWriters() {
+	for range diskWriters {
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			t.diskLoop()
+		}()
+	}
 }
 
 // diskLoop writes accepted blocks and verifies pieces once their last block

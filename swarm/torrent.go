@@ -115,7 +115,11 @@ type Torrent struct {
 	partial map[int]*partialPiece
 	scratch []piece.Hash
 	diskq   chan diskJob
-	diskErr *DiskError // set once, with failed closed
+	// diskStart starts the disk writers with the first block: a seed
+	// never needs them, and a thousand idle seeds should not keep a
+	// thousand goroutines for it.
+	diskStart sync.Once
+	diskErr   *DiskError // set once, with failed closed
 	// stopErr is what stopped the download (diskErr, or an
 	// *InconsistentError), set once with failed closed.
 	stopErr   error
@@ -288,13 +292,6 @@ func (c *Client) AddWith(meta *piece.MetaInfo, st *storage.Storage, have []byte,
 		defer t.wg.Done()
 		t.run()
 	}()
-	for range diskWriters {
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			t.diskLoop()
-		}()
-	}
 	return t, nil
 }
 
