@@ -196,6 +196,9 @@ func TestAddTorrentDownloads(t *testing.T) {
 	}
 	sd.dial(s)
 	st = waitFor(t, s, st.ID, 10*time.Second, "seeding", seeding)
+	if ps := status(t, s, st.ID, WantPeers).Peers; len(ps) != 1 || ps[0].Addr != sd.addr() || ps[0].Progress != 1 || ps[0].Incoming {
+		t.Fatalf("peers: %+v, want the seeder, dialed", ps)
+	}
 	for p := range twoFiles {
 		sameFile(t, filepath.Join(src, "data", p), filepath.Join(s.Settings().DownloadDir, "data", p))
 	}

@@ -108,6 +108,25 @@ func (s *Session) statusLocked(t *torrent, want Want) Status {
 		if ss.DownRate > 0 || ss.UpRate > 0 {
 			st.Activity = time.Now()
 		}
+		if ss.Peers > 0 {
+			for _, p := range t.sw.Peers() {
+				if !p.PeerChoking && p.AmInterested {
+					st.PeersSending++
+				}
+				if !p.AmChoking && p.PeerInterested {
+					st.PeersGetting++
+				}
+				if want&WantPeers != 0 {
+					st.Peers = append(st.Peers, PeerStatus{
+						Addr: p.Addr, Client: p.Client, Progress: p.Progress,
+						RateToUs: int64(p.DownRate), RateToPeer: int64(p.UpRate),
+						Encrypted: p.Encrypted, Incoming: p.Incoming,
+						AmChoking: p.AmChoking, AmInterested: p.AmInterested,
+						PeerChoking: p.PeerChoking, PeerInterested: p.PeerInterested,
+					})
+				}
+			}
+		}
 	}
 	files := filePriorities(in, r)
 	for i, f := range in.Files {

@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 
 	"golang.org/x/time/rate"
@@ -66,4 +67,42 @@ func (t *Torrent) SetPriorities(prio []picker.Priority, sequential bool) error {
 		p.fill()
 	}
 	return nil
+}
+
+// PeerInfo is one connected peer, as Peers reports it.
+type PeerInfo struct {
+	Addr     netip.AddrPort
+	Client   string  // from the peer id's Azureus-style prefix
+	Progress float64 // 0..1: the pieces it announced
+	// DownRate and UpRate are payload bytes per second, from it and to it.
+	DownRate, UpRate                                     float64
+	Encrypted, Incoming                                  bool
+	AmChoking, AmInterested, PeerChoking, PeerInterested bool
+}
+
+// Peers lists the connected peers, those being evicted left out.
+func (t *Torrent) Peers() []PeerInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]PeerInfo, 0, len(t.peers))
+	for p := range t.peers {
+		if p.evicted {
+			continue
+		}
+		out = append(out, PeerInfo{
+			Addr:           p.addr,
+			Client:         clientName(p.id),
+			Progress:       float64(t.picker.PeerPieces(p.pid)) / float64(max(t.info.NumPieces, 1)),
+			DownRate:       p.downRate,
+			UpRate:         p.upRate,
+			Encrypted:      p.encrypted,
+			Incoming:       !p.outgoing,
+			AmChoking:      p.amChoking,
+			AmInterested:   p.amInterested,
+			PeerChoking:    p.peerChoking,
+			PeerInterested: p.peerInterested,
+		})
+	}
+	slices.SortFunc(out, func(a, b PeerInfo) int { return a.Addr.Compare(b.Addr) })
+	return out
 }

@@ -1271,3 +1271,11 @@ func (p *Picker) SetSequential(seq bool) {
 	}
 	p.seq = seq
 }
+
+// PeerPieces counts the pieces a peer announced.
+func (p *Picker) PeerPieces(id PeerID) int {
+	if pe := p.lookup(id); pe != nil {
+		return pe.has.Count()
+	}
+	return 0
+}
