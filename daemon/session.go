@@ -268,44 +268,17 @@ func (s *Session) startNetwork() error {
 	return nil
 }
 
-// startDHT runs the DHT node of listener address a on a UDP socket of a's
-// family alone (BEP 32: each family's node has its own table), on a's port
-// if free, keeping its table in the session folder across restarts.
+// startDHT runs the DHT node of listener address a (dht.NewForListener),
+// keeping its table in the session folder across restarts.
 func (s *Session) startDHT(a net.Addr) (*dht.Node, error) {
-	network, family := "udp4", "IPv4"
-	if ap, err := netip.ParseAddrPort(a.String()); err == nil && !ap.Addr().Unmap().Is4() {
-		network, family = "udp6", "IPv6"
-	}
-	conn, err := net.ListenPacket(network, a.String())
-	if err != nil {
-		host, _, _ := net.SplitHostPort(a.String())
-		if conn, err = net.ListenPacket(network, net.JoinHostPort(host, "0")); err != nil {
-			return nil, fmt.Errorf("daemon: dht: %w", err)
-		}
-	}
-	bootstrap := s.cfg.Bootstrap
-	if bootstrap != nil {
-		// Addresses of the other family cannot be reached from here.
-		bootstrap = []string{}
-		for _, hp := range s.cfg.Bootstrap {
-			if h, _, err := net.SplitHostPort(hp); err == nil {
-				if b, err := netip.ParseAddr(h); err == nil && b.Unmap().Is4() != (network == "udp4") {
-					continue
-				}
-			}
-			bootstrap = append(bootstrap, hp)
-		}
-	}
-	n, err := dht.New(s.ctx, dht.Config{
-		Conn:      conn,
-		Bootstrap: bootstrap,
+	_, family := dht.Family(a)
+	n, err := dht.NewForListener(s.ctx, a, dht.Config{
+		Bootstrap: s.cfg.Bootstrap,
 		StateFile: filepath.Join(s.cfg.SessionDir, "dht-"+family+".state"),
 		Logger:    s.log.With("family", family),
-		IPv6Only:  network == "udp6",
-	})
+	}, nil)
 	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("daemon: dht: %w", err)
+		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	return n, nil
 }

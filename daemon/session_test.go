@@ -570,3 +570,15 @@ func TestVerifyRehashes(t *testing.T) {
 	waitFor(t, s, st.ID, 10*time.Second, "seeding", seeding)
 	sameFile(t, filepath.Join(src, "v", "v.bin"), path)
 }
+
+// TestDHTOnOneNodePerFamily runs a session with its DHT on (and no
+// bootstrap node: nothing leaves the machine): one node for its one
+// listen family.
+func TestDHTOnOneNodePerFamily(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.NoDHT, cfg.Bootstrap = false, []string{}
+	s := openSession(t, cfg)
+	if !s.Settings().DHT || len(s.nodes) != 1 {
+		t.Fatalf("DHT %v with %d nodes, want one (IPv4 listener)", s.Settings().DHT, len(s.nodes))
+	}
+}
