@@ -519,9 +519,14 @@ func (s *Session) Settings() Settings {
 	}
 }
 
+// peerLimit is the connections allowed per torrent: the Config's, else
+// the session's setting, else swarm's default.
 func (s *Session) peerLimit() int {
-	if s.cfg.PeerLimit > 0 {
+	switch {
+	case s.cfg.PeerLimit > 0:
 		return s.cfg.PeerLimit
+	case s.rec.PeerLimit > 0:
+		return s.rec.PeerLimit
 	}
 	return swarm.DefaultMaxPeers
 }

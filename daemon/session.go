@@ -220,7 +220,7 @@ func (s *Session) startNetwork() error {
 	for i := 0; ; i++ {
 		s.cl, err = swarm.Listen(s.ctx, swarm.Config{
 			ListenAddr:      net.JoinHostPort(host, strconv.Itoa(port+i)),
-			MaxPeers:        s.cfg.PeerLimit,
+			MaxPeers:        s.peerLimit(),
 			MaxUploadRate:   s.rec.UpLimit,
 			MaxDownloadRate: s.rec.DownLimit,
 			Logger:          s.log,

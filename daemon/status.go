@@ -73,8 +73,7 @@ func (s *Session) statusLocked(t *torrent, want Want) Status {
 		st.RecheckProgress = float64(t.hashed.Load()) / float64(max(t.meta.Info.TotalLength, 1))
 	}
 	if t.meta == nil {
-		st.Left = -1
-		return st
+		return st // sizes unknown until the metadata arrives
 	}
 	m := t.meta
 	in := m.Info

@@ -216,6 +216,12 @@ func (s *Session) activate(t *torrent, recheck bool) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	a := &activation{cancel: cancel, done: make(chan struct{})}
 	s.mu.Lock()
+	if s.closed {
+		// Close has stopped every torrent already, or is doing so.
+		s.mu.Unlock()
+		cancel()
+		return
+	}
 	t.act = a
 	t.state = CheckWait
 	if t.meta == nil {
@@ -342,11 +348,15 @@ func (s *Session) fail(t *torrent) {
 		return // stopped or restarted meanwhile
 	}
 	cause := sw.Err()
-	err := s.deactivate(t, true)
-	if err != nil {
+	s.log.Error("torrent stopped", "id", t.id, "err", cause)
+	// The error is in place before the state says Stopped: a status
+	// never shows a torrent stopped on its own without saying why.
+	s.mu.Lock()
+	t.rec.Error = cause.Error()
+	s.mu.Unlock()
+	if err := s.deactivate(t, true); err != nil {
 		s.log.Warn("stopping failed torrent", "id", t.id, "err", err)
 	}
-	s.stopWithError(t, cause)
 }
 
 // Pace of a magnet's metadata fetch that found nothing: asked again after
