@@ -75,7 +75,9 @@ type Session struct {
 	pm      *portmap.Mapper
 	started time.Time
 	checks  chan struct{} // a slot per check allowed at once
-	wg      sync.WaitGroup
+	// announces spaces the torrents' first DHT announces (stagger.go).
+	announces stagger
+	wg        sync.WaitGroup
 
 	mu       sync.Mutex
 	rec      sessionRecord
@@ -130,13 +132,14 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		}
 	}
 	s := &Session{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		started:  time.Now(),
-		checks:   make(chan struct{}, cfg.MaxChecks),
-		torrents: map[ID]*torrent{},
-		byHash:   map[[20]byte]*torrent{},
-		rec:      sessionRecord{Version: recordVersion, NextID: 1, DownLimit: cfg.DownLimit, UpLimit: cfg.UpLimit, PeerLimit: cfg.PeerLimit},
+		cfg:       cfg,
+		log:       cfg.Logger,
+		started:   time.Now(),
+		checks:    make(chan struct{}, cfg.MaxChecks),
+		announces: stagger{spacing: announceSpacing},
+		torrents:  map[ID]*torrent{},
+		byHash:    map[[20]byte]*torrent{},
+		rec:       sessionRecord{Version: recordVersion, NextID: 1, DownLimit: cfg.DownLimit, UpLimit: cfg.UpLimit, PeerLimit: cfg.PeerLimit},
 	}
 	if err := s.loadSession(); err != nil {
 		return nil, err

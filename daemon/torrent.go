@@ -516,7 +516,7 @@ func (s *Session) sources(private bool, mg piece.Magnet) []swarm.Source {
 		port = int(ap.Port())
 	}
 	for _, n := range s.nodes {
-		out = append(out, swarm.DHTAnnounce(n.Announcer(port)))
+		out = append(out, swarm.DHTAnnounce(staggered{f: n.Announcer(port), g: &s.announces}))
 	}
 	if s.lsd != nil {
 		out = append(out, swarm.Source{Kind: swarm.SourceLSD, Finder: s.lsd})
