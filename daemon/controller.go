@@ -446,6 +446,7 @@ func (s *Session) Set(ids []ID, ch Change) error {
 			return err
 		}
 		sw.SetRateLimits(rec.DownLimit, rec.UpLimit)
+		sw.SetMaxPeers(rec.PeerLimit)
 		restart := trackers
 		if sel && !restart {
 			prio, err := piecePriorities(meta.Info, rec)

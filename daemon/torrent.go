@@ -427,6 +427,7 @@ func (s *Session) run(ctx context.Context, t *torrent, recheck bool) {
 		return
 	}
 	sw.SetRateLimits(rec.DownLimit, rec.UpLimit)
+	sw.SetMaxPeers(rec.PeerLimit)
 	sw.AddSources(s.sources(meta.Info.Private, t.mg)...)
 	sw.AddTrackers(meta.Tiers(rec.ExtraTrackers...))
 	s.mu.Lock()

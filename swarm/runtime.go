@@ -23,6 +23,21 @@ func (t *Torrent) SetRateLimits(down, up int64) {
 	t.upLimit.Store(newLimiter(up))
 }
 
+// SetMaxPeers caps this torrent's connections at n in place of the
+// client's MaxPeers; 0 goes back to the client's. Peers above a lowered
+// cap are not dropped, only not replaced.
+func (t *Torrent) SetMaxPeers(n int) {
+	t.peerLimit.Store(int64(max(n, 0)))
+}
+
+// maxPeers is the torrent's connection cap.
+func (t *Torrent) maxPeers() int {
+	if n := t.peerLimit.Load(); n > 0 {
+		return int(n)
+	}
+	return t.c.cfg.MaxPeers
+}
+
 // waitLimits waits until n bytes fit every non-nil limiter, the
 // torrent's before the client's.
 func waitLimits(ctx context.Context, n int, lims ...*rate.Limiter) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/piece/picker"
 	"github.com/shoal-p2p/shoal/piece/storage"
+	"github.com/shoal-p2p/shoal/swarm/wire"
 )
 
 // TestSetPrioritiesWhileRunning changes the selection of a running,
@@ -89,4 +91,29 @@ func TestSetPrioritiesWhileRunning(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dst, "data", "a.bin")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
+}
+
+// TestTorrentPeerCap caps one torrent below the client's limit: a third
+// peer that speaks and wants data is turned away while two hold the
+// slots usefully, and lifting the cap lets it in.
+func TestTorrentPeerCap(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	seeder := startNode(t, m, src, Config{}, nil)
+	seeder.t.SetMaxPeers(2)
+	var slots []net.Conn
+	for range 2 {
+		c := handshakeFrom(t, seeder, "127.0.0.1")
+		c.Write(wire.AppendHaveNone(nil))
+		c.Write(wire.AppendInterested(nil))
+		slots = append(slots, c)
+	}
+	wantStates(t, "filling the torrent's two slots", connState(slots, 300*time.Millisecond), "admitted", "admitted")
+	late := handshakeFrom(t, seeder, "127.0.0.1")
+	late.Write(wire.AppendHaveNone(nil))
+	wantStates(t, "a third peer over the torrent's cap", connState([]net.Conn{late}, 300*time.Millisecond), "closed")
+	seeder.t.SetMaxPeers(0)
+	again := handshakeFrom(t, seeder, "127.0.0.1")
+	again.Write(wire.AppendHaveNone(nil))
+	wantStates(t, "a third peer once the cap is lifted", connState([]net.Conn{again}, 300*time.Millisecond), "admitted")
 }

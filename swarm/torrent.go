@@ -80,7 +80,10 @@ type Torrent struct {
 	// upLimit and downLimit cap this torrent alone, beside the client's
 	// caps over all torrents (SetRateLimits); nil inside means none.
 	upLimit, downLimit atomic.Pointer[rate.Limiter]
-	refused            refusals // peers and messages refused, by reason (status.go)
+	// peerLimit caps this torrent's connections in place of the client's
+	// MaxPeers when above 0 (SetMaxPeers).
+	peerLimit atomic.Int64
+	refused   refusals // peers and messages refused, by reason (status.go)
 
 	// Everything below is guarded by mu.
 	mu      sync.Mutex
@@ -371,7 +374,7 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 	if reason == "" && sameHost >= maxPeersPerIP {
 		reason = "too many connections from one host"
 	}
-	if reason == "" && t.liveCount() >= t.c.cfg.MaxPeers {
+	if reason == "" && t.liveCount() >= t.maxPeers() {
 		// Full: the newcomer takes the slot of a peer that does nothing
 		// with it, if there is one; real peers must not be locked out by
 		// connections that merely stay open.
