@@ -139,6 +139,14 @@ func idleChild(dir string, n int, watch time.Duration) int {
 	}
 	time.Sleep(watch)
 	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+	if p := os.Getenv("SHOAL_IDLE_HEAP"); p != "" {
+		// What the session at rest holds on to.
+		if f, err := os.Create(p); err == nil {
+			runtime.GC()
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	fmt.Printf("%d %d %d %d %d %d %d %d\n", opened, startup, hashed, base, rss(), cpu, wall, runtime.NumGoroutine())
 	return 0
 }

@@ -282,6 +282,10 @@ func (p *peer) padData(pc, begin int, data []byte) bool {
 // startDiskWriters starts the disk goroutines (diskStart). It runs on a
 // peer's reader, itself in t.wg, so Close's wait cannot have ended.
 func (t *Torrent) startDiskWriters() {
+	// Under t.mu for the status page, which reads its length.
+	t.mu.Lock()
+	t.diskq = make(chan diskJob, diskQueue)
+	t.mu.Unlock()
 	for range diskWriters {
 		t.wg.Add(1)
 		go func() {

@@ -118,9 +118,9 @@ type Torrent struct {
 	partial map[int]*partialPiece
 	scratch []piece.Hash
 	diskq   chan diskJob
-	// diskStart starts the disk writers with the first block: a seed
-	// never needs them, and a thousand idle seeds should not keep a
-	// thousand goroutines for it.
+	// diskStart makes diskq and starts the disk writers with the first
+	// block: a seed never needs them, and a thousand idle seeds should
+	// not keep a thousand goroutines and queues for it.
 	diskStart sync.Once
 	diskErr   *DiskError // set once, with failed closed
 	// stopErr is what stopped the download (diskErr, or an
@@ -226,7 +226,6 @@ func (c *Client) AddWith(meta *piece.MetaInfo, st *storage.Storage, have []byte,
 		hashes:   info.SwarmHashes(),
 		done:     make(chan struct{}),
 		tick:     make(chan time.Time, 1),
-		diskq:    make(chan diskJob, diskQueue),
 		picker:   pk,
 		peers:    map[*peer]struct{}{},
 		byID:     map[picker.PeerID]*peer{},
