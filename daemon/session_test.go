@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -580,5 +582,40 @@ func TestDHTOnOneNodePerFamily(t *testing.T) {
 	s := openSession(t, cfg)
 	if !s.Settings().DHT || len(s.nodes) != 1 {
 		t.Fatalf("DHT %v with %d nodes, want one (IPv4 listener)", s.Settings().DHT, len(s.nodes))
+	}
+}
+
+// TestIdleSeedsAreCheap adds 100 small seeds to a session with no peers:
+// each costs at most one goroutine at rest (its swarm housekeeping loop,
+// which the client's one ticker leaves asleep), where a seed once had a
+// disk writer besides.
+func TestIdleSeedsAreCheap(t *testing.T) {
+	const n = 100
+	cfg := testConfig(t, t.TempDir())
+	s := openSession(t, cfg)
+	dl := s.Settings().DownloadDir
+	before := runtime.NumGoroutine()
+	for i := range n {
+		p := filepath.Join(dl, fmt.Sprintf("f%03d.bin", i))
+		data := make([]byte, 20_000)
+		data[0] = byte(i)
+		data[1] = byte(i >> 8)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, err := piece.Build(context.Background(), p, piece.BuildOptions{PieceLength: 16 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Add(AddRequest{Metainfo: marshal(t, m)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, st := range s.Torrents(nil, 0) {
+		waitFor(t, s, st.ID, 5*time.Second, "seeding", seeding)
+	}
+	time.Sleep(100 * time.Millisecond) // the activations' goroutines end
+	if extra := runtime.NumGoroutine() - before; extra > n+5 {
+		t.Fatalf("%d idle seeds keep %d goroutines", n, extra)
 	}
 }

@@ -117,3 +117,36 @@ func TestTorrentPeerCap(t *testing.T) {
 	again.Write(wire.AppendHaveNone(nil))
 	wantStates(t, "a third peer once the cap is lifted", connState([]net.Conn{again}, 300*time.Millisecond), "admitted")
 }
+
+// TestAtRest: a seed with no peer and nothing unsaved needs no tick; an
+// address to dial or a peer wakes it, and once the peer leaves its rates
+// read zero though no tick comes to sum them.
+func TestAtRest(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	seeder := startNode(t, m, src, Config{}, nil)
+	if err := seeder.st.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if !seeder.t.atRest() {
+		t.Fatal("idle seed with its record saved not at rest")
+	}
+	dst := t.TempDir()
+	leech := startNode(t, m, dst, Config{}, nil)
+	leech.t.AddPeers(seeder.addr())
+	if leech.t.atRest() {
+		t.Fatal("torrent with an address to dial at rest")
+	}
+	waitDone(t, leech, 10*time.Second)
+	if seeder.t.atRest() {
+		t.Fatal("seed with a peer at rest")
+	}
+	leech.t.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for seeder.t.Stats().Peers > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := seeder.t.Stats(); s.Peers != 0 || s.UpRate != 0 || s.DownRate != 0 {
+		t.Fatalf("seed after its peer left: %d peers, rates %v/%v", s.Peers, s.DownRate, s.UpRate)
+	}
+}
