@@ -504,25 +504,29 @@ func haveAny(have []byte) bool {
 	return slices.ContainsFunc(have, func(b byte) bool { return b != 0 })
 }
 
-// sources lists where a running torrent finds peers besides its trackers:
-// a magnet's peer hints, the DHT (announcing our port) and local
-// discovery, the last two unless the torrent is private (BEP 27).
+// sources lists where a running torrent finds peers besides its trackers
+// (swarm.RunningSources): a magnet's peer hints, the DHT (announcing our
+// port, each torrent's first announce in its turn: stagger.go) and local
+// discovery.
 func (s *Session) sources(private bool, mg piece.Magnet) []swarm.Source {
-	out := []swarm.Source{swarm.FixedPeers(hintPeers(mg)...)}
-	if private {
-		return out
-	}
 	port := 0
 	if ap, err := netip.ParseAddrPort(s.cl.Addr().String()); err == nil {
 		port = int(ap.Port())
 	}
+	var announcers []swarm.PeerFinder
 	for _, n := range s.nodes {
-		out = append(out, swarm.DHTAnnounce(staggered{f: n.Announcer(port), g: &s.announces}))
+		announcers = append(announcers, staggered{f: n.Announcer(port), g: &s.announces})
 	}
-	if s.lsd != nil {
-		out = append(out, swarm.Source{Kind: swarm.SourceLSD, Finder: s.lsd})
+	return swarm.RunningSources(private, hintPeers(mg), announcers, s.lsdFinder())
+}
+
+// lsdFinder is local discovery as a PeerFinder, nil when it is off (a
+// nil *lsd.Service in the interface would not be).
+func (s *Session) lsdFinder() swarm.PeerFinder {
+	if s.lsd == nil {
+		return nil
 	}
-	return out
+	return s.lsd
 }
 
 // hintPeers are a magnet's x.pe addresses that parse; a bad one is
@@ -546,18 +550,11 @@ func (s *Session) fetchMeta(ctx context.Context, t *torrent) (*piece.MetaInfo, b
 	s.mu.Unlock()
 	wait := fetchRetry
 	for {
-		sources := []swarm.Source{swarm.FixedPeers(hintPeers(mg)...)}
-		for _, tier := range piece.AnnounceTiers(nil, "", slices.Concat(mg.Trackers, extra)...) {
-			for _, u := range tier {
-				sources = append(sources, s.cl.TrackerLookup(u))
-			}
-		}
+		var lookups []swarm.PeerFinder
 		for _, n := range s.nodes {
-			sources = append(sources, swarm.DHTLookup(n))
+			lookups = append(lookups, n)
 		}
-		if s.lsd != nil {
-			sources = append(sources, swarm.Source{Kind: swarm.SourceLSD, Finder: s.lsd})
-		}
+		sources := s.cl.MagnetSources(mg, extra, hintPeers(mg), lookups, s.lsdFinder())
 		m, err := s.cl.FetchInfoFrom(ctx, mg, sources, nil)
 		if err == nil {
 			m.Announce = ""

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -231,37 +230,30 @@ func startFamilyNode(ctx context.Context, a net.Addr, bootstrap []string) (*dht.
 // announcing our port, unless there are none or the torrent is private
 // (BEP 27).
 func torrentSources(cl *swarm.Client, nodes dhtNodes, m *piece.MetaInfo, peers []netip.AddrPort) []swarm.Source {
-	sources := []swarm.Source{swarm.FixedPeers(peers...)}
-	if m.Info.Private {
-		return sources
-	}
 	port := 0
 	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil {
 		port = int(ap.Port())
 	}
+	var announcers []swarm.PeerFinder
 	for _, n := range nodes {
-		sources = append(sources, swarm.DHTAnnounce(n.Announcer(port)))
+		announcers = append(announcers, n.Announcer(port))
 	}
-	return sources
+	return swarm.RunningSources(m.Info.Private, peers, announcers, nil)
 }
 
 // magnetSources lists where a magnet's metadata fetch finds peers: the
 // addresses given, the magnet's trackers and those of -t, and the DHT.
 func magnetSources(cl *swarm.Client, nodes dhtNodes, mg piece.Magnet, extra []string, peers []netip.AddrPort) []swarm.Source {
-	sources := []swarm.Source{swarm.FixedPeers(peers...)}
-	for _, tier := range magnetTiers(mg, extra) {
-		for _, u := range tier {
-			sources = append(sources, cl.TrackerLookup(u))
-		}
+	var lookups []swarm.PeerFinder
+	for _, n := range nodes {
+		lookups = append(lookups, n)
 	}
-	return append(sources, nodes.lookups()...)
+	return cl.MagnetSources(mg, extra, peers, lookups, nil)
 }
 
 // magnetTiers lists a magnet's trackers and then those of -t, each a tier
 // of its own, as the torrent fetched for it will have them.
-func magnetTiers(mg piece.Magnet, extra []string) [][]string {
-	return piece.AnnounceTiers(nil, "", slices.Concat(mg.Trackers, extra)...)
-}
+func magnetTiers(mg piece.Magnet, extra []string) [][]string { return swarm.MagnetTiers(mg, extra) }
 
 // seedResumePath returns where seed keeps the resume record of the torrent
 // whose Info.ID is id (a v1 torrent has no v2 hash to name it by): the
