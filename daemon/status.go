@@ -8,6 +8,7 @@ import (
 
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/bitfield"
+	"github.com/shoal-p2p/shoal/swarm"
 )
 
 // Torrents returns the status of the given torrents, or of all of them
@@ -153,9 +154,22 @@ func (s *Session) statusLocked(t *torrent, want Want) Status {
 		st.ETA = time.Duration(float64(st.Left)/float64(st.RateDown)) * time.Second
 	}
 	if want&WantTrackers != 0 {
+		var infos []swarm.TrackerInfo
+		if t.sw != nil {
+			infos = t.sw.Trackers()
+		}
 		for tier, urls := range m.Tiers(r.ExtraTrackers...) {
 			for _, u := range urls {
-				st.Trackers = append(st.Trackers, TrackerStatus{URL: u, Tier: tier, Seeders: -1, Leechers: -1})
+				ts := TrackerStatus{URL: u, Tier: tier, Seeders: -1, Leechers: -1}
+				// Of the tier's announcers (one per address family),
+				// the latest that went to this tracker.
+				for _, in := range infos {
+					if in.Tier == tier && in.URL == u && in.LastAnnounce.After(ts.LastAnnounce) {
+						ts.LastAnnounce, ts.LastResult, ts.NextAnnounce = in.LastAnnounce, in.LastResult, in.NextAnnounce
+						ts.Seeders, ts.Leechers = in.Seeders, in.Leechers
+					}
+				}
+				st.Trackers = append(st.Trackers, ts)
 			}
 		}
 	}

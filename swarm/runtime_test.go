@@ -150,3 +150,38 @@ func TestAtRest(t *testing.T) {
 		t.Fatalf("seed after its peer left: %d peers, rates %v/%v", s.Peers, s.DownRate, s.UpRate)
 	}
 }
+
+// TestTrackersReportAnnounces announces a seed to a tracker on loopback
+// and to one that is down: each tier says how its last announce went.
+func TestTrackersReportAnnounces(t *testing.T) {
+	httpURL, _ := startTracker(t)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + dead.Addr().String() + "/announce"
+	dead.Close()
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	seeder := startNode(t, m, src, Config{}, nil)
+	seeder.t.AddTrackers([][]string{{httpURL}, {deadURL}})
+	deadline := time.Now().Add(5 * time.Second)
+	var trs []TrackerInfo
+	for {
+		trs = seeder.t.Trackers()
+		if len(trs) == 2 && !trs[0].LastAnnounce.IsZero() && !trs[1].LastAnnounce.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trackers after 5s: %+v", trs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ok, bad := trs[0], trs[1]
+	if ok.Tier != 0 || ok.URL != httpURL || ok.LastResult != "Success" || ok.Seeders != 1 || !ok.NextAnnounce.After(ok.LastAnnounce) {
+		t.Errorf("working tracker: %+v", ok)
+	}
+	if bad.Tier != 1 || bad.URL != deadURL || bad.LastResult == "Success" || bad.LastResult == "" || bad.Seeders != -1 {
+		t.Errorf("dead tracker: %+v", bad)
+	}
+}

@@ -165,6 +165,10 @@ type Torrent struct {
 	// 'completed'.
 	selective bool
 
+	// trackers are the torrent's tier announcers (announce.go), for
+	// Trackers.
+	trackers []*tierAnnouncer
+
 	// Super-seeding (superseed.go): the BEP 16 policy while it lasts.
 	ss *superseed.Policy
 }
