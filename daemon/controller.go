@@ -368,11 +368,18 @@ func (s *Session) Verify(ids []ID) error {
 	})
 }
 
-// Reannounce asks for peers now. Trackers and the DHT set their own
-// pace in swarm; restarting a torrent for this would cost its peers, so
-// it is a no-op for now.
+// Reannounce asks the torrents' trackers for peers now (not the DHT,
+// whose announces keep their own pace).
 func (s *Session) Reannounce(ids []ID) error {
-	return s.each(ids, func(*torrent) error { return nil })
+	return s.each(ids, func(t *torrent) error {
+		s.mu.Lock()
+		sw := t.sw
+		s.mu.Unlock()
+		if sw != nil {
+			sw.Reannounce()
+		}
+		return nil
+	})
 }
 
 // Set changes torrents' settings. A running torrent takes a new selection,

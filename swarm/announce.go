@@ -40,7 +40,7 @@ func (t *Torrent) AddTrackers(tiers [][]string) {
 			if len(urls) == 0 {
 				continue
 			}
-			a := &tierAnnouncer{t: t, tiers: tracker.NewTiers([][]string{urls}, ""), key: key, family: fam, quiet: quiet,
+			a := &tierAnnouncer{t: t, tiers: tracker.NewTiers([][]string{urls}, ""), key: key, family: fam, quiet: quiet, poke: make(chan struct{}, 1),
 				info: TrackerInfo{Tier: i, Family: fam, URLs: urls, Seeders: -1, Leechers: -1}}
 			announcers = append(announcers, a)
 			sources = append(sources, Source{Kind: SourceTracker, Finder: a})
@@ -69,6 +69,25 @@ type tierAnnouncer struct {
 	quiet bool
 	// info is how its announces went, guarded by t.mu (Trackers).
 	info TrackerInfo
+	// poke cuts the wait for the next announce short (Reannounce).
+	poke chan struct{}
+}
+
+// Reannounce asks each tracker tier for peers now, rather than when the
+// tracker said to, unless it was asked less than minAnnounceInterval ago.
+func (t *Torrent) Reannounce() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	for _, a := range t.trackers {
+		if now.Sub(a.info.LastAnnounce) < minAnnounceInterval {
+			continue
+		}
+		select {
+		case a.poke <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // TrackerInfo is how a torrent's announces to one tier over one address
@@ -218,6 +237,8 @@ func (t *Torrent) announceLoop(ctx context.Context, a *tierAnnouncer, ih [20]byt
 		case <-done:
 			timer.Stop()
 			ev = tracker.EventCompleted
+		case <-a.poke:
+			timer.Stop()
 		case <-timer.C:
 		}
 	}

@@ -185,3 +185,39 @@ func TestTrackersReportAnnounces(t *testing.T) {
 		t.Errorf("dead tracker: %+v", bad)
 	}
 }
+
+// TestReannounce has a seed announce again long before the tracker's
+// interval (a minute) is up, once the minimum spacing has passed.
+func TestReannounce(t *testing.T) {
+	httpURL, _ := startTracker(t)
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	seeder := startNode(t, m, src, Config{}, nil)
+	seeder.t.AddTrackers([][]string{{httpURL}})
+	first := waitAnnounce(t, seeder.t, time.Time{})
+	seeder.t.Reannounce() // too soon: ignored
+	time.Sleep(200 * time.Millisecond)
+	if got := seeder.t.Trackers()[0].LastAnnounce; !got.Equal(first) {
+		t.Fatalf("announced again %v after the last, under the minimum spacing", got.Sub(first))
+	}
+	// Pretend the last announce is old enough.
+	seeder.t.mu.Lock()
+	seeder.t.trackers[0].info.LastAnnounce = first.Add(-minAnnounceInterval)
+	seeder.t.mu.Unlock()
+	seeder.t.Reannounce()
+	waitAnnounce(t, seeder.t, first)
+}
+
+// waitAnnounce waits for an announce after since and returns its time.
+func waitAnnounce(t *testing.T, tor *Torrent, since time.Time) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if trs := tor.Trackers(); len(trs) > 0 && trs[0].LastAnnounce.After(since) && trs[0].LastResult == "Success" {
+			return trs[0].LastAnnounce
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no announce after %v: %+v", since, tor.Trackers())
+	return time.Time{}
+}
