@@ -406,7 +406,9 @@ func (s *Session) housekeep() {
 			}
 			if save {
 				lastSave = now
-				s.saveSessionLocked()
+				if err := s.saveSessionLocked(); err != nil {
+					s.log.Warn("saving the session's settings", "err", err)
+				}
 			}
 			s.mu.Unlock()
 			for _, t := range failed {
