@@ -30,7 +30,8 @@ const (
 func (t *Torrent) AddTrackers(tiers [][]string) {
 	key := rand.Uint32()
 	var sources []Source
-	for _, tier := range tiers {
+	var announcers []*tierAnnouncer
+	for i, tier := range tiers {
 		// Once over each family we listen on, as the tracker lists the
 		// address an announce comes from (tracker.Client.Family).
 		quiet := false
@@ -39,10 +40,16 @@ func (t *Torrent) AddTrackers(tiers [][]string) {
 			if len(urls) == 0 {
 				continue
 			}
-			sources = append(sources, Source{Kind: SourceTracker, Finder: &tierAnnouncer{t: t, tiers: tracker.NewTiers([][]string{urls}, ""), key: key, family: fam, quiet: quiet}})
+			a := &tierAnnouncer{t: t, tiers: tracker.NewTiers([][]string{urls}, ""), key: key, family: fam, quiet: quiet, poke: make(chan struct{}, 1),
+				info: TrackerInfo{Tier: i, Family: fam, URLs: urls, Seeders: -1, Leechers: -1}}
+			announcers = append(announcers, a)
+			sources = append(sources, Source{Kind: SourceTracker, Finder: a})
 			quiet = true
 		}
 	}
+	t.mu.Lock()
+	t.trackers = append(t.trackers, announcers...)
+	t.mu.Unlock()
 	if len(sources) > 0 {
 		t.AddSources(sources...)
 	}
@@ -60,6 +67,72 @@ type tierAnnouncer struct {
 	// family for a tier the first also announces to, which many
 	// trackers do not have.
 	quiet bool
+	// info is how its announces went, guarded by t.mu (Trackers).
+	info TrackerInfo
+	// poke cuts the wait for the next announce short (Reannounce).
+	poke chan struct{}
+}
+
+// Reannounce asks each tracker tier for peers now, rather than when the
+// tracker said to, unless it was asked less than minAnnounceInterval ago.
+func (t *Torrent) Reannounce() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	for _, a := range t.trackers {
+		if now.Sub(a.info.LastAnnounce) < minAnnounceInterval {
+			continue
+		}
+		select {
+		case a.poke <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// TrackerInfo is how a torrent's announces to one tier over one address
+// family went, as Trackers reports it.
+type TrackerInfo struct {
+	Tier   int      // index in the torrent's tiers
+	Family int      // 4 or 6
+	URLs   []string // the tier's trackers of that family
+	// URL is the tracker that last answered, or that was last tried.
+	URL          string
+	LastAnnounce time.Time // zero if none yet
+	LastResult   string    // "Success", or why it failed
+	NextAnnounce time.Time
+	// Seeders and Leechers are the last counts the tracker gave; -1
+	// before any.
+	Seeders, Leechers int
+}
+
+// Trackers reports the torrent's announces, tier by tier.
+func (t *Torrent) Trackers() []TrackerInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]TrackerInfo, 0, len(t.trackers))
+	for _, a := range t.trackers {
+		out = append(out, a.info)
+	}
+	return out
+}
+
+// noteAnnounce records how an announce went for Trackers.
+func (t *Torrent) noteAnnounce(a *tierAnnouncer, now time.Time, url string, resp *tracker.AnnounceResponse, err error, wait time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a.info.LastAnnounce, a.info.NextAnnounce = now, now.Add(wait)
+	if url != "" {
+		a.info.URL = url
+	} else if a.info.URL == "" && len(a.info.URLs) > 0 {
+		a.info.URL = a.info.URLs[0]
+	}
+	if err != nil {
+		a.info.LastResult = err.Error()
+		return
+	}
+	a.info.LastResult = "Success"
+	a.info.Seeders, a.info.Leechers = resp.Complete, resp.Incomplete
 }
 
 // FindPeers announces under ih until ctx ends, passing each answer's
@@ -142,6 +215,9 @@ func (t *Torrent) announceLoop(ctx context.Context, a *tierAnnouncer, ih [20]byt
 				wait = min(resp.MinInterval, maxAnnounceInterval)
 			}
 		}
+		if ctx.Err() == nil {
+			t.noteAnnounce(a, time.Now(), url, resp, err, wait)
+		}
 		timer := time.NewTimer(wait)
 		var done <-chan struct{}
 		if completedPending && ev != tracker.EventStarted {
@@ -161,6 +237,8 @@ func (t *Torrent) announceLoop(ctx context.Context, a *tierAnnouncer, ih [20]byt
 		case <-done:
 			timer.Stop()
 			ev = tracker.EventCompleted
+		case <-a.poke:
+			timer.Stop()
 		case <-timer.C:
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -85,13 +86,15 @@ type Config struct {
 
 // Client is a BitTorrent peer: a listener and the torrents it serves.
 type Client struct {
-	cfg       Config
-	log       *slog.Logger
-	lns       []net.Listener // IPv4 first (listenFamilies)
-	v4, v6    bool           // the families lns take (Reaches)
-	peerID    [20]byte
-	upLimit   *rate.Limiter
-	downLimit *rate.Limiter
+	cfg    Config
+	log    *slog.Logger
+	lns    []net.Listener // IPv4 first (listenFamilies)
+	v4, v6 bool           // the families lns take (Reaches)
+	peerID [20]byte
+	// upLimit and downLimit cap all torrents together; nil inside means
+	// no limit. They change at run time (SetRateLimits).
+	upLimit   atomic.Pointer[rate.Limiter]
+	downLimit atomic.Pointer[rate.Limiter]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -140,15 +143,51 @@ func Listen(ctx context.Context, cfg Config) (*Client, error) {
 	if c.peerID == ([20]byte{}) {
 		c.peerID = NewPeerID()
 	}
-	c.upLimit = newLimiter(cfg.MaxUploadRate)
-	c.downLimit = newLimiter(cfg.MaxDownloadRate)
+	c.SetRateLimits(cfg.MaxDownloadRate, cfg.MaxUploadRate)
 	c.setFamilies()
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	for _, ln := range lns {
 		c.wg.Add(1)
 		go c.acceptLoop(ln)
 	}
+	c.wg.Add(1)
+	go c.tickLoop()
 	return c, nil
+}
+
+// tickLoop is the one timer of all the client's torrents: every
+// tickInterval it wakes each torrent that has something to look after
+// (atRest), so that idle torrents cost no timer and no wake-up each.
+func (c *Client) tickLoop() {
+	defer c.wg.Done()
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
+	var ts []*Torrent
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case now := <-tick.C:
+			c.mu.Lock()
+			ts = ts[:0]
+			for ih, t := range c.torrents {
+				if ih == t.hashes[0] {
+					ts = append(ts, t)
+				}
+			}
+			c.mu.Unlock()
+			for _, t := range ts {
+				if t.atRest() {
+					continue
+				}
+				select {
+				case t.tick <- now:
+				default: // still busy with the last one
+				}
+			}
+			clear(ts)
+		}
+	}
 }
 
 // NewPeerID returns a random peer id in the Azureus style, -SH0100-…, so
@@ -167,6 +206,14 @@ func newLimiter(bps int64) *rate.Limiter {
 	}
 	burst := int(max(4*wire.BlockSize, bps/8))
 	return rate.NewLimiter(rate.Limit(bps), burst)
+}
+
+// SetRateLimits changes the caps on payload bytes per second over all
+// torrents, down and up; 0 means unlimited. Transfers under way take the
+// new caps with their next block.
+func (c *Client) SetRateLimits(down, up int64) {
+	c.downLimit.Store(newLimiter(down))
+	c.upLimit.Store(newLimiter(up))
 }
 
 // Addr returns the address the client listens on, the IPv4 one of a

@@ -89,7 +89,7 @@ func (t *Torrent) dialMore() {
 		return
 	}
 	now := time.Now()
-	for t.liveCount()+t.addressBook.NumDialing() < t.c.cfg.MaxPeers && t.addressBook.NumDialing() < maxConcurrentDials {
+	for t.liveCount()+t.addressBook.NumDialing() < t.maxPeers() && t.addressBook.NumDialing() < maxConcurrentDials {
 		addr, ok := t.addressBook.Next(now, t.seeding)
 		if !ok {
 			return

@@ -149,10 +149,8 @@ func (p *peer) handlePiece(m *wire.Message) error {
 	if want := t.info.BlockLen(pc, blk); m.Begin%piece.BlockSize != 0 || want == 0 || n != want {
 		return protocolError(ViolationBlock, "block %d+%d does not fit piece %d", m.Begin, n, m.Index)
 	}
-	if lim := t.c.downLimit; lim != nil {
-		if err := lim.WaitN(t.ctx, n); err != nil {
-			return err
-		}
+	if err := waitLimits(t.ctx, n, t.downLimit.Load(), t.c.downLimit.Load()); err != nil {
+		return err
 	}
 	p.downBytes.Add(int64(n))
 	t.downloaded.Add(int64(n))
@@ -241,6 +239,7 @@ func (p *peer) handlePiece(m *wire.Message) error {
 	// backpressure) instead of filling memory.
 	buf := blockPool.Get().(*[piece.BlockSize]byte)
 	copy(buf[:], m.Payload)
+	t.diskStart.Do(t.startDiskWriters)
 	select {
 	case t.diskq <- diskJob{pc: pc, begin: int(m.Begin), n: n, buf: buf, pp: pp}:
 	case <-t.ctx.Done():
@@ -278,6 +277,22 @@ func (p *peer) padData(pc, begin int, data []byte) bool {
 		off += int(s.Len)
 	}
 	return false
+}
+
+// startDiskWriters starts the disk goroutines (diskStart). It runs on a
+// peer's reader, itself in t.wg, so Close's wait cannot have ended.
+func (t *Torrent) startDiskWriters() {
+	// Under t.mu for the status page, which reads its length.
+	t.mu.Lock()
+	t.diskq = make(chan diskJob, diskQueue)
+	t.mu.Unlock()
+	for range diskWriters {
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			t.diskLoop()
+		}()
+	}
 }
 
 // diskLoop writes accepted blocks and verifies pieces once their last block

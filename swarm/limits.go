@@ -80,7 +80,7 @@ func (c *primedConn) Read(b []byte) (int, error) {
 func (t *Torrent) full() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.liveCount() >= t.c.cfg.MaxPeers
+	return t.liveCount() >= t.maxPeers()
 }
 
 // pendingSet holds the incoming connections whose handshake is not done,
@@ -232,7 +232,7 @@ func (t *Torrent) liveCount() int { return len(t.peers) - t.evicting }
 // has wanted anything from for idleDropWhenFull. Called with t.mu held,
 // once a tick.
 func (t *Torrent) dropUseless(now time.Time) {
-	if t.liveCount() < t.c.cfg.MaxPeers {
+	if t.liveCount() < t.maxPeers() {
 		return
 	}
 	for p := range t.peers {

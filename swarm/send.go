@@ -37,9 +37,9 @@ func (p *peer) writeLoop() {
 
 		waited := false
 		if has {
-			if lim := t.c.upLimit; lim != nil {
+			if lim, glim := t.upLimit.Load(), t.c.upLimit.Load(); lim != nil || glim != nil {
 				before := time.Now()
-				if err := lim.WaitN(t.ctx, int(u.length)); err != nil {
+				if err := waitLimits(t.ctx, int(u.length), lim, glim); err != nil {
 					p.close(nil)
 					return
 				}

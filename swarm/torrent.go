@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/shoal-p2p/shoal/piece"
 	"github.com/shoal-p2p/shoal/piece/bitfield"
 	"github.com/shoal-p2p/shoal/piece/picker"
@@ -65,8 +67,9 @@ type Torrent struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	done   chan struct{} // closed once every piece is verified
-	failed chan struct{} // closed when an error stops the download
+	done   chan struct{}  // closed once every piece is verified
+	tick   chan time.Time // the client's ticks (Client.tickLoop)
+	failed chan struct{}  // closed when an error stops the download
 
 	// Counters read without the lock. wasted counts payload received but
 	// discarded, whatever the reason: duplicates, bad pieces, blocks nobody
@@ -74,7 +77,13 @@ type Torrent struct {
 	// disk error stopped the download.
 	downloaded, uploaded, wasted atomic.Int64
 	verifiedBytes                atomic.Int64
-	refused                      refusals // peers and messages refused, by reason (status.go)
+	// upLimit and downLimit cap this torrent alone, beside the client's
+	// caps over all torrents (SetRateLimits); nil inside means none.
+	upLimit, downLimit atomic.Pointer[rate.Limiter]
+	// peerLimit caps this torrent's connections in place of the client's
+	// MaxPeers when above 0 (SetMaxPeers).
+	peerLimit atomic.Int64
+	refused   refusals // peers and messages refused, by reason (status.go)
 
 	// Everything below is guarded by mu.
 	mu      sync.Mutex
@@ -109,7 +118,11 @@ type Torrent struct {
 	partial map[int]*partialPiece
 	scratch []piece.Hash
 	diskq   chan diskJob
-	diskErr *DiskError // set once, with failed closed
+	// diskStart makes diskq and starts the disk writers with the first
+	// block: a seed never needs them, and a thousand idle seeds should
+	// not keep a thousand goroutines and queues for it.
+	diskStart sync.Once
+	diskErr   *DiskError // set once, with failed closed
 	// stopErr is what stopped the download (diskErr, or an
 	// *InconsistentError), set once with failed closed.
 	stopErr   error
@@ -151,6 +164,10 @@ type Torrent struct {
 	// then means the selection is, which trackers must not hear as
 	// 'completed'.
 	selective bool
+
+	// trackers are the torrent's tier announcers (announce.go), for
+	// Trackers.
+	trackers []*tierAnnouncer
 
 	// Super-seeding (superseed.go): the BEP 16 policy while it lasts.
 	ss *superseed.Policy
@@ -212,7 +229,7 @@ func (c *Client) AddWith(meta *piece.MetaInfo, st *storage.Storage, have []byte,
 		log:      c.log.With("torrent", info.Name),
 		hashes:   info.SwarmHashes(),
 		done:     make(chan struct{}),
-		diskq:    make(chan diskJob, diskQueue),
+		tick:     make(chan time.Time, 1),
 		picker:   pk,
 		peers:    map[*peer]struct{}{},
 		byID:     map[picker.PeerID]*peer{},
@@ -281,13 +298,6 @@ func (c *Client) AddWith(meta *piece.MetaInfo, st *storage.Storage, have []byte,
 		defer t.wg.Done()
 		t.run()
 	}()
-	for range diskWriters {
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			t.diskLoop()
-		}()
-	}
 	return t, nil
 }
 
@@ -367,7 +377,7 @@ func (t *Torrent) addConn(conn net.Conn, addr netip.AddrPort, reserved wire.Rese
 	if reason == "" && sameHost >= maxPeersPerIP {
 		reason = "too many connections from one host"
 	}
-	if reason == "" && t.liveCount() >= t.c.cfg.MaxPeers {
+	if reason == "" && t.liveCount() >= t.maxPeers() {
 		// Full: the newcomer takes the slot of a peer that does nothing
 		// with it, if there is one; real peers must not be locked out by
 		// connections that merely stay open.
@@ -439,6 +449,10 @@ func (t *Torrent) removePeer(p *peer) {
 	}
 	delete(t.peers, p)
 	delete(t.byID, p.pid)
+	if len(t.peers) == 0 {
+		// No tick may come to sum them again (atRest).
+		t.downRate, t.upRate = 0, 0
+	}
 	t.picker.HandleDisconnect(p.pid)
 	t.recheckServed(p)
 	t.ssDrop(p)
@@ -453,15 +467,16 @@ func (t *Torrent) removePeer(p *peer) {
 
 // run is the torrent's housekeeping loop: rates, choking, timeouts,
 // resume saves and redials.
+// Its ticks come from the client's one ticker (Client.tickLoop), which
+// skips a torrent at rest: a session of a thousand idle seeds then wakes
+// no goroutine of theirs.
 func (t *Torrent) run() {
-	tick := time.NewTicker(tickInterval)
-	defer tick.Stop()
 	lastSave := time.Now()
 	for {
 		select {
 		case <-t.ctx.Done():
 			return
-		case now := <-tick.C:
+		case now := <-t.tick:
 			t.mu.Lock()
 			for p := range t.peers {
 				p.tick(now)
@@ -497,6 +512,21 @@ func (t *Torrent) run() {
 			}
 		}
 	}
+}
+
+// atRest reports whether a tick would find nothing to do: no peer, no
+// address to dial, no check or fetch pending, no fault being watched or
+// logged, and the resume record saved. Anything that changes that (a
+// peer, an address, a write) makes the next tick count.
+func (t *Torrent) atRest() bool {
+	if t.st.Unsaved() {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.peers) == 0 && t.addressBook.Len() == 0 && t.addressBook.NumDialing() == 0 &&
+		len(t.suspects) == 0 && len(t.layers) == 0 && t.srv.files == nil &&
+		!t.writeErrs.logged && t.writeErrs.n == 0 && !t.saveErrs.logged && t.saveErrs.n == 0
 }
 
 // Stats is a snapshot of a torrent's progress.

@@ -117,6 +117,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			getCommand(),
 			trackerCommand(),
 			dhtCommand(),
+			daemonCommand(),
 			remoteCommand(),
 		},
 		// urfave/cli would otherwise exit the process itself.

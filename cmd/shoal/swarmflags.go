@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -194,7 +193,7 @@ func startDHTNode(ctx context.Context, c *cli.Context, cl *swarm.Client, private
 	}
 	var nodes dhtNodes
 	for _, a := range cl.Addrs() {
-		node, err := startFamilyNode(ctx, a, familyBootstrap(bootstrap, a))
+		node, err := startFamilyNode(ctx, a, bootstrap)
 		if err != nil {
 			nodes.Close()
 			return nil, err
@@ -204,63 +203,26 @@ func startDHTNode(ctx context.Context, c *cli.Context, cl *swarm.Client, private
 	return nodes, nil
 }
 
-// startFamilyNode runs the DHT node of listener address a, on a UDP
-// socket of a's family alone: "udp" would make a wildcard dual-stack and
-// collide with the other family's node.
+// startFamilyNode runs the DHT node of listener address a
+// (dht.NewForListener), keeping its table in the user's cache.
 func startFamilyNode(ctx context.Context, a net.Addr, bootstrap []string) (*dht.Node, error) {
-	network := "udp4"
-	if ap, err := netip.ParseAddrPort(a.String()); err == nil && !ap.Addr().Unmap().Is4() {
-		network = "udp6"
-	}
-	conn, err := net.ListenPacket(network, a.String())
-	if err != nil {
-		// The TCP port's UDP twin is taken: any port will do for the DHT.
-		host, _, _ := net.SplitHostPort(a.String())
-		if conn, err = net.ListenPacket(network, net.JoinHostPort(host, "0")); err != nil {
-			return nil, failure("dht: %v", err)
+	network, family := dht.Family(a)
+	node, err := dht.NewForListener(ctx, a, dht.Config{
+		Bootstrap: bootstrap,
+		// One node per family: its logs say which, or a dual-stack
+		// seed's warnings read as one said twice.
+		Logger: slog.Default().With("family", family),
+	}, func(udp net.Addr) string {
+		state, err := defaultDHTState(udp, network == "udp6")
+		if err != nil {
+			return ""
 		}
-	}
-	state, err := defaultDHTState(conn.LocalAddr(), network == "udp6")
+		return state
+	})
 	if err != nil {
-		state = ""
-	}
-	// One node per family: its logs say which, or a dual-stack seed's
-	// warnings read as one said twice.
-	family := "IPv4"
-	if network == "udp6" {
-		family = "IPv6"
-	}
-	node, err := dht.New(ctx, dht.Config{Conn: conn, Bootstrap: bootstrap, StateFile: state, Logger: slog.Default().With("family", family), IPv6Only: network == "udp6"})
-	if err != nil {
-		conn.Close()
-		return nil, failure("dht: %v", err)
+		return nil, failure("%v", err)
 	}
 	return node, nil
-}
-
-// familyBootstrap drops the bootstrap nodes given as addresses of the
-// other family than a's: the node could not reach them, and would warn
-// that no bootstrap node answers. Names stay, resolved by the node, which
-// keeps to its family. nil (the public routers) stays nil, and a list
-// left empty means none.
-func familyBootstrap(bootstrap []string, a net.Addr) []string {
-	if bootstrap == nil {
-		return nil
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return bootstrap
-	}
-	out := []string{}
-	for _, hp := range bootstrap {
-		if host, _, err := net.SplitHostPort(hp); err == nil {
-			if b, err := netip.ParseAddr(host); err == nil && b.Unmap().Is4() != ap.Addr().Unmap().Is4() {
-				continue
-			}
-		}
-		out = append(out, hp)
-	}
-	return out
 }
 
 // torrentSources lists where a running torrent finds peers besides its
@@ -268,37 +230,30 @@ func familyBootstrap(bootstrap []string, a net.Addr) []string {
 // announcing our port, unless there are none or the torrent is private
 // (BEP 27).
 func torrentSources(cl *swarm.Client, nodes dhtNodes, m *piece.MetaInfo, peers []netip.AddrPort) []swarm.Source {
-	sources := []swarm.Source{swarm.FixedPeers(peers...)}
-	if m.Info.Private {
-		return sources
-	}
 	port := 0
 	if ap, err := netip.ParseAddrPort(cl.Addr().String()); err == nil {
 		port = int(ap.Port())
 	}
+	var announcers []swarm.PeerFinder
 	for _, n := range nodes {
-		sources = append(sources, swarm.DHTAnnounce(n.Announcer(port)))
+		announcers = append(announcers, n.Announcer(port))
 	}
-	return sources
+	return swarm.RunningSources(m.Info.Private, peers, announcers, nil)
 }
 
 // magnetSources lists where a magnet's metadata fetch finds peers: the
 // addresses given, the magnet's trackers and those of -t, and the DHT.
 func magnetSources(cl *swarm.Client, nodes dhtNodes, mg piece.Magnet, extra []string, peers []netip.AddrPort) []swarm.Source {
-	sources := []swarm.Source{swarm.FixedPeers(peers...)}
-	for _, tier := range magnetTiers(mg, extra) {
-		for _, u := range tier {
-			sources = append(sources, cl.TrackerLookup(u))
-		}
+	var lookups []swarm.PeerFinder
+	for _, n := range nodes {
+		lookups = append(lookups, n)
 	}
-	return append(sources, nodes.lookups()...)
+	return cl.MagnetSources(mg, extra, peers, lookups, nil)
 }
 
 // magnetTiers lists a magnet's trackers and then those of -t, each a tier
 // of its own, as the torrent fetched for it will have them.
-func magnetTiers(mg piece.Magnet, extra []string) [][]string {
-	return piece.AnnounceTiers(nil, "", slices.Concat(mg.Trackers, extra)...)
-}
+func magnetTiers(mg piece.Magnet, extra []string) [][]string { return swarm.MagnetTiers(mg, extra) }
 
 // seedResumePath returns where seed keeps the resume record of the torrent
 // whose Info.ID is id (a v1 torrent has no v2 hash to name it by): the

@@ -464,6 +464,12 @@ func (p *Picker) maybeDeactivate(x int32) {
 	if s == nil || s.received > 0 || s.pending > 0 {
 		return
 	}
+	if p.prio != nil && p.prio[x] == Skip {
+		// Unselected while it was under way (SetPriorities): now that it
+		// holds nothing, it leaves the download.
+		p.skipActive(x)
+		return
+	}
 	p.retire(x)
 	p.st[x] = stWanted
 	p.unhide(x)
@@ -1147,3 +1153,129 @@ func (p *Picker) Endgame() bool { return p.missing > 0 && p.unrequested == 0 }
 
 // Missing returns the number of wanted pieces not yet verified.
 func (p *Picker) Missing() int { return p.missing }
+
+// SetPriorities changes the pieces' priorities while the download runs,
+// as Config.Priority gives them at the start (nil: every piece Normal). A
+// piece newly Skip is never started again; one already started keeps
+// going and is verified as usual, unless it empties first (a choke or a
+// failed hash), as the bytes on their way are as good as any. A piece
+// newly wanted joins rarest-first selection at once. Afterwards the
+// caller should re-evaluate each peer's interest (Interesting) and
+// whether the download is Complete.
+func (p *Picker) SetPriorities(prio []Priority) error {
+	if prio != nil && len(prio) != p.n {
+		return fmt.Errorf("picker: Priority has %d entries for %d pieces", len(prio), p.n)
+	}
+	for i, pr := range prio {
+		if pr > Highest {
+			return fmt.Errorf("picker: piece %d has priority %d", i, pr)
+		}
+	}
+	at := func(i int) Priority {
+		if prio == nil {
+			return Normal
+		}
+		return prio[i]
+	}
+	for i := range p.n {
+		x := int32(i)
+		switch pr := at(i); {
+		case p.st[i] == stSkip && pr != Skip:
+			p.st[i] = stWanted
+			p.unhide(x)
+			p.missing++
+			p.unrequested += int(p.nblocks[i])
+			if p.avail[i] > 0 {
+				p.freeBlocks += int(p.nblocks[i])
+			}
+			p.seqFrom = min(p.seqFrom, i)
+			for _, pe := range p.peers {
+				if pe.has.Has(i) {
+					pe.interesting++
+					pe.fresh++
+				}
+			}
+		case p.st[i] == stWanted && pr == Skip:
+			p.hide(x)
+			p.st[i] = stSkip
+			p.missing--
+			p.unrequested -= int(p.nblocks[i])
+			if p.avail[i] > 0 {
+				p.freeBlocks -= int(p.nblocks[i])
+			}
+			for _, pe := range p.peers {
+				if pe.has.Has(i) {
+					pe.interesting--
+					pe.fresh--
+				}
+			}
+		}
+	}
+	// Keep the plain rarest-first path when the wanted pieces share one
+	// priority, as New does; an active piece newly Skip needs the record
+	// (maybeDeactivate).
+	uniform := true
+	var first Priority
+	for i := range p.n {
+		pr := at(i)
+		if p.st[i] == stActive && pr == Skip {
+			uniform = false
+			break
+		}
+		if pr == Skip || p.st[i] == stHave {
+			continue
+		}
+		if first == Skip {
+			first = pr
+		} else if pr != first {
+			uniform = false
+			break
+		}
+	}
+	if uniform {
+		p.prio = nil
+	} else {
+		p.prio = make([]Priority, p.n)
+		for i := range p.n {
+			p.prio[i] = at(i)
+		}
+	}
+	return nil
+}
+
+// skipActive takes an empty started piece out of the download: its
+// priority became Skip while it was under way. It holds no data and no
+// request (maybeDeactivate), so only the counts of its free blocks and the
+// peers' interest change.
+func (p *Picker) skipActive(x int32) {
+	free := p.ps[x].free
+	p.unrequested -= free
+	if p.avail[x] > 0 {
+		p.freeBlocks -= free
+	}
+	p.retire(x)
+	p.st[x] = stSkip
+	p.missing--
+	for _, pe := range p.peers {
+		if pe.has.Has(int(x)) {
+			pe.interesting--
+		}
+	}
+}
+
+// SetSequential switches sequential order (Config.Sequential) on or off
+// while the download runs.
+func (p *Picker) SetSequential(seq bool) {
+	if seq && !p.seq {
+		p.seqFrom = 0
+	}
+	p.seq = seq
+}
+
+// PeerPieces counts the pieces a peer announced.
+func (p *Picker) PeerPieces(id PeerID) int {
+	if pe := p.lookup(id); pe != nil {
+		return pe.has.Count()
+	}
+	return 0
+}

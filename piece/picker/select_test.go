@@ -217,3 +217,83 @@ func TestPickSelectiveNoAlloc(t *testing.T) {
 		t.Fatalf("%.1f allocations per pick", allocs)
 	}
 }
+
+// TestSetPrioritiesAtRuntime changes the selection while a peer is
+// connected and a piece is under way: pieces newly unwanted are never
+// picked, pieces newly wanted are, the started piece finishes, and every
+// count the picker keeps stays consistent (check).
+func TestSetPrioritiesAtRuntime(t *testing.T) {
+	p := newSelective(t, []Priority{Skip, Normal, Normal, Skip, Normal, Skip}, false, nil)
+	addPeer(t, p, 1, bits(6, span(0, 6)...))
+	check(t, p)
+	// Start one piece: one block of it only.
+	rs := p.PickFor(1, nil, 1)
+	if len(rs) != 1 {
+		t.Fatalf("picked %v", rs)
+	}
+	started := rs[0].Piece
+	p.HandleBlock(1, started, rs[0].Block)
+	check(t, p)
+	// Now want 0 and 3 (High) instead of 1, 2 and 4, except the one started.
+	prio := []Priority{High, Skip, Skip, High, Skip, Skip}
+	if err := p.SetPriorities(prio); err != nil {
+		t.Fatal(err)
+	}
+	check(t, p)
+	if got, want := p.Missing(), 3; got != want {
+		t.Fatalf("Missing()=%d, want %d (two new pieces and the started one)", got, want)
+	}
+	if !p.Interesting(1) {
+		t.Fatal("peer with newly wanted pieces not interesting")
+	}
+	var got []Request
+	for range 10 {
+		rs := p.PickFor(1, nil, 100)
+		got = append(got, rs...)
+		finish(p, 1, rs)
+		check(t, p)
+	}
+	finish(p, 1, []Request{rs[0]})
+	ps := pieces(got)
+	slices.Sort(ps)
+	want := []int{0, 0, 3, 3, started}
+	slices.Sort(want)
+	if !slices.Equal(ps, want) {
+		t.Fatalf("picked %v after the change, want %v", ps, want)
+	}
+	if !p.Complete() {
+		t.Fatalf("not Complete after the new selection; missing %d", p.Missing())
+	}
+	// Back to everything: the rest is wanted again.
+	if err := p.SetPriorities(nil); err != nil {
+		t.Fatal(err)
+	}
+	check(t, p)
+	if p.Complete() || p.Missing() != 3 {
+		t.Fatalf("Missing()=%d after selecting all, want 3", p.Missing())
+	}
+	if err := p.SetPriorities(make([]Priority, 5)); err == nil {
+		t.Fatal("wrong length accepted")
+	}
+}
+
+// TestSetPrioritiesSkipsEmptiedActivePiece unselects a started piece whose
+// only request is then rejected: it leaves the download instead of coming
+// back to selection.
+func TestSetPrioritiesSkipsEmptiedActivePiece(t *testing.T) {
+	p := newSelective(t, []Priority{Normal, Normal}, false, nil)
+	addPeer(t, p, 1, bits(2, span(0, 2)...))
+	rs := p.PickFor(1, nil, 1)
+	if err := p.SetPriorities([]Priority{Skip, Skip}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, p)
+	p.HandleTimeout(1, rs[0].Piece, rs[0].Block)
+	check(t, p)
+	if !p.Complete() || p.Interesting(1) {
+		t.Fatalf("Complete()=%v Interesting=%v once the started piece emptied", p.Complete(), p.Interesting(1))
+	}
+	if rs := p.PickFor(1, nil, 100); len(rs) != 0 {
+		t.Fatalf("picked %v with nothing selected", rs)
+	}
+}
