@@ -369,10 +369,17 @@ func (s *Session) housekeep() {
 		case <-s.ctx.Done():
 			return
 		case now := <-tick.C:
-			var failed []*torrent
+			var failed, ratioMet []*torrent
 			s.mu.Lock()
 			save := now.Sub(lastSave) >= recordSaveEvery
+			ratio := s.rec.SeedRatioLimit
+			if !s.rec.SeedRatioOn {
+				ratio = 0
+			}
 			for _, t := range s.torrents {
+				if t.sw != nil && t.state == Seeding && ratio > 0 && t.act != nil && s.ratioMetLocked(t, ratio) {
+					ratioMet = append(ratioMet, t)
+				}
 				if t.sw != nil {
 					select {
 					case <-t.sw.Failed():
@@ -418,8 +425,26 @@ func (s *Session) housekeep() {
 					s.fail(t)
 				}()
 			}
+			for _, t := range ratioMet {
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					s.log.Info("seed ratio reached: stopping", "id", t.id, "ratio", ratio)
+					if err := s.Stop([]ID{t.id}); err != nil && !errors.Is(err, errClosed) {
+						s.log.Warn("stopping a torrent at its seed ratio", "id", t.id, "err", err)
+					}
+				}()
+			}
 		}
 	}
+}
+
+// ratioMetLocked says whether seeding torrent t has uploaded ratio times
+// its wanted size over its life, as Transmission's seedRatioLimit counts
+// it. Called with s.mu held.
+func (s *Session) ratioMetLocked(t *torrent, ratio float64) bool {
+	st := s.statusLocked(t, 0)
+	return st.WantedSize > 0 && float64(st.Uploaded) >= ratio*float64(st.WantedSize)
 }
 
 // recordSaveEvery is how often the transfer totals of running torrents

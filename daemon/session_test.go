@@ -619,3 +619,37 @@ func TestIdleSeedsAreCheap(t *testing.T) {
 		t.Fatalf("%d idle seeds keep %d goroutines", n, extra)
 	}
 }
+
+func TestSeedRatioStopsSeeding(t *testing.T) {
+	src := t.TempDir()
+	m := makeContent(t, src, "data", twoFiles, 32<<10, piece.FormatHybrid)
+	sd := startSeeder(t, m, src, 0)
+	a := openSession(t, testConfig(t, t.TempDir()))
+	st, _, err := a.Add(AddRequest{Metainfo: marshal(t, m)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd.dial(a)
+	waitFor(t, a, st.ID, 10*time.Second, "seeding", seeding)
+	sd.t.Close() // b must fetch everything from a
+	on, limit := true, 1.0
+	if err := a.SetSettings(SettingsChange{SeedRatioOn: &on, SeedRatioLimit: &limit}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := status(t, a, st.ID, 0).State; got != Seeding {
+		t.Fatalf("before anyone downloaded from it: state %d, want seeding", got)
+	}
+
+	b := openSession(t, testConfig(t, t.TempDir()))
+	bst, _, err := b.Add(AddRequest{Metainfo: marshal(t, m)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	(&seeder{c: a.cl, hash: m.Info.Hash}).dial(b)
+	waitFor(t, b, bst.ID, 10*time.Second, "seeding", seeding)
+	got := waitFor(t, a, st.ID, 5*time.Second, "stopped at its seed ratio", func(s Status) bool { return s.State == Stopped })
+	if got.Uploaded < m.Info.TotalLength || got.Error != "" {
+		t.Fatalf("stopped after uploading %d of %d, error %q", got.Uploaded, m.Info.TotalLength, got.Error)
+	}
+}
