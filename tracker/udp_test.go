@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -728,6 +729,71 @@ func TestUDPHandleAllocatesNothing(t *testing.T) {
 		if a := testing.AllocsPerRun(200, func() { w.handle(pkt, from, out) }); a != 0 {
 			t.Errorf("%s: %.1f allocations per packet", name, a)
 		}
+	}
+}
+
+// A socket closed under ServeUDP stops it with an error saying so, rather
+// than leaving its worker spinning or the others serving on; cancelling
+// instead stops it cleanly. Either way no goroutine outlives it.
+func TestServeUDPStops(t *testing.T) {
+	srv, err := NewServer(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitGoroutines := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d goroutines after ServeUDP returned; %d before", runtime.NumGoroutine(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	serve := func(ctx context.Context) ([]*net.UDPConn, chan error) {
+		conns, err := ListenUDP(context.Background(), "udp4", "127.0.0.1:0", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.ServeUDP(ctx, conns...) }()
+		// Served: a connect is answered.
+		r := dialRaw(t, conns[0].LocalAddr().String())
+		r.connect()
+		return conns, done
+	}
+	wait := func(done chan error) error {
+		t.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(5 * time.Second):
+			t.Fatal("ServeUDP did not return")
+			return nil
+		}
+	}
+
+	before := runtime.NumGoroutine()
+	conns, done := serve(context.Background())
+	conns[1].Close()
+	if err := wait(done); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("ServeUDP with a socket closed under it: %v; want an error wrapping net.ErrClosed", err)
+	}
+	if _, err := conns[0].WriteToUDPAddrPort([]byte{0}, netip.MustParseAddrPort("127.0.0.1:9")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("the other socket after ServeUDP failed: %v; want it closed", err)
+	}
+	waitGoroutines(before)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	_, done = serve(ctx)
+	cancel()
+	if err := wait(done); err != nil {
+		t.Fatalf("ServeUDP after cancel: %v", err)
+	}
+	waitGoroutines(before)
+
+	if err := srv.ServeUDP(context.Background()); err == nil {
+		t.Fatal("ServeUDP without sockets: no error")
 	}
 }
 
