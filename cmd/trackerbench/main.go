@@ -8,8 +8,8 @@
 // new TCP connection per announce, as most HTTP clients announce) and udp
 // (BEP 15, the protocol most clients use first). Every mode sends the same
 // announces: the same torrents, peers and numwant. It prints a Markdown
-// table of announces/s, latency percentiles, tracker CPU per announce,
-// errors, RSS and bytes per stored peer.
+// table of announces/s, latency percentiles, the tracker's and the load
+// generator's CPU per announce, errors, RSS and bytes per stored peer.
 //
 // Usage, from the module root:
 //
