@@ -8,8 +8,8 @@
 // new TCP connection per announce, as most HTTP clients announce) and udp
 // (BEP 15, the protocol most clients use first). Every mode sends the same
 // announces: the same torrents, peers and numwant. It prints a Markdown
-// table of announces/s, latency percentiles, tracker CPU per announce,
-// errors, RSS and bytes per stored peer.
+// table of announces/s, latency percentiles, the tracker's and the load
+// generator's CPU per announce, errors, RSS and bytes per stored peer.
 //
 // Usage, from the module root:
 //
@@ -236,6 +236,7 @@ type row struct {
 	rssAfter, hwm     int64 // KiB
 	stored            int
 	cpuPer            time.Duration // tracker CPU time per answered announce
+	genPer            time.Duration // the load generator's CPU time per answered announce
 	redisBytes        int64         // Redis used_memory added by populating
 }
 
@@ -433,7 +434,7 @@ func measure(o options, t *tracker, l load) ([]row, error) {
 			seeds[i] = rand.New(rand.NewPCG(o.seed, uint64(i)))
 		}
 		var res result
-		cpu0 := t.cpuTime()
+		cpu0, gen0 := t.cpuTime(), cpuTime(os.Getpid())
 		if mode == "udp" {
 			fmt.Fprintf(os.Stderr, "%s: %s for %v with %d announces in flight on %d sockets\n", t.name, mode, o.duration, o.conns, o.udpSockets)
 			res = driveUDP(t.udpAddrs(), o.udpSockets, o.conns, o.duration, func(w int) []byte { return l.udp[seeds[w].IntN(len(l.udp))] })
@@ -441,7 +442,7 @@ func measure(o options, t *tracker, l load) ([]row, error) {
 			fmt.Fprintf(os.Stderr, "%s: %s for %v with %d connections\n", t.name, mode, o.duration, o.conns)
 			res = drive(t.addrs(), o.conns, o.duration, func(w, _ int) []byte { return reqs[seeds[w].IntN(len(reqs))] }, 0, keep)
 		}
-		cpu := t.cpuTime() - cpu0
+		cpu, gen := t.cpuTime()-cpu0, cpuTime(os.Getpid())-gen0
 		after, _ := procStatus(t.pid())
 		r := row{
 			target: t.name, mode: mode,
@@ -454,6 +455,7 @@ func measure(o options, t *tracker, l load) ([]row, error) {
 		r.p50, r.p99 = percentile(res.lat, 0.50), percentile(res.lat, 0.99)
 		if ok := res.requests - res.errs; ok > 0 {
 			r.cpuPer = cpu / time.Duration(ok)
+			r.genPer = gen / time.Duration(ok)
 		}
 		if res.errs > 0 {
 			fmt.Fprintf(os.Stderr, "%s %s: %d errors, first: %v\n", t.name, mode, res.errs, res.firstErr)
@@ -783,8 +785,8 @@ func printTable(o options, rows []row) {
 	// (Redis's used_memory growth for the Redis targets); anon/peer is
 	// the same for RssAnon, which leaves out the file-backed pages of the
 	// binary's code that the announce path touches for the first time.
-	fmt.Println("| tracker | mode | announces/s | p50 | p99 | tracker CPU/announce | errors | connections | RSS idle | RSS populated | RSS after | peak RSS | stored peers | bytes/peer | anon/peer |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| tracker | mode | announces/s | p50 | p99 | tracker CPU/announce | load generator CPU/announce | errors | connections | RSS idle | RSS populated | RSS after | peak RSS | stored peers | bytes/peer | anon/peer |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		perPeer, anonPer := "-", "-"
 		switch {
@@ -794,8 +796,8 @@ func printTable(o options, rows []row) {
 			perPeer = strconv.FormatInt((r.rssPop-r.rssBefore)*1024/int64(r.stored), 10)
 			anonPer = strconv.FormatInt(r.anonGrowth*1024/int64(r.stored), 10)
 		}
-		fmt.Printf("| %s | %s | %.0f | %s | %s | %.1f µs | %d | %d | %s | %s | %s | %s | %d | %s | %s |\n",
-			r.target, r.mode, r.rate, fmtDur(r.p50), fmtDur(r.p99), float64(r.cpuPer)/float64(time.Microsecond), r.errs, r.reconnects,
+		fmt.Printf("| %s | %s | %.0f | %s | %s | %.1f µs | %.1f µs | %d | %d | %s | %s | %s | %s | %d | %s | %s |\n",
+			r.target, r.mode, r.rate, fmtDur(r.p50), fmtDur(r.p99), float64(r.cpuPer)/float64(time.Microsecond), float64(r.genPer)/float64(time.Microsecond), r.errs, r.reconnects,
 			mib(r.rssBefore), mib(r.rssPop), mib(r.rssAfter), mib(r.hwm), r.stored, perPeer, anonPer)
 	}
 }
