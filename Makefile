@@ -27,9 +27,11 @@ bench:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./piece/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./piece/ -run '^$$' -fuzz '^FuzzParseInfo$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./piece/ -run '^$$' -fuzz '^FuzzParseMagnet$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./tracker/ -run '^$$' -fuzz '^FuzzParseAnnounce$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./tracker/ -run '^$$' -fuzz '^FuzzLeanParseHead$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./tracker/ -run '^$$' -fuzz '^FuzzUDPPacket$$' -fuzztime $(FUZZTIME)
 	for f in FuzzReadMessage FuzzExtensionHandshake FuzzMetadataMsg FuzzPex FuzzHashesMsg; do \
 		$(GO) test ./swarm/wire/ -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
+	$(GO) test ./swarm/lsd/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)

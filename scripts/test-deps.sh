@@ -8,12 +8,19 @@
 #   transmission-cli     Transmission 3.00, a v1-only client for the interop tests
 #   transmission-daemon  (its daemon; the tests drive transmission-cli)
 #   aria2                aria2c 1.36, another v1-only client for the interop tests
+#   python3-transmissionrpc  Transmission's Python RPC client (0.11), which the
+#                        RPC tests of daemon/rpc point at shoal's server
 #   redis-server         the shared store of the tracker's Redis tests, each of
 #                        which runs its own on a loopback port
+#   chromium, fonts-dejavu-core
+#                        the headless browser of daemon/webui's browser test
+#                        (driven with chromedp), and a font for it to lay
+#                        text out with
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
 have_lt() { /usr/bin/python3 -c 'import libtorrent' >/dev/null 2>&1; }
+have_trpc() { /usr/bin/python3 -c 'import transmissionrpc' >/dev/null 2>&1; }
 have_mu() { command -v miniupnpd >/dev/null 2>&1 && command -v nft >/dev/null 2>&1 && dpkg -s miniupnpd-nftables >/dev/null 2>&1; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -28,6 +35,11 @@ bare=()
 have transmission-cli || bare+=(transmission-cli)
 have transmission-daemon || bare+=(transmission-daemon)
 have aria2c || bare+=(aria2)
+have_trpc || bare+=(python3-transmissionrpc)
+# Its recommends are a desktop's; headless needs only its dependencies
+# and a font.
+[ -x /usr/bin/chromium ] || bare+=(chromium)
+[ -d /usr/share/fonts/truetype/dejavu ] || bare+=(fonts-dejavu-core)
 if [ ${#pkgs[@]} -eq 0 ] && [ ${#bare[@]} -eq 0 ]; then
 	exit 0
 fi
@@ -40,8 +52,9 @@ $sudo apt-get update -qq
 # The test runs its own miniupnpd in a namespace; the package must not
 # start one on the host.
 echo "miniupnpd miniupnpd/start_daemon boolean false" | $sudo debconf-set-selections
-# Nor must a system-wide redis-server start: the tests run their own.
-if ! have redis-server && [ ! -e /usr/sbin/policy-rc.d ]; then
+# Nor must any system-wide service start (redis-server,
+# transmission-daemon): the tests run their own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
 	printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
 	$sudo chmod +x /usr/sbin/policy-rc.d
 	trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
@@ -58,7 +71,8 @@ if have systemctl && [ -d /run/systemd/system ]; then
 	$sudo systemctl disable --now transmission-daemon >/dev/null 2>&1 || true
 fi
 have_lt || { echo "python3-libtorrent installed but not importable by /usr/bin/python3" >&2; exit 1; }
+have_trpc || { echo "python3-transmissionrpc installed but not importable by /usr/bin/python3" >&2; exit 1; }
 have_mu || { echo "miniupnpd (nftables) or nft installed but not on PATH" >&2; exit 1; }
-for c in opentracker redis-server transmission-cli transmission-daemon aria2c; do
+for c in opentracker redis-server transmission-cli transmission-daemon aria2c chromium; do
 	have "$c" || { echo "$c installed but not on PATH" >&2; exit 1; }
 done

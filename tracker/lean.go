@@ -101,6 +101,18 @@ type leanBufs struct {
 
 var leanPool = sync.Pool{New: func() any { return &leanBufs{r: make([]byte, leanBufSize), w: make([]byte, 0, 1024)} }}
 
+// putBufs returns b to leanPool, replacing buffers grown past what every
+// connection should hold.
+func putBufs(b *leanBufs) {
+	if cap(b.w) > maxPooledWrite {
+		b.w = make([]byte, 0, 1024)
+	}
+	if len(b.r) != leanBufSize {
+		b.r = make([]byte, leanBufSize)
+	}
+	leanPool.Put(b)
+}
+
 // leanServer serves one or more listeners for a Server until shutdown.
 type leanServer struct {
 	s       *Server
@@ -228,14 +240,14 @@ func (ls *leanServer) serveConn(c net.Conn, bufs *leanBufs, n int) {
 	cfg := &ls.s.cfg
 
 	defer func() {
-		if cap(bufs.w) > maxPooledWrite {
-			bufs.w = make([]byte, 0, 1024)
+		if bufs != nil {
+			putBufs(bufs)
 		}
-		if len(bufs.r) != leanBufSize {
-			bufs.r = make([]byte, leanBufSize)
-		}
-		leanPool.Put(bufs)
 	}()
+	// Between requests the connection holds no buffers (see idleReader);
+	// bufs is nil then.
+	var idle *idleReader
+	idleTried := false
 
 	remote := connAddr(c)
 	state := connNew
@@ -292,7 +304,21 @@ func (ls *leanServer) serveConn(c net.Conn, bufs *leanBufs, n int) {
 				buf = big
 				bufs.r = big // dropped, not pooled, on return
 			}
-			m, err := c.Read(buf[n:min(len(buf), headLimit)])
+			var m int
+			var err error
+			if n == 0 && state != connActive && !idleTried {
+				idle, idleTried = newIdleReader(c), true
+			}
+			if n == 0 && state != connActive && idle != nil {
+				putBufs(bufs)
+				bufs = nil
+				if bufs, m, err = idle.wait(); bufs == nil {
+					return // deadline, shutdown wake-up or closed
+				}
+				buf = bufs.r
+			} else {
+				m, err = c.Read(buf[n:min(len(buf), headLimit)])
+			}
 			if m > 0 && state != connActive {
 				if state == connIdle && (n+m < 16 || headEnd(buf[:n+m], 0) < 0) {
 					// The head did not arrive in one piece: from now on

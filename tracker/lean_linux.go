@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -236,4 +237,69 @@ func (ls *leanServer) handOverWrite(fd int, bufs *leanBufs, rest []byte) {
 		c.Close()
 		leanPool.Put(bufs)
 	}()
+}
+
+// idleReader waits for a keep-alive connection's next request without
+// holding a read buffer: the raw socket is read into pooled buffers only
+// once it is readable, so an idle connection costs its goroutine and not
+// 5 KiB of buffers more, and a tracker with many keep-alive clients holds
+// about as many buffers as it answers at once. It makes the same read
+// calls as net.Conn.Read and honours c's read deadline.
+type idleReader struct {
+	rc   syscall.RawConn
+	fn   func(fd uintptr) bool // read, bound once so waiting allocates nothing
+	bufs *leanBufs
+	n    int
+	err  error
+}
+
+// newIdleReader returns nil unless c is a plain *net.TCPConn; the caller
+// then reads through c. A wrapper that offers its socket (a listener that
+// reads a PROXY header, say) may hold bytes of its own that a raw read
+// would skip.
+func newIdleReader(c net.Conn) *idleReader {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	ir := &idleReader{rc: rc}
+	ir.fn = ir.read
+	return ir
+}
+
+func (ir *idleReader) read(fd uintptr) bool {
+	b := leanPool.Get().(*leanBufs)
+	for {
+		m, err := syscall.Read(int(fd), b.r)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			leanPool.Put(b)
+			return false // not readable yet: wait, holding nothing
+		}
+		ir.bufs, ir.n, ir.err = b, max(m, 0), err
+		if err == nil && m == 0 {
+			ir.err = io.EOF
+		}
+		return true
+	}
+}
+
+// wait returns pooled buffers holding the n bytes of the next read, with
+// its error (io.EOF when the client closed), or nil buffers when waiting
+// failed (the read deadline passed or the connection was closed).
+func (ir *idleReader) wait() (*leanBufs, int, error) {
+	ir.bufs, ir.n, ir.err = nil, 0, nil
+	if err := ir.rc.Read(ir.fn); err != nil {
+		if ir.bufs != nil {
+			putBufs(ir.bufs)
+		}
+		return nil, 0, err
+	}
+	return ir.bufs, ir.n, ir.err
 }

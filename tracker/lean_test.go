@@ -250,3 +250,52 @@ func TestLeanFastPath(t *testing.T) {
 }
 
 func escapedHash(h InfoHash) string { return string(appendEscaped(nil, h[:])) }
+
+// TestLeanKeepAliveIdleBetweenRequests answers requests on one keep-alive
+// connection that goes idle between them (where the server waits without
+// a buffer), including a head that arrives in two pieces after the pause
+// and one that comes with the next request's first bytes.
+func TestLeanKeepAliveIdleBetweenRequests(t *testing.T) {
+	srv, base := startServer(t, Config{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	head := func(n int) string {
+		return "GET /announce?" + validAnnounceQuery(20+n) + " HTTP/1.1\r\nHost: x\r\n\r\n"
+	}
+	expect := func(n int) {
+		t.Helper()
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatalf("request %d: %v", n, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "10:incompletei"+string(rune('1'+n))+"e") {
+			t.Fatalf("request %d: status %d, body %q", n, resp.StatusCode, body)
+		}
+	}
+	pause := func() { time.Sleep(50 * time.Millisecond) }
+	io.WriteString(c, head(0))
+	expect(0)
+	pause()
+	h := head(1)
+	io.WriteString(c, h[:20])
+	pause()
+	io.WriteString(c, h[20:])
+	expect(1)
+	pause()
+	h = head(3)
+	io.WriteString(c, head(2)+h[:10])
+	expect(2)
+	pause()
+	io.WriteString(c, h[10:])
+	expect(3)
+	if st := srv.Stats(); st.Peers != 4 {
+		t.Fatalf("stored %d peers; want 4", st.Peers)
+	}
+}

@@ -33,7 +33,7 @@ func storeBytesPerPeer(torrents, perTorrent int) float64 {
 
 // Issue 16 aims at 64 bytes per stored peer; the packed store reaches it
 // in live heap for swarms of 10 peers or more (a lone peer still pays for
-// its torrent's map entry and header).
+// its torrent's header and index slot).
 func TestMemStoreBytesPerPeerSmallSwarms(t *testing.T) {
 	for _, per := range []int{1, 10, 100} {
 		b := storeBytesPerPeer(10_000/per*10, per)

@@ -26,7 +26,7 @@ func announceAt(t testing.TB, s *MemStore, now time.Time, h InfoHash, n int, add
 // peers want (by number), each with its own ID.
 func checkTorrent(t *testing.T, s *MemStore, h InfoHash, want map[int]bool) {
 	t.Helper()
-	tor := s.shard(h).torrents[h]
+	tor := s.shard(h).lookup(h)
 	if tor == nil {
 		if len(want) != 0 {
 			t.Fatalf("torrent gone; want %d peers", len(want))
@@ -77,7 +77,7 @@ func TestMemStoreSwapRemove(t *testing.T) {
 			want[n] = true
 		}
 		checkTorrent(t, s, h, want)
-		tor := s.shards[0].torrents[h]
+		tor := s.shards[0].lookup(h)
 		// First, last and middle slot, then random ones down to one peer.
 		victims := []int{int(tor.v4.peers[0].port), int(tor.v4.peers[size-1].port), int(tor.v4.peers[size/2].port)}
 		for n := range want {
@@ -228,7 +228,7 @@ func TestMemStoreIPv6(t *testing.T) {
 			t.Fatalf("peer %v; want address %v and no peer ID (the store keeps only its hash)", p, want)
 		}
 	}
-	tor := s.shards[0].torrents[h]
+	tor := s.shards[0].lookup(h)
 	if len(tor.v4.peers) != 11 || tor.v6 == nil || len(tor.v6.peers) != 10 {
 		t.Fatalf("lists hold %d IPv4 and %v IPv6 peers", len(tor.v4.peers), tor.v6)
 	}
@@ -373,10 +373,50 @@ func BenchmarkMemStoreAnnounce(b *testing.B) {
 // The records are what the memory figures rest on: a padding byte more
 // per field would cost every stored peer.
 func TestPackedRecordSizes(t *testing.T) {
-	if n := unsafe.Sizeof(packedPeer[[4]byte]{}); n != 24 {
-		t.Errorf("IPv4 record is %d bytes; want 24", n)
+	if n := unsafe.Sizeof(packedPeer[[4]byte]{}); n != 20 {
+		t.Errorf("IPv4 record is %d bytes; want 20", n)
 	}
-	if n := unsafe.Sizeof(packedPeer[[16]byte]{}); n != 36 {
-		t.Errorf("IPv6 record is %d bytes; want 36", n)
+	if n := unsafe.Sizeof(packedPeer[[16]byte]{}); n != 32 {
+		t.Errorf("IPv6 record is %d bytes; want 32", n)
+	}
+}
+
+// lookup returns h's header, or nil: valid until the shard next gains or
+// loses a torrent.
+func (sh *memShard) lookup(h InfoHash) *torrent {
+	i := sh.swarms.find(&h)
+	if i == noSlot {
+		return nil
+	}
+	return sh.swarms.at(i)
+}
+
+// TestMemStoreKeySharesWordWithSeeder checks that the BEP 7 key hash and
+// the seeder flag, packed into one word, stay apart: a key hash with the
+// top bit set does not make a leecher a seeder, and one whose other 31
+// bits are zero still guards its peer ID.
+func TestMemStoreKeySharesWordWithSeeder(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	h := ih(43)
+	for _, key := range []uint32{0x8000_0000, 0xffff_ffff, 1} {
+		s := NewMemStore(MemStoreConfig{Shards: 1})
+		a := PeerAnnounce{InfoHash: h, PeerID: pid(1), Addr: netip.AddrPortFrom(loop4, 1), Key: key}
+		_, sw, err := s.Announce(now, &a, nil)
+		if err != nil || sw.Complete != 0 || sw.Incomplete != 1 {
+			t.Fatalf("key %#x: leecher announce gives %+v, %v; want one leecher", key, sw, err)
+		}
+		// Another address, no key or another key: refused. (Hashes equal
+		// in their low 31 bits are one key to the store.)
+		for _, other := range []uint32{0, key ^ 0x4000_0000, key ^ 2} {
+			b := PeerAnnounce{InfoHash: h, PeerID: pid(1), Addr: netip.AddrPortFrom(loop6, 1), Key: other, Seeder: true}
+			if _, _, err := s.Announce(now, &b, nil); err != ErrPeerIDInUse {
+				t.Fatalf("key %#x: announce from another address with key %#x: %v; want ErrPeerIDInUse", key, other, err)
+			}
+		}
+		// The key from another address: the peer moves and becomes a seeder.
+		b := PeerAnnounce{InfoHash: h, PeerID: pid(1), Addr: netip.AddrPortFrom(loop6, 1), Key: key, Seeder: true}
+		if _, sw, err := s.Announce(now, &b, nil); err != nil || sw.Complete != 1 || sw.Incomplete != 0 {
+			t.Fatalf("key %#x: announce with the key gives %+v, %v; want one seeder", key, sw, err)
+		}
 	}
 }

@@ -17,3 +17,11 @@ func writeLast(c net.Conn, b []byte) error {
 // acceptFast is the Linux raw accept path; elsewhere acceptLoop's portable
 // loop runs.
 func (ls *leanServer) acceptFast(net.Listener) (bool, error) { return false, nil }
+
+// idleReader is Linux's buffer-free wait for a keep-alive connection's
+// next request; elsewhere serveConn reads through the net.Conn.
+type idleReader struct{}
+
+func newIdleReader(net.Conn) *idleReader { return nil }
+
+func (*idleReader) wait() (*leanBufs, int, error) { return nil, 0, nil }

@@ -96,11 +96,11 @@ type MemStoreConfig struct {
 // MemStore is the default in-memory Store.
 //
 // A swarm keeps its peers in two flat, pointer-free arrays, one per address
-// family: a 24-byte record per IPv4 peer (keyed hash of the peer ID,
-// address, port, flags, last announce as Unix seconds, BEP 7 key hash) and
-// 36 bytes per IPv6 peer, so the GC never scans them. The peer ID itself is
-// not kept: replies never carry it (see Server), and its 64-bit hash under
-// a per-process random key tells peers apart as well for re-announces,
+// family: a 20-byte record per IPv4 peer (keyed hash of the peer ID,
+// address, port, last announce as Unix seconds, BEP 7 key hash and seeder
+// flag) and 32 bytes per IPv6 peer, so the GC never scans them. The peer ID
+// itself is not kept: replies never carry it (see Server), and its 48-bit
+// hash under a per-process random key tells peers apart for re-announces,
 // stops and the BEP 7 key check. Removal moves the last record into the
 // freed slot, keeping each array dense for sampling. Swarms of indexMin
 // peers or more find a peer through an open-addressing table of 4-byte
@@ -119,35 +119,47 @@ type MemStore struct {
 }
 
 type memShard struct {
-	mu       sync.Mutex
-	torrents map[InfoHash]*torrent
-	// newest/oldest ends of the LRU list of torrents by last announce.
-	newest, oldest *torrent
-	peers          int
-	seeders        int
-	expired        uint64
-	evictedPeers   uint64
-	evictedTorr    uint64
-	_              [64]byte // keep hot shard fields on separate cache lines
+	mu           sync.Mutex
+	swarms       swarmTable
+	peers        int
+	seeders      int
+	expired      uint64
+	evictedPeers uint64
+	evictedTorr  uint64
+	_            [64]byte // keep hot shard fields on separate cache lines
 }
 
-// peerFlagSeeder marks a peer that announced left=0.
-const peerFlagSeeder = 1
+// peerSeeder is the bit of peerHead.keyFlags that marks a peer that
+// announced left=0; the other 31 bits are its BEP 7 key hash.
+const peerSeeder = 1 << 31
 
-// peerHead is the part of a packed peer record common to both families.
+// peerHead is the part of a packed peer record common to both families:
+// 16 bytes, so an IPv4 record is 20 and an IPv6 one 32.
 type peerHead struct {
-	// id is the keyed hash of the peer ID: 8 bytes instead of 20. Under
-	// a random per-process key, two peer IDs of one swarm share it with
-	// odds of about n²/2⁶⁵, and it doubles as the index's hash.
-	id    peerKey
-	port  uint16
-	flags uint8
-	_     uint8
-	seen  uint32 // Unix seconds of the last announce
-	key   uint32
+	// id is the keyed hash of the peer ID: 6 bytes instead of 20. Under
+	// a random per-process key, two peer IDs of a swarm of n share it
+	// with odds of about n²/2⁴⁹ (under 1 in 200,000 at the 50,000-peer
+	// cap), and it doubles as the index's hash.
+	id   peerKey
+	port uint16
+	seen uint32 // Unix seconds of the last announce
+	// keyFlags is the BEP 7 key hash (keyBits, 0 for none) with the
+	// seeder flag in the top bit, which saves a record its padding.
+	keyFlags uint32
 }
 
-func (h *peerHead) seeder() bool { return h.flags&peerFlagSeeder != 0 }
+func (h *peerHead) seeder() bool { return h.keyFlags&peerSeeder != 0 }
+
+func (h *peerHead) key() uint32 { return h.keyFlags &^ peerSeeder }
+
+// keyBits is the 31-bit form of a BEP 7 key hash that a record keeps: a
+// hash whose low 31 bits are all zero maps to 1, since 0 means no key.
+func keyBits(k uint32) uint32 {
+	if k == 0 {
+		return 0
+	}
+	return max(1, k&^peerSeeder)
+}
 
 // addrBytes is the stored form of an address: 4 bytes for IPv4, 16 for
 // IPv6, so IPv4 peers do not pay for IPv6's width.
@@ -164,25 +176,27 @@ type peerList[A addrBytes] struct {
 	peers []packedPeer[A]
 	// idx is an open-addressing (linear probing) table of slot+1, 0 for
 	// empty, sized a power of two; nil below indexMin peers. A pointer
-	// rather than a slice keeps the torrent header in a 96-byte size
-	// class, which every small swarm pays for.
+	// rather than a slice keeps the torrent header 16 bytes smaller,
+	// which every swarm pays for and most never index.
 	idx *[]uint32
 }
 
+// torrent is a swarm's header, held by value in its shard's swarmTable.
 type torrent struct {
 	hash    InfoHash
 	seeders int32
 	seen    uint32
 	// minSeen is at most the oldest peer's last announce: expire scans
 	// the swarm only when even this is past the TTL.
-	minSeen    uint32
-	downloaded uint64
-	v4         peerList[[4]byte]
+	minSeen uint32
+	// older and newer are the slots of the torrent's neighbours in the
+	// shard's list by last announce, noSlot at its ends.
+	older, newer int32
+	downloaded   uint64
+	v4           peerList[[4]byte]
 	// v6 is allocated with the swarm's first IPv6 peer: most swarms have
-	// none, and an empty list costs 48 bytes.
+	// none, and an empty list costs 32 bytes.
 	v6 *peerList[[16]byte]
-	// LRU neighbours in the shard's torrent list.
-	older, newer *torrent
 }
 
 // NewMemStore returns an empty in-memory store with cfg's caps.
@@ -212,7 +226,7 @@ func NewMemStore(cfg MemStoreConfig) *MemStore {
 		maxPeer: max(1, ceilDiv(cfg.MaxPeers, cfg.Shards)),
 	}
 	for i := range s.shards {
-		s.shards[i].torrents = make(map[InfoHash]*torrent)
+		s.shards[i].swarms = newSwarmTable()
 	}
 	return s
 }
@@ -242,8 +256,10 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 
-	t := sh.torrents[a.InfoHash]
-	if t != nil {
+	ti := sh.swarms.find(&a.InfoHash)
+	var t *torrent
+	if ti != noSlot {
+		t = sh.swarms.at(ti)
 		s.expire(sh, t, ts)
 	}
 	if a.Event == EventStopped {
@@ -252,7 +268,7 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		}
 		if r, ok := t.find(keyOf(&a.PeerID)); ok {
 			h := t.head(r)
-			if h.key != 0 && h.key != a.Key && t.addr(r) != addr {
+			if h.key() != 0 && h.key() != keyBits(a.Key) && t.addr(r) != addr {
 				return dst, t.swarm(), ErrPeerIDInUse
 			}
 			s.removePeer(sh, t, r)
@@ -260,26 +276,26 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		return dst, t.swarm(), nil
 	}
 	if t == nil {
-		if len(sh.torrents) >= s.maxTor {
-			s.evictTorrent(sh, sh.oldest)
+		if sh.swarms.len() >= s.maxTor {
+			s.evictTorrent(sh, sh.swarms.oldest)
 		}
-		t = &torrent{hash: a.InfoHash}
-		sh.torrents[a.InfoHash] = t
-		sh.pushTorrent(t)
+		ti = sh.swarms.insert(a.InfoHash)
+		t = sh.swarms.at(ti)
+	} else {
+		sh.swarms.touch(ti)
 	}
 	t.seen = ts
-	sh.touchTorrent(t)
 
-	var flags uint8
+	kf := keyBits(a.Key)
 	if a.Seeder {
-		flags = peerFlagSeeder
+		kf |= peerSeeder
 	}
 	id := keyOf(&a.PeerID)
-	head := peerHead{id: id, port: addr.Port(), flags: flags, seen: ts, key: a.Key}
+	head := peerHead{id: id, port: addr.Port(), seen: ts, keyFlags: kf}
 	r, ok := t.find(id)
 	if ok {
 		h := t.head(r)
-		if h.key != 0 && h.key != a.Key && t.addr(r) != addr {
+		if h.key() != 0 && h.key() != keyBits(a.Key) && t.addr(r) != addr {
 			return dst, t.swarm(), ErrPeerIDInUse
 		}
 		if a.Event == EventCompleted && !h.seeder() {
@@ -316,13 +332,19 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		if t.count() >= s.maxPer {
 			s.evictPeer(sh, t)
 		}
-		for sh.peers >= s.maxPeer && sh.oldest != nil {
-			o := sh.oldest
+		for sh.peers >= s.maxPeer && sh.swarms.oldest != noSlot {
+			oi := sh.swarms.oldest
+			o := sh.swarms.at(oi)
 			if o.count() == 0 {
-				if o == t {
+				if oi == ti {
 					break
 				}
-				s.evictTorrent(sh, o)
+				// Dropping o moves another header into its slot and may
+				// shrink the slab: follow t.
+				if s.evictTorrent(sh, oi) == ti {
+					ti = oi
+				}
+				t = sh.swarms.at(ti)
 				continue
 			}
 			s.evictPeer(sh, o)
@@ -349,10 +371,11 @@ func (s *MemStore) Scrape(now time.Time, h InfoHash) Swarm {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.torrents[h]
-	if t == nil {
+	ti := sh.swarms.find(&h)
+	if ti == noSlot {
 		return Swarm{}
 	}
+	t := sh.swarms.at(ti)
 	s.expire(sh, t, ts)
 	return t.swarm()
 }
@@ -366,9 +389,9 @@ func (s *MemStore) Sweep(now time.Time) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for t := sh.oldest; t != nil && !s.fresh(t.seen, ts); t = sh.oldest {
-			sh.expired += uint64(t.count())
-			s.dropTorrent(sh, t)
+		for i := sh.swarms.oldest; i != noSlot && !s.fresh(sh.swarms.at(i).seen, ts); i = sh.swarms.oldest {
+			sh.expired += uint64(sh.swarms.at(i).count())
+			s.dropTorrent(sh, i)
 		}
 		sh.mu.Unlock()
 	}
@@ -380,7 +403,7 @@ func (s *MemStore) Stats() StoreStats {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		st.Torrents += len(sh.torrents)
+		st.Torrents += sh.swarms.len()
 		st.Peers += sh.peers
 		st.Seeders += sh.seeders
 		st.ExpiredPeers += sh.expired
@@ -434,20 +457,22 @@ func (s *MemStore) evictPeer(sh *memShard, t *torrent) {
 	sh.evictedPeers++
 }
 
-func (s *MemStore) evictTorrent(sh *memShard, t *torrent) {
-	if t == nil {
-		return
+// evictTorrent drops the torrent at slot i, if any, and returns the slot
+// of the header moved into i, as swarmTable.remove does.
+func (s *MemStore) evictTorrent(sh *memShard, i int32) int32 {
+	if i == noSlot {
+		return noSlot
 	}
-	sh.evictedPeers += uint64(t.count())
+	sh.evictedPeers += uint64(sh.swarms.at(i).count())
 	sh.evictedTorr++
-	s.dropTorrent(sh, t)
+	return s.dropTorrent(sh, i)
 }
 
-func (s *MemStore) dropTorrent(sh *memShard, t *torrent) {
+func (s *MemStore) dropTorrent(sh *memShard, i int32) int32 {
+	t := sh.swarms.at(i)
 	sh.peers -= t.count()
 	sh.seeders -= int(t.seeders)
-	sh.unlinkTorrent(t)
-	delete(sh.torrents, t.hash)
+	return sh.swarms.remove(i)
 }
 
 // removePeer deletes the peer at r and updates the counts.
@@ -629,18 +654,18 @@ const indexMin = 16
 // to collide (to take over another peer's entry) cannot be precomputed.
 var peerSeed = maphash.MakeSeed()
 
-// peerKey is a peer ID's 64-bit keyed hash as two 32-bit halves, so that
-// a record needs only 4-byte alignment: a uint64 would pad an IPv4 record
-// from 24 bytes to 32.
-type peerKey [2]uint32
+// peerKey is 48 bits of a peer ID's keyed hash as three 16-bit words, so
+// that it fills a record's first 6 bytes and the port the next 2, with no
+// padding anywhere.
+type peerKey [3]uint16
 
 func keyOf(id *PeerID) peerKey {
 	h := maphash.Bytes(peerSeed, id[:])
-	return peerKey{uint32(h), uint32(h >> 32)}
+	return peerKey{uint16(h), uint16(h >> 16), uint16(h >> 32)}
 }
 
 // slot is k's home position in an index of mask+1 entries (at most 2³²).
-func (k peerKey) slot(mask uint64) uint64 { return uint64(k[0]) & mask }
+func (k peerKey) slot(mask uint64) uint64 { return (uint64(k[1])<<16 | uint64(k[0])) & mask }
 
 // find returns the slot of the peer whose ID hashes to id, or -1.
 func (l *peerList[A]) find(id peerKey) int32 {
@@ -778,36 +803,4 @@ func (l *peerList[A]) remove(i int32) {
 	if l.idx != nil && (len(l.peers) < indexMin/2 || len(*l.idx) > 32 && len(l.peers)*8 < len(*l.idx)) {
 		l.reindex()
 	}
-}
-
-func (sh *memShard) pushTorrent(t *torrent) {
-	t.older, t.newer = sh.newest, nil
-	if sh.newest != nil {
-		sh.newest.newer = t
-	} else {
-		sh.oldest = t
-	}
-	sh.newest = t
-}
-
-func (sh *memShard) unlinkTorrent(t *torrent) {
-	if t.older != nil {
-		t.older.newer = t.newer
-	} else {
-		sh.oldest = t.newer
-	}
-	if t.newer != nil {
-		t.newer.older = t.older
-	} else {
-		sh.newest = t.older
-	}
-	t.older, t.newer = nil, nil
-}
-
-func (sh *memShard) touchTorrent(t *torrent) {
-	if sh.newest == t {
-		return
-	}
-	sh.unlinkTorrent(t)
-	sh.pushTorrent(t)
 }

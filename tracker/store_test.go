@@ -101,7 +101,7 @@ func TestMemStoreRemovalKeepsIndexConsistent(t *testing.T) {
 	}
 	// Every record is found through the index at its own slot, and the
 	// index holds nothing else.
-	checkPeerList(t, &s.shards[0].torrents[h].v4)
+	checkPeerList(t, &s.shards[0].lookup(h).v4)
 }
 
 // TestMemStoreBytesPerPeer holds the store to its documented budget of
@@ -157,5 +157,34 @@ func checkPeerList[A addrBytes](t *testing.T, l *peerList[A]) {
 		if got := l.find(l.peers[i].id); got != int32(i) {
 			t.Fatalf("peer at slot %d found at %d", i, got)
 		}
+	}
+}
+
+// TestMemStorePeerCapDropsEmptyTorrentBeforeAnnounced covers the peer cap
+// dropping an empty torrent while a new peer joins the torrent in the
+// slab's last slot: that header moves into the dropped one's slot, and the
+// new peer must land in it, not in the vacated slot.
+func TestMemStorePeerCapDropsEmptyTorrentBeforeAnnounced(t *testing.T) {
+	s := NewMemStore(MemStoreConfig{Shards: 1, MaxPeers: 2})
+	now := time.Unix(1_700_000_000, 0)
+	storeAnnounce(t, s, now, ih(37), 1, EventNone)
+	storeAnnounce(t, s, now, ih(37), 1, EventStopped) // 37: empty, oldest
+	storeAnnounce(t, s, now, ih(38), 2, EventNone)
+	storeAnnounce(t, s, now, ih(39), 3, EventNone) // 39: the last slot
+	if h := ih(39); s.shards[0].swarms.find(&h) != 2 {
+		t.Fatal("torrent 39 is not in the last of 3 slots, which the test needs")
+	}
+	ps, sw := storeAnnounce(t, s, now, ih(39), 4, EventNone)
+	if sw.Incomplete != 2 || len(ps) != 1 || ps[0].Addr.Port() != 3 {
+		t.Fatalf("torrent 39 after a second peer: %+v, peers %v; want 2 peers and peer 3 returned", sw, ps)
+	}
+	if sw := s.Scrape(now, ih(39)); sw.Incomplete != 2 {
+		t.Fatalf("torrent 39 scrapes %+v; want 2 peers", sw)
+	}
+	if sw := s.Scrape(now, ih(38)); sw.Incomplete != 0 {
+		t.Fatalf("torrent 38 kept its peer past the cap: %+v", sw)
+	}
+	if st := s.Stats(); st.Torrents != 2 || st.Peers != 2 || st.EvictedTorrents != 1 || st.EvictedPeers != 1 {
+		t.Fatalf("stats %+v; want 2 torrents, 2 peers, 1 torrent and 1 peer evicted", st)
 	}
 }

@@ -58,6 +58,16 @@ func permuteArgs(app *cli.App, args []string) ([]string, error) {
 	if cmd == nil {
 		return nil, fmt.Errorf("unknown command %q (see shoal --help)", name)
 	}
+	// A command with subcommands (remote): the subcommand's name comes
+	// next, and its flags are the ones to move.
+	head := []string{name}
+	if len(cmd.Subcommands) > 0 && i < len(args) {
+		if sub := cmd.Command(args[i]); sub != nil {
+			head = append(head, args[i])
+			cmd = sub
+			i++
+		}
+	}
 	var globals, flags, pos []string
 	for ; i < len(args); i++ {
 		a := args[i]
@@ -93,7 +103,7 @@ func permuteArgs(app *cli.App, args []string) ([]string, error) {
 	if err := checkDurationEnv(cmd.Flags); err != nil {
 		return nil, err
 	}
-	out := append(append(lead, globals...), name)
+	out := append(append(lead, globals...), head...)
 	out = append(out, flags...)
 	if len(pos) > 0 {
 		// "--" keeps positional arguments that start with '-' from being

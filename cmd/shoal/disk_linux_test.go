@@ -190,9 +190,9 @@ var stoppedRE = regexp.MustCompile(`(?m)^shoal: get: writing (\S+): no space lef
 
 // A full disk. Too small from the start: refused before downloading, with
 // what is free and what is needed. Filling up during the download: the
-// first failed write ends it within moments, not at --timeout (and with
-// --seed too), having fetched little more than fitted, with one error
-// logged; the verified pieces and the resume record are kept, and once
+// first failed write ends it within moments, not at --timeout, having
+// fetched little more than fitted, with one error logged (with --seed it
+// is paused instead, serving what it verified until interrupted); the verified pieces and the resume record are kept, and once
 // there is room again the next run fetches only the rest.
 func TestGetDiskFull(t *testing.T) {
 	dir := t.TempDir()
@@ -214,18 +214,39 @@ func TestGetDiskFull(t *testing.T) {
 	}
 
 	const size = 16 << 20
-	addr, torrent := seedOne(t, filepath.Join(dir, "s16"), "big", size, "--max-upload-rate", "8M")
+	addr, torrent := seedOne(t, filepath.Join(dir, "s16"), "big", size, "--max-upload-rate", "4M")
 	out := filepath.Join(disk, "dl")
-	get := start(t, dir, "get", torrent, "-o", out, "--peer", addr, "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "60s", "--seed")
-	for !strings.Contains(get.errText(), "first piece:") {
-		select {
-		case <-get.done:
-			t.Fatalf("get ended before its first piece: %s", get.errText())
-		case <-time.After(5 * time.Millisecond):
+	// fillDuring starts get with args, fills the disk once get has
+	// verified its first piece, and returns it with when the disk filled.
+	fillDuring := func(args ...string) (*proc, time.Time) {
+		t.Helper()
+		get := start(t, dir, append([]string{"get", torrent, "-o", out, "--peer", addr, "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "60s"}, args...)...)
+		for !strings.Contains(get.errText(), "first piece:") {
+			select {
+			case <-get.done:
+				t.Fatalf("get ended before its first piece: %s", get.errText())
+			case <-time.After(5 * time.Millisecond):
+			}
 		}
+		fillDisk(t, filepath.Join(disk, "filler"))
+		return get, time.Now()
 	}
-	fillDisk(t, filepath.Join(disk, "filler"))
-	filled := time.Now()
+	// checkLog checks get's log for the line saying what failed and
+	// where, and for one logged error, and returns what it downloaded.
+	checkLog := func(what, log string) int64 {
+		t.Helper()
+		m := stoppedRE.FindStringSubmatch(log)
+		if m == nil || m[1] != filepath.Join(out, "big") {
+			t.Fatalf("%s: no clear line on what failed and where:\n%s", what, log)
+		}
+		if n := strings.Count(log, "level=ERROR"); n < 1 || n > 2 {
+			t.Errorf("%s: %d ERROR lines; want the failure once:\n%s", what, n, log)
+		}
+		downloaded, _ := strconv.ParseInt(m[2], 10, 64)
+		return downloaded
+	}
+
+	get, filled := fillDuring()
 	if code := get.wait(t, 10*time.Second); code != 1 {
 		t.Fatalf("get on a full disk: exit %d: %s", code, get.errText())
 	}
@@ -233,20 +254,33 @@ func TestGetDiskFull(t *testing.T) {
 		t.Errorf("get took %v to give up after the disk filled", d)
 	}
 	log := get.errText()
-	m := stoppedRE.FindStringSubmatch(log)
-	if m == nil || m[1] != filepath.Join(out, "big") {
-		t.Fatalf("no clear line on what failed and where:\n%s", log)
-	}
-	downloaded, _ := strconv.ParseInt(m[2], 10, 64)
+	downloaded := checkLog("get", log)
 	if downloaded >= size {
 		t.Errorf("downloaded %d bytes of a %d-byte file onto a 20 MiB disk filled by another", downloaded, size)
 	}
-	if n := strings.Count(log, "level=ERROR"); n < 1 || n > 2 {
-		t.Errorf("%d ERROR lines; want the failure once:\n%s", n, log)
+
+	// With --seed the download is paused with its error, said at once,
+	// and what is verified is served until the user stops get, which
+	// then fails as above.
+	os.Remove(filepath.Join(disk, "filler"))
+	get, filled = fillDuring("--seed")
+	waitErr(t, get, `(?m)^shoal: get: writing \S+: no space left on device; download paused, seeding what is verified until interrupted \(--seed\)`, 5*time.Second)
+	if d := time.Since(filled); d > 5*time.Second {
+		t.Errorf("get --seed took %v to say the disk filled", d)
 	}
-	if strings.Contains(log, "seeding ") {
-		t.Errorf("--seed went on seeding a failed download:\n%s", log)
+	select {
+	case <-get.done:
+		t.Fatalf("get --seed ended rather than seed what it verified: %s", get.errText())
+	case <-time.After(time.Second):
 	}
+	if code := get.stop(t, os.Interrupt); code != 1 {
+		t.Fatalf("get --seed, paused, interrupted: exit %d: %s", code, get.errText())
+	}
+	log = get.errText()
+	if last := lastLine(log); !stoppedRE.MatchString(last) {
+		t.Errorf("get --seed: last line %q does not say what failed and where", last)
+	}
+	checkLog("get --seed", log)
 
 	// The record on the full disk holds what was verified.
 	tf := readMeta(t, torrent)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -124,6 +125,10 @@ func TestNamesAreEscaped(t *testing.T) {
 	if !strings.Contains(get.errText(), `evil\x1b[31m`) {
 		t.Errorf("the error does not name the file: %s", get.errText())
 	}
+
+	// The status dump names the torrent too: noRaw below checks it.
+	seed.cmd.Process.Signal(syscall.SIGUSR1)
+	waitErr(t, seed, `(?m)^torrent "evil\\\\x1b\[31m`, 5*time.Second)
 
 	seed.stop(t, os.Interrupt)
 	noRaw(t, "seed", seed.outText(), seed.errText())

@@ -227,6 +227,14 @@ func runGet(c *cli.Context) error {
 	select {
 	case <-t.Done():
 	default:
+		var de *swarm.DiskError
+		if derr := t.Err(); errors.As(derr, &de) && c.Bool("seed") {
+			// Stopped by the disk, with --seed: the torrent is paused
+			// with its error, as a daemon's would be, and what it
+			// verified is served until the user stops it; the download
+			// still failed, so the exit is 1 (pausedSeeding).
+			return pausedSeeding(c, t, m.Info.Name, derr, summary)
+		}
 		closeErr := t.Close()
 		var ie *swarm.InconsistentError
 		if derr := t.Err(); errors.As(derr, &ie) {
@@ -234,13 +242,8 @@ func runGet(c *cli.Context) error {
 			return failure("get: %v: %s", derr, summary)
 		}
 		if derr := t.Err(); derr != nil {
-			// Stopped by the disk, not by the user: --seed does not apply
-			// to a download that failed.
-			kept := "the verified pieces are kept: run again with the same -o to resume"
-			if closeErr != nil {
-				kept = fmt.Sprintf("the verified pieces are kept, but not the resume record (%v): run again with the same -o to check them and resume", closeErr)
-			}
-			return failure("get: %v; %s: %s", derr, kept, summary)
+			// Stopped by the disk, not by the user.
+			return failure("get: %v; %s: %s", derr, keptText(closeErr), summary)
 		}
 		if closeErr != nil {
 			warnf(c.App.ErrWriter, "saving the resume record: %v", closeErr)
@@ -278,6 +281,32 @@ func runGet(c *cli.Context) error {
 }
 
 var errTimeout = errors.New("timeout")
+
+// keptText says what a download stopped by a disk error leaves for the
+// next run, given what closing the torrent (saving its record) returned.
+func keptText(closeErr error) string {
+	if closeErr != nil {
+		return fmt.Sprintf("the verified pieces are kept, but not the resume record (%v): run again with the same -o to check them and resume", closeErr)
+	}
+	return "the verified pieces are kept: run again with the same -o to resume"
+}
+
+// pausedSeeding is get --seed after a disk error stopped the download
+// (issue 10: "with --seed, or in a daemon, pause the torrent with that
+// error"): it says at once what failed and where, serves the verified
+// pieces until interrupted, and then fails with the same line, since the
+// download did not complete.
+func pausedSeeding(c *cli.Context, t *swarm.Torrent, name string, derr error, summary string) error {
+	fmt.Fprintf(c.App.ErrWriter, "shoal: get: %s\n", termsafe.String(fmt.Sprintf("%v; download paused, seeding what is verified until interrupted (--seed): %s", derr, summary)))
+	seedCtx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	statusLoop(seedCtx, c.App.ErrWriter, 10*time.Second, func() string {
+		s := t.Stats()
+		return fmt.Sprintf("paused by a disk error; seeding %s: %s of %s verified, %s, up %s, uploaded %s",
+			name, formatBytes(s.BytesDone), formatBytes(s.BytesTotal), peersText(s), formatRate(s.UpRate), formatBytes(s.Uploaded))
+	})
+	return failure("get: %v; %s: %s", derr, keptText(t.Close()), summary)
+}
 
 // prepareDisk refuses, before any peer is asked for anything, a download
 // that cannot be written: a folder that takes no new file, a file that

@@ -118,6 +118,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			trackerCommand(),
 			dhtCommand(),
 			daemonCommand(),
+			remoteCommand(),
 		},
 		// urfave/cli would otherwise exit the process itself.
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -128,6 +129,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
 			return usageError("%v", err)
+		}
+		for _, sub := range cmd.Subcommands {
+			sub.OnUsageError = cmd.OnUsageError
 		}
 	}
 	return app
