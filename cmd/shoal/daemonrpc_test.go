@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -104,6 +106,20 @@ func hashString(t *testing.T, mg string) string {
 	return ""
 }
 
+// torrentHash is the hashString the daemon gives the .torrent at path.
+func torrentHash(t *testing.T, path string) string {
+	t.Helper()
+	out, err := exec.Command(shoalBin, "info", path, "--json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`"magnet": "([^"]+)"`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("info --json:\n%s", out)
+	}
+	return hashString(t, string(m[1]))
+}
+
 // twoSeeders starts what the daemon tests download from: a multi-file
 // torrent (share.torrent, announced to a test tracker the torrent names)
 // and a single file seeded under a magnet that carries its address.
@@ -140,14 +156,7 @@ func TestDaemonTransmissionRemote(t *testing.T) {
 		}
 		return string(out)
 	}
-	shareHash := ""
-	if out, err := exec.Command(shoalBin, "info", torrent, "--json").Output(); err != nil {
-		t.Fatal(err)
-	} else if m := regexp.MustCompile(`"magnet": "([^"]+)"`).FindSubmatch(out); m != nil {
-		shareHash = hashString(t, string(m[1]))
-	} else {
-		t.Fatalf("info --json:\n%s", out)
-	}
+	shareHash := torrentHash(t, torrent)
 	soloHash := hashString(t, magnet)
 
 	// The .torrent with its second file (b.bin) not wanted: -G applies
@@ -220,4 +229,122 @@ func TestDaemonTransmissionRemote(t *testing.T) {
 	if ents, _ := os.ReadDir(dl); len(ents) != 2 {
 		t.Errorf("download folder after the removals: %v", ents)
 	}
+}
+
+// Debian's python3-transmissionrpc 0.11, a client library, against the
+// real daemon behind --rpc-auth: add a .torrent and a magnet, see them
+// complete, stop, start, remove one and remove the other with its data.
+func TestDaemonPythonTransmissionRPC(t *testing.T) {
+	t.Parallel()
+	if err := exec.Command("/usr/bin/python3", "-c", "import transmissionrpc").Run(); err != nil {
+		t.Fatalf("python3-transmissionrpc not importable (run scripts/test-deps.sh): %v", err)
+	}
+	dir := t.TempDir()
+	torrent, magnet := twoSeeders(t, dir)
+	auth := filepath.Join(t.TempDir(), "auth")
+	os.WriteFile(auth, []byte("alice:s3cret\n"), 0o600)
+	dl := filepath.Join(t.TempDir(), "dl")
+	d := startDaemon(t, t.TempDir(), dl, "--rpc-auth", auth)
+	_, port, _ := strings.Cut(d.hostPort, ":")
+	cmd := exec.Command("/usr/bin/python3", "testdata/daemon_transmissionrpc.py", port, "alice", "s3cret", torrent, magnet)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python transmissionrpc: %v\n%s\ndaemon: %s", err, out, d.errText())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var got struct {
+		Added   [][]any
+		Done    [][]any
+		Files   [][]any
+		Stopped []string
+		Started []string
+		Session []any
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+		t.Fatalf("python output: %v\n%s", err, out)
+	}
+	shareHash, soloHash := torrentHash(t, torrent), hashString(t, magnet)
+	want := fmt.Sprint([][]any{{1.0, "share", "seeding", 100.0, shareHash}, {2.0, "solo.bin", "seeding", 100.0, soloHash}})
+	if fmt.Sprint(got.Added) != fmt.Sprint([][]any{{1.0, shareHash}, {2.0, soloHash}}) || fmt.Sprint(got.Done) != want {
+		t.Errorf("added %v, then %v; want %s", got.Added, got.Done, want)
+	}
+	if fmt.Sprint(got.Files) != fmt.Sprint([][]any{{"share/a.bin", 700000.0, 700000.0, true}, {"share/b.bin", 300000.0, 300000.0, true}, {"share/c/d.txt", 5000.0, 5000.0, true}}) {
+		t.Errorf("files: %v", got.Files)
+	}
+	if fmt.Sprint(got.Stopped) != "[seeding stopped]" || fmt.Sprint(got.Started) != "[seeding seeding]" {
+		t.Errorf("stop, start: %v, %v", got.Stopped, got.Started)
+	}
+	if fmt.Sprint(got.Session) != fmt.Sprint([]any{dl, 16.0}) {
+		t.Errorf("session: %v", got.Session)
+	}
+	// Removed without its data: the data stays, whole; removed with it:
+	// gone.
+	sameFiles(t, filepath.Join(dir, "share"), filepath.Join(dl, "share"))
+	if _, err := os.Stat(filepath.Join(dl, "solo.bin")); !os.IsNotExist(err) {
+		t.Errorf("solo.bin after remove with data: %v", err)
+	}
+}
+
+// shoal remote, the Go client (daemon/rpc.Client) behind it, against the
+// real daemon: add with --only, list, files, stop, start, remove with
+// data.
+func TestDaemonShoalRemote(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	torrent, magnet := twoSeeders(t, dir)
+	dl := filepath.Join(t.TempDir(), "dl")
+	d := startDaemon(t, t.TempDir(), dl)
+	must := func(args ...string) string {
+		t.Helper()
+		r := shoal(t, dir, nil, append(append([]string{"remote"}, args...), "--rpc", d.hostPort)...)
+		if r.code != 0 {
+			t.Fatalf("remote %v: %d %s\ndaemon: %s", args, r.code, r.stderr, d.errText())
+		}
+		return r.stdout
+	}
+	list := func() []remoteTorrent {
+		t.Helper()
+		var ts []remoteTorrent
+		out := must("list", "--json")
+		if err := json.Unmarshal([]byte(out), &ts); err != nil {
+			t.Fatalf("list --json: %v\n%s", err, out)
+		}
+		return ts
+	}
+	out := must("add", torrent, "--only", "a.bin", "--only", "c")
+	shareHash := torrentHash(t, torrent)
+	if field(out, "id") != "1" || field(out, "name") != "share" || field(out, "hash") != shareHash {
+		t.Fatalf("add:\n%s", out)
+	}
+	if out := must("add", magnet); field(out, "id") != "2" {
+		t.Fatalf("add magnet:\n%s", out)
+	}
+	eventually(t, 15*time.Second, func() bool {
+		ts := list()
+		return len(ts) == 2 && ts[0].PercentDone == 1 && ts[1].PercentDone == 1
+	}, func() string { return must("list") + d.errText() })
+	sameFiles(t, filepath.Join(dir, "one"), dl)
+	if _, err := os.Stat(filepath.Join(dl, "share", "b.bin")); !os.IsNotExist(err) {
+		t.Errorf("b.bin, not in --only, exists: %v", err)
+	}
+	matches(t, "files", must("files", "1"), `(?m)^1\s+0%\s+Normal\s+No\s+.*share/b.bin$`, `(?m)^2\s+100%\s+Normal\s+Yes\s+.*share/c/d.txt$`)
+	if out := must("stop", "2"); strings.TrimSpace(out) != "stopped 2 solo.bin" {
+		t.Fatalf("stop: %q", out)
+	}
+	if ts := list(); ts[1].Status != "Stopped" {
+		t.Fatalf("after stop: %+v", ts)
+	}
+	must("start", "2")
+	eventually(t, 5*time.Second, func() bool { return list()[1].Status == "Seeding" }, func() string { return must("list") })
+	must("files", "1", "--want", "all")
+	eventually(t, 10*time.Second, func() bool { return filesEqual(filepath.Join(dir, "share"), filepath.Join(dl, "share")) },
+		func() string { return must("files", "1") })
+	matches(t, "info", must("info", "1"), `(?m)^hash:\s+`+shareHash+`$`, `(?m)^status:\s+Seeding$`, `(?m)^done:\s+100%`)
+	if out := must("remove", "--delete-data", "1", "2"); !strings.Contains(out, "removed with data 1 share") {
+		t.Fatalf("remove: %q", out)
+	}
+	eventually(t, 5*time.Second, func() bool {
+		ents, _ := os.ReadDir(dl)
+		return len(list()) == 0 && len(ents) == 0
+	}, func() string { return must("list") })
 }
