@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,7 +129,9 @@ func twoSeeders(t *testing.T, dir string) (torrent, magnet string) {
 	randomFiles(t, filepath.Join(dir, "share"), map[string]int{"a.bin": 700_000, "b.bin": 300_000, "c/d.txt": 5000})
 	randomFiles(t, filepath.Join(dir, "one"), map[string]int{"solo.bin": 400_000})
 	url := announceURL(t)
-	s1 := start(t, dir, "seed", "share", "--no-dht", "--no-lsd", "--no-port-map", "-t", url, "--piece-length", "64k", "--save-torrent", "share.torrent")
+	// Not super-seeding: it shows a peer one piece at a time, and a
+	// peer that does not want the file of that piece would wait on it.
+	s1 := start(t, dir, "seed", "share", "--no-dht", "--no-lsd", "--no-port-map", "-t", url, "--piece-length", "64k", "--save-torrent", "share.torrent", "--super-seed=false")
 	s1.field(t, "magnet")
 	s2 := start(t, dir, "seed", filepath.Join("one", "solo.bin"), "--no-dht", "--no-lsd", "--no-port-map")
 	return filepath.Join(dir, "share.torrent"), s2.field(t, "magnet")
@@ -347,4 +350,145 @@ func TestDaemonShoalRemote(t *testing.T) {
 		ents, _ := os.ReadDir(dl)
 		return len(list()) == 0 && len(ents) == 0
 	}, func() string { return must("list") })
+}
+
+// restartState is the part of torrent-get the restart test compares.
+type restartState struct {
+	ID                      int     `json:"id"`
+	Name                    string  `json:"name"`
+	HashString              string  `json:"hashString"`
+	Status                  int     `json:"status"`
+	PercentDone             float64 `json:"percentDone"`
+	HaveValid               int64   `json:"haveValid"`
+	DownloadedEver          int64   `json:"downloadedEver"`
+	TotalSize               int64   `json:"totalSize"`
+	PieceSize               int64   `json:"pieceSize"`
+	MetadataPercentComplete float64 `json:"metadataPercentComplete"`
+	Wanted                  []int   `json:"wanted"`
+	ErrorString             string  `json:"errorString"`
+}
+
+// states is every torrent's restartState, by hash.
+func (d *runningDaemon) states(t *testing.T) map[string]restartState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var reply struct{ Torrents []restartState }
+	err := d.client.Call(ctx, "torrent-get", map[string]any{"fields": []string{"id", "name", "hashString", "status", "percentDone",
+		"haveValid", "downloadedEver", "totalSize", "pieceSize", "metadataPercentComplete", "wanted", "errorString"}}, &reply)
+	if err != nil {
+		t.Fatalf("torrent-get: %v: %s", err, d.errText())
+	}
+	m := map[string]restartState{}
+	for _, x := range reply.Torrents {
+		m[x.HashString] = x
+	}
+	return m
+}
+
+// Transmission's torrent status codes.
+const (
+	trStopped     = 0
+	trChecking    = 2
+	trDownloading = 4
+	trSeeding     = 6
+)
+
+// Five torrents in five states — downloading from a rate-capped seeder,
+// seeding, paused, partially selected, and a magnet whose metadata no
+// peer has — then kill -9 and a daemon started again on the same session
+// folder: each comes back as it was, the download goes on, and what was
+// verified before the kill is not fetched again.
+func TestDaemonRestartKill9(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	randomFiles(t, filepath.Join(dir, "slow"), map[string]int{"slow.bin": 1_500_000})
+	randomFiles(t, filepath.Join(dir, "done"), map[string]int{"done.bin": 200_000})
+	randomFiles(t, filepath.Join(dir, "paused"), map[string]int{"paused.bin": 300_000})
+	randomFiles(t, filepath.Join(dir, "share"), map[string]int{"a.bin": 200_000, "b.bin": 300_000, "c.txt": 5000})
+	url := announceURL(t)
+	seed := func(path string, extra ...string) string {
+		p := start(t, dir, append([]string{"seed", path, "--no-dht", "--no-lsd", "--no-port-map", "--piece-length", "32k"}, extra...)...)
+		return p.field(t, "magnet")
+	}
+	const rate = 200_000
+	slow := seed(filepath.Join("slow", "slow.bin"), "--max-upload-rate", "200k", "--super-seed=false")
+	done := seed(filepath.Join("done", "done.bin"))
+	paused := seed(filepath.Join("paused", "paused.bin"))
+	seed("share", "-t", url, "--save-torrent", "share.torrent", "--super-seed=false")
+	nometa := "magnet:?xt=urn:btih:" + strings.Repeat("5a", 20) + "&dn=nobody"
+	h := map[string]string{"slow": hashString(t, slow), "done": hashString(t, done), "paused": hashString(t, paused),
+		"share": torrentHash(t, filepath.Join(dir, "share.torrent")), "nometa": strings.Repeat("5a", 20)}
+
+	session := t.TempDir()
+	dl := filepath.Join(t.TempDir(), "dl")
+	d := startDaemon(t, session, dl)
+	ctx := context.Background()
+	meta, _ := os.ReadFile(filepath.Join(dir, "share.torrent"))
+	for _, a := range []rpc.AddArgs{
+		{Filename: slow}, {Filename: done}, {Filename: paused, Paused: true},
+		{Metainfo: meta, FilesUnwanted: []int{1}}, {Filename: nometa},
+	} {
+		if _, err := d.client.Add(ctx, a); err != nil {
+			t.Fatalf("add %+v: %v", a, err)
+		}
+	}
+	var before map[string]restartState
+	eventually(t, 10*time.Second, func() bool {
+		before = d.states(t)
+		s := before[h["slow"]]
+		return before[h["done"]].Status == trSeeding && before[h["share"]].Status == trSeeding &&
+			s.HaveValid >= s.TotalSize/4 && s.HaveValid <= s.TotalSize*3/4
+	}, func() string {
+		out, _ := exec.Command("transmission-remote", d.hostPort, "-t", "4", "-it").CombinedOutput()
+		return fmt.Sprintf("%+v\n%s\n%s", before, out, d.errText())
+	})
+	if code := d.stop(t, syscall.SIGKILL); code != -1 {
+		t.Fatalf("kill -9: exit %d", code)
+	}
+	atKill := before[h["slow"]]
+	t.Logf("killed with %d of %d bytes verified", atKill.HaveValid, atKill.TotalSize)
+
+	d = startDaemon(t, session, dl)
+	var after map[string]restartState
+	eventually(t, 5*time.Second, func() bool {
+		after = d.states(t)
+		return len(after) == 5 && after[h["slow"]].Status != trChecking && after[h["share"]].Status != trChecking && after[h["done"]].Status != trChecking
+	}, func() string { return fmt.Sprintf("%+v", after) })
+	s0 := after[h["slow"]]
+	if s0.Status != trDownloading || s0.HaveValid < atKill.HaveValid-rate {
+		t.Errorf("the download after the restart: %+v; before the kill: %+v", s0, atKill)
+	}
+	if x := after[h["done"]]; x.Status != trSeeding || x.PercentDone != 1 {
+		t.Errorf("the seed after the restart: %+v", x)
+	}
+	if x := after[h["share"]]; x.Status != trSeeding || fmt.Sprint(x.Wanted) != "[1 0 1]" {
+		t.Errorf("the partial torrent after the restart: %+v", x)
+	}
+	if x := after[h["nometa"]]; x.Status != trDownloading || x.MetadataPercentComplete != 0 || x.Name != "nobody" {
+		t.Errorf("the magnet without metadata after the restart: %+v", x)
+	}
+	// Paused, it stays so, with its seeder there to download from.
+	time.Sleep(time.Second)
+	if x := d.states(t)[h["paused"]]; x.Status != trStopped || x.HaveValid != 0 {
+		t.Errorf("the paused torrent after the restart: %+v", x)
+	}
+	if _, err := os.Stat(filepath.Join(dl, "paused.bin")); !os.IsNotExist(err) {
+		t.Errorf("the paused torrent's file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dl, "share", "b.bin")); !os.IsNotExist(err) {
+		t.Errorf("the unwanted file: %v", err)
+	}
+
+	var s1 restartState
+	eventually(t, 10*time.Second, func() bool { s1 = d.states(t)[h["slow"]]; return s1.Status == trSeeding },
+		func() string { return fmt.Sprintf("%+v %s", s1, d.errText()) })
+	sameFiles(t, filepath.Join(dir, "slow"), dl)
+	// Fetched after the restart: what was missing then, and the pieces
+	// in flight as it was read (a few, at most a second's worth).
+	fetched, missing := s1.DownloadedEver-s0.DownloadedEver, s0.TotalSize-s0.HaveValid
+	t.Logf("after the restart: %d bytes fetched, %d were missing", fetched, missing)
+	if fetched > missing+4*s0.PieceSize {
+		t.Errorf("fetched %d bytes after the restart, with %d missing: verified pieces fetched again", fetched, missing)
+	}
 }
