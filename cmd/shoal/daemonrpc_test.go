@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -490,5 +493,196 @@ func TestDaemonRestartKill9(t *testing.T) {
 	t.Logf("after the restart: %d bytes fetched, %d were missing", fetched, missing)
 	if fetched > missing+4*s0.PieceSize {
 		t.Errorf("fetched %d bytes after the restart, with %d missing: verified pieces fetched again", fetched, missing)
+	}
+}
+
+// rawRPC sends body to the daemon's RPC as it is, with the given session
+// id, Host and credentials ("" for none), and returns the status and
+// the answer.
+func rawRPC(t *testing.T, d *runningDaemon, body io.Reader, size int64, sid, host, user, pass string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, d.rpcURL, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = size
+	if sid != "" {
+		req.Header.Set(rpc.SessionIDHeader, sid)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	c := &http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("RPC request: %v: %s", err, d.errText())
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// zeros is an endless body of '0's.
+type zeros struct{}
+
+func (zeros) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = '0'
+	}
+	return len(b), nil
+}
+
+// Bad input against the real daemon: each answered with its status or an
+// error result, the daemon answers on after it, and no file appears
+// outside the folders it owns.
+func TestDaemonRPCBadInput(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	randomFiles(t, filepath.Join(dir, "share"), map[string]int{"a.bin": 100_000})
+	if r := shoal(t, dir, nil, "create", "share", "-o", "share.torrent"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	meta, _ := os.ReadFile(filepath.Join(dir, "share.torrent"))
+	auth := filepath.Join(t.TempDir(), "auth")
+	os.WriteFile(auth, []byte("alice:s3cret\n"), 0o600)
+	root := t.TempDir()
+	session, dl, outside := filepath.Join(root, "session"), filepath.Join(root, "dl"), filepath.Join(root, "outside")
+	os.MkdirAll(outside, 0o755)
+	os.WriteFile(filepath.Join(outside, "x.torrent"), meta, 0o644)
+	d := startDaemon(t, session, dl, "--rpc-auth", auth, "--rpc-host", "shoal.example")
+	d.client.User, d.client.Password = "alice", "s3cret"
+	call := func(body, sid, host, user, pass string) (int, http.Header, string) {
+		t.Helper()
+		return rawRPC(t, d, strings.NewReader(body), int64(len(body)), sid, host, user, pass)
+	}
+	const get = `{"method":"session-get"}`
+
+	// Credentials come first: without them nothing, not even the
+	// session id, is given away.
+	if code, _, _ := call(get, "", "", "", ""); code != http.StatusUnauthorized {
+		t.Errorf("no credentials: %d, want 401", code)
+	}
+	if code, _, _ := call(get, "", "", "alice", "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("wrong password: %d, want 401", code)
+	}
+	if code, _, _ := call(get, "", "", "mallory", "s3cret"); code != http.StatusUnauthorized {
+		t.Errorf("wrong user: %d, want 401", code)
+	}
+	code, hdr, _ := call(get, "", "", "alice", "s3cret")
+	sid := hdr.Get(rpc.SessionIDHeader)
+	if code != http.StatusConflict || sid == "" {
+		t.Fatalf("no session id: %d %q, want 409 and the id", code, sid)
+	}
+	if code, _, _ := call(get, "stale", "", "alice", "s3cret"); code != http.StatusConflict {
+		t.Errorf("wrong session id: %d, want 409", code)
+	}
+	ok := func(body string) string {
+		t.Helper()
+		code, _, out := call(body, sid, "", "alice", "s3cret")
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %s", body, code, out)
+		}
+		return out
+	}
+	if out := ok(get); !strings.Contains(out, `"result":"success"`) {
+		t.Fatalf("session-get: %s", out)
+	}
+	// DNS rebinding: a name that resolves here but is not ours.
+	for _, host := range []string{"evil.example", "evil.example:" + strings.Split(d.hostPort, ":")[1]} {
+		if code, _, _ := call(get, sid, host, "alice", "s3cret"); code != http.StatusMisdirectedRequest {
+			t.Errorf("Host %s: %d, want 421", host, code)
+		}
+	}
+	for _, host := range []string{"shoal.example", "localhost:1", d.hostPort} {
+		if code, _, out := call(get, sid, host, "alice", "s3cret"); code != http.StatusOK {
+			t.Errorf("Host %s (allowed): %d %s", host, code, out)
+		}
+	}
+
+	// Malformed, unknown.
+	if code, _, out := call(`{"method":"session-get",`, sid, "", "alice", "s3cret"); code != http.StatusBadRequest || !strings.Contains(out, "malformed JSON") {
+		t.Errorf("malformed JSON: %d %s", code, out)
+	}
+	if out := ok(`{"method":"rm-rf","arguments":{}}`); !strings.Contains(out, `"result":"method name not recognized"`) {
+		t.Errorf("unknown method: %s", out)
+	}
+	if out := ok(`{"method":"torrent-get","arguments":{"fields":["id","noSuchField"]}}`); !strings.Contains(out, `"result":"success"`) {
+		t.Errorf("unknown field (left out, as Transmission does): %s", out)
+	}
+	if out := ok(`{"method":"torrent-start","arguments":{"ids":{"not":"ids"}}}`); strings.Contains(out, `"result":"success"`) {
+		t.Errorf("ids of the wrong type: %s", out)
+	}
+
+	// 100 MB, declared and chunked: refused, and the daemon answers on.
+	code, _, out := rawRPC(t, d, io.LimitReader(zeros{}, 100<<20), 100<<20, sid, "", "alice", "s3cret")
+	if code != http.StatusRequestEntityTooLarge {
+		t.Errorf("100 MB body: %d %.100s", code, out)
+	}
+	code, _, out = rawRPC(t, d, io.LimitReader(zeros{}, 100<<20), -1, sid, "", "alice", "s3cret")
+	if code != http.StatusRequestEntityTooLarge {
+		t.Errorf("100 MB chunked body: %d %.100s", code, out)
+	}
+	if out := ok(get); !strings.Contains(out, `"result":"success"`) {
+		t.Fatalf("after the big bodies: %s", out)
+	}
+
+	// Paths outside the daemon's folders: by name, through "..", through
+	// a link inside the download folder, and as a download folder.
+	os.MkdirAll(dl, 0o755)
+	os.Symlink(outside, filepath.Join(dl, "link"))
+	add := func(args map[string]any) string {
+		t.Helper()
+		b, _ := json.Marshal(map[string]any{"method": "torrent-add", "arguments": args})
+		return ok(string(b))
+	}
+	for _, args := range []map[string]any{
+		{"filename": filepath.Join(outside, "x.torrent")},
+		{"filename": filepath.Join(dl, "..", "outside", "x.torrent")},
+		{"filename": filepath.Join(dl, "link", "x.torrent")},
+		{"filename": "/etc/passwd"},
+		{"metainfo": base64.StdEncoding.EncodeToString(meta), "download-dir": outside},
+		{"metainfo": base64.StdEncoding.EncodeToString(meta), "download-dir": filepath.Join(dl, "link", "sub")},
+		{"metainfo": base64.StdEncoding.EncodeToString(meta), "download-dir": "relative/dir"},
+		{"metainfo": "not base64!"},
+		{"metainfo": base64.StdEncoding.EncodeToString([]byte("d4:infoi1ee"))},
+		{"filename": "http://127.0.0.1:1/x.torrent"},
+		{},
+	} {
+		if out := add(args); strings.Contains(out, `"result":"success"`) {
+			t.Errorf("torrent-add %v: %s", args, out)
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 1 {
+		t.Errorf("the folder outside holds %v", ents)
+	}
+	if _, err := os.Stat(filepath.Join(dl, "relative")); !os.IsNotExist(err) {
+		t.Errorf("a relative download-dir made %v", err)
+	}
+	if ts := d.torrents(t); len(ts) != 0 {
+		t.Fatalf("torrents after refused adds: %+v", ts)
+	}
+
+	// A .torrent inside the download folder is fine; the same torrent
+	// again is a duplicate, by path, by bytes and by its magnet.
+	os.WriteFile(filepath.Join(dl, "share.torrent"), meta, 0o644)
+	first := add(map[string]any{"filename": filepath.Join(dl, "share.torrent"), "paused": true})
+	if !strings.Contains(first, `"torrent-added"`) {
+		t.Fatalf("add inside the download folder: %s", first)
+	}
+	h := torrentHash(t, filepath.Join(dir, "share.torrent"))
+	for _, args := range []map[string]any{
+		{"filename": filepath.Join(dl, "share.torrent")},
+		{"metainfo": base64.StdEncoding.EncodeToString(meta)},
+		{"filename": "magnet:?xt=urn:btih:" + h},
+	} {
+		if out := add(args); !strings.Contains(out, `"torrent-duplicate":{`) || !strings.Contains(out, `"id":1`) {
+			t.Errorf("add again %v: %s", args, out)
+		}
+	}
+	if ts := d.torrents(t); len(ts) != 1 {
+		t.Errorf("torrents after the duplicates: %+v", ts)
 	}
 }
