@@ -235,6 +235,40 @@ func TestDaemonTransmissionRemote(t *testing.T) {
 	if ents, _ := os.ReadDir(dl); len(ents) != 2 {
 		t.Errorf("download folder after the removals: %v", ents)
 	}
+
+	// A v1 torrent's pieces run across files: an unwanted file gets the
+	// bytes of the pieces it shares with wanted ones, and nothing else.
+	// b.bin (bytes 100,000-399,999 of the torrent) shares piece 1
+	// (65,536-131,071) with a.bin and piece 6 (393,216-458,751) with c.bin.
+	randomFiles(t, filepath.Join(dir, "v1"), map[string]int{"a.bin": 100_000, "b.bin": 300_000, "c.bin": 100_000})
+	url := announceURL(t)
+	start(t, dir, "seed", "v1", "--format", "v1", "--piece-length", "64k", "--no-dht", "--no-lsd", "--no-port-map",
+		"-t", url, "--save-torrent", "v1.torrent", "--super-seed=false").field(t, "magnet")
+	tr("-a", filepath.Join(dir, "v1.torrent"), "-G", "1")
+	v1Hash := torrentHash(t, filepath.Join(dir, "v1.torrent"))
+	eventually(t, 10*time.Second, done(v1Hash), list)
+	for _, f := range []string{"a.bin", "c.bin"} {
+		a, _ := os.ReadFile(filepath.Join(dir, "v1", f))
+		b, err := os.ReadFile(filepath.Join(dl, "v1", f))
+		if err != nil || string(a) != string(b) {
+			t.Errorf("v1/%s: differs from the original (%v)", f, err)
+		}
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, "v1", "b.bin"))
+	got, err := os.ReadFile(filepath.Join(dl, "v1", "b.bin"))
+	if err != nil {
+		t.Fatalf("v1/b.bin, which shares boundary pieces: %v", err)
+	}
+	const head, tail = 131_072 - 100_000, 393_216 - 100_000
+	got = append(got, make([]byte, max(0, len(want)-len(got)))...)
+	if len(got) != len(want) || string(got[:head]) != string(want[:head]) || string(got[tail:]) != string(want[tail:]) {
+		t.Errorf("v1/b.bin: the boundary pieces' bytes are not the original's")
+	}
+	for i, c := range got[head:tail] {
+		if c != 0 {
+			t.Fatalf("v1/b.bin holds data at byte %d, in no piece it shares", head+i)
+		}
+	}
 }
 
 // Debian's python3-transmissionrpc 0.11, a client library, against the
