@@ -216,18 +216,11 @@ func startTransmission(t *testing.T) backend {
 	}
 }
 
-// startUI serves the UI as the daemon will: webui.Handler at / and the
-// RPC at /transmission/rpc, here a reverse proxy to the backend's. While
-// down is set the RPC answers 502, as the proxy does when the backend has
-// died.
+// startUI serves the UI as the daemon does, for a backend that does not
+// (Transmission): webui.Handler at / and the RPC at /transmission/rpc,
+// here a reverse proxy to the backend's. While down is set the RPC
+// answers 502, as the proxy does when the backend has died.
 func startUI(t *testing.T, rpc *url.URL) (srv *httptest.Server, down *atomic.Bool) {
-	t.Helper()
-	return startUIWith(t, rpc, nil)
-}
-
-// startUIWith is startUI with wrap (if not nil) in front of everything, as
-// the daemon puts its Basic auth.
-func startUIWith(t *testing.T, rpc *url.URL, wrap func(http.Handler) http.Handler) (srv *httptest.Server, down *atomic.Bool) {
 	t.Helper()
 	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: rpc.Scheme, Host: rpc.Host})
 	down = &atomic.Bool{}
@@ -241,9 +234,6 @@ func startUIWith(t *testing.T, rpc *url.URL, wrap func(http.Handler) http.Handle
 	}))
 	mux.Handle("/", Handler())
 	var h http.Handler = mux
-	if wrap != nil {
-		h = wrap(mux)
-	}
 	srv = httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv, down
