@@ -64,8 +64,11 @@ func torrentError(st *daemon.Status) (int, string) {
 	switch {
 	case last == nil:
 		return errNone, ""
-	case strings.Contains(last.LastResult, "tracker failure"):
-		return errTrackerError, "Tracker gave an error: " + last.LastResult
+	case strings.Contains(last.LastResult, "tracker failure: "):
+		// The tracker's own words, as Transmission shows them; the
+		// announce's URL is in trackerStats.
+		_, reason, _ := strings.Cut(last.LastResult, "tracker failure: ")
+		return errTrackerError, "Tracker gave an error: " + reason
 	default:
 		return errTrackerWarning, "Tracker gave a warning: " + last.LastResult
 	}

@@ -742,6 +742,9 @@ func TestTorrentErrorFromTrackers(t *testing.T) {
 		{daemon.Status{Error: "disk full", Trackers: []daemon.TrackerStatus{refused}}, errLocal, "disk full"},
 	} {
 		code, msg := torrentError(&tc.st)
+		if code == errTrackerError && msg != "Tracker gave an error: go away" {
+			t.Errorf("a refusal reads %q, want the tracker's words alone", msg)
+		}
 		if code != tc.code || !strings.Contains(msg, tc.msg) || (tc.msg == "") != (msg == "") {
 			t.Errorf("%+v: %d %q, want %d %q", tc.st, code, msg, tc.code, tc.msg)
 		}
