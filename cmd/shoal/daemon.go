@@ -1,16 +1,23 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/shoal-p2p/shoal/daemon"
+	"github.com/shoal-p2p/shoal/daemon/rpc"
+	"github.com/shoal-p2p/shoal/daemon/webui"
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
@@ -30,6 +37,9 @@ func daemonCommand() *cli.Command {
 			rateFlag("max-download-rate", "downloads of all torrents together"),
 			rateFlag("max-upload-rate", "uploads of all torrents together"),
 			&cli.IntFlag{Name: "max-peers", Usage: "connect to at most `N` peers per torrent (0 = the default, 50)", EnvVars: env("max-peers")},
+			&cli.StringFlag{Name: "rpc", Value: "127.0.0.1:9091", Usage: "serve the Transmission RPC (" + rpc.Path + ") and the web UI (/) on `HOST:PORT`; \"off\" serves neither", EnvVars: env("rpc")},
+			&cli.StringFlag{Name: "rpc-auth", Usage: "require HTTP Basic auth with the `FILE`'s user:password (or user:bcrypt-hash) line", EnvVars: env("rpc-auth")},
+			&cli.StringSliceFlag{Name: "rpc-host", Usage: "also answer requests whose Host header is `NAME` (localhost and the listen address always are); against DNS rebinding, others are refused", EnvVars: env("rpc-host")},
 		},
 		Action: runDaemon,
 	}
@@ -149,9 +159,76 @@ func runDaemon(c *cli.Context) error {
 	return nil
 }
 
-// attachFrontEnds is where the remote control of a session attaches: the
-// Transmission RPC and the web UI (issue 15), served over HTTP beside the
-// session. It returns what stops them. There are none yet.
-func attachFrontEnds(_ *cli.Context, _ *daemon.Session) (stop func(), err error) {
-	return func() {}, nil
+// attachFrontEnds serves the session's remote control over HTTP: the
+// Transmission RPC, and the web UI that drives it. It returns what stops
+// them.
+func attachFrontEnds(c *cli.Context, s *daemon.Session) (stop func(), err error) {
+	addr := c.String("rpc")
+	if addr == "off" {
+		return func() {}, nil
+	}
+	if err := checkListenAddr(addr); err != nil {
+		return nil, usageError("--rpc %q: %v", addr, err)
+	}
+	opts := rpc.Options{Hosts: c.StringSlice("rpc-host"), Logger: slog.Default()}
+	if f := c.String("rpc-auth"); f != "" {
+		if opts.Auth, err = rpc.LoadAuthFile(f); err != nil {
+			return nil, usageError("--rpc-auth: %v", err)
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, failure("daemon: RPC: %v (choose another with --rpc HOST:PORT)", err)
+	}
+	h := rpc.NewHandler(s, opts)
+	mux := http.NewServeMux()
+	mux.Handle(rpc.Path, h)
+	// transmission-remote asks for the path with a trailing slash.
+	mux.Handle(rpc.Path+"/", h)
+	mux.Handle("/", h.Guard(webui.Handler()))
+	srv := &http.Server{
+		Handler: mux,
+		// A client that opens connections and sends its headers a byte at
+		// a time must not hold them open.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	at := ln.Addr().(*net.TCPAddr)
+	base := "http://" + net.JoinHostPort(displayHost(at, addr), strconv.Itoa(at.Port))
+	fmt.Fprintf(c.App.Writer, "rpc: %s%s\n", base, rpc.Path)
+	fmt.Fprintf(c.App.Writer, "web: %s/\n", base)
+	if opts.Auth == nil && !at.IP.IsLoopback() {
+		// Anyone who can reach the port could add torrents, delete data
+		// or read the file list: say so where it cannot be missed.
+		warnf(c.App.ErrWriter, "the RPC on %s is reachable from other machines and has NO PASSWORD: anyone who can reach it controls this daemon; give --rpc-auth FILE or --rpc 127.0.0.1:PORT", ln.Addr())
+		slog.Warn("rpc exposed without authentication", "addr", ln.Addr().String())
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+		<-done
+	}, nil
+}
+
+// displayHost is the host to print for an RPC bound to at: the one the
+// user gave, or localhost's address for a wildcard, which a browser on
+// this machine can open.
+func displayHost(at *net.TCPAddr, requested string) string {
+	host, _, err := net.SplitHostPort(requested)
+	if err == nil && host != "" && !at.IP.IsUnspecified() {
+		return host
+	}
+	if at.IP.To4() == nil && !at.IP.IsUnspecified() {
+		return at.IP.String()
+	}
+	return "127.0.0.1"
 }

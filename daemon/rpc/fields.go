@@ -30,12 +30,49 @@ func (x *fieldCtx) session() *daemon.Settings {
 	return x.settings
 }
 
-// Transmission's error codes: 3 is a local error (disk, data), the only
-// kind of error a daemon.Status reports.
+// Transmission's error codes: a tracker's warning (it could not be
+// reached), a tracker's error (it refused the announce), a local error
+// (disk, data).
 const (
-	errNone  = 0
-	errLocal = 3
+	errNone           = 0
+	errTrackerWarning = 1
+	errTrackerError   = 2
+	errLocal          = 3
 )
+
+// torrentError is Transmission's error and errorString of st: its own
+// error first, then, when no tracker of it answered its last announce,
+// the latest tracker's failure, as Transmission shows a swarm it cannot
+// announce to.
+func torrentError(st *daemon.Status) (int, string) {
+	if st.Error != "" {
+		return errLocal, st.Error
+	}
+	var last *daemon.TrackerStatus
+	for i := range st.Trackers {
+		t := &st.Trackers[i]
+		if t.LastAnnounce.IsZero() {
+			continue
+		}
+		if t.LastResult == "Success" {
+			return errNone, ""
+		}
+		if last == nil || t.LastAnnounce.After(last.LastAnnounce) {
+			last = t
+		}
+	}
+	switch {
+	case last == nil:
+		return errNone, ""
+	case strings.Contains(last.LastResult, "tracker failure: "):
+		// The tracker's own words, as Transmission shows them; the
+		// announce's URL is in trackerStats.
+		_, reason, _ := strings.Cut(last.LastResult, "tracker failure: ")
+		return errTrackerError, "Tracker gave an error: " + reason
+	default:
+		return errTrackerWarning, "Tracker gave a warning: " + last.LastResult
+	}
+}
 
 // Transmission's ETA and ratio codes.
 const (
@@ -90,13 +127,16 @@ func init() {
 	simple("startDate", func(st *daemon.Status) any { return unix(st.Added) })
 	simple("editDate", func(st *daemon.Status) any { return 0 })
 	simple("isPrivate", func(st *daemon.Status) any { return st.Private })
-	simple("error", func(st *daemon.Status) any {
-		if st.Error != "" {
-			return errLocal
-		}
-		return errNone
-	})
-	simple("errorString", func(st *daemon.Status) any { return st.Error })
+	// Trackers' answers count: a swarm no tracker will take is the error
+	// the user should see beside the torrent's name.
+	fields["error"] = &field{want: daemon.WantTrackers, get: func(_ *fieldCtx, st *daemon.Status) any {
+		code, _ := torrentError(st)
+		return code
+	}}
+	fields[norm("errorString")] = &field{want: daemon.WantTrackers, get: func(_ *fieldCtx, st *daemon.Status) any {
+		_, msg := torrentError(st)
+		return msg
+	}}
 	simple("eta", func(st *daemon.Status) any {
 		switch {
 		case st.ETA >= 0:

@@ -110,6 +110,40 @@ func NewHandler(ctrl daemon.Controller, opts Options) *Handler {
 	return h
 }
 
+// Guard serves next only to requests the RPC would admit: a Host this
+// daemon answers to and, when Options.Auth is set, the right credentials.
+// The web UI is guarded so, since the browser then asks for the password
+// once, for the page and the RPC calls it makes alike.
+func (h *Handler) Guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.admit(w, r) {
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// admit checks a request's Host header and credentials, answering it
+// itself (421, 401) when they fail.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
+	if !h.hostAllowed(r) {
+		h.log.Warn("rpc: request refused: unknown Host", "host", r.Host, "remote", r.RemoteAddr)
+		http.Error(w, "421: the Host header names no address of this daemon (add it to the RPC's allowed hosts)", http.StatusMisdirectedRequest)
+		return false
+	}
+	if h.opts.Auth != nil {
+		user, pass, ok := r.BasicAuth()
+		if !ok || !h.opts.Auth.check(user, pass) {
+			if ok {
+				h.log.Warn("rpc: wrong credentials", "remote", r.RemoteAddr)
+			}
+			w.Header().Set("WWW-Authenticate", `Basic realm="shoal"`)
+			http.Error(w, "401: unauthorized", http.StatusUnauthorized)
+			return false
+		}
+	}
+	return true
+}
+
 // SessionID returns the token clients must send in SessionIDHeader.
 func (h *Handler) SessionID() string { return h.sessionID }
 
@@ -128,21 +162,8 @@ type response struct {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.hostAllowed(r) {
-		h.log.Warn("rpc: request refused: unknown Host", "host", r.Host, "remote", r.RemoteAddr)
-		http.Error(w, "421: the Host header names no address of this daemon (add it to the RPC's allowed hosts)", http.StatusMisdirectedRequest)
+	if !h.admit(w, r) {
 		return
-	}
-	if h.opts.Auth != nil {
-		user, pass, ok := r.BasicAuth()
-		if !ok || !h.opts.Auth.check(user, pass) {
-			if ok {
-				h.log.Warn("rpc: wrong credentials", "remote", r.RemoteAddr)
-			}
-			w.Header().Set("WWW-Authenticate", `Basic realm="shoal"`)
-			http.Error(w, "401: unauthorized", http.StatusUnauthorized)
-			return
-		}
 	}
 	if subtle.ConstantTimeCompare([]byte(r.Header.Get(SessionIDHeader)), []byte(h.sessionID)) != 1 {
 		// The handshake: a page of another site cannot read this header

@@ -373,8 +373,10 @@ func TestTorrentGetMapping(t *testing.T) {
 	if !reflect.DeepEqual(tor, want) {
 		t.Fatalf("torrent-get:\n got %v\nwant %v", tor, want)
 	}
-	if w := ctrl.lastWant(); w != 0 {
-		t.Fatalf("plain fields asked for Want %b", w)
+	// error and errorString read the trackers' last answers; nothing else
+	// here needs more than the plain status.
+	if w := ctrl.lastWant(); w != daemon.WantTrackers {
+		t.Fatalf("plain fields and error asked for Want %b", w)
 	}
 
 	tor = get(t, c, []any{1}, "files", "fileStats", "priorities", "wanted", "pieces", "peers", "peersFrom", "trackers", "trackerStats")[0]
@@ -714,6 +716,37 @@ func TestAppendValueIsJSON(t *testing.T) {
 		var a, b any
 		if json.Unmarshal([]byte(got), &a) != nil || json.Unmarshal(want, &b) != nil || !reflect.DeepEqual(a, b) {
 			t.Errorf("%#v: %s, encoding/json says %s", v, got, want)
+		}
+	}
+}
+
+// A swarm no tracker takes shows as Transmission shows it: a refusal is a
+// tracker error, an unreachable tracker a warning; one tracker answering
+// is no error, and the torrent's own error comes first.
+func TestTorrentErrorFromTrackers(t *testing.T) {
+	now := time.Now()
+	refused := daemon.TrackerStatus{URL: "http://a/announce", LastAnnounce: now, LastResult: "announce to 1 trackers failed: tracker failure: go away"}
+	down := daemon.TrackerStatus{URL: "http://b/announce", LastAnnounce: now.Add(-time.Second), LastResult: "dial tcp: connection refused"}
+	ok := daemon.TrackerStatus{URL: "http://c/announce", LastAnnounce: now.Add(-time.Minute), LastResult: "Success"}
+	never := daemon.TrackerStatus{URL: "http://d/announce"}
+	for _, tc := range []struct {
+		st   daemon.Status
+		code int
+		msg  string
+	}{
+		{daemon.Status{}, errNone, ""},
+		{daemon.Status{Trackers: []daemon.TrackerStatus{never}}, errNone, ""},
+		{daemon.Status{Trackers: []daemon.TrackerStatus{down, refused}}, errTrackerError, "go away"},
+		{daemon.Status{Trackers: []daemon.TrackerStatus{never, down}}, errTrackerWarning, "connection refused"},
+		{daemon.Status{Trackers: []daemon.TrackerStatus{refused, ok}}, errNone, ""},
+		{daemon.Status{Error: "disk full", Trackers: []daemon.TrackerStatus{refused}}, errLocal, "disk full"},
+	} {
+		code, msg := torrentError(&tc.st)
+		if code == errTrackerError && msg != "Tracker gave an error: go away" {
+			t.Errorf("a refusal reads %q, want the tracker's words alone", msg)
+		}
+		if code != tc.code || !strings.Contains(msg, tc.msg) || (tc.msg == "") != (msg == "") {
+			t.Errorf("%+v: %d %q, want %d %q", tc.st, code, msg, tc.code, tc.msg)
 		}
 	}
 }
