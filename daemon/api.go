@@ -90,6 +90,8 @@ type TrackerStatus struct {
 	NextAnnounce time.Time
 	// Seeders and Leechers are the tracker's last counts; -1 if unknown.
 	Seeders, Leechers int
+	// LastPeers is how many peers its last successful announce gave.
+	LastPeers int
 }
 
 // Status is a snapshot of one torrent.

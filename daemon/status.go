@@ -98,6 +98,18 @@ func (s *Session) statusLocked(t *torrent, want Want) Status {
 		have, _ = bitfield.FromBytes(r.Have, in.NumPieces)
 	}
 	if t.sw != nil {
+		if st.State == Downloading {
+			// housekeep records the change within a tick; a client that
+			// saw 100% must not see it still downloading meanwhile.
+			select {
+			case <-t.sw.Done():
+				st.State = Seeding
+				if st.Done.IsZero() {
+					st.Done = time.Now()
+				}
+			default:
+			}
+		}
 		ss := t.sw.Stats()
 		st.Downloaded += ss.Downloaded
 		st.Uploaded += ss.Uploaded
@@ -166,7 +178,7 @@ func (s *Session) statusLocked(t *torrent, want Want) Status {
 				for _, in := range infos {
 					if in.Tier == tier && in.URL == u && in.LastAnnounce.After(ts.LastAnnounce) {
 						ts.LastAnnounce, ts.LastResult, ts.NextAnnounce = in.LastAnnounce, in.LastResult, in.NextAnnounce
-						ts.Seeders, ts.Leechers = in.Seeders, in.Leechers
+						ts.Seeders, ts.Leechers, ts.LastPeers = in.Seeders, in.Leechers, in.Peers
 					}
 				}
 				st.Trackers = append(st.Trackers, ts)

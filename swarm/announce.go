@@ -104,6 +104,8 @@ type TrackerInfo struct {
 	// Seeders and Leechers are the last counts the tracker gave; -1
 	// before any.
 	Seeders, Leechers int
+	// Peers is how many peers the last successful announce returned.
+	Peers int
 }
 
 // Trackers reports the torrent's announces, tier by tier.
@@ -133,6 +135,7 @@ func (t *Torrent) noteAnnounce(a *tierAnnouncer, now time.Time, url string, resp
 	}
 	a.info.LastResult = "Success"
 	a.info.Seeders, a.info.Leechers = resp.Complete, resp.Incomplete
+	a.info.Peers = len(resp.Peers)
 }
 
 // FindPeers announces under ih until ctx ends, passing each answer's

@@ -89,7 +89,7 @@ func (c *testCtrl) addLocked(name string) *daemon.Status {
 		Trackers: []daemon.TrackerStatus{{
 			URL: "http://127.0.0.1:6969/announce", Tier: 0, LastResult: "Success",
 			LastAnnounce: time.Unix(1700000100, 0), NextAnnounce: time.Unix(1700001900, 0),
-			Seeders: 3, Leechers: 2,
+			Seeders: 3, Leechers: 2, LastPeers: 4,
 		}},
 		Pieces: []byte{0xa0},
 	}

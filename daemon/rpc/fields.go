@@ -329,7 +329,7 @@ func init() {
 				"announce": t.URL, "id": i, "tier": t.Tier, "host": host, "sitename": sitename(t.URL),
 				"scrape": scrapeURL(t.URL), k("announceState"): state, k("scrapeState"): 0,
 				k("hasAnnounced"): !t.LastAnnounce.IsZero(), k("hasScraped"): false,
-				k("isBackup"): false, k("lastAnnouncePeerCount"): 0,
+				k("isBackup"): false, k("lastAnnouncePeerCount"): t.LastPeers,
 				k("lastAnnounceResult"): t.LastResult, k("lastAnnounceStartTime"): unix(t.LastAnnounce),
 				k("lastAnnounceSucceeded"): ok, k("lastAnnounceTime"): unix(t.LastAnnounce),
 				k("lastAnnounceTimedOut"): strings.Contains(t.LastResult, "timeout"),

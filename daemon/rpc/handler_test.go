@@ -391,7 +391,7 @@ func TestTorrentGetMapping(t *testing.T) {
 		`"address":"127.0.0.1"`, `"port":6881`, `"clientName":"shoal 1.0"`, `"flagStr":"D?E"`, `"rateToClient":5000`,
 		`"fromIncoming":0`,
 		`"trackers":[{"announce":"http://127.0.0.1:6969/announce","id":0,"scrape":"http://127.0.0.1:6969/scrape","sitename":"127.0.0.1","tier":0}]`,
-		`"lastAnnounceSucceeded":true`, `"seederCount":3`, `"leecherCount":2`, `"lastAnnounceTime":1700000100`, `"nextAnnounceTime":1700001900`,
+		`"lastAnnounceSucceeded":true`, `"seederCount":3`, `"leecherCount":2`, `"lastAnnouncePeerCount":4`, `"lastAnnounceTime":1700000100`, `"nextAnnounceTime":1700001900`,
 	} {
 		if !strings.Contains(string(js), s) {
 			t.Errorf("want %s in\n%s", s, js)
