@@ -73,8 +73,10 @@ type Torrent struct {
 	// asked for, and the blocks and partly written pieces given up when a
 	// disk error stopped the download.
 	downloaded, uploaded, wasted atomic.Int64
-	verifiedBytes                atomic.Int64
-	refused                      refusals // peers and messages refused, by reason (status.go)
+	// sentFromFile is the part of uploaded sent with sendfile (sendfile.go).
+	sentFromFile  atomic.Int64
+	verifiedBytes atomic.Int64
+	refused       refusals // peers and messages refused, by reason (status.go)
 
 	// Everything below is guarded by mu.
 	mu      sync.Mutex

@@ -629,6 +629,7 @@ func (s *Storage) openFile(fi int, write bool) (*handle, error) {
 		f.Close()
 		return nil, err
 	}
+	adviseSequential(f)
 	return &handle{f: f, fi: fi, writable: writable, stamp: stampOf(fst)}, nil
 }
 

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package storage
+
+import "os"
+
+func adviseSequential(*os.File)             {}
+func adviseWillNeed(*os.File, int64, int64) {}
