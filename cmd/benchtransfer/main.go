@@ -358,6 +358,9 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 		}
 		for _, t := range torrents {
 			for _, enc := range cfg.encryptions {
+				if pair == "lt-lt" && enc != cfg.encryptions[0] {
+					break // no shoal process to give the policy: one row
+				}
 				rows = append(rows, &row{pairing: pairing{t: t, pair: pair, enc: enc}})
 			}
 		}
@@ -454,8 +457,8 @@ func rowLabel(pg pairing) string {
 	if len(pg.t.format) > 0 && pg.t.format != "v2" {
 		l += " (" + pg.t.format + ")"
 	}
-	if pg.enc != "" {
-		l += " enc " + pg.enc
+	if pg.enc != "" && pg.pair != "lt-lt" {
+		l += ", shoal --encryption " + pg.enc
 	}
 	return l
 }
@@ -794,6 +797,9 @@ func printTable(w io.Writer, cfg *config, rows []*row, load0, load1 string) {
 		enc := ""
 		if encCol != "" {
 			enc = " " + rw.enc + " |"
+			if rw.pair == "lt-lt" || rw.pair == "bare" {
+				enc = " – |"
+			}
 		}
 		var rates, secs, dlU, dlS, sdU, sdS []float64
 		var byRound []string
