@@ -300,7 +300,9 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 		defer os.RemoveAll(tmp)
 	}
 
-	if cfg.shoal == "" && needsImpl(cfg.pairs, "shoal") {
+	// shoal makes the torrents, so every pair but the bare one needs it.
+	torrentPairs := slices.ContainsFunc(cfg.pairs, func(p string) bool { return p != "bare" })
+	if cfg.shoal == "" && torrentPairs {
 		cfg.shoal = filepath.Join(tmp, "shoal")
 		log("building ./cmd/shoal")
 		if err := benchproc.BuildShoal(ctx, cfg.shoal); err != nil {
@@ -333,7 +335,7 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 	// Every torrent is made before the first transfer, so that a format
 	// shoal cannot make fails the run at once, not after an hour of pairs.
 	var torrents []torrent
-	if cfg.shoal != "" {
+	if torrentPairs {
 		for _, f := range cfg.formats {
 			path := filepath.Join(tmp, "bench-"+f+".torrent")
 			out, err := benchproc.CreateTorrent(ctx, cfg.shoal, src, cfg.pieceLength, path, "--format", f)
@@ -345,9 +347,6 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 			log("%s torrent %s, info-hash %s", f, path, t.infoHash)
 			torrents = append(torrents, t)
 		}
-	} else if slices.ContainsFunc(cfg.pairs, func(p string) bool { return p != "bare" }) {
-		log("libtorrent-only pairs need shoal to make the torrent: give -shoal or a shoal pair")
-		return 1
 	}
 
 	var rows []*row
