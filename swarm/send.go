@@ -8,12 +8,20 @@ import (
 )
 
 // writeLoop sends queued messages and serves uploads until the peer
-// closes. Control messages go first; uploads are read from disk one block
-// at a time, straight into the output buffer, and writes are batched up to
-// flushAt so a fast peer is fed in large writes.
+// closes. Control messages go first. On a plaintext TCP connection a
+// block that lies in one file goes from the page cache to the socket with
+// sendfile after its header (sendfile.go), the socket corked while more
+// are queued; otherwise (MSE's RC4, a rate limit, a v1 block crossing
+// files or padding) uploads are read from disk one block at a time,
+// straight into the output buffer, and writes are batched up to flushAt so
+// a fast peer is fed in large writes.
 func (p *peer) writeLoop() {
 	t := p.t
 	out := make([]byte, 0, flushAt+wire.BlockSize+64)
+	// A rate limit meters blocks as they are read into out; sendfile
+	// would bypass the batching that WaitN paces, so it serves only while
+	// no limit applies (limits change at run time: SetRateLimits).
+	sf := newBlockSender(p.conn)
 	for {
 		p.sendMu.Lock()
 		out = append(out, p.ctrl...)
@@ -35,9 +43,11 @@ func (p *peer) writeLoop() {
 		}
 		p.sendMu.Unlock()
 
-		waited := false
+		waited, handled, limited := false, false, false
+		var real int64 // the block's bytes of file data; past them, zeros
 		if has {
 			if lim, glim := t.upLimit.Load(), t.c.upLimit.Load(); lim != nil || glim != nil {
+				limited = true
 				before := time.Now()
 				if err := waitLimits(t.ctx, int(u.length), lim, glim); err != nil {
 					p.close(nil)
@@ -48,12 +58,28 @@ func (p *peer) writeLoop() {
 				// cancelled (endgame) or arrive in time.
 				waited = time.Since(before) > time.Millisecond
 			}
+			// Past the end of the file's data lies the alignment gap: zeros.
+			real = max(0, min(int64(u.length), t.info.PieceSize(int(u.piece))-int64(u.begin)))
+			if sf != nil && !limited && real == int64(u.length) {
+				var ok bool
+				if out, handled, ok = p.sendFromFile(sf, u, out); !ok {
+					return
+				}
+			}
+			if handled {
+				p.sendMu.Lock()
+				p.lastWrite = time.Now()
+				p.sendMu.Unlock()
+				if more {
+					continue
+				}
+			}
+		}
+		if has && !handled {
 			start := len(out)
 			out = wire.AppendPieceHeader(out, u.piece, u.begin, int(u.length))
 			hdr := len(out)
 			out = slices.Grow(out, int(u.length))[:hdr+int(u.length)]
-			// Past the end of the file's data lies the alignment gap: zeros.
-			real := max(0, min(int64(u.length), t.info.PieceSize(int(u.piece))-int64(u.begin)))
 			clear(out[hdr+int(real):])
 			if real > 0 && !t.serveBlock(u, out[hdr:hdr+int(real)]) {
 				// Our data is gone or changed under us (serve.go): not the
@@ -83,6 +109,13 @@ func (p *peer) writeLoop() {
 			p.sendMu.Lock()
 			p.lastWrite = time.Now()
 			p.sendMu.Unlock()
+		}
+		if sf != nil && sf.corked && len(out) == 0 && (!more || waited) {
+			// Nothing more queued: push out what the cork holds.
+			if err := sf.setCork(false); err != nil {
+				p.close(err)
+				return
+			}
 		}
 		if has {
 			continue

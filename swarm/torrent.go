@@ -76,7 +76,9 @@ type Torrent struct {
 	// asked for, and the blocks and partly written pieces given up when a
 	// disk error stopped the download.
 	downloaded, uploaded, wasted atomic.Int64
-	verifiedBytes                atomic.Int64
+	// sentFromFile is the part of uploaded sent with sendfile (sendfile.go).
+	sentFromFile  atomic.Int64
+	verifiedBytes atomic.Int64
 	// upLimit and downLimit cap this torrent alone, beside the client's
 	// caps over all torrents (SetRateLimits); nil inside means none.
 	upLimit, downLimit atomic.Pointer[rate.Limiter]

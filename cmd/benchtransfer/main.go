@@ -1,18 +1,28 @@
 // Command benchtransfer measures how fast a single file crosses loopback
-// between shoal and libtorrent 2.0, in every seeder→downloader pairing and
-// for each torrent format (v2, hybrid, v1), and prints one Markdown table of
-// wall time, throughput and the downloader's peak RSS.
+// between shoal and libtorrent 2.0, in every seeder→downloader pairing, and
+// beside them the bare pipeline (cmd/benchtransfer/bare: sendfile → recv →
+// SHA-256 → pwrite, no protocol), and prints one Markdown table: per
+// pairing the median rate over several rounds and its spread, the CPU
+// seconds per GiB of each side, wall time and the downloader's peak RSS.
 //
 // It drives the programs as subprocesses: the shoal binary (`shoal create`,
-// `shoal seed`, `shoal get`) and testdata/interop/lt_peer.py under
+// `shoal seed`, `shoal get`), testdata/interop/lt_peer.py under
 // /usr/bin/python3 (the only interpreter that can import Debian's
-// python3-libtorrent). Run it from the module root:
+// python3-libtorrent) and the bare pipeline. Run it from the module root:
 //
-//	go run ./cmd/benchtransfer -pairs lt-lt,shoal-shoal -formats v2,v1 -size 1GiB
+//	go run ./cmd/benchtransfer -size 1GiB -rounds 5 -out docs/bench
 //
-// -encryption off,require runs each pair once per policy, passed as
-// --encryption to every shoal process of it (libtorrent keeps its default,
-// which accepts both), so MSE's cost shows against plaintext in one run.
+// The machine's state (above all the page cache's writeback) swings the
+// figures from one transfer to the next, so each round runs every pairing
+// once, every other round in reverse order, and before each transfer the
+// dirty data is synced and waited on until it has drained. -out also
+// writes the rate over time of each pairing's median round as an SVG plot,
+// from the downloader's write_bytes in /proc/PID/io every 250 ms.
+//
+// -formats picks the torrent formats (v2, hybrid, v1; v2 alone unless
+// given); -encryption off,require runs each pair once per policy, passed
+// as --encryption to every shoal process of it (libtorrent keeps its
+// default, which accepts both), so MSE's cost shows against plaintext.
 //
 // The torrent of each format is made once, by `shoal create --format F`, and
 // every pair of that format transfers it, so the formats differ only in the
@@ -27,12 +37,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -49,7 +61,10 @@ import (
 // dataName is the base name of the benchmark file, and so the torrent's name.
 const dataName = "benchtransfer.bin"
 
-var allPairs = []string{"lt-lt", "shoal-shoal", "lt-shoal", "shoal-lt"}
+// allPairs are the SEEDER-DOWNLOADER pairings; "bare" is the bare pipeline
+// (cmd/benchtransfer/bare), which has no torrent and so runs once per round
+// whatever the formats and encryptions.
+var allPairs = []string{"shoal-shoal", "lt-shoal", "shoal-lt", "lt-lt", "bare"}
 
 // allFormats are the values of shoal create --format, in the order the table
 // shows them: v2, shoal's default, first.
@@ -64,6 +79,8 @@ type config struct {
 	pairs       []string
 	formats     []string
 	keep        bool
+	rounds      int
+	outDir      string
 	timeout     time.Duration
 	workDir     string
 	// encryptions are the --encryption policies each pair runs under;
@@ -103,7 +120,9 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&size, "size", "1GiB", "size of the file to transfer (bytes, or with k/KiB/M/MiB/G/GiB/KB/MB/GB)")
 	flag.StringVar(&plen, "piece-length", "1MiB", "piece length of the torrent")
 	flag.StringVar(&pairs, "pairs", strings.Join(allPairs, ","), "comma-separated SEEDER-DOWNLOADER pairs from "+strings.Join(allPairs, ", "))
-	flag.StringVar(&formats, "formats", strings.Join(allFormats, ","), "comma-separated torrent formats from "+strings.Join(allFormats, ", ")+"; every pair runs for each")
+	flag.StringVar(&formats, "formats", "v2", "comma-separated torrent formats from "+strings.Join(allFormats, ", ")+"; every pair runs for each")
+	flag.IntVar(&cfg.rounds, "rounds", 5, "rounds to run; each runs every pairing once, in the opposite order to the round before")
+	flag.StringVar(&cfg.outDir, "out", "", "folder to write the table (transfer.md) and the rate-over-time plot (transfer-rate.svg) into, besides stdout")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temp dir (data, torrent, downloads, logs)")
 	flag.StringVar(&cfg.python, "python", "/usr/bin/python3", "Python interpreter that can import libtorrent")
 	flag.StringVar(&cfg.ltPeer, "lt-peer", defaultPeer, "path of lt_peer.py")
@@ -133,6 +152,9 @@ func parseFlags() (*config, error) {
 	}
 	if len(cfg.pairs) == 0 {
 		return nil, errors.New("no pairs to run")
+	}
+	if cfg.rounds < 1 {
+		return nil, fmt.Errorf("bad -rounds %d: want at least 1", cfg.rounds)
 	}
 	if cfg.formats, err = parseFormats(formats); err != nil {
 		return nil, err
@@ -189,8 +211,12 @@ func parseEncryptions(s string) ([]string, error) {
 	return out, nil
 }
 
-// splitPair splits "SEEDER-DOWNLOADER" into its two implementations.
+// splitPair splits "SEEDER-DOWNLOADER" into its two implementations;
+// "bare" is both sides of the bare pipeline.
 func splitPair(p string) (seeder, downloader string, ok bool) {
+	if p == "bare" {
+		return "bare", "bare", true
+	}
 	s, d, found := strings.Cut(p, "-")
 	valid := func(x string) bool { return x == "lt" || x == "shoal" }
 	return s, d, found && valid(s) && valid(d)
@@ -221,16 +247,45 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// result is one row of the table.
+// pairing is one row of the table: a pair of implementations on one
+// torrent format under one encryption policy, run once per round.
+type pairing struct {
+	t    torrent // zero for the bare pipeline
+	pair string
+	enc  string // shoal's --encryption, "" if none was given
+}
+
+func (pg pairing) String() string {
+	if pg.pair == "bare" {
+		return "bare pipeline"
+	}
+	s := pg.t.format + " pair " + pg.pair
+	if pg.enc != "" {
+		s += " encryption " + pg.enc
+	}
+	return s
+}
+
+// result is one transfer: a pairing in one round.
 type result struct {
-	format   string
-	pair     string
-	enc      string // shoal's --encryption, "" if none was given
+	round    int
 	seconds  float64
 	peakRSS  int64 // bytes, VmHWM
 	peakAnon int64 // bytes, RssAnon
 	selfSecs float64
-	err      error
+	// CPU time of the downloader, all of its life (wait4), and of the
+	// seeder while the downloader ran (/proc/PID/stat before and after).
+	dlCPU, seedCPU cpuTimes
+	samples        []sample // the downloader's progress
+	err            error
+}
+
+func (r result) mbps(size int64) float64 { return float64(size) / r.seconds / 1e6 }
+
+// row is a pairing and its results, one per round.
+type row struct {
+	pairing
+	results []result
 }
 
 func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
@@ -245,7 +300,9 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 		defer os.RemoveAll(tmp)
 	}
 
-	if cfg.shoal == "" {
+	// shoal makes the torrents, so every pair but the bare one needs it.
+	torrentPairs := slices.ContainsFunc(cfg.pairs, func(p string) bool { return p != "bare" })
+	if cfg.shoal == "" && torrentPairs {
 		cfg.shoal = filepath.Join(tmp, "shoal")
 		log("building ./cmd/shoal")
 		if err := benchproc.BuildShoal(ctx, cfg.shoal); err != nil {
@@ -253,7 +310,16 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 			return 1
 		}
 	}
-	if needsLT(cfg.pairs) {
+	var bare string
+	if needsImpl(cfg.pairs, "bare") {
+		bare = filepath.Join(tmp, "bare")
+		log("building ./cmd/benchtransfer/bare")
+		if err := buildBare(ctx, bare); err != nil {
+			log("%v", err)
+			return 1
+		}
+	}
+	if needsImpl(cfg.pairs, "lt") {
 		if _, err := os.Stat(cfg.ltPeer); err != nil {
 			log("lt_peer.py: %v (set -lt-peer)", err)
 			return 1
@@ -268,63 +334,166 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) int {
 
 	// Every torrent is made before the first transfer, so that a format
 	// shoal cannot make fails the run at once, not after an hour of pairs.
-	torrents := make([]torrent, 0, len(cfg.formats))
-	for _, f := range cfg.formats {
-		path := filepath.Join(tmp, "bench-"+f+".torrent")
-		out, err := benchproc.CreateTorrent(ctx, cfg.shoal, src, cfg.pieceLength, path, "--format", f)
-		if err != nil {
-			log("shoal create --format %s: %v", f, err)
-			return 1
+	var torrents []torrent
+	if torrentPairs {
+		for _, f := range cfg.formats {
+			path := filepath.Join(tmp, "bench-"+f+".torrent")
+			out, err := benchproc.CreateTorrent(ctx, cfg.shoal, src, cfg.pieceLength, path, "--format", f)
+			if err != nil {
+				log("shoal create --format %s: %v", f, err)
+				return 1
+			}
+			t := torrent{format: f, path: path, infoHash: benchproc.LineValue(out, "info-hash: ")}
+			log("%s torrent %s, info-hash %s", f, path, t.infoHash)
+			torrents = append(torrents, t)
 		}
-		t := torrent{format: f, path: path, infoHash: benchproc.LineValue(out, "info-hash: ")}
-		log("%s torrent %s, info-hash %s", f, path, t.infoHash)
-		torrents = append(torrents, t)
 	}
 
-	b := &bench{cfg: cfg, tmp: tmp, src: src, srcSum: srcSum, log: log}
-	var results []result
-	for _, t := range torrents {
-		for _, pair := range cfg.pairs {
+	var rows []*row
+	for _, pair := range cfg.pairs {
+		if pair == "bare" {
+			rows = append(rows, &row{pairing: pairing{pair: pair}})
+			continue
+		}
+		for _, t := range torrents {
 			for _, enc := range cfg.encryptions {
-				if ctx.Err() != nil {
-					break
+				if pair == "lt-lt" && enc != cfg.encryptions[0] {
+					break // no shoal process to give the policy: one row
 				}
-				// Each pair starts with the page cache's dirty data
-				// written back: otherwise a pair pays for the writeback
-				// of the one before it, and order decides the ranking.
-				syscall.Sync()
-				time.Sleep(3 * time.Second)
-				what := t.format + " pair " + pair
-				if enc != "" {
-					what += " encryption " + enc
-				}
-				log("%s", what)
-				r := b.runPair(ctx, t, pair, enc)
-				if r.err != nil {
-					log("%s failed: %v", what, r.err)
-				} else {
-					log("%s: %.2f s, %.1f MB/s", what, r.seconds, float64(cfg.size)/r.seconds/1e6)
-				}
-				results = append(results, r)
+				rows = append(rows, &row{pairing: pairing{t: t, pair: pair, enc: enc}})
 			}
+		}
+	}
+
+	b := &bench{cfg: cfg, tmp: tmp, src: src, srcSum: srcSum, bare: bare, log: log}
+	load0 := loadAvg()
+	for round := range cfg.rounds {
+		// Every other round runs the pairings backwards, so none is always
+		// first (on a quiet machine) or last (after the others' writeback).
+		order := slices.Clone(rows)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, rw := range order {
+			if ctx.Err() != nil {
+				break
+			}
+			if d, err := settleWriteback(ctx, 32<<20, time.Minute); err != nil && ctx.Err() == nil {
+				log("reading /proc/meminfo: %v", err)
+			} else if d > 32<<20 {
+				log("writeback did not settle in a minute: %d MiB dirty or under writeback", d>>20)
+			}
+			what := fmt.Sprintf("round %d/%d: %s", round+1, cfg.rounds, rw.pairing)
+			log("%s", what)
+			r := b.runPair(ctx, rw.pairing, round)
+			if r.err != nil {
+				log("%s failed: %v", what, r.err)
+			} else {
+				log("%s: %.2f s, %.1f MB/s, downloader CPU %.2f+%.2f s, seeder CPU %.2f+%.2f s", what, r.seconds, r.mbps(cfg.size),
+					r.dlCPU.user.Seconds(), r.dlCPU.sys.Seconds(), r.seedCPU.user.Seconds(), r.seedCPU.sys.Seconds())
+			}
+			rw.results = append(rw.results, r)
 		}
 	}
 	if ctx.Err() != nil {
 		log("interrupted")
 		return 130
 	}
-	printTable(os.Stdout, cfg, results)
-	for _, r := range results {
-		if r.err != nil {
+	var table strings.Builder
+	printTable(&table, cfg, rows, load0, loadAvg())
+	fmt.Print(table.String())
+	if cfg.outDir != "" {
+		if err := writeOut(cfg, rows, table.String()); err != nil {
+			log("%v", err)
 			return 1
+		}
+	}
+	for _, rw := range rows {
+		for _, r := range rw.results {
+			if r.err != nil {
+				return 1
+			}
 		}
 	}
 	return 0
 }
 
-func needsLT(pairs []string) bool {
+// writeOut writes the table and the rate-over-time plot into cfg.outDir.
+func writeOut(cfg *config, rows []*row, table string) error {
+	if err := os.MkdirAll(cfg.outDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(cfg.outDir, "transfer.md"), []byte(table), 0o644); err != nil {
+		return err
+	}
+	var lines []rateLine
+	for _, rw := range rows {
+		if r, ok := medianRound(rw.results, cfg.size); ok {
+			lines = append(lines, rateLine{label: rowLabel(rw.pairing), samples: r.samples})
+		}
+	}
+	title := fmt.Sprintf("%s over loopback: the round of each pairing's median rate", benchproc.HumanBytes(cfg.size))
+	return plotRates(filepath.Join(cfg.outDir, "transfer-rate.svg"), title, lines)
+}
+
+// medianRound is the successful result of the median rate.
+func medianRound(rs []result, size int64) (result, bool) {
+	ok := slices.DeleteFunc(slices.Clone(rs), func(r result) bool { return r.err != nil })
+	if len(ok) == 0 {
+		return result{}, false
+	}
+	slices.SortFunc(ok, func(a, b result) int { return cmp.Compare(a.mbps(size), b.mbps(size)) })
+	return ok[len(ok)/2], true
+}
+
+// rowLabel names a pairing for the plot's legend.
+func rowLabel(pg pairing) string {
+	if pg.pair == "bare" {
+		return "bare pipeline"
+	}
+	s, d, _ := splitPair(pg.pair)
+	l := implNames[s] + " → " + implNames[d]
+	if len(pg.t.format) > 0 && pg.t.format != "v2" {
+		l += " (" + pg.t.format + ")"
+	}
+	if pg.enc != "" && pg.pair != "lt-lt" {
+		l += ", shoal --encryption " + pg.enc
+	}
+	return l
+}
+
+// loadAvg is /proc/loadavg's three load averages, for the table's header.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// buildBare builds the bare pipeline into dst.
+func buildBare(ctx context.Context, dst string) error {
+	root, err := benchproc.ModuleRoot()
+	if err != nil {
+		return fmt.Errorf("finding the module root for go build: %w", err)
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-o", dst, "./cmd/benchtransfer/bare")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build ./cmd/benchtransfer/bare: %w", err)
+	}
+	return nil
+}
+
+// needsImpl reports whether any pair runs impl ("shoal", "lt", "bare").
+func needsImpl(pairs []string, impl string) bool {
 	for _, p := range pairs {
-		if s, d, _ := splitPair(p); s == "lt" || d == "lt" {
+		if s, d, _ := splitPair(p); s == impl || d == impl {
 			return true
 		}
 	}
@@ -336,6 +505,7 @@ type bench struct {
 	tmp    string
 	src    string
 	srcSum []byte
+	bare   string // the bare pipeline's binary
 	log    func(string, ...any)
 }
 
@@ -346,10 +516,14 @@ type torrent struct {
 	infoHash string // as shoal create prints it: v2 if the torrent has one, else v1
 }
 
-func (b *bench) runPair(ctx context.Context, t torrent, pair, enc string) (r result) {
-	r.format, r.pair, r.enc = t.format, pair, enc
+func (b *bench) runPair(ctx context.Context, pg pairing, round int) (r result) {
+	r.round = round
+	t, pair, enc := pg.t, pg.pair, pg.enc
 	seeder, downloader, _ := splitPair(pair)
-	name := t.format + "-" + pair // of the download dir and the logs
+	name := fmt.Sprintf("r%d-%s-%s", round+1, t.format, pair) // of the download dir and the logs
+	if pair == "bare" {
+		name = fmt.Sprintf("r%d-bare", round+1)
+	}
 	if enc != "" {
 		name += "-" + enc
 	}
@@ -382,19 +556,32 @@ func (b *bench) runPair(ctx context.Context, t torrent, pair, enc string) (r res
 		if enc != "" {
 			argv = append(argv, "--encryption", enc)
 		}
+	case "bare":
+		argv = []string{b.bare, "get", addr, filepath.Join(dlDir, dataName),
+			strconv.FormatInt(b.cfg.size, 10), strconv.FormatInt(b.cfg.pieceLength, 10)}
 	}
 	dctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
+	seedPid := seed.Cmd.Process.Pid
+	seedCPU0, seedErr := procCPU(seedPid)
 	t0 := time.Now()
 	dl, err := start(dctx, downloader+" downloader", filepath.Join(b.tmp, name+"-downloader.log"), argv)
 	if err != nil {
 		r.err = err
 		return r
 	}
+	samples := make(chan []sample, 1)
+	go func() { samples <- sampleProgress(dl.Cmd.Process.Pid, 250*time.Millisecond, dl.Done) }()
 	<-dl.Done
 	r.seconds = time.Since(t0).Seconds()
+	seedCPU1, err := procCPU(seedPid)
+	if seedErr == nil && err == nil {
+		r.seedCPU = seedCPU1.sub(seedCPU0)
+	}
+	r.samples = <-samples
+	r.dlCPU = rusageCPU(dl.Cmd.ProcessState)
 	r.peakRSS, r.peakAnon = dl.peak()
-	if v := benchproc.LineValue(dl.stdout(), "done: "); v != "" {
+	if v := benchproc.LineValue(dl.stdout(), "done: "); v != "" && downloader == "lt" {
 		// lt_peer.py times itself from adding the torrent; the gap to our
 		// wall time is interpreter start-up and session set-up and teardown.
 		if f := strings.Fields(v); len(f) >= 2 {
@@ -439,6 +626,8 @@ func (b *bench) startSeeder(ctx context.Context, t torrent, impl, name, enc stri
 		if enc != "" {
 			argv = append(argv, "--encryption", enc)
 		}
+	case "bare":
+		argv = []string{b.bare, "seed", b.src}
 	}
 	p, err := start(ctx, impl+" seeder", logPath, argv)
 	if err != nil {
@@ -579,40 +768,78 @@ func statusKB(data []byte, key string) int64 {
 	return 0
 }
 
-var implNames = map[string]string{"lt": "libtorrent 2.0", "shoal": "shoal"}
+var implNames = map[string]string{"lt": "libtorrent 2.0", "shoal": "shoal", "bare": "bare pipeline"}
 
-func printTable(w io.Writer, cfg *config, results []result) {
-	fmt.Fprintf(w, "Transfer of %s (%d bytes) over loopback, piece length %s, TCP only, one seeder, one downloader; %d CPUs, %s/%s.\n\n",
-		benchproc.HumanBytes(cfg.size), cfg.size, benchproc.HumanBytes(cfg.pieceLength), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+// printTable writes one row per pairing: the median of its rounds and
+// their spread, and each round's rate so a reader can compare pairings
+// round by round (the machine's state changes between rounds, much less
+// within one).
+func printTable(w io.Writer, cfg *config, rows []*row, load0, load1 string) {
+	fmt.Fprintf(w, "Transfer of %s (%d bytes) over loopback, piece length %s, TCP only, one seeder, one downloader; %d rounds; %d CPUs, %s/%s; load average %s at the start, %s at the end.\n\n",
+		benchproc.HumanBytes(cfg.size), cfg.size, benchproc.HumanBytes(cfg.pieceLength), cfg.rounds, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, load0, load1)
 	// The encryption column is there only when -encryption was given.
 	encCol, encSep := "", ""
 	if cfg.encryptions[0] != "" {
 		encCol, encSep = " shoal --encryption |", "---|"
 	}
-	fmt.Fprintln(w, "| Format | Seeder | Downloader |"+encCol+" Seconds | MB/s | Downloader peak RSS (MiB) | peak RssAnon (MiB) | Notes |")
-	fmt.Fprintln(w, "|---|---|---|"+encSep+"---:|---:|---:|---:|---|")
-	for _, r := range results {
-		s, d, _ := splitPair(r.pair)
+	gib := float64(cfg.size) / (1 << 30)
+	fmt.Fprintln(w, "| Format | Seeder | Downloader |"+encCol+" MB/s median | MB/s min–max | MB/s by round | Seconds median | Downloader CPU s/GiB user+sys | Seeder CPU s/GiB user+sys | Downloader peak RSS (MiB) | peak RssAnon (MiB) | Notes |")
+	fmt.Fprintln(w, "|---|---|---|"+encSep+"---:|---:|---|---:|---:|---:|---:|---:|---|")
+	for _, rw := range rows {
+		s, d, _ := splitPair(rw.pair)
+		format := rw.t.format
+		if rw.pair == "bare" {
+			format, s, d = "–", "bare sendfile", "bare recv+SHA-256+pwrite"
+		} else {
+			s, d = implNames[s], implNames[d]
+		}
 		enc := ""
 		if encCol != "" {
-			enc = " " + r.enc + " |"
+			enc = " " + rw.enc + " |"
+			if rw.pair == "lt-lt" || rw.pair == "bare" {
+				enc = " – |"
+			}
 		}
-		if r.err != nil {
-			msg, _, _ := strings.Cut(r.err.Error(), "\n")
-			fmt.Fprintf(w, "| %s | %s | %s |%s – | – | – | – | failed: %s |\n", r.format, implNames[s], implNames[d], enc, strings.ReplaceAll(msg, "|", `\|`))
+		var rates, secs, dlU, dlS, sdU, sdS []float64
+		var byRound []string
+		var hwm, anon int64
+		var fails []string
+		for _, r := range rw.results {
+			if r.err != nil {
+				msg, _, _ := strings.Cut(r.err.Error(), "\n")
+				fails = append(fails, fmt.Sprintf("round %d failed: %s", r.round+1, strings.ReplaceAll(msg, "|", `\|`)))
+				byRound = append(byRound, "–")
+				continue
+			}
+			rates = append(rates, r.mbps(cfg.size))
+			byRound = append(byRound, fmt.Sprintf("%.0f", r.mbps(cfg.size)))
+			secs = append(secs, r.seconds)
+			dlU, dlS = append(dlU, r.dlCPU.user.Seconds()/gib), append(dlS, r.dlCPU.sys.Seconds()/gib)
+			sdU, sdS = append(sdU, r.seedCPU.user.Seconds()/gib), append(sdS, r.seedCPU.sys.Seconds()/gib)
+			hwm, anon = max(hwm, r.peakRSS), max(anon, r.peakAnon)
+		}
+		notes := "sha256 ok"
+		if len(fails) > 0 {
+			notes = strings.Join(fails, "; ")
+		}
+		if len(rates) == 0 {
+			fmt.Fprintf(w, "| %s | %s | %s |%s – | – | %s | – | – | – | – | – | %s |\n", format, s, d, enc, strings.Join(byRound, " "), notes)
 			continue
 		}
-		note := "sha256 ok"
-		if r.selfSecs > 0 {
-			note += fmt.Sprintf("; self-timed %.2f s (%.0f MB/s)", r.selfSecs, float64(cfg.size)/r.selfSecs/1e6)
+		rt := spreadOf(rates)
+		cpu := func(u, s []float64) string {
+			mu, ms := spreadOf(u).med, spreadOf(s).med
+			return fmt.Sprintf("%.2f (%.2f+%.2f)", mu+ms, mu, ms)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s |%s %.2f | %.1f | %.0f | %.0f | %s |\n", r.format, implNames[s], implNames[d], enc,
-			r.seconds, float64(cfg.size)/r.seconds/1e6, float64(r.peakRSS)/(1<<20), float64(r.peakAnon)/(1<<20), note)
+		fmt.Fprintf(w, "| %s | %s | %s |%s %.0f | %.0f–%.0f | %s | %.2f | %s | %s | %.0f | %.0f | %s |\n", format, s, d, enc,
+			rt.med, rt.lo, rt.hi, strings.Join(byRound, " "), spreadOf(secs).med, cpu(dlU, dlS), cpu(sdU, sdS),
+			float64(hwm)/(1<<20), float64(anon)/(1<<20), notes)
 	}
 	fmt.Fprintln(w, `
-- Format: of the torrent, made once by shoal create --format for all its pairs. A v2 downloader checks each piece against the SHA-256 merkle tree, a v1 downloader against its SHA-1; a hybrid one, shoal or libtorrent, checks both.
-- Seconds: wall time of the downloader process, from start to exit, including its start-up and shutdown; the seeder had finished its own start-up (and hash check) before the downloader started.
-- MB/s: 1 MB = 10^6 bytes.
-- Peak RSS: the downloader's VmHWM from /proc/PID/status, sampled every 100 ms. It counts resident file-backed pages, so a client that memory-maps its files (libtorrent 2.0 does) shows much of the file here; RssAnon (heap and stacks) is the part the client allocated itself.
-- The source file was just written, so the seeder reads it from the page cache, and the downloader writes into the page cache: no disk figures are measured.`)
+- Rounds: each runs every pairing once, every other round in reverse order. Before each transfer the page cache's dirty data is synced and waited on until Dirty+Writeback in /proc/meminfo is at most 32 MiB, so no transfer pays for the writeback of the one before it. MB/s by round lists the rounds in the order they ran.
+- Format: of the torrent, made once by shoal create --format for all its pairs. A v2 downloader checks each piece against the SHA-256 merkle tree, a v1 downloader against its SHA-1; a hybrid one, shoal or libtorrent, checks both. The bare pipeline has no format: its seeder sendfiles the file to one TCP connection; its downloader reads a piece at a time, SHA-256es it and pwrites it, with no protocol, no request pipeline and no checks: the least a downloader can do on this machine.
+- Seconds: wall time of the downloader process, from start to exit, including its start-up and shutdown; the seeder had finished its own start-up (and hash check) before the downloader started. MB/s: 1 MB = 10^6 bytes, over those seconds. Figures are medians, with the least and greatest round beside.
+- CPU s/GiB: user+system CPU seconds per GiB transferred, medians over the rounds (user and system apart in parentheses). The downloader's is all of its life, from wait4's rusage; the seeder's is what /proc/PID/stat counted while the downloader ran.
+- Peak RSS: the downloader's VmHWM from /proc/PID/status, sampled every 100 ms, the greatest over the rounds. It counts resident file-backed pages, so a client that memory-maps its files (libtorrent 2.0 does) shows much of the file here; RssAnon (heap and stacks) is the part the client allocated itself.
+- The source file was just written, so the seeder reads it from the page cache, and the downloader writes into the page cache: disk reads are left out, and writeback counts only as far as the kernel makes writers wait for it.`)
 }

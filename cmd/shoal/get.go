@@ -178,6 +178,9 @@ func runGet(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if sel.want != nil {
+		st.KeepSparse(func(fi int) bool { return !sel.want(fi) })
+	}
 	t, err := cl.AddWith(m, st, have, sel.opts)
 	if err != nil {
 		return failure("get: %v", err)

@@ -144,6 +144,11 @@ type fileState struct {
 	wrote   bool
 	writing int // WriteBlocks between acquire and their write's end
 	changed bool
+
+	// sparse keeps the file from being preallocated when it is sized: a
+	// file not selected that a v1 boundary piece still writes a few
+	// bytes of must not take its whole length of disk (KeepSparse).
+	sparse bool
 }
 
 // handle is an open file shared by concurrent readers and writers. It is
@@ -348,6 +353,9 @@ func (s *Storage) writeAt(p, fi int, data []byte, off int64) error {
 		return fmt.Errorf("piece %d: %w", p, err)
 	}
 	_, err = h.f.WriteAt(data, off)
+	if err == nil && len(data) >= writebackMin {
+		startWriteback(h.f, off, int64(len(data)))
+	}
 	s.release(h)
 	// Marked after the write, never before, so a Sync that clears the mark
 	// has necessarily seen the data.
@@ -362,6 +370,11 @@ func (s *Storage) writeAt(p, fi int, data []byte, off int64) error {
 	}
 	return nil
 }
+
+// writebackMin is the least write whose writeback starts at once (see
+// startWriteback): the joined runs of a download in order. Lone blocks,
+// scattered by many peers, are left to the kernel and the next Sync.
+const writebackMin = 256 << 10
 
 // zeros is compared against, a block at a time, to tell padding is zeros.
 var zeros [piece.BlockSize]byte
@@ -622,6 +635,15 @@ func (s *Storage) openFile(fi int, write bool) (*handle, error) {
 		if err = f.Truncate(s.info.Files[fi].Length); err != nil {
 			err = fmt.Errorf("size %s to %d: %w", rel, s.info.Files[fi].Length, err)
 		} else {
+			// Only a file we are about to write is sized, so files not
+			// selected are never created; the few an unselected
+			// neighbour's boundary piece writes to stay sparse.
+			s.mu.Lock()
+			sparse := s.files[fi].sparse
+			s.mu.Unlock()
+			if !sparse {
+				preallocate(f, s.info.Files[fi].Length)
+			}
 			fst, err = f.Stat() // the stamp must say what the file is now
 		}
 	}
@@ -629,6 +651,7 @@ func (s *Storage) openFile(fi int, write bool) (*handle, error) {
 		f.Close()
 		return nil, err
 	}
+	adviseSequential(f)
 	return &handle{f: f, fi: fi, writable: writable, stamp: stampOf(fst)}, nil
 }
 
