@@ -445,25 +445,36 @@ func parseIndexes(s string, n int) ([]int, error) {
 	return out, nil
 }
 
-func runRemoteFiles(c *cli.Context) error {
-	if err := exactArgs(c, 1, "ID|HASH"); err != nil {
-		return err
+// oneTorrent connects to the daemon and looks up the one torrent named by
+// the command's argument, with the given fields; cancel ends the context
+// of the calls that follow, and is a no-op after an error.
+func oneTorrent(c *cli.Context, fields ...string) (ctx context.Context, cancel context.CancelFunc, cl *rpc.Client, t rpc.Torrent, err error) {
+	cancel = func() {}
+	if err = exactArgs(c, 1, "ID|HASH"); err != nil {
+		return
 	}
 	refs, err := torrentRefs(c)
 	if err != nil {
-		return err
+		return
 	}
-	cl, err := remoteClient(c)
+	if cl, err = remoteClient(c); err != nil {
+		return
+	}
+	ctx, cancel = remoteContext()
+	ts, err := resolve(ctx, c, cl, refs, fields...)
+	if err != nil {
+		cancel()
+		return ctx, func() {}, nil, t, err
+	}
+	return ctx, cancel, cl, ts[0], nil
+}
+
+func runRemoteFiles(c *cli.Context) error {
+	ctx, cancel, cl, t, err := oneTorrent(c, rpc.FileFields...)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := remoteContext()
 	defer cancel()
-	ts, err := resolve(ctx, c, cl, refs, rpc.FileFields...)
-	if err != nil {
-		return err
-	}
-	t := ts[0]
 	if c.IsSet("want") || c.IsSet("skip") {
 		if len(t.Files) == 0 {
 			return failure("remote files: torrent %d has no file list yet (its metadata has not arrived)", t.ID)
@@ -485,7 +496,8 @@ func runRemoteFiles(c *cli.Context) error {
 		if err := cl.SetFiles(ctx, []any{t.ID}, want, skip); err != nil {
 			return remoteError(c, cl, err)
 		}
-		if ts, err = cl.Torrents(ctx, []any{t.ID}, rpc.FileFields...); err != nil || len(ts) != 1 {
+		ts, err := cl.Torrents(ctx, []any{t.ID}, rpc.FileFields...)
+		if err != nil || len(ts) != 1 {
 			return remoteError(c, cl, fmt.Errorf("torrent %d: %v", t.ID, err))
 		}
 		t = ts[0]
@@ -524,24 +536,11 @@ func printRemoteFiles(w io.Writer, t rpc.Torrent) {
 }
 
 func runRemoteInfo(c *cli.Context) error {
-	if err := exactArgs(c, 1, "ID|HASH"); err != nil {
-		return err
-	}
-	refs, err := torrentRefs(c)
+	_, cancel, _, t, err := oneTorrent(c)
 	if err != nil {
 		return err
 	}
-	cl, err := remoteClient(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := remoteContext()
 	defer cancel()
-	ts, err := resolve(ctx, c, cl, refs)
-	if err != nil {
-		return err
-	}
-	t := ts[0]
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, termsafe.String(v)) }
 	date := func(s int64) string {
