@@ -80,6 +80,31 @@ func TestReadSelf(t *testing.T) {
 	}
 }
 
+func TestReadRchar(t *testing.T) {
+	if _, err := parseRchar("wchar: 5\nsyscr: 1\n"); err == nil {
+		t.Error("parseRchar without an rchar line: no error")
+	}
+	before, err := readRchar(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/f"
+	if err := os.WriteFile(path, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.ReadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	after, err := readRchar(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The 1 MiB read, and not much more: nothing else here reads much.
+	if got := after - before; got < 1<<20 || got > 2<<20 {
+		t.Errorf("rchar grew by %d over a 1 MiB read", got)
+	}
+}
+
 func TestParseTargets(t *testing.T) {
 	for _, tc := range []struct {
 		in   string

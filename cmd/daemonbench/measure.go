@@ -27,9 +27,11 @@ type result struct {
 	// the way, and those listed at the end.
 	restartRPC, restartSeeding, restartCPU time.Duration
 	restartChecked, restartListed          int
-	restartSeedingCount                    int
-	restartErr                             string
-	memRestart                             memory
+	// restartRead is what the restarted daemon read until all seeded.
+	restartRead         int64
+	restartSeedingCount int
+	restartErr          string
+	memRestart          memory
 }
 
 // idlePercent is the CPU used at rest as a percentage of one core.
@@ -121,8 +123,11 @@ func measure(ctx context.Context, cfg *config, d *daemon, set *torrentSet, log f
 	if r.restartCPU, err = readCPU(d.pid()); err != nil {
 		return nil, err
 	}
-	log("%s: restart: RPC after %v, %d/%d seeding after %v (%v CPU), %d checked again", d.name,
-		r.restartRPC.Round(time.Millisecond), r.restartSeedingCount, r.n, r.restartSeeding.Round(time.Millisecond), r.restartCPU, r.restartChecked)
+	if r.restartRead, err = readRchar(d.pid()); err != nil {
+		return nil, err
+	}
+	log("%s: restart: RPC after %v, %d/%d seeding after %v (%v CPU, %s read), %d seen checking", d.name,
+		r.restartRPC.Round(time.Millisecond), r.restartSeedingCount, r.n, r.restartSeeding.Round(time.Millisecond), r.restartCPU, mib(r.restartRead), r.restartChecked)
 	if err := sleep(ctx, cfg.settle); err != nil {
 		return nil, err
 	}

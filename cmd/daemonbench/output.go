@@ -16,7 +16,7 @@ type row struct {
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
-func rows(cfg *config) []row {
+func rows(cfg *config, set *torrentSet) []row {
 	return []row{
 		{"version (session-get)", func(r *result) string { return r.version }},
 		{fmt.Sprintf("add %d torrents (torrent-add, one after another)", cfg.n), func(r *result) string { return secs(r.add) }},
@@ -42,7 +42,8 @@ func rows(cfg *config) []row {
 		{"restart: torrents listed / seeding", func(r *result) string {
 			return fmt.Sprintf("%d / %d of %d", r.restartListed, r.restartSeedingCount, r.n)
 		}},
-		{"restart: torrents seen checking their data", func(r *result) string { return strconv.Itoa(r.restartChecked) }},
+		{"restart: bytes read until then (rchar; the data is " + mib(set.total) + ")", func(r *result) string { return mib(r.restartRead) }},
+		{"restart: torrents seen queued to check or checking (status 1, 2)", func(r *result) string { return strconv.Itoa(r.restartChecked) }},
 		{"RSS after restart (anonymous)", func(r *result) string {
 			return fmt.Sprintf("%s (%s)", mib(r.memRestart.RSS), mib(r.memRestart.Anon))
 		}},
@@ -72,7 +73,7 @@ func markdown(cfg *config, set *torrentSet, results []*result) string {
 		b.WriteString("---:|")
 	}
 	b.WriteString("\n")
-	for _, rw := range rows(cfg) {
+	for _, rw := range rows(cfg, set) {
 		b.WriteString("| " + rw.label + " |")
 		for _, r := range results {
 			b.WriteString(" " + strings.ReplaceAll(rw.cell(r), "|", `\|`) + " |")
@@ -96,7 +97,7 @@ var csvHeader = []string{
 	"rss_bytes", "anon_bytes", "hwm_bytes", "threads",
 	"idle_cpu_s", "idle_wall_s", "idle_cpu_pct", "load1_before", "load1_after",
 	"stop_s", "restart_rpc_s", "restart_all_seeding_s", "restart_cpu_s",
-	"restart_listed", "restart_seeding", "restart_checked", "restart_error",
+	"restart_listed", "restart_seeding", "restart_checked", "restart_read_bytes", "restart_error",
 	"restart_rss_bytes", "restart_anon_bytes", "stop_after_restart_s",
 }
 
@@ -113,7 +114,7 @@ func csvText(results []*result) string {
 			i(r.mem.RSS), i(r.mem.Anon), i(r.mem.HWM), strconv.Itoa(r.mem.Threads),
 			f(r.idleCPU), f(r.idleWall), strconv.FormatFloat(r.idlePercent(), 'f', 3, 64), r.loadBefore, r.loadAfter,
 			f(r.stop), f(r.restartRPC), f(r.restartSeeding), f(r.restartCPU),
-			strconv.Itoa(r.restartListed), strconv.Itoa(r.restartSeedingCount), strconv.Itoa(r.restartChecked), r.restartErr,
+			strconv.Itoa(r.restartListed), strconv.Itoa(r.restartSeedingCount), strconv.Itoa(r.restartChecked), i(r.restartRead), r.restartErr,
 			i(r.memRestart.RSS), i(r.memRestart.Anon), f(r.stop2),
 		})
 	}

@@ -103,6 +103,32 @@ func parseStat(s string) (time.Duration, error) {
 	return time.Duration(utime+stime) * clockTick, nil
 }
 
+// readRchar is the bytes pid has read through read(2) and its kin so
+// far, from files, sockets and pipes alike (rchar of /proc/PID/io): a
+// daemon that hashes its data again at start-up reads all of it, page
+// cache or not, which read_bytes would not count.
+func readRchar(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseRchar(string(data))
+}
+
+// parseRchar reads rchar from the text of /proc/PID/io.
+func parseRchar(s string) (int64, error) {
+	for _, l := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(l, "rchar:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc io: rchar %q: %w", v, err)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("/proc io: no rchar")
+}
+
 // loadAvg is the first field of /proc/loadavg (the 1-minute load), or ""
 // if it cannot be read.
 func loadAvg() string {
