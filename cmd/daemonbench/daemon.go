@@ -35,12 +35,12 @@ type daemon struct {
 // newDaemon describes target name: its folders under dir, the data folder
 // as its download folder, peers on 127.0.0.1:peerPort, its RPC on a free
 // loopback port.
-func newDaemon(name string, cfg *config, dir, data string, peerPort int) *daemon {
+func newDaemon(name string, cfg *config, dir, data string, peerPort int) (*daemon, error) {
 	d := &daemon{name: name, dir: dir, timeout: cfg.timeout}
 	d.setup = func() error { return os.MkdirAll(dir, 0o755) }
 	rpcPort, err := freePort()
 	if err != nil {
-		rpcPort = 9091
+		return nil, err
 	}
 	rpcAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(rpcPort))
 	d.rpcURL = "http://" + rpcAddr + rpc.Path
@@ -64,7 +64,7 @@ func newDaemon(name string, cfg *config, dir, data string, peerPort int) *daemon
 			return os.WriteFile(filepath.Join(cfgDir, "settings.json"), js, 0o600)
 		}
 	}
-	return d
+	return d, nil
 }
 
 // transmissionSettings is transmission-daemon 3.00's settings.json for the

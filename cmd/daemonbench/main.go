@@ -171,7 +171,10 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) error {
 	}
 	var results []*result
 	for _, name := range cfg.targets {
-		d := newDaemon(name, cfg, filepath.Join(tmp, name), set.dir, peerPort)
+		d, err := newDaemon(name, cfg, filepath.Join(tmp, name), set.dir, peerPort)
+		if err != nil {
+			return err
+		}
 		r, err := measure(ctx, cfg, d, set, log)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
