@@ -302,6 +302,9 @@ func (s *Session) closeNetwork() {
 	}
 }
 
+// closeParallel is how many torrents Close stops at once.
+const closeParallel = 16
+
 // Close stops every torrent, saving its resume record and settings, and
 // then the network. The session cannot be used afterwards.
 func (s *Session) Close() error {
@@ -313,18 +316,47 @@ func (s *Session) Close() error {
 	s.closed = true
 	ts := s.listLocked()
 	s.mu.Unlock()
-	var errs []error
-	for _, t := range ts {
-		t.op.Lock()
-		if err := s.deactivate(t, false); err != nil {
-			errs = append(errs, err)
-		}
-		t.op.Unlock()
+	// Each stop syncs the torrent's resume record and settings to disk:
+	// one after another, a thousand torrents took 17 s to stop, past what
+	// a service manager may wait. Several at once share the file
+	// system's journal commits.
+	var (
+		errs  []error
+		errMu sync.Mutex
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, closeParallel)
+		// stopped marks the running torrents deactivate stopped without
+		// error, and so saved just now.
+		stopped = make([]bool, len(ts))
+	)
+	for i, t := range ts {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			t.op.Lock()
+			running := s.running(t)
+			err := s.deactivate(t, false)
+			t.op.Unlock()
+			stopped[i] = running && err == nil
+			if err != nil {
+				errMu.Lock()
+				errs = append(errs, err)
+				errMu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	s.cancel()
 	s.wg.Wait()
 	s.mu.Lock()
-	for _, t := range ts {
+	for i, t := range ts {
+		// Writing a record just saved again would double the stop's
+		// disk syncs for nothing.
+		if stopped[i] && !t.dirty {
+			continue
+		}
 		if err := s.saveRecordLocked(t); err != nil {
 			errs = append(errs, err)
 		}
