@@ -180,7 +180,7 @@ type Change struct {
 
 // Settings are the session's settings.
 type Settings struct {
-	Version        string // shoal's version
+	Version        string // the program and its version, as peers see it ("shoal 1.2")
 	ConfigDir      string // the session folder
 	DownloadDir    string
 	ListenPort     int

@@ -37,7 +37,7 @@ func (c *call) sessionValues(s *daemon.Settings) map[string]any {
 		"speed-limit-down": s.DownLimit / kilo, "speed-limit-down-enabled": s.DownLimit > 0,
 		"speed-limit-up": s.UpLimit / kilo, "speed-limit-up-enabled": s.UpLimit > 0,
 		"start-added-torrents": !c.h.startPausedNow(), "trash-original-torrent-files": false,
-		"utp-enabled": false, "version": "shoal " + s.Version,
+		"utp-enabled": false, "version": s.Version,
 		"units": map[string]any{
 			"speed-units": []string{"kB/s", "MB/s", "GB/s", "TB/s"}, "speed-bytes": kilo,
 			"size-units": []string{"kB", "MB", "GB", "TB"}, "size-bytes": kilo,
