@@ -36,7 +36,7 @@ func newTestCtrl(dir string) *testCtrl {
 	return &testCtrl{
 		dir: dir, next: 1, removed: map[daemon.ID]time.Time{},
 		settings: daemon.Settings{
-			Version: "test", ConfigDir: filepath.Join(dir, ".session"), DownloadDir: dir,
+			Version: "shoal test", ConfigDir: filepath.Join(dir, ".session"), DownloadDir: dir,
 			ListenPort: 51413, DHT: true, PEX: true, Encryption: "preferred", PeerLimit: 50,
 			SeedRatioLimit: 2,
 		},
