@@ -35,3 +35,5 @@ fuzz:
 	for f in FuzzReadMessage FuzzExtensionHandshake FuzzMetadataMsg FuzzPex FuzzHashesMsg; do \
 		$(GO) test ./swarm/wire/ -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
 	$(GO) test ./swarm/lsd/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./tracker/ -run '^$$' -fuzz '^FuzzSwarmTable$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./daemon/rpc/ -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME)

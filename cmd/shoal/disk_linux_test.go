@@ -189,8 +189,9 @@ func mustHash(t *testing.T, torrent string) string {
 var stoppedRE = regexp.MustCompile(`(?m)^shoal: get: writing (\S+): no space left on device; the verified pieces are kept: run again with the same -o to resume: .*downloaded (\d+) bytes \((\d+) wasted\)`)
 
 // A full disk. Too small from the start: refused before downloading, with
-// what is free and what is needed. Filling up during the download: the
-// first failed write ends it within moments, not at --timeout, having
+// what is free and what is needed. Filling up once the download has
+// passed that check but before its file is preallocated (after that, the
+// space is its own): the first failed write ends it within moments, not at --timeout, having
 // fetched little more than fitted, with one error logged (with --seed it
 // is paused instead, serving what it verified until interrupted); the verified pieces and the resume record are kept, and once
 // there is room again the next run fetches only the rest.
@@ -216,20 +217,36 @@ func TestGetDiskFull(t *testing.T) {
 	const size = 16 << 20
 	addr, torrent := seedOne(t, filepath.Join(dir, "s16"), "big", size, "--max-upload-rate", "4M")
 	out := filepath.Join(disk, "dl")
-	// fillDuring starts get with args, fills the disk once get has
-	// verified its first piece, and returns it with when the disk filled.
-	fillDuring := func(args ...string) (*proc, time.Time) {
+	// fillDuring starts get with args, towards a peer that is not up yet,
+	// and once get has checked the disk and waits for it, fills the disk
+	// but for 4 MiB; then the peer comes up. A download preallocates its
+	// file at the first write (fallocate), so a disk that fills up after
+	// that has no effect on it: here the space goes before, the
+	// preallocation fails, and the writes run out of room part way. It
+	// returns get, the seeder, and when the seeder came up.
+	fillDuring := func(args ...string) (*proc, *proc, time.Time) {
 		t.Helper()
-		get := start(t, dir, append([]string{"get", torrent, "-o", out, "--peer", addr, "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "60s"}, args...)...)
-		for !strings.Contains(get.errText(), "first piece:") {
+		peer := deadAddr(t)
+		get := start(t, dir, append([]string{"get", torrent, "-o", out, "--peer", peer, "--no-dht", "--listen", "127.0.0.1:0", "--timeout", "60s"}, args...)...)
+		for !strings.Contains(get.errText(), "waiting for peers:") {
 			select {
 			case <-get.done:
-				t.Fatalf("get ended before its first piece: %s", get.errText())
+				t.Fatalf("get ended before it waited for its peer: %s", get.errText())
 			case <-time.After(5 * time.Millisecond):
 			}
 		}
-		fillDisk(t, filepath.Join(disk, "filler"))
-		return get, time.Now()
+		filler := filepath.Join(disk, "filler")
+		fillDisk(t, filler)
+		fi, err := os.Stat(filler)
+		if err != nil || fi.Size() < 4<<20 {
+			t.Fatalf("filler: %v, %d bytes", err, fi.Size())
+		}
+		if err := os.Truncate(filler, fi.Size()-4<<20); err != nil {
+			t.Fatal(err)
+		}
+		sd := start(t, filepath.Join(dir, "s16", "src"), "seed", "big", "--torrent", torrent, "--listen", peer, "--no-dht", "--no-lsd", "--max-upload-rate", "4M")
+		sd.field(t, "listening")
+		return get, sd, time.Now()
 	}
 	// checkLog checks get's log for the line saying what failed and
 	// where, and for one logged error, and returns what it downloaded.
@@ -246,7 +263,7 @@ func TestGetDiskFull(t *testing.T) {
 		return downloaded
 	}
 
-	get, filled := fillDuring()
+	get, sd, filled := fillDuring()
 	if code := get.wait(t, 10*time.Second); code != 1 {
 		t.Fatalf("get on a full disk: exit %d: %s", code, get.errText())
 	}
@@ -262,8 +279,9 @@ func TestGetDiskFull(t *testing.T) {
 	// With --seed the download is paused with its error, said at once,
 	// and what is verified is served until the user stops get, which
 	// then fails as above.
+	sd.stop(t, os.Interrupt)
 	os.Remove(filepath.Join(disk, "filler"))
-	get, filled = fillDuring("--seed")
+	get, sd, filled = fillDuring("--seed")
 	waitErr(t, get, `(?m)^shoal: get: writing \S+: no space left on device; download paused, seeding what is verified until interrupted \(--seed\)`, 5*time.Second)
 	if d := time.Since(filled); d > 5*time.Second {
 		t.Errorf("get --seed took %v to say the disk filled", d)
@@ -281,6 +299,7 @@ func TestGetDiskFull(t *testing.T) {
 		t.Errorf("get --seed: last line %q does not say what failed and where", last)
 	}
 	checkLog("get --seed", log)
+	sd.stop(t, os.Interrupt)
 
 	// The record on the full disk holds what was verified.
 	tf := readMeta(t, torrent)
