@@ -55,18 +55,14 @@ const (
 	// the rarest thing around and is fetched within moments.
 	SpreadTTL = 2 * time.Second
 	// InterestTTL is how long a peer shown a piece may take to say it is
-	// interested. One that stays silent does not want it: its offer
-	// lapses, so the piece, maybe the last one the swarm lacks, is not
-	// kept from the others for OfferTTL. The peer may want other pieces
-	// (it downloads only some files), so it is shown others at once, more
-	// each time (see declineTarget); only after MaxDeclines lapses in a
-	// row (its download stopped, or it holds a copy it cannot serve) is it
-	// shown nothing new until it asks or OfferTTL passes.
+	// interested. One that stays silent does not want it (its download
+	// stopped, it holds a copy it cannot serve, or it selected other
+	// files): its offer lapses, so the piece, maybe the last one the swarm
+	// lacks, is not kept from the others for OfferTTL, and it is shown no
+	// other piece until it asks or OfferTTL passes. Showing it more at once
+	// kept them from the peers that do download, for a peer that may want
+	// none of them.
 	InterestTTL = 2 * time.Second
-	// MaxDeclines is how many offers in a row a peer may let lapse before
-	// it is left alone for OfferTTL: with the offer doubling each time,
-	// 63 pieces, enough to find one of a file it selected.
-	MaxDeclines = 6
 	// announceWait is how long a peer that spoke but announced nothing
 	// waits for offers: BEP 3 lets a peer with nothing skip its bitfield,
 	// but one that sends it should not be offered what it already has.
@@ -166,9 +162,6 @@ type peerState struct {
 	// it counted in Policy.lapsed meanwhile.
 	quiet  time.Time
 	lapsed bool
-	// declined counts its offers that lapsed in a row, without interest
-	// between them.
-	declined int
 }
 
 // holding is a piece a peer got from us, since when, and whether it sat
@@ -322,16 +315,12 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []i
 	if s.done || sp == nil || !p.Spoke || !p.Announced && now.Sub(p.Joined) < announceWait {
 		return nil
 	}
-	if p.Interested {
-		sp.declined = 0
-	}
 	if sp.lapsed && (p.Interested || !now.Before(sp.quiet)) {
 		sp.lapsed = false
 		s.lapsed--
 	}
 	lone := speakers-s.lapsed < 2
 	kept := sp.offers[:0]
-	declined := false
 	for _, o := range sp.offers {
 		switch {
 		case s.swarm.PeerHas(id, int(o.piece)):
@@ -341,7 +330,7 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []i
 			s.offered[o.piece]--
 		case !p.Interested && now.Sub(o.at) > InterestTTL:
 			s.offered[o.piece]--
-			declined = true
+			sp.quiet = now.Add(OfferTTL)
 			if !sp.lapsed {
 				sp.lapsed = true
 				s.lapsed++
@@ -351,13 +340,6 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []i
 		}
 	}
 	sp.offers = kept
-	if declined {
-		sp.declined++
-		if sp.declined >= MaxDeclines {
-			sp.quiet = now.Add(OfferTTL)
-			sp.declined = 0
-		}
-	}
 	unstuck := false
 	still := sp.unspread[:0]
 	for _, h := range sp.unspread {
@@ -386,7 +368,7 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []i
 	if lone {
 		held = 0
 	}
-	for target := max(s.target(p, lone), declineTarget(sp.declined)); len(sp.offers)+held < target; {
+	for target := s.target(p, lone); len(sp.offers)+held < target; {
 		x := s.pick(id, sp)
 		if x < 0 {
 			break
@@ -414,13 +396,6 @@ func (s *Policy) target(p Peer, lone bool) int {
 	}
 	n := int(p.Rate*s.horizon.Seconds()/float64(s.pl)) + 1
 	return min(MaxOffers, max(minOffers, s.floor, n))
-}
-
-// declineTarget is how many pieces to show a peer that let declined
-// offers in a row lapse: twice as many each time, so a peer that wants
-// one file in ten finds a piece of it in a few rounds of InterestTTL.
-func declineTarget(declined int) int {
-	return min(MaxOffers, 1<<declined)
 }
 
 // pick chooses the piece to reveal to a peer next: one that no peer has

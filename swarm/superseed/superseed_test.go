@@ -459,43 +459,27 @@ func TestWriteStatus(t *testing.T) {
 
 // A peer shown a piece that does not become interested within
 // InterestTTL does not want it: the piece goes to another peer at once,
-// not after OfferTTL. The silent peer is shown other pieces, twice as
-// many each round, since it may want only some files; after MaxDeclines
-// rounds it is shown nothing new until OfferTTL passes.
+// not after OfferTTL, and the silent peer is shown nothing new until it
+// asks or OfferTTL passes.
 func TestOfferToUninterestedPeerLapses(t *testing.T) {
-	r := newRig(t, 200, 256*kib, 12)
+	r := newRig(t, 1, 256*kib, 12)
 	r.join(1)
 	r.join(2)
 	silent := active
 	silent.Interested = false
-	silent.Choked = true
-	first := r.fill(1, silent, false)
-	if len(first) != 1 {
-		t.Fatalf("peer 1 shown %v, want the one piece", first)
-	}
-	lapsedPiece := first[0]
-	r.now = r.now.Add(InterestTTL)
-	r.fill(1, silent, false)
-	if r.ss.offered[lapsedPiece] != 1 {
-		t.Fatalf("at InterestTTL, peer 1's piece %d is no longer on offer", lapsedPiece)
-	}
-	for round := 1; round < MaxDeclines; round++ {
-		r.now = r.now.Add(InterestTTL + time.Nanosecond)
-		got := r.fill(1, silent, false)
-		if len(got) != 1<<round || slices.Contains(got, lapsedPiece) {
-			t.Fatalf("lapse %d: peer 1 shown %v, want %d other pieces", round, got, 1<<round)
-		}
-		if round == 1 && r.ss.offered[lapsedPiece] != 0 {
-			t.Fatalf("after its lapse, piece %d still kept on offer for peer 1", lapsedPiece)
-		}
-	}
-	r.now = r.now.Add(InterestTTL + time.Nanosecond)
-	if got := r.fill(1, silent, false); len(got) != 0 {
-		t.Fatalf("after %d lapses in a row, peer 1 shown %v", MaxDeclines, got)
-	}
-	r.now = r.now.Add(OfferTTL)
 	if got := r.fill(1, silent, false); len(got) != 1 {
-		t.Fatalf("after OfferTTL, peer 1 shown %v, want one piece again", got)
+		t.Fatalf("peer 1 shown %v, want the one piece", got)
+	}
+	r.now = r.now.Add(InterestTTL)
+	if got := r.fill(2, active, false); len(got) != 0 {
+		t.Fatalf("at InterestTTL, peer 2 shown %v", got)
+	}
+	r.now = r.now.Add(time.Nanosecond)
+	if got := r.fill(1, silent, false); len(got) != 0 {
+		t.Fatalf("after its offer lapsed, peer 1 shown %v", got)
+	}
+	if got := r.fill(2, active, false); len(got) != 1 {
+		t.Fatalf("after InterestTTL, peer 2 shown %v, want the piece", got)
 	}
 }
 
@@ -519,5 +503,22 @@ func TestLapsedPeerDoesNotCountAgainstLone(t *testing.T) {
 	r.fill(1, silent, false)
 	if r.ss.lapsed != 0 {
 		t.Fatalf("lapsed = %d after the peer became interested", r.ss.lapsed)
+	}
+}
+
+// A lone peer is shown all it may take even while we choke it: one piece
+// alone may be one it does not want (it selected other files), which
+// would leave it no reason to become interested and get unchoked.
+func TestLoneChokedPeerShownMany(t *testing.T) {
+	r := newRig(t, 100, 256*kib, 14)
+	r.join(1)
+	choked := active
+	choked.Interested, choked.Choked = false, true
+	if got := r.fill(1, choked, true); len(got) != MaxOffers {
+		t.Fatalf("lone choked peer shown %d pieces, want %d", len(got), MaxOffers)
+	}
+	r.join(2)
+	if got := r.fill(2, choked, false); len(got) != 1 {
+		t.Fatalf("choked peer beside others shown %d pieces, want 1", len(got))
 	}
 }
