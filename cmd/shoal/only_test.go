@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -157,33 +156,4 @@ func TestOnlyMatches(t *testing.T) {
 			t.Errorf("matchesAny(%q, %q) = %v, want %v", c.globs, c.path, got, c.want)
 		}
 	}
-}
-
-// A super-seeding seeder (seed's default) shows a newcomer one piece at a
-// time. A downloader that selected one file in ten is not interested in
-// most of them; it must still be shown pieces of its file soon, not left
-// waiting for offers it will never take to expire.
-func TestGetOnlyFromSuperSeeder(t *testing.T) {
-	dir := t.TempDir()
-	for i := range 10 {
-		writeFile(t, filepath.Join(dir, "data", fmt.Sprintf("f%d.bin", i)), 64<<10)
-	}
-	if r := shoal(t, dir, nil, "create", "data", "-o", "t.torrent", "--piece-length", "16k"); r.code != 0 {
-		t.Fatalf("create: %s", r.stderr)
-	}
-	seed := start(t, dir, "seed", "data", "--torrent", "t.torrent", "--listen", "127.0.0.1:0", "--no-dht", "--no-lsd")
-	addr := seed.field(t, "listening")
-	out := filepath.Join(dir, "dl")
-	began := time.Now()
-	r := shoal(t, dir, nil, "get", "t.torrent", "-o", out, "--peer", addr, "--no-dht", "--no-lsd", "--listen", "127.0.0.1:0", "--timeout", "15s", "--only", "f7.bin")
-	if r.code != 0 {
-		t.Fatalf("get --only from a super-seeder: exit %d after %v: %s", r.code, time.Since(began), r.stderr)
-	}
-	t.Logf("one file in ten from a super-seeder in %v", time.Since(began))
-	want, _ := os.ReadFile(filepath.Join(dir, "data", "f7.bin"))
-	have, err := os.ReadFile(filepath.Join(out, "data", "f7.bin"))
-	if err != nil || !slices.Equal(want, have) {
-		t.Errorf("f7.bin: not the seeder's bytes (%v)", err)
-	}
-	seed.stop(t, os.Interrupt)
 }

@@ -56,12 +56,10 @@ const (
 	SpreadTTL = 2 * time.Second
 	// InterestTTL is how long a peer shown a piece may take to say it is
 	// interested. One that stays silent does not want it (its download
-	// stopped, it holds a copy it cannot serve, or it selected other
-	// files): its offer lapses, so the piece, maybe the last one the swarm
-	// lacks, is not kept from the others for OfferTTL, and it is shown no
-	// other piece until it asks or OfferTTL passes. Showing it more at once
-	// kept them from the peers that do download, for a peer that may want
-	// none of them.
+	// stopped, or it holds a copy it cannot serve): its offer lapses, so
+	// the piece, maybe the last one the swarm lacks, is not kept from the
+	// others for OfferTTL, and it is shown no other piece until it asks or
+	// OfferTTL passes.
 	InterestTTL = 2 * time.Second
 	// announceWait is how long a peer that spoke but announced nothing
 	// waits for offers: BEP 3 lets a peer with nothing skip its bitfield,
@@ -384,15 +382,13 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []i
 // target is how many pieces a peer should hold on offer: enough to keep
 // its link busy for one request-queue horizon at the rate we upload to it.
 func (s *Policy) target(p Peer, lone bool) int {
-	if lone {
-		// A lone downloader will take every piece from us anyway; holding
-		// it to its rate only slows its start, and showing it one piece
-		// while it is choked, one it may not want (it selected some
-		// files), could leave it with no reason to be interested.
-		return MaxOffers
-	}
 	if p.Choked {
 		return 1 // so it has a reason to be interested
+	}
+	if lone {
+		// A lone downloader will take every piece from us anyway; holding
+		// it to its rate only slows its start.
+		return MaxOffers
 	}
 	n := int(p.Rate*s.horizon.Seconds()/float64(s.pl)) + 1
 	return min(MaxOffers, max(minOffers, s.floor, n))

@@ -505,20 +505,3 @@ func TestLapsedPeerDoesNotCountAgainstLone(t *testing.T) {
 		t.Fatalf("lapsed = %d after the peer became interested", r.ss.lapsed)
 	}
 }
-
-// A lone peer is shown all it may take even while we choke it: one piece
-// alone may be one it does not want (it selected other files), which
-// would leave it no reason to become interested and get unchoked.
-func TestLoneChokedPeerShownMany(t *testing.T) {
-	r := newRig(t, 100, 256*kib, 14)
-	r.join(1)
-	choked := active
-	choked.Interested, choked.Choked = false, true
-	if got := r.fill(1, choked, true); len(got) != MaxOffers {
-		t.Fatalf("lone choked peer shown %d pieces, want %d", len(got), MaxOffers)
-	}
-	r.join(2)
-	if got := r.fill(2, choked, false); len(got) != 1 {
-		t.Fatalf("choked peer beside others shown %d pieces, want 1", len(got))
-	}
-}
