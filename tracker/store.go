@@ -318,14 +318,7 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 			}
 		} else {
 			// The peer moved to the other family: its record moves too.
-			if r.v6 {
-				t.v6.remove(r.i)
-				if len(t.v6.peers) == 0 {
-					t.v6 = nil
-				}
-			} else {
-				t.v4.remove(r.i)
-			}
+			t.remove(r)
 			r = t.add(head, ip)
 		}
 	} else {
@@ -482,14 +475,7 @@ func (s *MemStore) removePeer(sh *memShard, t *torrent, r peerRef) {
 		sh.seeders--
 	}
 	sh.peers--
-	if r.v6 {
-		t.v6.remove(r.i)
-		if len(t.v6.peers) == 0 {
-			t.v6 = nil
-		}
-	} else {
-		t.v4.remove(r.i)
-	}
+	t.remove(r)
 }
 
 // peerRef locates a peer record: its family and slot.
@@ -535,6 +521,19 @@ func (t *torrent) addr(r peerRef) netip.AddrPort {
 }
 
 // add stores a new record for ip (already unmapped) in its family's list.
+// remove drops r's record from its family's array; an emptied IPv6
+// array goes, as most swarms have none.
+func (t *torrent) remove(r peerRef) {
+	if r.v6 {
+		t.v6.remove(r.i)
+		if len(t.v6.peers) == 0 {
+			t.v6 = nil
+		}
+	} else {
+		t.v4.remove(r.i)
+	}
+}
+
 func (t *torrent) add(h peerHead, ip netip.Addr) peerRef {
 	if ip.Is4() {
 		return peerRef{i: t.v4.add(packedPeer[[4]byte]{h, ip.As4()})}
