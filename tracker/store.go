@@ -59,9 +59,9 @@ type StoreStats struct {
 	EvictedTorrents uint64 `json:"evicted_torrents"`
 }
 
-// Default caps of MemStoreConfig. At under 64 bytes of live heap per stored
-// peer (swarms of 10 or more) the peer cap bounds peer memory to roughly
-// 64 MB before the collector's headroom.
+// Default caps of MemStoreConfig. At about 36 bytes per stored peer
+// (swarms of 10 or more, headers and indexes included) the peer cap bounds
+// the store to roughly 40 MB.
 const (
 	DefaultShards             = 64
 	DefaultMaxPeersPerTorrent = 50_000
@@ -96,10 +96,14 @@ type MemStoreConfig struct {
 
 // MemStore is the default in-memory Store.
 //
-// A swarm keeps its peers in two flat, pointer-free arrays, one per address
+// A swarm keeps its peers in two dense, pointer-free lists, one per address
 // family: a 20-byte record per IPv4 peer (keyed hash of the peer ID,
 // address, port, last announce as Unix seconds, BEP 7 key hash and seeder
-// flag) and 32 bytes per IPv6 peer, so the GC never scans them. The peer ID
+// flag) and 32 bytes per IPv6 peer. The lists, their indexes and the
+// torrent headers live in per-shard arenas mapped outside the Go heap (see
+// arena and allocRegion), so the collector neither scans them nor sizes
+// its headroom by them, and a list is sized in records, not in an
+// allocator's size classes. The peer ID
 // itself is not kept: replies never carry it (see Server), and its 48-bit
 // hash under a per-process random key tells peers apart for re-announces,
 // stops and the BEP 7 key check. Removal moves the last record into the
