@@ -3,6 +3,8 @@ package tracker
 import (
 	"bytes"
 	"math/rand/v2"
+	"net/netip"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -234,5 +236,35 @@ func FuzzMemStoreArenas(f *testing.F) {
 		if sh.a4.buf != nil || sh.a6.buf != nil || sh.ai.buf != nil {
 			t.Fatalf("every peer gone and the arenas keep %d, %d and %d records", len(sh.a4.buf), len(sh.a6.buf), len(sh.ai.buf))
 		}
+		runtime.KeepAlive(s)
 	})
+}
+
+// TestMemStoreUnmapsWhenUnreachable checks that a store's mapped regions
+// go back to the kernel once the store is garbage: they are outside the
+// heap, so nothing else would free them.
+func TestMemStoreUnmapsWhenUnreachable(t *testing.T) {
+	footprint() // lets earlier stores' cleanups run first
+	mapped := regionMapped.Load()
+	func() {
+		s := NewMemStore(MemStoreConfig{})
+		now := time.Unix(1_700_000_000, 0)
+		for i := range 20_000 {
+			a := PeerAnnounce{InfoHash: ih(byte(i % 200)), PeerID: pid(i), Addr: netip.AddrPortFrom(loop4, uint16(i))}
+			if _, _, err := s.Announce(now, &a, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if grown := regionMapped.Load() - mapped; grown < 20_000*20 {
+			t.Fatalf("store of 20,000 peers maps %d bytes; want at least their records' %d", grown, 20_000*20)
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for regionMapped.Load() > mapped {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still mapped 5 s after the store became unreachable", regionMapped.Load()-mapped)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -3,6 +3,7 @@ package tracker
 import (
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 	"unsafe"
@@ -57,6 +58,8 @@ func checkTorrent(t *testing.T, s *MemStore, h InfoHash, want map[int]bool) {
 			t.Fatalf("peer %d missing", n)
 		}
 	}
+	// s's cleanup would unmap the regions read above.
+	runtime.KeepAlive(s)
 }
 
 // TestMemStoreSwapRemove removes first, middle and last records, of a

@@ -270,14 +270,18 @@ func NewMemStore(cfg MemStoreConfig) *MemStore {
 	return s
 }
 
-// freeShards unmaps the memory of an unreachable store's shards.
+// freeShards unmaps the memory of an unreachable store's shards. It takes
+// each shard's lock: a method still running on a shard (its receiver may
+// be dead before it returns) holds it while it touches the regions.
 func freeShards(shards []memShard) {
 	for i := range shards {
 		sh := &shards[i]
-		freeRegion(sh.a4.buf)
-		freeRegion(sh.a6.buf)
-		freeRegion(sh.ai.buf)
+		sh.mu.Lock()
+		sh.a4.free()
+		sh.a6.free()
+		sh.ai.free()
 		sh.swarms.free()
+		sh.mu.Unlock()
 	}
 }
 
