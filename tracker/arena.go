@@ -14,16 +14,19 @@ import (
 // Segments are bump-allocated from top. A freed segment is dead space
 // until rebuild copies the live segments, each with its capacity, into a
 // fresh region and drops the old one; rebuild runs when the region is full
-// or when dead space passes an eighth of the live, so a shard holds at
-// most about 12% dead records (and no more than a page of them in small
-// shards), and each copied record is paid for by the dead ones that
-// triggered the copy.
+// or when the records once used and not live now (dead space, and room
+// under the high-water mark that a freed last segment gave back to top,
+// whose pages stay resident) pass an eighth of the live, so a shard holds
+// at most about 12% of them (and no more than a page in small shards), and
+// each copied record is paid for by the freed ones that triggered the
+// copy. An emptied arena drops its region.
 //
 // Offsets are valid only until the next alloc or release, which may move
 // every segment; segs must yield every live segment at that moment.
 type arena[T any] struct {
 	buf  []T
 	top  uint32 // buf[:top] is segments or dead space; buf[top:] is free
+	high uint32 // the most top has been since the region was made
 	live uint32 // records held by segments
 	// segs yields every live segment of the arena: a pointer to its
 	// offset, how many records of it are in use and its size.
@@ -42,6 +45,7 @@ func (a *arena[T]) alloc(n uint32) uint32 {
 	}
 	off := a.top
 	a.top += n
+	a.high = max(a.high, a.top)
 	a.live += n
 	return off
 }
@@ -53,6 +57,7 @@ func (a *arena[T]) extend(off, old, n uint32) bool {
 		return false
 	}
 	a.top = off + n
+	a.high = max(a.high, a.top)
 	a.live += n - old
 	return true
 }
@@ -67,7 +72,7 @@ func (a *arena[T]) release(off, n uint32) {
 	if off+n == a.top {
 		a.top = off
 	}
-	if dead := a.top - a.live; dead > a.live/8 && uint64(dead)*uint64(unsafe.Sizeof(*new(T))) >= deadMin || a.live == 0 && a.buf != nil {
+	if waste := a.high - a.live; waste > a.live/8 && uint64(waste)*uint64(unsafe.Sizeof(*new(T))) >= deadMin || a.live == 0 && a.buf != nil {
 		a.rebuild(0)
 	}
 }
@@ -94,7 +99,7 @@ func (a *arena[T]) rebuild(extra uint32) {
 		return true
 	})
 	freeRegion(a.buf)
-	a.buf, a.top, a.live = nb, top, top
+	a.buf, a.top, a.high, a.live = nb, top, top, top
 }
 
 // free drops the region; the arena must hold no live segment.

@@ -47,9 +47,12 @@ func checkArena[T any](t *testing.T, name string, a *arena[T]) {
 	if live != a.live {
 		t.Fatalf("%s arena: segments hold %d records; arena counts %d", name, live, a.live)
 	}
-	dead := a.top - a.live
-	if size := uint32(unsafe.Sizeof(*new(T))); dead > a.live/8 && dead*size >= deadMin {
-		t.Fatalf("%s arena: %d dead records beside %d live", name, dead, a.live)
+	if a.high < a.top || a.high > uint32(len(a.buf)) {
+		t.Fatalf("%s arena: high-water mark %d, top %d, region of %d", name, a.high, a.top, len(a.buf))
+	}
+	waste := a.high - a.live
+	if size := uint32(unsafe.Sizeof(*new(T))); waste > a.live/8 && waste*size >= deadMin {
+		t.Fatalf("%s arena: %d records used once and not now beside %d live", name, waste, a.live)
 	}
 	if a.live == 0 && a.buf != nil {
 		t.Fatalf("%s arena: empty and keeps a region of %d", name, len(a.buf))
@@ -266,5 +269,31 @@ func TestMemStoreUnmapsWhenUnreachable(t *testing.T) {
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestArenaLastFreedGivesRegionBack frees segments last first, which only
+// lowers top and leaves no dead space: the pages under the old top are
+// still resident, so the arena must rebuild into a smaller region all the
+// same.
+func TestArenaLastFreedGivesRegionBack(t *testing.T) {
+	ts := newTestSegs()
+	tags := map[*[3]uint32]uint32{}
+	first := ts.add(100, 100, 1)
+	tags[first] = 1
+	var rest []*[3]uint32
+	for i := range uint32(200) {
+		s := ts.add(50, 50, i+2)
+		rest = append(rest, s)
+		tags[s] = i + 2
+	}
+	peak := len(ts.a.buf)
+	for i := len(rest) - 1; i >= 0; i-- {
+		ts.drop(rest[i])
+		delete(tags, rest[i])
+		ts.check(t, tags)
+	}
+	if len(ts.a.buf) >= peak/4 {
+		t.Fatalf("one segment of 100 left in a region of %d (peak %d), high-water mark %d", len(ts.a.buf), peak, ts.a.high)
 	}
 }
