@@ -26,32 +26,29 @@ func announceAt(t testing.TB, s *MemStore, now time.Time, h InfoHash, n int, add
 // peers want (by number), each with its own ID.
 func checkTorrent(t *testing.T, s *MemStore, h InfoHash, want map[int]bool) {
 	t.Helper()
-	tor := s.shard(h).lookup(h)
+	sh := s.shard(h)
+	checkArenas(t, sh)
+	tor := sh.lookup(h)
 	if tor == nil {
 		if len(want) != 0 {
 			t.Fatalf("torrent gone; want %d peers", len(want))
 		}
 		return
 	}
-	checkPeerList(t, &tor.v4)
-	if tor.v6 != nil {
-		if len(tor.v6.peers) == 0 {
-			t.Fatal("empty IPv6 list kept")
-		}
-		checkPeerList(t, tor.v6)
+	checkPeerList(t, sh.v4(tor))
+	checkPeerList(t, sh.v6(tor))
+	if tor.v6.n == 0 && tor.v6.size != 0 {
+		t.Fatal("empty IPv6 list kept")
 	}
 	got := map[int]bool{}
-	for i := range tor.v4.peers {
-		p := &tor.v4.peers[i]
+	for i, p := range sh.v4(tor).peers() {
 		got[int(p.port)] = true
 		if id := pid(int(p.port)); p.id != keyOf(&id) {
 			t.Fatalf("slot %d: port %d with the ID of another peer", i, p.port)
 		}
 	}
-	if tor.v6 != nil {
-		for i := range tor.v6.peers {
-			got[int(tor.v6.peers[i].port)] = true
-		}
+	for _, p := range sh.v6(tor).peers() {
+		got[int(p.port)] = true
 	}
 	if len(got) != len(want) || tor.count() != len(want) {
 		t.Fatalf("torrent holds %d peers (%d records); want %d", len(got), tor.count(), len(want))
@@ -61,6 +58,8 @@ func checkTorrent(t *testing.T, s *MemStore, h InfoHash, want map[int]bool) {
 			t.Fatalf("peer %d missing", n)
 		}
 	}
+	// s's cleanup would unmap the regions read above.
+	runtime.KeepAlive(s)
 }
 
 // TestMemStoreSwapRemove removes first, middle and last records, of a
@@ -77,9 +76,9 @@ func TestMemStoreSwapRemove(t *testing.T) {
 			want[n] = true
 		}
 		checkTorrent(t, s, h, want)
-		tor := s.shards[0].lookup(h)
+		ps := s.shards[0].v4(s.shards[0].lookup(h)).peers()
 		// First, last and middle slot, then random ones down to one peer.
-		victims := []int{int(tor.v4.peers[0].port), int(tor.v4.peers[size-1].port), int(tor.v4.peers[size/2].port)}
+		victims := []int{int(ps[0].port), int(ps[size-1].port), int(ps[size/2].port)}
 		for n := range want {
 			victims = append(victims, n)
 		}
@@ -229,14 +228,14 @@ func TestMemStoreIPv6(t *testing.T) {
 		}
 	}
 	tor := s.shards[0].lookup(h)
-	if len(tor.v4.peers) != 11 || tor.v6 == nil || len(tor.v6.peers) != 10 {
-		t.Fatalf("lists hold %d IPv4 and %v IPv6 peers", len(tor.v4.peers), tor.v6)
+	if tor.v4.n != 11 || tor.v6.n != 10 {
+		t.Fatalf("lists hold %d IPv4 and %d IPv6 peers", tor.v4.n, tor.v6.n)
 	}
 	// Peer 2 moves to a v4-mapped address: it is an IPv4 peer now.
 	mapped := netip.AddrFrom16(loop4.As16())
 	announceAt(t, s, now, h, 2, mapped, false, EventNone, 0)
-	if len(tor.v4.peers) != 12 || len(tor.v6.peers) != 9 {
-		t.Fatalf("after the move: %d IPv4, %d IPv6", len(tor.v4.peers), len(tor.v6.peers))
+	if tor.v4.n != 12 || tor.v6.n != 9 {
+		t.Fatalf("after the move: %d IPv4, %d IPv6", tor.v4.n, tor.v6.n)
 	}
 	ps, _ = announceAt(t, s, now, h, 99, loop4, false, EventNone, 100)
 	for _, p := range ps {
@@ -264,8 +263,8 @@ func TestMemStoreIPv6(t *testing.T) {
 	for n := 4; n <= 20; n += 2 {
 		announceAt(t, s, now, h, n, v6, false, EventStopped, 0)
 	}
-	if tor.v6 != nil {
-		t.Fatalf("IPv6 list kept with %d peers", len(tor.v6.peers))
+	if tor.v6.n != 0 || tor.v6.size != 0 {
+		t.Fatalf("IPv6 list kept with %d peers in %d records", tor.v6.n, tor.v6.size)
 	}
 	want := map[int]bool{99: true, 2: true}
 	for n := 1; n <= 20; n += 2 {
@@ -334,13 +333,12 @@ func TestMemStorePickSample(t *testing.T) {
 }
 
 // BenchmarkMemStoreAnnounce fills a store the shape of cmd/trackerbench's
-// load (10,000 torrents × 10 peers), reports its live heap bytes per peer,
+// load (10,000 torrents × 10 peers), reports its bytes per peer (live heap
+// and mapped regions),
 // then measures re-announces with numwant 50.
 func BenchmarkMemStoreAnnounce(b *testing.B) {
 	const torrents, per = 10_000, 10
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
+	before := footprint()
 	s := NewMemStore(MemStoreConfig{})
 	now := time.Unix(1_700_000_000, 0)
 	anns := make([]PeerAnnounce, torrents*per)
@@ -357,10 +355,8 @@ func BenchmarkMemStoreAnnounce(b *testing.B) {
 	for i := range anns {
 		dst, _, _ = s.Announce(now, &anns[i], dst[:0])
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	annsBytes := uint64(len(anns)) * uint64(unsafe.Sizeof(PeerAnnounce{}))
-	perPeer := float64(after.HeapAlloc-before.HeapAlloc-annsBytes) / float64(len(anns))
+	annsBytes := int64(len(anns)) * int64(unsafe.Sizeof(PeerAnnounce{}))
+	perPeer := float64(footprint()-before-annsBytes) / float64(len(anns))
 	b.ReportAllocs()
 	r := rand.New(rand.NewPCG(1, 2))
 	for b.Loop() {

@@ -640,7 +640,8 @@ func (s *Server) serveAnnounce(st *reqState, remote netip.Addr, keyPath, rawQuer
 			Peers:       st.v4,
 			Peers6:      st.v6,
 		}
-		return s.encode(st, &resp)
+		st.out.Write(appendCompact(st.out.AvailableBuffer(), &resp))
+		return http.StatusOK
 	}
 	// The list form carries no "peer id", as if no_peer_id were always
 	// set: the memory store keeps only a hash of each peer ID (20 bytes a

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -58,9 +59,9 @@ type StoreStats struct {
 	EvictedTorrents uint64 `json:"evicted_torrents"`
 }
 
-// Default caps of MemStoreConfig. At under 64 bytes of live heap per stored
-// peer (swarms of 10 or more) the peer cap bounds peer memory to roughly
-// 64 MB before the collector's headroom.
+// Default caps of MemStoreConfig. At about 36 bytes per stored peer
+// (swarms of 10 or more, headers and indexes included) the peer cap bounds
+// the store to roughly 40 MB.
 const (
 	DefaultShards             = 64
 	DefaultMaxPeersPerTorrent = 50_000
@@ -95,10 +96,14 @@ type MemStoreConfig struct {
 
 // MemStore is the default in-memory Store.
 //
-// A swarm keeps its peers in two flat, pointer-free arrays, one per address
+// A swarm keeps its peers in two dense, pointer-free lists, one per address
 // family: a 20-byte record per IPv4 peer (keyed hash of the peer ID,
 // address, port, last announce as Unix seconds, BEP 7 key hash and seeder
-// flag) and 32 bytes per IPv6 peer, so the GC never scans them. The peer ID
+// flag) and 32 bytes per IPv6 peer. The lists, their indexes and the
+// torrent headers live in per-shard arenas mapped outside the Go heap (see
+// arena and allocRegion), so the collector neither scans them nor sizes
+// its headroom by them, and a list is sized in records, not in an
+// allocator's size classes. The peer ID
 // itself is not kept: replies never carry it (see Server), and its 48-bit
 // hash under a per-process random key tells peers apart for re-announces,
 // stops and the BEP 7 key check. Removal moves the last record into the
@@ -119,8 +124,13 @@ type MemStore struct {
 }
 
 type memShard struct {
-	mu           sync.Mutex
-	swarms       swarmTable
+	mu     sync.Mutex
+	swarms swarmTable
+	// a4, a6 and ai hold the records of the shard's IPv4 and IPv6 peers
+	// and the indexes of its large swarms.
+	a4           arena[packedPeer[[4]byte]]
+	a6           arena[packedPeer[[16]byte]]
+	ai           arena[uint32]
 	peers        int
 	seeders      int
 	expired      uint64
@@ -171,17 +181,8 @@ type packedPeer[A addrBytes] struct {
 	ip A
 }
 
-// peerList is the dense array of one address family's peers in a swarm.
-type peerList[A addrBytes] struct {
-	peers []packedPeer[A]
-	// idx is an open-addressing (linear probing) table of slot+1, 0 for
-	// empty, sized a power of two; nil below indexMin peers. A pointer
-	// rather than a slice keeps the torrent header 16 bytes smaller,
-	// which every swarm pays for and most never index.
-	idx *[]uint32
-}
-
-// torrent is a swarm's header, held by value in its shard's swarmTable.
+// torrent is a swarm's header, held by value in its shard's swarmTable:
+// 84 bytes and no pointer, so the slab can live outside the Go heap.
 type torrent struct {
 	hash    InfoHash
 	seeders int32
@@ -192,11 +193,21 @@ type torrent struct {
 	// older and newer are the slots of the torrent's neighbours in the
 	// shard's list by last announce, noSlot at its ends.
 	older, newer int32
-	downloaded   uint64
-	v4           peerList[[4]byte]
-	// v6 is allocated with the swarm's first IPv6 peer: most swarms have
-	// none, and an empty list costs 32 bytes.
-	v6 *peerList[[16]byte]
+	downloaded   counter64
+	v4, v6       peerList
+}
+
+// counter64 is a 64-bit count in two 32-bit words, so that it does not
+// make the header 8-byte aligned and pad it.
+type counter64 [2]uint32
+
+func (c *counter64) get() uint64 { return uint64(c[1])<<32 | uint64(c[0]) }
+
+func (c *counter64) inc() {
+	c[0]++
+	if c[0] == 0 {
+		c[1]++
+	}
 }
 
 // NewMemStore returns an empty in-memory store with cfg's caps.
@@ -226,9 +237,52 @@ func NewMemStore(cfg MemStoreConfig) *MemStore {
 		maxPeer: max(1, ceilDiv(cfg.MaxPeers, cfg.Shards)),
 	}
 	for i := range s.shards {
-		s.shards[i].swarms = newSwarmTable()
+		sh := &s.shards[i]
+		sh.swarms = newSwarmTable()
+		sh.a4.segs = func(yield func(*uint32, uint32, uint32) bool) {
+			for i := range sh.swarms.slab {
+				if l := &sh.swarms.slab[i].v4; l.size != 0 && !yield(&l.off, l.n, l.size) {
+					return
+				}
+			}
+		}
+		sh.a6.segs = func(yield func(*uint32, uint32, uint32) bool) {
+			for i := range sh.swarms.slab {
+				if l := &sh.swarms.slab[i].v6; l.size != 0 && !yield(&l.off, l.n, l.size) {
+					return
+				}
+			}
+		}
+		sh.ai.segs = func(yield func(*uint32, uint32, uint32) bool) {
+			for i := range sh.swarms.slab {
+				t := &sh.swarms.slab[i]
+				for _, l := range [2]*peerList{&t.v4, &t.v6} {
+					if l.bits != 0 && !yield(&l.idx, 1<<l.bits, 1<<l.bits) {
+						return
+					}
+				}
+			}
+		}
 	}
+	// The arenas and slabs are outside the Go heap: unmap them once the
+	// store is unreachable.
+	runtime.AddCleanup(s, freeShards, s.shards)
 	return s
+}
+
+// freeShards unmaps the memory of an unreachable store's shards. It takes
+// each shard's lock: a method still running on a shard (its receiver may
+// be dead before it returns) holds it while it touches the regions.
+func freeShards(shards []memShard) {
+	for i := range shards {
+		sh := &shards[i]
+		sh.mu.Lock()
+		sh.a4.free()
+		sh.a6.free()
+		sh.ai.free()
+		sh.swarms.free()
+		sh.mu.Unlock()
+	}
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
@@ -266,9 +320,9 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		if t == nil {
 			return dst, Swarm{}, nil
 		}
-		if r, ok := t.find(keyOf(&a.PeerID)); ok {
-			h := t.head(r)
-			if h.key() != 0 && h.key() != keyBits(a.Key) && t.addr(r) != addr {
+		if r, ok := sh.find(t, keyOf(&a.PeerID)); ok {
+			h := sh.head(t, r)
+			if h.key() != 0 && h.key() != keyBits(a.Key) && sh.addr(t, r) != addr {
 				return dst, t.swarm(), ErrPeerIDInUse
 			}
 			s.removePeer(sh, t, r)
@@ -292,14 +346,14 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 	}
 	id := keyOf(&a.PeerID)
 	head := peerHead{id: id, port: addr.Port(), seen: ts, keyFlags: kf}
-	r, ok := t.find(id)
+	r, ok := sh.find(t, id)
 	if ok {
-		h := t.head(r)
-		if h.key() != 0 && h.key() != keyBits(a.Key) && t.addr(r) != addr {
+		h := sh.head(t, r)
+		if h.key() != 0 && h.key() != keyBits(a.Key) && sh.addr(t, r) != addr {
 			return dst, t.swarm(), ErrPeerIDInUse
 		}
 		if a.Event == EventCompleted && !h.seeder() {
-			t.downloaded++
+			t.downloaded.inc()
 		}
 		if h.seeder() != a.Seeder {
 			d := int32(1)
@@ -311,15 +365,11 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 		}
 		if r.v6 == !ip.Is4() {
 			// Same family: rewrite the record in place.
-			if r.v6 {
-				t.v6.peers[r.i] = packedPeer[[16]byte]{head, ip.As16()}
-			} else {
-				t.v4.peers[r.i] = packedPeer[[4]byte]{head, ip.As4()}
-			}
+			sh.put(t, r, head, ip)
 		} else {
 			// The peer moved to the other family: its record moves too.
-			t.remove(r)
-			r = t.add(head, ip)
+			sh.remove(t, r)
+			r = sh.add(t, head, ip)
 		}
 	} else {
 		if t.count() >= s.maxPer {
@@ -343,19 +393,19 @@ func (s *MemStore) Announce(now time.Time, a *PeerAnnounce, dst []Peer) ([]Peer,
 			s.evictPeer(sh, o)
 		}
 		if a.Event == EventCompleted {
-			t.downloaded++
+			t.downloaded.inc()
 		}
 		if t.count() == 0 || ts < t.minSeen {
 			t.minSeen = ts
 		}
-		r = t.add(head, ip)
+		r = sh.add(t, head, ip)
 		sh.peers++
 		if a.Seeder {
 			t.seeders++
 			sh.seeders++
 		}
 	}
-	return t.pick(dst, t.flat(r), a.NumWant, a.Seeder), t.swarm(), nil
+	return sh.pick(t, dst, t.flat(r), a.NumWant, a.Seeder), t.swarm(), nil
 }
 
 // Scrape implements Store.
@@ -421,22 +471,21 @@ func (s *MemStore) expire(sh *memShard, t *torrent, now uint32) {
 	oldest := now
 	// Walk backwards: a removal moves the last record, already visited,
 	// into the freed slot.
-	for i := int32(len(t.v4.peers)) - 1; i >= 0; i-- {
-		if seen := t.v4.peers[i].seen; !s.fresh(seen, now) {
+	// (A removal may move the arena: records are read by slot each time.)
+	for i := int32(t.v4.n) - 1; i >= 0; i-- {
+		if seen := sh.head(t, peerRef{i: i}).seen; !s.fresh(seen, now) {
 			s.removePeer(sh, t, peerRef{i: i})
 			sh.expired++
 		} else {
 			oldest = min(oldest, seen)
 		}
 	}
-	if t.v6 != nil {
-		for i := int32(len(t.v6.peers)) - 1; i >= 0 && t.v6 != nil; i-- {
-			if seen := t.v6.peers[i].seen; !s.fresh(seen, now) {
-				s.removePeer(sh, t, peerRef{v6: true, i: i})
-				sh.expired++
-			} else {
-				oldest = min(oldest, seen)
-			}
+	for i := int32(t.v6.n) - 1; i >= 0; i-- {
+		if seen := sh.head(t, peerRef{v6: true, i: i}).seen; !s.fresh(seen, now) {
+			s.removePeer(sh, t, peerRef{v6: true, i: i})
+			sh.expired++
+		} else {
+			oldest = min(oldest, seen)
 		}
 	}
 	t.minSeen = oldest
@@ -446,7 +495,7 @@ func (s *MemStore) evictPeer(sh *memShard, t *torrent) {
 	if t.count() == 0 {
 		return
 	}
-	s.removePeer(sh, t, t.oldestPeer())
+	s.removePeer(sh, t, sh.oldestPeer(t))
 	sh.evictedPeers++
 }
 
@@ -465,17 +514,18 @@ func (s *MemStore) dropTorrent(sh *memShard, i int32) int32 {
 	t := sh.swarms.at(i)
 	sh.peers -= t.count()
 	sh.seeders -= int(t.seeders)
+	sh.freeLists(t)
 	return sh.swarms.remove(i)
 }
 
 // removePeer deletes the peer at r and updates the counts.
 func (s *MemStore) removePeer(sh *memShard, t *torrent, r peerRef) {
-	if t.head(r).seeder() {
+	if sh.head(t, r).seeder() {
 		t.seeders--
 		sh.seeders--
 	}
 	sh.peers--
-	t.remove(r)
+	sh.remove(t, r)
 }
 
 // peerRef locates a peer record: its family and slot.
@@ -484,71 +534,83 @@ type peerRef struct {
 	i  int32
 }
 
-func (t *torrent) count() int {
-	n := len(t.v4.peers)
-	if t.v6 != nil {
-		n += len(t.v6.peers)
-	}
-	return n
+func (t *torrent) count() int { return int(t.v4.n) + int(t.v6.n) }
+
+// v4 and v6 return views of t's lists in sh's arenas.
+func (sh *memShard) v4(t *torrent) listView[[4]byte] {
+	return listView[[4]byte]{l: &t.v4, a: &sh.a4, ai: &sh.ai}
 }
 
-func (t *torrent) find(id peerKey) (peerRef, bool) {
-	if i := t.v4.find(id); i >= 0 {
+func (sh *memShard) v6(t *torrent) listView[[16]byte] {
+	return listView[[16]byte]{l: &t.v6, a: &sh.a6, ai: &sh.ai}
+}
+
+func (sh *memShard) find(t *torrent, id peerKey) (peerRef, bool) {
+	if i := sh.v4(t).find(id); i >= 0 {
 		return peerRef{i: i}, true
 	}
-	if t.v6 != nil {
-		if i := t.v6.find(id); i >= 0 {
+	if t.v6.n != 0 {
+		if i := sh.v6(t).find(id); i >= 0 {
 			return peerRef{v6: true, i: i}, true
 		}
 	}
 	return peerRef{}, false
 }
 
-func (t *torrent) head(r peerRef) *peerHead {
+// head returns r's record head, valid until the shard's next change.
+func (sh *memShard) head(t *torrent, r peerRef) *peerHead {
 	if r.v6 {
-		return &t.v6.peers[r.i].peerHead
+		return &sh.a6.buf[t.v6.off+uint32(r.i)].peerHead
 	}
-	return &t.v4.peers[r.i].peerHead
+	return &sh.a4.buf[t.v4.off+uint32(r.i)].peerHead
 }
 
-func (t *torrent) addr(r peerRef) netip.AddrPort {
+func (sh *memShard) addr(t *torrent, r peerRef) netip.AddrPort {
 	if r.v6 {
-		p := &t.v6.peers[r.i]
+		p := &sh.a6.buf[t.v6.off+uint32(r.i)]
 		return netip.AddrPortFrom(netip.AddrFrom16(p.ip), p.port)
 	}
-	p := &t.v4.peers[r.i]
+	p := &sh.a4.buf[t.v4.off+uint32(r.i)]
 	return netip.AddrPortFrom(netip.AddrFrom4(p.ip), p.port)
 }
 
-// add stores a new record for ip (already unmapped) in its family's list.
-// remove drops r's record from its family's array; an emptied IPv6
-// array goes, as most swarms have none.
-func (t *torrent) remove(r peerRef) {
+// put rewrites r's record in place: the peer stays in its family.
+func (sh *memShard) put(t *torrent, r peerRef, h peerHead, ip netip.Addr) {
 	if r.v6 {
-		t.v6.remove(r.i)
-		if len(t.v6.peers) == 0 {
-			t.v6 = nil
-		}
+		sh.a6.buf[t.v6.off+uint32(r.i)] = packedPeer[[16]byte]{h, ip.As16()}
 	} else {
-		t.v4.remove(r.i)
+		sh.a4.buf[t.v4.off+uint32(r.i)] = packedPeer[[4]byte]{h, ip.As4()}
 	}
 }
 
-func (t *torrent) add(h peerHead, ip netip.Addr) peerRef {
+// remove drops r's record from its family's list.
+func (sh *memShard) remove(t *torrent, r peerRef) {
+	if r.v6 {
+		sh.v6(t).remove(r.i)
+	} else {
+		sh.v4(t).remove(r.i)
+	}
+}
+
+// add stores a new record for ip (already unmapped) in its family's list.
+func (sh *memShard) add(t *torrent, h peerHead, ip netip.Addr) peerRef {
 	if ip.Is4() {
-		return peerRef{i: t.v4.add(packedPeer[[4]byte]{h, ip.As4()})}
+		return peerRef{i: sh.v4(t).add(packedPeer[[4]byte]{h, ip.As4()})}
 	}
-	if t.v6 == nil {
-		t.v6 = &peerList[[16]byte]{}
-	}
-	return peerRef{v6: true, i: t.v6.add(packedPeer[[16]byte]{h, ip.As16()})}
+	return peerRef{v6: true, i: sh.v6(t).add(packedPeer[[16]byte]{h, ip.As16()})}
+}
+
+// freeLists releases t's records and indexes, before t goes.
+func (sh *memShard) freeLists(t *torrent) {
+	sh.v4(t).free()
+	sh.v6(t).free()
 }
 
 // flat numbers r in the concatenation of the IPv4 and IPv6 lists that
 // pick walks.
 func (t *torrent) flat(r peerRef) int {
 	if r.v6 {
-		return len(t.v4.peers) + int(r.i)
+		return int(t.v4.n) + int(r.i)
 	}
 	return int(r.i)
 }
@@ -560,8 +622,8 @@ const oldestSample = 16
 
 // oldestPeer returns the least recently announced peer of a small swarm,
 // or the oldest of oldestSample random peers of a large one.
-func (t *torrent) oldestPeer() peerRef {
-	n4, n := len(t.v4.peers), t.count()
+func (sh *memShard) oldestPeer(t *torrent) peerRef {
+	n4, n := int(t.v4.n), t.count()
 	exact := n <= 4*oldestSample
 	tries := n
 	if !exact {
@@ -578,7 +640,7 @@ func (t *torrent) oldestPeer() peerRef {
 		if k >= n4 {
 			r = peerRef{v6: true, i: int32(k - n4)}
 		}
-		if s := t.head(r).seen; j == 0 || s < bestSeen {
+		if s := sh.head(t, r).seen; j == 0 || s < bestSeen {
 			best, bestSeen = r, s
 		}
 	}
@@ -589,17 +651,18 @@ func (t *torrent) swarm() Swarm {
 	return Swarm{
 		Complete:   int(t.seeders),
 		Incomplete: t.count() - int(t.seeders),
-		Downloaded: int(t.downloaded),
+		Downloaded: int(t.downloaded.get()),
 	}
 }
 
-// pick appends up to n peers other than flat record self to dst. It walks
-// the IPv4 then IPv6 records from a random start with a random stride
-// coprime to their number, which visits every record once in a shuffled
-// order without allocating. Seeders get only leechers, since seeders have
-// nothing to give each other.
-func (t *torrent) pick(dst []Peer, self int, n int, seeder bool) []Peer {
-	n4 := uint64(len(t.v4.peers))
+// pick appends up to n peers of t other than flat record self to dst. It
+// walks the IPv4 then IPv6 records from a random start with a random
+// stride coprime to their number, which visits every record once in a
+// shuffled order without allocating. Seeders get only leechers, since
+// seeders have nothing to give each other.
+func (sh *memShard) pick(t *torrent, dst []Peer, self int, n int, seeder bool) []Peer {
+	p4, p6 := sh.v4(t).peers(), sh.v6(t).peers()
+	n4 := uint64(len(p4))
 	l := uint64(t.count())
 	if n <= 0 || l <= 1 {
 		return dst
@@ -618,13 +681,13 @@ func (t *torrent) pick(dst []Peer, self int, n int, seeder bool) []Peer {
 	for range l {
 		if int(idx) != self {
 			if idx < n4 {
-				p := &t.v4.peers[idx]
+				p := &p4[idx]
 				if !(seeder && p.seeder()) {
 					dst = append(dst, Peer{Addr: netip.AddrPortFrom(netip.AddrFrom4(p.ip), p.port)})
 					n--
 				}
 			} else {
-				p := &t.v6.peers[idx-n4]
+				p := &p6[idx-n4]
 				if !(seeder && p.seeder()) {
 					dst = append(dst, Peer{Addr: netip.AddrPortFrom(netip.AddrFrom16(p.ip), p.port)})
 					n--
@@ -666,91 +729,156 @@ func keyOf(id *PeerID) peerKey {
 // slot is k's home position in an index of mask+1 entries (at most 2³²).
 func (k peerKey) slot(mask uint64) uint64 { return (uint64(k[1])<<16 | uint64(k[0])) & mask }
 
+// peerList is where one address family's peers of a swarm live in the
+// shard's arena for that family: n records in use from off, of a segment
+// of size records. Swarms of indexMin peers or more also have an
+// open-addressing table of slot+1 (0 for empty) in the shard's index
+// arena, from idx, of 2^bits entries; bits is 0 without one.
+type peerList struct {
+	off, n, size uint32
+	idx          uint32
+	bits         uint8
+}
+
+// listView is a peerList with the arenas it lives in. Slices it returns
+// are valid until the list or shard next changes.
+type listView[A addrBytes] struct {
+	l  *peerList
+	a  *arena[packedPeer[A]]
+	ai *arena[uint32]
+}
+
+func (v listView[A]) peers() []packedPeer[A] {
+	l := v.l
+	return v.a.buf[l.off : l.off+l.n : l.off+l.n]
+}
+
+// index returns the list's index table, nil when it has none.
+func (v listView[A]) index() []uint32 {
+	if v.l.bits == 0 {
+		return nil
+	}
+	return v.ai.buf[v.l.idx : v.l.idx+1<<v.l.bits]
+}
+
 // find returns the slot of the peer whose ID hashes to id, or -1.
-func (l *peerList[A]) find(id peerKey) int32 {
-	if l.idx == nil {
-		for i := range l.peers {
-			if l.peers[i].id == id {
+func (v listView[A]) find(id peerKey) int32 {
+	ps := v.peers()
+	idx := v.index()
+	if idx == nil {
+		for i := range ps {
+			if ps[i].id == id {
 				return int32(i)
 			}
 		}
 		return -1
 	}
-	mask := uint64(len(*l.idx) - 1)
+	mask := uint64(len(idx) - 1)
 	for j := id.slot(mask); ; j = (j + 1) & mask {
-		v := (*l.idx)[j]
-		if v == 0 {
+		s := idx[j]
+		if s == 0 {
 			return -1
 		}
-		if l.peers[v-1].id == id {
-			return int32(v - 1)
+		if ps[s-1].id == id {
+			return int32(s - 1)
 		}
 	}
 }
 
 // add appends p and returns its slot.
-func (l *peerList[A]) add(p packedPeer[A]) int32 {
-	if len(l.peers) == cap(l.peers) {
-		// Grow by a quarter rather than append's doubling (which
-		// slices.Grow also does below 256 records): most swarms are
-		// small and stay at the size they reach, so the slack would be
-		// a large share of their memory. A lone peer, the commonest
-		// swarm, gets room for itself only. Appending to nil rounds the
-		// capacity up to the allocation's size class, which is free.
-		n := len(l.peers)
-		extra := max(2, n/4)
-		if n < 2 {
+func (v listView[A]) add(p packedPeer[A]) int32 {
+	l := v.l
+	if l.n == l.size {
+		// Grow by a quarter, not doubling: most swarms are small and
+		// stay at the size they reach, so the slack would be a large
+		// share of their memory. A lone peer, the commonest swarm,
+		// gets room for itself only.
+		extra := max(2, l.n/4)
+		if l.n < 2 {
 			extra = 1
 		}
-		grown := append([]packedPeer[A](nil), make([]packedPeer[A], n+extra)...)[:n]
-		copy(grown, l.peers)
-		l.peers = grown
+		v.resize(l.n + extra)
 	}
-	l.peers = append(l.peers, p)
-	i := int32(len(l.peers) - 1)
+	v.a.buf[l.off+l.n] = p
+	l.n++
+	i := int32(l.n - 1)
 	switch {
-	case l.idx != nil && len(l.peers)*4 > len(*l.idx)*3:
-		l.reindex()
-	case l.idx != nil:
-		l.indexSlot(i)
-	case len(l.peers) >= indexMin:
-		l.reindex()
+	case l.bits != 0 && l.n*4 > 3<<l.bits:
+		v.reindex()
+	case l.bits != 0:
+		v.indexSlot(i)
+	case l.n >= indexMin:
+		v.reindex()
 	}
 	return i
 }
 
-// reindex rebuilds the index at a load of a half to a quarter, or drops it
-// when the list is small enough to scan.
-func (l *peerList[A]) reindex() {
-	if len(l.peers) < indexMin/2 {
-		l.idx = nil
-		return
-	}
-	size := 32
-	for size < 2*len(l.peers) {
-		size *= 2
-	}
-	tab := make([]uint32, size)
-	l.idx = &tab
-	for i := range l.peers {
-		l.indexSlot(int32(i))
+// resize gives the list a segment of size records, at least its length:
+// in place at the arena's top or when shrinking (the tail is freed),
+// otherwise by moving it.
+func (v listView[A]) resize(size uint32) {
+	l := v.l
+	switch {
+	case size == l.size:
+	case size < l.size:
+		tail, n := l.off+size, l.size-size
+		l.size = size
+		v.a.release(tail, n)
+	case l.size == 0:
+		l.off, l.size = v.a.alloc(size), size
+	case v.a.extend(l.off, l.size, size):
+		l.size = size
+	default:
+		// alloc may rebuild the arena, which moves this list too: read
+		// its offset after.
+		off := v.a.alloc(size)
+		copy(v.a.buf[off:off+l.n], v.a.buf[l.off:l.off+l.n])
+		old, oldSize := l.off, l.size
+		l.off, l.size = off, size
+		v.a.release(old, oldSize)
 	}
 }
 
-func (l *peerList[A]) indexSlot(i int32) {
-	mask := uint64(len(*l.idx) - 1)
-	j := l.peers[i].id.slot(mask)
-	for (*l.idx)[j] != 0 {
+// reindex rebuilds the index at a load of a half to a quarter, or drops it
+// when the list is small enough to scan.
+func (v listView[A]) reindex() {
+	l := v.l
+	if l.bits != 0 {
+		off, n := l.idx, uint32(1)<<l.bits
+		l.idx, l.bits = 0, 0
+		v.ai.release(off, n)
+	}
+	if l.n < indexMin/2 {
+		return
+	}
+	bits := uint8(5)
+	for 1<<bits < 2*l.n {
+		bits++
+	}
+	off := v.ai.alloc(1 << bits)
+	clear(v.ai.buf[off : off+1<<bits])
+	l.idx, l.bits = off, bits
+	for i := range l.n {
+		v.indexSlot(int32(i))
+	}
+}
+
+func (v listView[A]) indexSlot(i int32) {
+	idx := v.index()
+	mask := uint64(len(idx) - 1)
+	j := v.a.buf[v.l.off+uint32(i)].id.slot(mask)
+	for idx[j] != 0 {
 		j = (j + 1) & mask
 	}
-	(*l.idx)[j] = uint32(i) + 1
+	idx[j] = uint32(i) + 1
 }
 
 // indexPos returns the index position holding slot i.
-func (l *peerList[A]) indexPos(i int32) uint64 {
-	mask := uint64(len(*l.idx) - 1)
-	j := l.peers[i].id.slot(mask)
-	for (*l.idx)[j] != uint32(i)+1 {
+func (v listView[A]) indexPos(i int32) uint64 {
+	idx := v.index()
+	mask := uint64(len(idx) - 1)
+	j := v.a.buf[v.l.off+uint32(i)].id.slot(mask)
+	for idx[j] != uint32(i)+1 {
 		j = (j + 1) & mask
 	}
 	return j
@@ -758,16 +886,17 @@ func (l *peerList[A]) indexPos(i int32) uint64 {
 
 // unindex empties index position i and shifts later entries of its probe
 // run back, so lookups need no tombstones.
-func (l *peerList[A]) unindex(i uint64) {
-	mask := uint64(len(*l.idx) - 1)
+func (v listView[A]) unindex(i uint64) {
+	idx, ps := v.index(), v.peers()
+	mask := uint64(len(idx) - 1)
 	j := i
 	for {
 		j = (j + 1) & mask
-		v := (*l.idx)[j]
-		if v == 0 {
+		s := idx[j]
+		if s == 0 {
 			break
 		}
-		k := l.peers[v-1].id.slot(mask)
+		k := ps[s-1].id.slot(mask)
 		// Entry j stays if its home k lies cyclically in (i, j].
 		if i <= j {
 			if i < k && k <= j {
@@ -776,30 +905,49 @@ func (l *peerList[A]) unindex(i uint64) {
 		} else if i < k || k <= j {
 			continue
 		}
-		(*l.idx)[i] = v
+		idx[i] = s
 		i = j
 	}
-	(*l.idx)[i] = 0
+	idx[i] = 0
 }
 
 // remove deletes slot i by moving the last record into it, which keeps the
 // list dense so peer selection can index it directly.
-func (l *peerList[A]) remove(i int32) {
-	last := int32(len(l.peers) - 1)
-	if l.idx != nil {
-		l.unindex(l.indexPos(i))
+func (v listView[A]) remove(i int32) {
+	l := v.l
+	last := int32(l.n - 1)
+	if l.bits != 0 {
+		v.unindex(v.indexPos(i))
 		if i != last {
-			(*l.idx)[l.indexPos(last)] = uint32(i) + 1
+			v.index()[v.indexPos(last)] = uint32(i) + 1
 		}
 	}
-	l.peers[i] = l.peers[last]
-	l.peers = l.peers[:last]
-	// Give memory back once a swarm has shrunk well below its capacity, so
-	// a burst cannot pin its peak size forever.
-	if c := cap(l.peers); c > 64 && len(l.peers) < c/4 {
-		l.peers = append(make([]packedPeer[A], 0, c/2), l.peers...)
+	ps := v.peers()
+	ps[i] = ps[last]
+	l.n--
+	switch {
+	case l.n == 0:
+		// An emptied list gives back its segment: most swarms have no
+		// IPv6 peer, and an emptied swarm is soon dropped.
+		v.free()
+		return
+	case l.size > 64 && l.n < l.size/4:
+		// Give memory back once a swarm has shrunk well below its
+		// capacity, so a burst cannot pin its peak size forever.
+		v.resize(l.size / 2)
 	}
-	if l.idx != nil && (len(l.peers) < indexMin/2 || len(*l.idx) > 32 && len(l.peers)*8 < len(*l.idx)) {
-		l.reindex()
+	if l.bits != 0 && (l.n < indexMin/2 || l.bits > 5 && l.n*8 < 1<<l.bits) {
+		v.reindex()
+	}
+}
+
+// free releases the list's records and index.
+func (v listView[A]) free() {
+	l := v.l
+	off, size, idx, bits := l.off, l.size, l.idx, l.bits
+	*l = peerList{}
+	v.a.release(off, size)
+	if bits != 0 {
+		v.ai.release(idx, 1<<bits)
 	}
 }

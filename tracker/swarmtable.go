@@ -1,6 +1,9 @@
 package tracker
 
-import "hash/maphash"
+import (
+	"hash/maphash"
+	"unsafe"
+)
 
 // noSlot ends the LRU list and marks a torrent the table does not hold.
 const noSlot int32 = -1
@@ -13,13 +16,15 @@ var torrentSeed = maphash.MakeSeed()
 // swarmTable holds one shard's torrents. Their headers live by value in a
 // dense slab, so a torrent costs neither a heap object of its own nor a
 // map entry and a pointer beside it (about 150 bytes with
-// map[InfoHash]*torrent, against 88 plus 5–11 of index here); an
+// map[InfoHash]*torrent, against 84 plus 5–11 of index here); an
 // open-addressing index of slab slots, keyed by a hash of the info-hash,
 // finds them. Removal moves the last header into the freed slot, as peer
 // lists do, so the slab stays dense and can shrink. The headers are also
 // linked by slot into a list by last announce, for eviction and Sweep.
 //
-// A *torrent into the slab is valid only until the next insert or remove.
+// The slab and the index come from allocRegion, outside the Go heap from a
+// page up. A *torrent into the slab is valid only until the next insert or
+// remove.
 type swarmTable struct {
 	slab []torrent
 	// idx holds slot+1, 0 for empty, with linear probing; its length is
@@ -61,12 +66,9 @@ func (tb *swarmTable) insert(h InfoHash) int32 {
 		// Grow by an eighth, not append's doubling: a shard's slab is
 		// one block, and the slack of doubling (or even of a quarter,
 		// about 1.7 bytes per peer at 10,000 torrents of 10 peers) would
-		// be a large share of what torrents cost; copying 88 bytes per
-		// torrent every eighth growth is cheap. Appending to nil rounds
-		// the capacity up to the allocation's size class, which is free.
-		grown := append([]torrent(nil), make([]torrent, n+max(8, n/8))...)[:n]
-		copy(grown, tb.slab)
-		tb.slab = grown
+		// be a large share of what torrents cost; copying 84 bytes per
+		// torrent every eighth growth is cheap.
+		tb.realloc(n + max(8, n/8))
 	}
 	tb.slab = append(tb.slab, torrent{hash: h, older: noSlot, newer: noSlot})
 	i := int32(len(tb.slab) - 1)
@@ -103,13 +105,13 @@ func (tb *swarmTable) remove(i int32) (movedFrom int32) {
 		tb.slab[i] = *m
 		movedFrom = last
 	}
-	// Clear the vacated header so its peer arrays can be collected.
 	tb.slab[last] = torrent{}
 	tb.slab = tb.slab[:last]
 	// Give memory back once the shard has shrunk well below its
 	// capacity, so a burst of torrents cannot pin its peak for good.
-	if c := cap(tb.slab); c > 32 && len(tb.slab) < c/4 {
-		tb.slab = append(make([]torrent, 0, len(tb.slab)+len(tb.slab)/4), tb.slab...)
+	// (A region is whole pages: below one there is nothing to give.)
+	if c := cap(tb.slab); c > 32 && len(tb.slab) < c/4 && c*int(unsafe.Sizeof(torrent{})) > pageSize {
+		tb.realloc(len(tb.slab) + len(tb.slab)/4)
 	}
 	if len(tb.slab) == 0 || len(tb.idx) > 8 && len(tb.slab)*8 < len(tb.idx) {
 		tb.reindex()
@@ -117,8 +119,25 @@ func (tb *swarmTable) remove(i int32) (movedFrom int32) {
 	return movedFrom
 }
 
+// realloc moves the slab to a region of room for c headers (at least its
+// length).
+func (tb *swarmTable) realloc(c int) {
+	grown := allocRegion[torrent](c)[:len(tb.slab)]
+	copy(grown, tb.slab)
+	freeRegion(tb.slab)
+	tb.slab = grown
+}
+
+// free gives back the slab and the index; the table is empty after.
+func (tb *swarmTable) free() {
+	freeRegion(tb.slab)
+	freeRegion(tb.idx)
+	*tb = newSwarmTable()
+}
+
 // reindex rebuilds the index at a load between a quarter and a half.
 func (tb *swarmTable) reindex() {
+	freeRegion(tb.idx)
 	if len(tb.slab) == 0 {
 		tb.idx = nil
 		return
@@ -127,7 +146,7 @@ func (tb *swarmTable) reindex() {
 	for size < 2*len(tb.slab) {
 		size *= 2
 	}
-	tb.idx = make([]uint32, size)
+	tb.idx = allocRegion[uint32](size)[:size]
 	for i := range tb.slab {
 		tb.indexSlot(int32(i))
 	}

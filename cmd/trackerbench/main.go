@@ -15,6 +15,9 @@
 //
 //	go run ./cmd/trackerbench [-duration 10s] [-c 50] [-modes keepalive,close,udp] [-targets shoal,opentracker] [-pin]
 //
+// A target shoal=PATH measures the shoal binary at PATH, so that two
+// builds can alternate in one run: -targets shoal=old,shoal=new,shoal=old,shoal=new.
+//
 // All traffic goes to 127.0.0.1. The load generator writes pre-built raw
 // HTTP/1.1 requests on net.Conn and parses only the status line and
 // Content-Length, because on a 2-core machine a net/http client would eat
@@ -75,7 +78,7 @@ func main() {
 	flag.IntVar(&o.peers, "peers", 100_000, "distinct peers, spread evenly over the torrents")
 	flag.IntVar(&o.conns, "c", 50, "concurrent connections (workers)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measuring time per mode")
-	flag.StringVar(&targets, "targets", "shoal,opentracker", "trackers to measure, comma-separated: shoal, shoal-redis, shoal-redis2, opentracker")
+	flag.StringVar(&targets, "targets", "shoal,opentracker", "trackers to measure, comma-separated: shoal, shoal=PATH (that binary), shoal-redis, shoal-redis2, opentracker")
 	flag.StringVar(&modes, "modes", "keepalive,close,udp", "modes to run, comma-separated")
 	flag.IntVar(&o.numWant, "numwant", 50, "numwant sent with each announce")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed for info-hashes and peer ids")
@@ -252,8 +255,19 @@ func run(o options) error {
 	var rows []row
 	for _, target := range o.targets {
 		var t *tracker
-		switch target {
+		switch target, bin, _ := strings.Cut(target, "="); target {
 		case "shoal":
+			if bin != "" {
+				// shoal=PATH measures that binary, so an old and a
+				// new build can alternate under the same load.
+				ob := o
+				ob.shoalBin = bin
+				t, err = startShoal(ob, work)
+				if t != nil {
+					t.name = "shoal=" + filepath.Base(bin)
+				}
+				break
+			}
 			t, err = startShoal(o, work)
 		case "opentracker":
 			t, err = startOpentracker(o, work, l)
