@@ -157,3 +157,41 @@ func TestOnlyMatches(t *testing.T) {
 		}
 	}
 }
+
+// get --only fetches its files from a seeder that super-seeds (the
+// default) in moments: shown a piece of a file it did not select, the
+// downloader stays not interested, and the seeder then shows it every
+// piece rather than one unwanted piece after another, each kept from it
+// for 20 s.
+func TestGetOnlyFromSuperSeeder(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "data", "a", "one.bin"), 40000)
+	writeFile(t, filepath.Join(dir, "data", "b", "big.bin"), 2<<20)
+	if r := shoal(t, dir, nil, "create", "data", "-o", "t.torrent", "--piece-length", "16384"); r.code != 0 {
+		t.Fatalf("create: %s", r.stderr)
+	}
+	seed := start(t, dir, "seed", "data", "--torrent", "t.torrent", "--listen", "127.0.0.1:0", "--no-dht", "--no-lsd")
+	addr := seed.field(t, "listening")
+	out := filepath.Join(dir, "dl")
+	began := time.Now()
+	r := shoal(t, dir, nil, "get", "t.torrent", "-o", out, "--peer", addr, "--no-dht", "--no-lsd", "--listen", "127.0.0.1:0", "--timeout", "60s", "--only", "a/*")
+	took := time.Since(began)
+	if r.code != 0 {
+		t.Fatalf("get --only: exit %d: %s", r.code, r.stderr)
+	}
+	t.Logf("get --only from a super-seeder took %v", took.Round(time.Millisecond))
+	// One lapsed offer (2 s) and the transfer; a downloader held to
+	// unwanted offers waits 20 s for each.
+	if took > 12*time.Second {
+		t.Errorf("get --only from a super-seeder took %v", took)
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, "data", "a", "one.bin"))
+	have, err := os.ReadFile(filepath.Join(out, "data", "a", "one.bin"))
+	if err != nil || !slices.Equal(want, have) {
+		t.Errorf("a/one.bin: not the seeder's bytes (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "data", "b", "big.bin")); err == nil {
+		t.Errorf("b/big.bin was created though not selected")
+	}
+	seed.stop(t, os.Interrupt)
+}

@@ -24,6 +24,12 @@
 // announced by some peer and none is stuck: from then on a full copy exists
 // outside us and ordinary seeding serves the swarm better (BEP 16 warns
 // against super-seeding in a swarm with other seeds).
+//
+// A peer that lets an offer lapse (it stays not interested in a piece it
+// lacks) is not after what the swarm lacks: it selected some files only,
+// or its download is paused. Offering it one unseen piece at a time would
+// stall it for as long as super-seeding lasts, so it is shown every piece
+// at once and seeded as usual; it asks only for what it wants.
 package superseed
 
 import (
@@ -55,11 +61,12 @@ const (
 	// the rarest thing around and is fetched within moments.
 	SpreadTTL = 2 * time.Second
 	// InterestTTL is how long a peer shown a piece may take to say it is
-	// interested. One that stays silent does not want it (its download
-	// stopped, or it holds a copy it cannot serve): its offer lapses, so
-	// the piece, maybe the last one the swarm lacks, is not kept from the
-	// others for OfferTTL, and it is shown no other piece until it asks or
-	// OfferTTL passes.
+	// interested. One that stays silent does not want it (it selected
+	// other files, its download stopped, or it holds a copy it cannot
+	// serve): its offer lapses, so the piece, maybe the last one the swarm
+	// lacks, is not kept from the others for OfferTTL, and the peer is
+	// shown every piece (see the package comment) rather than held to one
+	// it does not want.
 	InterestTTL = 2 * time.Second
 	// announceWait is how long a peer that spoke but announced nothing
 	// waits for offers: BEP 3 lets a peer with nothing skip its bitfield,
@@ -132,8 +139,8 @@ type Policy struct {
 	// offered counts, per piece, the peers it is on offer to that have
 	// not announced it yet.
 	offered []int32
-	// lapsed counts peers whose offers lapsed for want of interest and
-	// are not interested since: they do not keep another peer from being
+	// lapsed counts open peers (an offer lapsed for want of interest)
+	// that are not interested: they do not keep another peer from being
 	// lone.
 	lapsed int
 	// seen marks pieces announced by some peer since we started; left is
@@ -155,10 +162,11 @@ type peerState struct {
 	// unspread lists offered pieces it has that no other peer had yet,
 	// and the stuck ones, which stay listed while it is connected.
 	unspread []holding
-	// quiet is until when it is shown nothing new unless it is
-	// interested: an offer to it lapsed for want of interest. lapsed marks
-	// it counted in Policy.lapsed meanwhile.
-	quiet  time.Time
+	// open marks a peer shown every piece because an offer to it lapsed
+	// for want of interest; it gets no offers since. lapsed marks it
+	// counted in Policy.lapsed: open and, when last filled, not
+	// interested.
+	open   bool
 	lapsed bool
 }
 
@@ -303,8 +311,9 @@ func (s *Policy) Hidden(id picker.PeerID) []int {
 // revealed to it, in the order to announce them; the slice is valid until
 // the next call. speakers counts the connected peers that have spoken, it
 // among them. A peer is lone when no other is there to pass pieces on to,
-// not counting those whose offers lapsed for want of interest (a peer
-// that never downloads): a lone peer is not held to what it has spread.
+// not counting open peers that are not interested (their offer lapsed:
+// they download nothing from us now): a lone peer is not held to what it
+// has spread.
 // Call Fill whenever the peer announces pieces or is unchoked, and once a
 // second. It may end super-seeding (see Done).
 func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []int {
@@ -313,11 +322,7 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []i
 	if s.done || sp == nil || !p.Spoke || !p.Announced && now.Sub(p.Joined) < announceWait {
 		return nil
 	}
-	if sp.lapsed && (p.Interested || !now.Before(sp.quiet)) {
-		sp.lapsed = false
-		s.lapsed--
-	}
-	lone := speakers-s.lapsed < 2
+	lapse := false
 	kept := sp.offers[:0]
 	for _, o := range sp.offers {
 		switch {
@@ -328,16 +333,18 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []i
 			s.offered[o.piece]--
 		case !p.Interested && now.Sub(o.at) > InterestTTL:
 			s.offered[o.piece]--
-			sp.quiet = now.Add(OfferTTL)
-			if !sp.lapsed {
-				sp.lapsed = true
-				s.lapsed++
-			}
+			lapse = true
 		default:
 			kept = append(kept, o)
 		}
 	}
 	sp.offers = kept
+	if lapse && !sp.open {
+		s.open(id, sp)
+	}
+	if sp.open {
+		s.setLapsed(sp, !p.Interested)
+	}
 	unstuck := false
 	still := sp.unspread[:0]
 	for _, h := range sp.unspread {
@@ -359,9 +366,10 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []i
 	if unstuck && s.maybeEnd() {
 		return nil
 	}
-	if !p.Interested && now.Before(sp.quiet) {
-		return nil
+	if sp.open {
+		return s.reveal
 	}
+	lone := speakers-s.lapsed < 2
 	held := len(sp.unspread)
 	if lone {
 		held = 0
@@ -377,6 +385,37 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []i
 		s.reveal = append(s.reveal, x)
 	}
 	return s.reveal
+}
+
+// open shows peer id every piece it was not shown and does not have, and
+// ends its offers: it takes from us only what it wants, as from any seed.
+// The pieces go into s.reveal.
+func (s *Policy) open(id picker.PeerID, sp *peerState) {
+	sp.open = true
+	for _, o := range sp.offers {
+		s.offered[o.piece]--
+	}
+	sp.offers = sp.offers[:0]
+	for x := range s.pieces {
+		if !sp.revealed.Has(x) && !s.swarm.PeerHas(id, x) {
+			s.reveal = append(s.reveal, x)
+		}
+	}
+	sp.revealed.SetAll()
+}
+
+// setLapsed keeps Policy.lapsed counting open peers that are not
+// interested.
+func (s *Policy) setLapsed(sp *peerState, lapsed bool) {
+	if sp.lapsed == lapsed {
+		return
+	}
+	sp.lapsed = lapsed
+	if lapsed {
+		s.lapsed++
+	} else {
+		s.lapsed--
+	}
 }
 
 // target is how many pieces a peer should hold on offer: enough to keep
@@ -452,8 +491,12 @@ func (s *Policy) WriteStatus(w io.Writer) {
 		for _, o := range sp.offers {
 			offers.Set(int(o.piece))
 		}
-		fmt.Fprintf(w, "  peer %d: %d on offer%s, %d held unspread (%d stuck), %d revealed\n",
-			id, len(sp.offers), pieceList(offers), len(sp.unspread), stuck, sp.revealed.Count())
+		open := ""
+		if sp.open {
+			open = ", shown every piece (an offer lapsed)"
+		}
+		fmt.Fprintf(w, "  peer %d: %d on offer%s, %d held unspread (%d stuck), %d revealed%s\n",
+			id, len(sp.offers), pieceList(offers), len(sp.unspread), stuck, sp.revealed.Count(), open)
 	}
 }
 

@@ -505,3 +505,55 @@ func TestLapsedPeerDoesNotCountAgainstLone(t *testing.T) {
 		t.Fatalf("lapsed = %d after the peer became interested", r.ss.lapsed)
 	}
 }
+
+// A peer that lets its offer lapse selected other files (or paused): it is
+// shown every piece it lacks at once rather than one unwanted piece after
+// another, holds no offer from then on, and what it was shown stays free
+// to offer to the others.
+func TestLapsedPeerShownEveryPiece(t *testing.T) {
+	const n = 40
+	r := newRig(t, n, 256*kib, 14)
+	r.join(1)
+	r.join(2)
+	r.have(1, 5, 6)
+	partial := active
+	partial.Interested = false
+	partial.Choked = true
+	first := r.fill(1, partial, false)
+	if len(first) != 1 {
+		t.Fatalf("choked peer shown %v, want one piece", first)
+	}
+	r.now = r.now.Add(InterestTTL)
+	if got := r.fill(1, partial, false); len(got) != 0 {
+		t.Fatalf("at InterestTTL, peer 1 shown %v", got)
+	}
+	r.now = r.now.Add(time.Nanosecond)
+	rest := r.fill(1, partial, false)
+	if len(rest) != n-3 || slices.Contains(rest, first[0]) || slices.Contains(rest, 5) || slices.Contains(rest, 6) {
+		t.Fatalf("after its offer lapsed, peer 1 shown %d pieces %v; want the %d it neither has nor was shown", len(rest), rest, n-3)
+	}
+	for x := range n {
+		if !r.ss.MayServe(1, x) {
+			t.Fatalf("piece %d shown to peer 1 but not to be served", x)
+		}
+	}
+	partial.Interested = true
+	partial.Choked = false
+	r.now = r.now.Add(time.Second)
+	if got := r.fill(1, partial, false); len(got) != 0 {
+		t.Fatalf("an open peer was offered %v again", got)
+	}
+	if r.ss.lapsed != 0 {
+		t.Fatalf("lapsed = %d for an open peer that is interested", r.ss.lapsed)
+	}
+	// Nothing is on offer to peer 1, so peer 2, lone beside it, may be
+	// offered any piece no one has, its lapsed one included.
+	if got := r.fill(2, active, true); len(got) != n-2 {
+		t.Fatalf("peer 2 shown %d pieces, want the %d no peer has", len(got), n-2)
+	}
+	var sb strings.Builder
+	r.ss.WriteStatus(&sb)
+	if !strings.Contains(sb.String(), "peer 1: 0 on offer, 0 held unspread (0 stuck), 40 revealed, shown every piece") {
+		t.Errorf("status does not say peer 1 was shown every piece:\n%s", sb.String())
+	}
+}
