@@ -83,6 +83,9 @@ type config struct {
 	outDir      string
 	timeout     time.Duration
 	workDir     string
+	// seeders is how many seeders of the pair's seeder kind serve each
+	// transfer at once (the bare pipeline has one whatever it is).
+	seeders int
 	// encryptions are the --encryption policies each pair runs under;
 	// "" passes none (shoal's default).
 	encryptions []string
@@ -127,6 +130,7 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&cfg.python, "python", "/usr/bin/python3", "Python interpreter that can import libtorrent")
 	flag.StringVar(&cfg.ltPeer, "lt-peer", defaultPeer, "path of lt_peer.py")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "limit for each transfer, and for a seeder to get ready")
+	flag.IntVar(&cfg.seeders, "seeders", 1, "seeders that serve each torrent transfer at once, all of the pair's seeder kind, all named to the downloader (the bare pipeline keeps one)")
 	flag.StringVar(&cfg.workDir, "workdir", "", "parent of the temp dir (default: $TMPDIR); needs room for twice -size")
 	flag.StringVar(&encryptions, "encryption", "", "comma-separated shoal --encryption policies from off, prefer, require; every pair runs under each, its shoal processes given the flag (default: none given)")
 	flag.Parse()
@@ -155,6 +159,9 @@ func parseFlags() (*config, error) {
 	}
 	if cfg.rounds < 1 {
 		return nil, fmt.Errorf("bad -rounds %d: want at least 1", cfg.rounds)
+	}
+	if cfg.seeders < 1 || cfg.seeders > 16 {
+		return nil, fmt.Errorf("bad -seeders %d: want 1 to 16", cfg.seeders)
 	}
 	if cfg.formats, err = parseFormats(formats); err != nil {
 		return nil, err
@@ -536,34 +543,61 @@ func (b *bench) runPair(ctx context.Context, pg pairing, round int) (r result) {
 		defer os.RemoveAll(dlDir)
 	}
 
-	seed, addr, err := b.startSeeder(ctx, t, seeder, name, enc)
-	if seed != nil {
-		defer seed.Stop()
+	nSeeds := b.cfg.seeders
+	if pair == "bare" {
+		nSeeds = 1
 	}
-	if err != nil {
-		r.err = fmt.Errorf("%s seeder: %w", seeder, err)
-		return r
+	var seeds []*proc
+	var addrs []string
+	for i := range nSeeds {
+		sname := name
+		if nSeeds > 1 {
+			sname = fmt.Sprintf("%s-s%d", name, i+1)
+		}
+		seed, addr, err := b.startSeeder(ctx, t, seeder, sname, enc)
+		if seed != nil {
+			seeds = append(seeds, seed)
+			defer seed.Stop()
+		}
+		if err != nil {
+			r.err = fmt.Errorf("%s seeder: %w", seeder, err)
+			return r
+		}
+		addrs = append(addrs, addr)
 	}
 
 	var argv []string
+	peers := func() (a []string) {
+		for _, addr := range addrs {
+			a = append(a, "--peer", addr)
+		}
+		return a
+	}
 	switch downloader {
 	case "lt":
-		argv = []string{b.cfg.python, b.cfg.ltPeer, "get", t.path, dlDir,
-			"--peer", addr, "--timeout", strconv.Itoa(int(b.cfg.timeout.Seconds()))}
+		argv = append([]string{b.cfg.python, b.cfg.ltPeer, "get", t.path, dlDir}, peers()...)
+		argv = append(argv, "--timeout", strconv.Itoa(int(b.cfg.timeout.Seconds())))
 	case "shoal":
-		argv = []string{b.cfg.shoal, "get", t.path, "-o", dlDir,
-			"--peer", addr, "--no-dht", "--listen", "127.0.0.1:0"}
+		argv = append([]string{b.cfg.shoal, "get", t.path, "-o", dlDir}, peers()...)
+		argv = append(argv, "--no-dht", "--listen", "127.0.0.1:0")
 		if enc != "" {
 			argv = append(argv, "--encryption", enc)
 		}
 	case "bare":
-		argv = []string{b.bare, "get", addr, filepath.Join(dlDir, dataName),
+		argv = []string{b.bare, "get", addrs[0], filepath.Join(dlDir, dataName),
 			strconv.FormatInt(b.cfg.size, 10), strconv.FormatInt(b.cfg.pieceLength, 10)}
 	}
 	dctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
-	seedPid := seed.Cmd.Process.Pid
-	seedCPU0, seedErr := procCPU(seedPid)
+	// The seeders' CPU is summed: it is what serving the file cost.
+	seedCPU0 := make([]cpuTimes, len(seeds))
+	var seedErr error
+	for i, s := range seeds {
+		var err error
+		if seedCPU0[i], err = procCPU(s.Cmd.Process.Pid); err != nil {
+			seedErr = err
+		}
+	}
 	t0 := time.Now()
 	dl, err := start(dctx, downloader+" downloader", filepath.Join(b.tmp, name+"-downloader.log"), argv)
 	if err != nil {
@@ -574,9 +608,17 @@ func (b *bench) runPair(ctx context.Context, pg pairing, round int) (r result) {
 	go func() { samples <- sampleProgress(dl.Cmd.Process.Pid, 250*time.Millisecond, dl.Done) }()
 	<-dl.Done
 	r.seconds = time.Since(t0).Seconds()
-	seedCPU1, err := procCPU(seedPid)
-	if seedErr == nil && err == nil {
-		r.seedCPU = seedCPU1.sub(seedCPU0)
+	for i, s := range seeds {
+		c, err := procCPU(s.Cmd.Process.Pid)
+		if err != nil {
+			seedErr = err
+		}
+		d := c.sub(seedCPU0[i])
+		r.seedCPU.user += d.user
+		r.seedCPU.sys += d.sys
+	}
+	if seedErr != nil {
+		r.seedCPU = cpuTimes{}
 	}
 	r.samples = <-samples
 	r.dlCPU = rusageCPU(dl.Cmd.ProcessState)
@@ -596,9 +638,11 @@ func (b *bench) runPair(ctx context.Context, pg pairing, round int) (r result) {
 		}
 		return r
 	}
-	// Stop the seeder before hashing so it does not compete for the CPU
+	// Stop the seeders before hashing so they do not compete for the CPU
 	// (nor keep serving a finished peer) while we read the copy back.
-	seed.Stop()
+	for _, s := range seeds {
+		s.Stop()
+	}
 
 	sum, n, err := benchproc.FileSHA256(filepath.Join(dlDir, dataName))
 	if err != nil {
@@ -768,6 +812,14 @@ func statusKB(data []byte, key string) int64 {
 	return 0
 }
 
+// seedersText says how many seeders served each torrent transfer.
+func seedersText(n int) string {
+	if n == 1 {
+		return "one seeder"
+	}
+	return fmt.Sprintf("%d seeders at once (their CPU summed; the bare pipeline has one)", n)
+}
+
 var implNames = map[string]string{"lt": "libtorrent 2.0", "shoal": "shoal", "bare": "bare pipeline"}
 
 // printTable writes one row per pairing: the median of its rounds and
@@ -775,8 +827,8 @@ var implNames = map[string]string{"lt": "libtorrent 2.0", "shoal": "shoal", "bar
 // round by round (the machine's state changes between rounds, much less
 // within one).
 func printTable(w io.Writer, cfg *config, rows []*row, load0, load1 string) {
-	fmt.Fprintf(w, "Transfer of %s (%d bytes) over loopback, piece length %s, TCP only, one seeder, one downloader; %d rounds; %d CPUs, %s/%s; load average %s at the start, %s at the end.\n\n",
-		benchproc.HumanBytes(cfg.size), cfg.size, benchproc.HumanBytes(cfg.pieceLength), cfg.rounds, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, load0, load1)
+	fmt.Fprintf(w, "Transfer of %s (%d bytes) over loopback, piece length %s, TCP only, %s, one downloader; %d rounds; %d CPUs, %s/%s; load average %s at the start, %s at the end.\n\n",
+		benchproc.HumanBytes(cfg.size), cfg.size, benchproc.HumanBytes(cfg.pieceLength), seedersText(cfg.seeders), cfg.rounds, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, load0, load1)
 	// The encryption column is there only when -encryption was given.
 	encCol, encSep := "", ""
 	if cfg.encryptions[0] != "" {
