@@ -101,6 +101,10 @@ func (t *Torrent) ssDrop(p *peer) {
 	}
 }
 
+// ssDoneMsg is what is logged when super-seeding ends; a test reads the
+// seeder's state as it is logged.
+const ssDoneMsg = "super-seeding done: every piece is out in the swarm"
+
 // ssMaybeEnd returns to ordinary seeding once the policy is done,
 // revealing to every peer what was hidden from it. It reports whether it
 // ended.
@@ -108,7 +112,7 @@ func (t *Torrent) ssMaybeEnd() bool {
 	if t.ss == nil || !t.ss.Done() {
 		return false
 	}
-	t.log.Info("super-seeding done: every piece is out in the swarm")
+	t.log.Info(ssDoneMsg)
 	ss := t.ss
 	t.ss = nil
 	for p := range t.peers {
