@@ -23,6 +23,8 @@ func (t *Torrent) newSuperSeed() *superseed.Policy {
 		Horizon:     queueTime,
 		MinQueue:    minQueueDepth * piece.BlockSize,
 		Swarm:       t.picker,
+		SpreadTTL:   t.c.cfg.ssTTL,
+		InterestTTL: t.c.cfg.ssTTL,
 	})
 	if ss.Done() {
 		return nil

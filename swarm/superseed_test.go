@@ -31,7 +31,12 @@ func TestSuperSeedUploadsOneCopyFirst(t *testing.T) {
 			atEnd.CompareAndSwap(-1, tor.uploaded.Load())
 		}
 	}}
-	seeder := startNode(t, m, src, Config{MaxUploadRate: 1 << 20, SuperSeed: true, Logger: slog.New(hook)}, nil)
+	// No peer here hoards, but on a loaded machine one may take longer
+	// than SpreadTTL to pass a piece on, or InterestTTL to ask for it, and
+	// the piece is then offered again by design (as
+	// TestSuperSeedHoarderCannotKeepPieces tests): given time, it is not.
+	cfg := Config{MaxUploadRate: 1 << 20, SuperSeed: true, Logger: slog.New(hook), ssTTL: time.Minute}
+	seeder := startNode(t, m, src, cfg, nil)
 	seederT.Store(seeder.t)
 	if !seeder.t.Stats().SuperSeeding {
 		t.Fatal("seeder not super-seeding")
