@@ -60,6 +60,9 @@ type Config struct {
 	// yet, until every piece has reached some peer. It is for an initial
 	// seeder, whose upload is the swarm's bottleneck.
 	SuperSeed bool
+	// ssTTL, for tests only, sets superseed.Config's SpreadTTL and
+	// InterestTTL; zero keeps the package's.
+	ssTTL time.Duration
 	// MaxUploadRate and MaxDownloadRate cap payload bytes per second over
 	// all peers; 0 means unlimited.
 	MaxUploadRate, MaxDownloadRate int64

@@ -430,6 +430,15 @@ func (p *peer) handle(m *wire.Message) error {
 			return protocolError(ViolationNoFast, "reject without the fast extension")
 		}
 		k := blockKey{m.Index, m.Begin}
+		if _, ok := p.cancelled[k]; ok {
+			// BEP 6 answers our cancel with this reject. We may have asked
+			// for the block again since (its piece failed its hash), and a
+			// peer answers requests for a block in the order they came: the
+			// reject is the cancel's, says nothing of the new request, which
+			// stands, and does not mean the peer cannot serve the piece.
+			delete(p.cancelled, k)
+			return nil
+		}
 		if _, ok := p.requested[k]; ok {
 			delete(p.requested, k)
 			t.picker.HandleReject(p.pid, int(m.Index), int(m.Begin)/piece.BlockSize)

@@ -23,6 +23,8 @@ func (t *Torrent) newSuperSeed() *superseed.Policy {
 		Horizon:     queueTime,
 		MinQueue:    minQueueDepth * piece.BlockSize,
 		Swarm:       t.picker,
+		SpreadTTL:   t.c.cfg.ssTTL,
+		InterestTTL: t.c.cfg.ssTTL,
 	})
 	if ss.Done() {
 		return nil
@@ -101,6 +103,10 @@ func (t *Torrent) ssDrop(p *peer) {
 	}
 }
 
+// ssDoneMsg is what is logged when super-seeding ends; a test reads the
+// seeder's state as it is logged.
+const ssDoneMsg = "super-seeding done: every piece is out in the swarm"
+
 // ssMaybeEnd returns to ordinary seeding once the policy is done,
 // revealing to every peer what was hidden from it. It reports whether it
 // ended.
@@ -108,7 +114,7 @@ func (t *Torrent) ssMaybeEnd() bool {
 	if t.ss == nil || !t.ss.Done() {
 		return false
 	}
-	t.log.Info("super-seeding done: every piece is out in the swarm")
+	t.log.Info(ssDoneMsg)
 	ss := t.ss
 	t.ss = nil
 	for p := range t.peers {

@@ -138,3 +138,91 @@ func TestRejectedBlocksGoToIdlePeer(t *testing.T) {
 		})
 	}
 }
+
+// A reject that answers our cancel (BEP 6) says nothing of a request for
+// the same block made since. The first peer is asked for both blocks of
+// the one piece; the second peer's copies arrive first, so the first is
+// sent cancels; they were bad, the piece fails, and both blocks are asked
+// of the first peer again before its rejects for the cancels arrive. Those
+// rejects must leave the new requests standing and the piece not withheld
+// from the peer (taken for refusals, they kept an honest seeder from a
+// piece for withholdFor and left it to a poisoner alone): it then serves
+// the blocks, and the download completes.
+func TestRejectOfCancelKeepsNewRequest(t *testing.T) {
+	src := t.TempDir()
+	m := v1Content(t, src, "data", []tfile{{path: "a.bin", size: 2 * piece.BlockSize}}, 2*piece.BlockSize)
+	if m.Info.NumPieces != 1 || m.Info.BlocksIn(0) != 2 {
+		t.Fatalf("%d pieces, %d blocks in the first", m.Info.NumPieces, m.Info.BlocksIn(0))
+	}
+	space := pieceSpace(t, m, src)
+	leech := startNode(t, m, t.TempDir(), Config{}, nil)
+	// requests reads from r until it has n requests, skipping the rest
+	// and counting cancels.
+	requests := func(r *wire.Reader, n int, what string) (reqs []wire.Message, cancels int) {
+		t.Helper()
+		readUntil(t, r, what, func(msg wire.Message) bool {
+			switch msg.ID {
+			case wire.Request:
+				reqs = append(reqs, msg)
+			case wire.Cancel:
+				cancels++
+			}
+			return len(reqs) < n
+		})
+		return reqs, cancels
+	}
+	a := rawPeer(t, leech, swarmHash(leech))
+	defer a.Close()
+	a.Write(wire.AppendHaveAll(nil))
+	a.Write(wire.AppendUnchoke(nil))
+	ra := wire.NewReader(a, wire.Limits{NumPieces: 1})
+	requests(ra, 2, "both blocks asked of the first peer")
+
+	b := rawPeer(t, leech, swarmHash(leech))
+	defer b.Close()
+	b.Write(wire.AppendHaveAll(nil))
+	b.Write(wire.AppendUnchoke(nil))
+	rb := wire.NewReader(b, wire.Limits{NumPieces: 1})
+	copies, _ := requests(rb, 2, "endgame copies asked of the second peer")
+	for _, q := range copies {
+		// Zeros: bad data, so the piece fails.
+		b.Write(wire.AppendPiece(nil, q.Index, q.Begin, make([]byte, q.Length)))
+	}
+	a.SetReadDeadline(time.Now().Add(10 * time.Second))
+	again, cancels := requests(ra, 2, "both blocks asked of the first peer again")
+	if cancels != 2 {
+		t.Fatalf("%d cancels before the new requests, want 2", cancels)
+	}
+	var out []byte
+	for _, q := range again {
+		out = wire.AppendReject(out, q.Index, q.Begin, q.Length)
+	}
+	a.Write(out)
+
+	// The leech's side of the first peer: its cancels answered, or (the
+	// fault) its new requests taken for refused.
+	var requested, withheld int
+	waitFor(t, 5*time.Second, "the rejects read", func() bool {
+		leech.t.mu.Lock()
+		defer leech.t.mu.Unlock()
+		for q := range leech.t.peers {
+			if q.addr.String() == a.LocalAddr().String() {
+				requested, withheld = len(q.requested), len(q.withheld)
+				return len(q.cancelled) == 0 || requested < 2
+			}
+		}
+		return false
+	})
+	if requested != 2 || withheld != 0 {
+		t.Fatalf("after the rejects of its cancels, %d requests stand at the first peer (want 2) and %d pieces are withheld from it (want 0)", requested, withheld)
+	}
+	for _, q := range again {
+		off := int(q.Begin)
+		a.Write(wire.AppendPiece(nil, q.Index, q.Begin, space[off:off+int(q.Length)]))
+	}
+	a.SetReadDeadline(time.Time{})
+	go io.Copy(io.Discard, a)
+	go io.Copy(io.Discard, b)
+	waitDone(t, leech, 5*time.Second)
+	sameTree(t, filepath.Join(src, "data"), filepath.Join(leech.st.Dir(), "data"))
+}

@@ -100,6 +100,10 @@ type Config struct {
 	Swarm Swarm
 	// Rand spreads offers over the torrent; nil seeds one at random.
 	Rand *rand.Rand
+	// SpreadTTL and InterestTTL replace the package's when set: a test
+	// on a loaded machine, whose peers trade slowly but do not hoard,
+	// lengthens them so that no piece is offered twice for want of time.
+	SpreadTTL, InterestTTL time.Duration
 }
 
 // Peer is what the swarm knows of a peer when the policy tops up its
@@ -135,6 +139,9 @@ type Policy struct {
 	horizon time.Duration
 	floor   int
 	rnd     *rand.Rand
+	// spreadTTL and interestTTL are SpreadTTL and InterestTTL, or what
+	// Config set instead.
+	spreadTTL, interestTTL time.Duration
 
 	// offered counts, per piece, the peers it is on offer to that have
 	// not announced it yet.
@@ -192,11 +199,20 @@ func New(cfg Config) *Policy {
 	}
 	n := max(cfg.Pieces, 0)
 	pl := max(cfg.PieceLength, 1)
+	spreadTTL, interestTTL := SpreadTTL, InterestTTL
+	if cfg.SpreadTTL > 0 {
+		spreadTTL = cfg.SpreadTTL
+	}
+	if cfg.InterestTTL > 0 {
+		interestTTL = cfg.InterestTTL
+	}
 	return &Policy{
-		swarm:   cfg.Swarm,
-		pieces:  n,
-		pl:      pl,
-		horizon: cfg.Horizon,
+		spreadTTL:   spreadTTL,
+		interestTTL: interestTTL,
+		swarm:       cfg.Swarm,
+		pieces:      n,
+		pl:          pl,
+		horizon:     cfg.Horizon,
 		// With fewer offers than the shallowest request queue covers, a
 		// downloader finishes every offer between two of our haves, loses
 		// interest, and the choke that follows costs a round trip.
@@ -331,7 +347,7 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []i
 			sp.unspread = append(sp.unspread, holding{piece: o.piece, since: now})
 		case now.Sub(o.at) > OfferTTL:
 			s.offered[o.piece]--
-		case !p.Interested && now.Sub(o.at) > InterestTTL:
+		case !p.Interested && now.Sub(o.at) > s.interestTTL:
 			s.offered[o.piece]--
 			lapse = true
 		default:
@@ -356,7 +372,7 @@ func (s *Policy) Fill(id picker.PeerID, now time.Time, p Peer, speakers int) []i
 			}
 		case spread:
 			continue
-		case now.Sub(h.since) > SpreadTTL:
+		case now.Sub(h.since) > s.spreadTTL:
 			h.stuck = true
 			s.stuck.Set(int(h.piece))
 		}
