@@ -265,7 +265,10 @@ func TestReaderRefuses4GiB(t *testing.T) {
 	if cap(r.buf) != capBefore {
 		t.Errorf("buffer grew from %d to %d", capBefore, cap(r.buf))
 	}
-	if d := ms.TotalAlloc - before; d > 4096 {
+	// TotalAlloc is the whole process's, and the race detector's and
+	// runtime's own bookkeeping reach a few KiB now and then; what must not
+	// happen is an allocation sized by the 4 GiB the peer declared.
+	if d := ms.TotalAlloc - before; d > 64<<10 {
 		t.Errorf("allocated %d bytes refusing the message", d)
 	}
 }
