@@ -67,9 +67,15 @@ type Torrent struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	done   chan struct{}  // closed once every piece is verified
-	tick   chan time.Time // the client's ticks (Client.tickLoop)
-	failed chan struct{}  // closed when an error stops the download
+	done   chan struct{} // closed once every piece is verified
+	failed chan struct{} // closed when an error stops the download
+	// ticking is set while a tick of housekeeping runs (startTick): one
+	// at a time, in a goroutine that lives as long as the tick, so that
+	// a torrent at rest has no goroutine at all.
+	ticking atomic.Bool
+	// lastSave is when a tick last saved the resume record. Only the one
+	// tick under way touches it (ticking orders them).
+	lastSave time.Time
 
 	// Counters read without the lock. wasted counts payload received but
 	// discarded, whatever the reason: duplicates, bad pieces, blocks nobody
@@ -231,7 +237,7 @@ func (c *Client) AddWith(meta *piece.MetaInfo, st *storage.Storage, have []byte,
 		log:      c.log.With("torrent", info.Name),
 		hashes:   info.SwarmHashes(),
 		done:     make(chan struct{}),
-		tick:     make(chan time.Time, 1),
+		lastSave: time.Now(),
 		picker:   pk,
 		peers:    map[*peer]struct{}{},
 		byID:     map[picker.PeerID]*peer{},
@@ -292,14 +298,6 @@ func (c *Client) AddWith(meta *piece.MetaInfo, st *storage.Storage, have []byte,
 		c.torrents[ih] = t
 	}
 	c.mu.Unlock()
-	// Counted in the torrent's group, not the client's: Close must not
-	// return while a tick is still under way, with a resume save the
-	// caller's closing of the storage would race.
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		t.run()
-	}()
 	return t, nil
 }
 
@@ -467,52 +465,73 @@ func (t *Torrent) removePeer(p *peer) {
 	t.dialMore()
 }
 
-// run is the torrent's housekeeping loop: rates, choking, timeouts,
-// resume saves and redials.
-// Its ticks come from the client's one ticker (Client.tickLoop), which
-// skips a torrent at rest: a session of a thousand idle seeds then wakes
-// no goroutine of theirs.
-func (t *Torrent) run() {
-	lastSave := time.Now()
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case now := <-t.tick:
-			t.mu.Lock()
-			for p := range t.peers {
-				p.tick(now)
-				p.maybeSendPex(now)
-				p.ssFill()
-			}
-			t.sumRates()
-			t.dropUseless(now)
-			t.choker.Tick(now)
-			for piece, s := range t.suspects {
-				if now.After(s.deadline) {
-					t.log.Info("no leaf hashes for failed piece; blame unknown", "piece", piece)
-					delete(t.suspects, piece)
-					if s.asked.hashReqs > 0 {
-						s.asked.hashReqs--
-					}
-				}
-			}
-			t.askLayers(now)
-			t.dialMore()
-			t.writeErrs.flush(t.log, now, false)
-			t.saveErrs.flush(t.log, now, false)
-			t.mu.Unlock()
-			t.serveTick(now)
-			if now.Sub(lastSave) >= saveInterval && t.st.Unsaved() {
-				// A full disk fails every save: retried, logged once.
-				if err := t.st.Save(); err != nil {
-					t.mu.Lock()
-					t.saveErrs.add(t.log, now, "saving resume record", "err", err)
-					t.mu.Unlock()
-				}
-				lastSave = now
+// startTick runs one tick of the torrent's housekeeping (tick) in a
+// goroutine that ends with it, unless the last one is still under way
+// (this one is then skipped: it would find the same work) or the torrent
+// is closing. The client's one ticker (Client.tickLoop) calls it for the
+// torrents not at rest, so a session of a thousand idle seeds has no
+// goroutine of theirs, not even a parked one: each took 8 KiB of stack.
+func (t *Torrent) startTick(now time.Time) {
+	if !t.ticking.CompareAndSwap(false, true) {
+		return
+	}
+	t.mu.Lock()
+	if t.closing {
+		t.mu.Unlock()
+		t.ticking.Store(false)
+		return
+	}
+	// Counted in the torrent's group, under t.mu after the closing check
+	// (as addConn does): Close must not return while a tick is still
+	// under way, with a resume save the caller's closing of the storage
+	// would race.
+	t.wg.Add(1)
+	t.mu.Unlock()
+	go func() {
+		defer t.wg.Done()
+		defer t.ticking.Store(false)
+		t.tick(now)
+	}()
+}
+
+// tick is the torrent's housekeeping: rates, choking, timeouts, resume
+// saves and redials.
+func (t *Torrent) tick(now time.Time) {
+	if t.ctx.Err() != nil {
+		return
+	}
+	t.mu.Lock()
+	for p := range t.peers {
+		p.tick(now)
+		p.maybeSendPex(now)
+		p.ssFill()
+	}
+	t.sumRates()
+	t.dropUseless(now)
+	t.choker.Tick(now)
+	for piece, s := range t.suspects {
+		if now.After(s.deadline) {
+			t.log.Info("no leaf hashes for failed piece; blame unknown", "piece", piece)
+			delete(t.suspects, piece)
+			if s.asked.hashReqs > 0 {
+				s.asked.hashReqs--
 			}
 		}
+	}
+	t.askLayers(now)
+	t.dialMore()
+	t.writeErrs.flush(t.log, now, false)
+	t.saveErrs.flush(t.log, now, false)
+	t.mu.Unlock()
+	t.serveTick(now)
+	if now.Sub(t.lastSave) >= saveInterval && t.st.Unsaved() {
+		// A full disk fails every save: retried, logged once.
+		if err := t.st.Save(); err != nil {
+			t.mu.Lock()
+			t.saveErrs.add(t.log, now, "saving resume record", "err", err)
+			t.mu.Unlock()
+		}
+		t.lastSave = now
 	}
 }
 
