@@ -79,9 +79,12 @@ type Session struct {
 	announces stagger
 	wg        sync.WaitGroup
 
-	mu       sync.Mutex
-	rec      sessionRecord
-	torrents map[ID]*torrent
+	mu  sync.Mutex
+	rec sessionRecord
+	// savedNextID is rec.NextID as session.json last had it: an ID below
+	// it is never given again, whatever records are left (Remove).
+	savedNextID ID
+	torrents    map[ID]*torrent
 	// byHash finds a torrent by each of its 20-byte swarm hashes (v1, and
 	// the truncated v2), to refuse a second copy of it.
 	byHash  map[[20]byte]*torrent
@@ -190,6 +193,7 @@ func (s *Session) loadSession() error {
 	}
 	s.rec = rec
 	s.rec.NextID = max(s.rec.NextID, 1)
+	s.savedNextID = s.rec.NextID
 	return nil
 }
 
@@ -199,6 +203,7 @@ func (s *Session) saveSessionLocked() error {
 	if err := writeJSON(filepath.Join(s.cfg.SessionDir, sessionFile), s.rec); err != nil {
 		return fmt.Errorf("daemon: saving session: %w", err)
 	}
+	s.savedNextID = s.rec.NextID
 	return nil
 }
 

@@ -98,6 +98,20 @@ func (s *Session) saveRecordLocked(t *torrent) error {
 	if t.removed {
 		return nil
 	}
+	data, err := s.recordDataLocked(t)
+	if err == nil {
+		err = fsutil.WriteFileAtomic(s.recordPath(t.id), data, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("torrent %d: %w", t.id, err)
+	}
+	t.dirty = false
+	return nil
+}
+
+// recordDataLocked encodes t's record with its current totals, noting
+// them as saved. Called with s.mu held.
+func (s *Session) recordDataLocked(t *torrent) ([]byte, error) {
 	out := t.rec
 	out.Version, out.ID = recordVersion, t.id
 	if t.sw != nil {
@@ -107,11 +121,7 @@ func (s *Session) saveRecordLocked(t *torrent) error {
 		out.Corrupt += st.Wasted
 		t.savedDown, t.savedUp = st.Downloaded, st.Uploaded
 	}
-	if err := writeJSON(s.recordPath(t.id), out); err != nil {
-		return fmt.Errorf("torrent %d: %w", t.id, err)
-	}
-	t.dirty = false
-	return nil
+	return encodeJSON(out)
 }
 
 // loadTorrents brings back the torrents of the session folder, starting
