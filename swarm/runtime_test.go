@@ -164,7 +164,7 @@ func TestRestingSeedHasNoGoroutine(t *testing.T) {
 	if err := seeder.st.Save(); err != nil {
 		t.Fatal(err)
 	}
-	if n := waitTorrentGoroutines(t, 0); n != 0 {
+	if n := waitTorrentGoroutines(t, 0, "swarm.(*Torrent).", "swarm.(*peer)."); n != 0 {
 		t.Fatalf("a seed at rest keeps %d goroutines", n)
 	}
 	dst := t.TempDir()
@@ -172,6 +172,10 @@ func TestRestingSeedHasNoGoroutine(t *testing.T) {
 	leech.t.AddPeers(seeder.addr())
 	waitDone(t, leech, 10*time.Second)
 	sameTree(t, src, dst)
+	// The download's disk writer ends with it, buffers and all.
+	if n := waitTorrentGoroutines(t, 0, "swarm.(*Torrent).diskLoop"); n != 0 {
+		t.Fatalf("%d disk writers left once the download is done", n)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for seeder.t.Stats().UpRate == 0 {
 		if time.Now().After(deadline) {
@@ -190,17 +194,17 @@ func TestRestingSeedHasNoGoroutine(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := waitTorrentGoroutines(t, 0); n != 0 {
+	if n := waitTorrentGoroutines(t, 0, "swarm.(*Torrent).", "swarm.(*peer)."); n != 0 {
 		var b strings.Builder
 		pprof.Lookup("goroutine").WriteTo(&b, 1)
 		t.Fatalf("a seed back at rest keeps %d goroutines: %s", n, b.String())
 	}
 }
 
-// waitTorrentGoroutines waits up to 2s for the goroutines running a
-// torrent's or a peer's code to number at most n, and returns how many
-// there are.
-func waitTorrentGoroutines(t *testing.T, n int) int {
+// waitTorrentGoroutines waits up to 2s for the goroutines whose stacks
+// hold one of frames (a torrent's or a peer's code) to number at most n,
+// and returns how many there are.
+func waitTorrentGoroutines(t *testing.T, n int, frames ...string) int {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
@@ -210,8 +214,11 @@ func waitTorrentGoroutines(t *testing.T, n int) int {
 		}
 		got := 0
 		for _, g := range strings.Split(b.String(), "\n\n") {
-			if strings.Contains(g, "swarm.(*Torrent).") || strings.Contains(g, "swarm.(*peer).") {
-				got++
+			for _, f := range frames {
+				if strings.Contains(g, f) {
+					got++
+					break
+				}
 			}
 		}
 		if got <= n || time.Now().After(deadline) {

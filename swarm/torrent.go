@@ -42,11 +42,10 @@ const (
 	maxRedialBackoff = 5 * time.Minute
 	maxKnownPeers    = 2000
 	maxStrikeEntries = 10000
-	// diskQueue bounds blocks accepted but not yet written (4 MiB), and
-	// diskWriters is how many writes may be in flight at once: one, since
-	// two writers to one file contend on its inode lock and measured slower.
-	diskQueue   = 256
-	diskWriters = 1
+	// diskQueue bounds blocks accepted but not yet written (4 MiB). One
+	// disk writer takes them (diskRunning): two writers to one file
+	// contend on its inode lock and measured slower.
+	diskQueue = 256
 )
 
 // Torrent is one torrent being downloaded or seeded.
@@ -126,11 +125,13 @@ type Torrent struct {
 	partial map[int]*partialPiece
 	scratch []piece.Hash
 	diskq   chan diskJob
-	// diskStart makes diskq and starts the disk writers with the first
-	// block: a seed never needs them, and a thousand idle seeds should
-	// not keep a thousand goroutines and queues for it.
-	diskStart sync.Once
-	diskErr   *DiskError // set once, with failed closed
+	// diskStart makes diskq with the first block, and diskRunning is set
+	// while its writer runs (diskLoop): a seed never needs them, and a
+	// thousand idle seeds should not keep a thousand goroutines and
+	// queues for it, nor a download once done keep its writer's buffers.
+	diskStart   sync.Once
+	diskRunning atomic.Bool
+	diskErr     *DiskError // set once, with failed closed
 	// stopErr is what stopped the download (diskErr, or an
 	// *InconsistentError), set once with failed closed.
 	stopErr   error
@@ -327,7 +328,8 @@ func (t *Torrent) Done() <-chan struct{} { return t.done }
 func (t *Torrent) FirstPiece() <-chan struct{} { return t.firstPieceCh }
 
 // Close disconnects the torrent's peers and stops its goroutines, saving
-// the resume record last.
+// the resume record last if it changed since it was saved (a session of
+// a thousand idle seeds stops without a thousand writes and syncs).
 func (t *Torrent) Close() error {
 	t.c.mu.Lock()
 	for _, ih := range t.hashes {
@@ -346,6 +348,9 @@ func (t *Torrent) Close() error {
 	t.saveErrs.flush(t.log, time.Now(), true)
 	t.mu.Unlock()
 	t.wg.Wait()
+	if !t.st.Unsaved() {
+		return nil
+	}
 	return t.st.Save()
 }
 
