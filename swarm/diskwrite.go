@@ -58,6 +58,12 @@ func (t *Torrent) diskLoop() {
 		select {
 		case <-t.ctx.Done():
 			return
+		case <-t.done:
+			// Done may come after the writer's last batch (a piece's
+			// check finishing elsewhere): it ends then, the queue empty.
+			if t.diskWriterEnds() {
+				return
+			}
 		case j := <-t.diskq:
 			batch = append(batch[:0], j)
 		drain:
