@@ -68,10 +68,6 @@ type Torrent struct {
 	wg     sync.WaitGroup
 	done   chan struct{} // closed once every piece is verified
 	failed chan struct{} // closed when an error stops the download
-	// ticking is set while a tick of housekeeping runs (startTick): one
-	// at a time, in a goroutine that lives as long as the tick, so that
-	// a torrent at rest has no goroutine at all.
-	ticking atomic.Bool
 	// lastSave is when a tick last saved the resume record. Only the one
 	// tick under way touches it (ticking orders them).
 	lastSave time.Time
@@ -96,6 +92,12 @@ type Torrent struct {
 	mu      sync.Mutex
 	seeding bool
 	closing bool
+	// ticking is set while a tick of housekeeping runs (startTick): one
+	// at a time, in a goroutine that lives as long as the ticks, so that
+	// a torrent at rest has no goroutine at all; tickDue says another is
+	// to run after it, at nextTick.
+	ticking, tickDue bool
+	nextTick         time.Time
 
 	// Peers (peer.go, limits.go): who is connected. evicting counts peers
 	// closed to make room but not yet removed; speakers the peers that
@@ -470,32 +472,43 @@ func (t *Torrent) removePeer(p *peer) {
 	t.dialMore()
 }
 
-// startTick runs one tick of the torrent's housekeeping (tick) in a
-// goroutine that ends with it, unless the last one is still under way
-// (this one is then skipped: it would find the same work) or the torrent
-// is closing. The client's one ticker (Client.tickLoop) calls it for the
-// torrents not at rest, so a session of a thousand idle seeds has no
-// goroutine of theirs, not even a parked one: each took 8 KiB of stack.
+// startTick runs a tick of the torrent's housekeeping (tick) in a
+// goroutine that ends with it, unless the torrent is closing. If the last
+// tick is still under way, this one runs right after it, in the same
+// goroutine, as a tick waited in a one-slot queue for the loop that once
+// ran them: one tick may wait, later ones are dropped. The client's one
+// ticker (Client.tickLoop) calls it for the torrents not at rest, so a
+// session of a thousand idle seeds has no goroutine of theirs, not even a
+// parked one: each took 8 KiB of stack.
 func (t *Torrent) startTick(now time.Time) {
-	if !t.ticking.CompareAndSwap(false, true) {
-		return
-	}
 	t.mu.Lock()
-	if t.closing {
-		t.mu.Unlock()
-		t.ticking.Store(false)
+	defer t.mu.Unlock()
+	switch {
+	case t.closing:
+		return
+	case t.ticking:
+		t.tickDue, t.nextTick = true, now
 		return
 	}
+	t.ticking = true
 	// Counted in the torrent's group, under t.mu after the closing check
 	// (as addConn does): Close must not return while a tick is still
 	// under way, with a resume save the caller's closing of the storage
 	// would race.
 	t.wg.Add(1)
-	t.mu.Unlock()
 	go func() {
 		defer t.wg.Done()
-		defer t.ticking.Store(false)
-		t.tick(now)
+		for {
+			t.tick(now)
+			t.mu.Lock()
+			if !t.tickDue || t.closing {
+				t.ticking, t.tickDue = false, false
+				t.mu.Unlock()
+				return
+			}
+			now, t.tickDue = t.nextTick, false
+			t.mu.Unlock()
+		}
 	}()
 }
 
