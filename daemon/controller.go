@@ -115,32 +115,27 @@ func (s *Session) Add(req AddRequest) (Status, bool, error) {
 		s.mu.Unlock()
 		return st, true, nil
 	}
+	// The ID needs no write of session.json: its record, written below
+	// before anyone hears of the torrent, names it, and Open counts on
+	// from the records (a removal saves the counter before deleting one:
+	// removeRecordLocked). That is two disk syncs fewer per add.
 	id := s.rec.NextID
 	s.rec.NextID++
-	// The counter is on disk before the ID is used anywhere: a crash
-	// cannot hand it out twice.
-	if err := s.saveSessionLocked(); err != nil {
-		s.rec.NextID--
-		s.mu.Unlock()
-		return Status{}, false, fmt.Errorf("add: %w", err)
-	}
 	rec.ID = id
 	t := &torrent{id: id, rec: rec, meta: meta, mg: mg, state: Stopped}
-	if meta != nil {
-		data, err := meta.Marshal()
-		if err == nil {
-			err = fsutil.WriteFileAtomic(s.metaPath(id), data, 0o600)
-		}
-		if err != nil {
-			s.mu.Unlock()
-			return Status{}, false, fmt.Errorf("add: saving metainfo: %w", err)
-		}
+	files, err := s.addFilesLocked(t)
+	if err == nil {
+		// The metainfo first: a crash between the renames leaves a
+		// stray .torrent, never a record without its metainfo.
+		err = fsutil.WriteFilesAtomic(filepath.Join(s.cfg.SessionDir, torrentsDir), files)
 	}
-	if err := s.saveRecordLocked(t); err != nil {
+	if err != nil {
+		os.Remove(s.recordPath(id))
 		os.Remove(s.metaPath(id))
 		s.mu.Unlock()
 		return Status{}, false, fmt.Errorf("add: %w", err)
 	}
+	t.dirty = false
 	s.registerLocked(t)
 	s.mu.Unlock()
 	if !req.Paused {
@@ -151,6 +146,25 @@ func (s *Session) Add(req AddRequest) (Status, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.statusLocked(t, 0), false, nil
+}
+
+// addFilesLocked encodes the files a new torrent t has in the session's
+// torrents folder: its metainfo, if known, then its record. Called with
+// s.mu held.
+func (s *Session) addFilesLocked(t *torrent) ([]fsutil.File, error) {
+	var files []fsutil.File
+	if t.meta != nil {
+		data, err := t.meta.Marshal()
+		if err != nil {
+			return nil, fmt.Errorf("saving metainfo: %w", err)
+		}
+		files = append(files, fsutil.File{Name: filepath.Base(s.metaPath(t.id)), Data: data, Perm: 0o600})
+	}
+	data, err := s.recordDataLocked(t)
+	if err != nil {
+		return nil, fmt.Errorf("torrent %d: %w", t.id, err)
+	}
+	return append(files, fsutil.File{Name: filepath.Base(s.recordPath(t.id)), Data: data, Perm: 0o600}), nil
 }
 
 // parseMeta parses .torrent bytes, refusing oversized ones before
@@ -331,6 +345,14 @@ func (s *Session) Remove(ids []ID, deleteData bool) error {
 	return s.each(ids, func(t *torrent) error {
 		err := s.deactivate(t, false)
 		s.mu.Lock()
+		// An ID is never given twice: once its record is gone, only
+		// session.json's counter can say it was (Add does not save it).
+		if s.savedNextID <= t.id {
+			if e := s.saveSessionLocked(); e != nil {
+				s.mu.Unlock()
+				return errors.Join(err, fmt.Errorf("torrent %d: not removed: %w", t.id, e))
+			}
+		}
 		t.removed = true
 		s.unregisterLocked(t)
 		s.removed = append(s.removed, removal{id: t.id, at: time.Now()})

@@ -92,11 +92,17 @@ func (s *Session) resumePath(id ID) string {
 
 // writeJSON replaces path with v, atomically.
 func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "\t")
+	data, err := encodeJSON(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return fsutil.WriteFileAtomic(path, append(data, '\n'), 0o600)
+	return fsutil.WriteFileAtomic(path, data, 0o600)
+}
+
+// encodeJSON is how the session folder's JSON files are written.
+func encodeJSON(v any) ([]byte, error) {
+	data, err := json.MarshalIndent(v, "", "\t")
+	return append(data, '\n'), err
 }
 
 // readRecord reads torrents/ID.json and checks what it says of itself.

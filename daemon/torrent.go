@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,8 +40,9 @@ type torrent struct {
 	st    *storage.Storage
 	sw    *swarm.Torrent
 	dirty bool // rec changed since it was saved
-	// savedDown and savedUp are the swarm totals as of the last save.
-	savedDown, savedUp int64
+	// savedDown, savedUp and savedWasted are the swarm totals as of the
+	// last save.
+	savedDown, savedUp, savedWasted int64
 	// sessDown and sessUp count this run's payload of past activations.
 	sessDown, sessUp int64
 	removed          bool
@@ -98,6 +100,20 @@ func (s *Session) saveRecordLocked(t *torrent) error {
 	if t.removed {
 		return nil
 	}
+	data, err := s.recordDataLocked(t)
+	if err == nil {
+		err = fsutil.WriteFileAtomic(s.recordPath(t.id), data, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("torrent %d: %w", t.id, err)
+	}
+	t.dirty = false
+	return nil
+}
+
+// recordDataLocked encodes t's record with its current totals, noting
+// them as saved. Called with s.mu held.
+func (s *Session) recordDataLocked(t *torrent) ([]byte, error) {
 	out := t.rec
 	out.Version, out.ID = recordVersion, t.id
 	if t.sw != nil {
@@ -105,13 +121,9 @@ func (s *Session) saveRecordLocked(t *torrent) error {
 		out.Downloaded += st.Downloaded
 		out.Uploaded += st.Uploaded
 		out.Corrupt += st.Wasted
-		t.savedDown, t.savedUp = st.Downloaded, st.Uploaded
+		t.savedDown, t.savedUp, t.savedWasted = st.Downloaded, st.Uploaded, st.Wasted
 	}
-	if err := writeJSON(s.recordPath(t.id), out); err != nil {
-		return fmt.Errorf("torrent %d: %w", t.id, err)
-	}
-	t.dirty = false
-	return nil
+	return encodeJSON(out)
 }
 
 // loadTorrents brings back the torrents of the session folder, starting
@@ -224,6 +236,7 @@ func (s *Session) activate(t *torrent, recheck bool) {
 	}
 	t.act = a
 	t.state = CheckWait
+	s.lastStart = time.Now()
 	if t.meta == nil {
 		t.state = Downloading
 	}
@@ -280,11 +293,16 @@ func (s *Session) deactivate(t *torrent, pause bool) error {
 		st.Close()
 	}
 	s.mu.Lock()
+	// What the record on disk already says is not written again: a
+	// thousand idle seeds stopping took 2,000 disk syncs for nothing.
+	changed := t.dirty
 	if have != nil {
+		changed = changed || !bytes.Equal(have, t.rec.Have)
 		t.rec.Have = have
 	}
 	if sw != nil {
 		ss := sw.Stats()
+		changed = changed || ss.Downloaded != t.savedDown || ss.Uploaded != t.savedUp || ss.Wasted != t.savedWasted
 		t.rec.Downloaded += ss.Downloaded
 		t.rec.Uploaded += ss.Uploaded
 		t.rec.Corrupt += ss.Wasted
@@ -294,12 +312,13 @@ func (s *Session) deactivate(t *torrent, pause bool) error {
 		s.sessUp += ss.Uploaded
 		s.rec.DownloadedEver += ss.Downloaded
 		s.rec.UploadedEver += ss.Uploaded
-		t.savedDown, t.savedUp = 0, 0
+		t.savedDown, t.savedUp, t.savedWasted = 0, 0, 0
 		select {
 		case <-sw.Done():
 			// Completed since the last housekeeping tick.
 			if t.rec.Done.IsZero() {
 				t.rec.Done = time.Now()
+				changed = true
 			}
 		default:
 		}
@@ -308,9 +327,9 @@ func (s *Session) deactivate(t *torrent, pause bool) error {
 	t.state = Stopped
 	if pause && !t.rec.Paused {
 		t.rec.Paused = true
-		t.dirty = true
+		changed = true
 	}
-	if sw != nil || t.dirty {
+	if changed {
 		t.dirty = true
 		if e := s.saveRecordLocked(t); e != nil && err == nil {
 			err = e
@@ -441,6 +460,12 @@ func (s *Session) run(ctx context.Context, t *torrent, recheck bool) {
 	}
 	t.sw, t.st = sw, st
 	t.state = Downloading
+	if !bytes.Equal(t.rec.Have, have) {
+		// Saved by housekeep now rather than by the stop: a thousand
+		// seeds then stop without a write each.
+		t.rec.Have = have
+		t.dirty = true
+	}
 	select {
 	case <-sw.Done():
 		t.state = Seeding

@@ -159,8 +159,9 @@ func Listen(ctx context.Context, cfg Config) (*Client, error) {
 }
 
 // tickLoop is the one timer of all the client's torrents: every
-// tickInterval it wakes each torrent that has something to look after
-// (atRest), so that idle torrents cost no timer and no wake-up each.
+// tickInterval it runs a tick for each torrent that has something to look
+// after (atRest, startTick), so that idle torrents cost no timer, no
+// wake-up and no goroutine each.
 func (c *Client) tickLoop() {
 	defer c.wg.Done()
 	tick := time.NewTicker(tickInterval)
@@ -180,12 +181,8 @@ func (c *Client) tickLoop() {
 			}
 			c.mu.Unlock()
 			for _, t := range ts {
-				if t.atRest() {
-					continue
-				}
-				select {
-				case t.tick <- now:
-				default: // still busy with the last one
+				if !t.atRest() {
+					t.startTick(now)
 				}
 			}
 			clear(ts)

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,6 +150,81 @@ func TestAtRest(t *testing.T) {
 	}
 	if s := seeder.t.Stats(); s.Peers != 0 || s.UpRate != 0 || s.DownRate != 0 {
 		t.Fatalf("seed after its peer left: %d peers, rates %v/%v", s.Peers, s.DownRate, s.UpRate)
+	}
+}
+
+// TestRestingSeedHasNoGoroutine: a seed at rest keeps no goroutine of its
+// own; an incoming peer wakes it, it serves the whole torrent and ticks
+// while the peer stays (its upload rate is summed by a tick), and once
+// the peer leaves it is back to none.
+func TestRestingSeedHasNoGoroutine(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", multiFiles, 64<<10)
+	seeder := startNode(t, m, src, Config{}, nil)
+	if err := seeder.st.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if n := waitTorrentGoroutines(t, 0, "swarm.(*Torrent).", "swarm.(*peer)."); n != 0 {
+		t.Fatalf("a seed at rest keeps %d goroutines", n)
+	}
+	dst := t.TempDir()
+	leech := startNode(t, m, dst, Config{}, nil)
+	leech.t.AddPeers(seeder.addr())
+	waitDone(t, leech, 10*time.Second)
+	sameTree(t, src, dst)
+	// The download's disk writer ends with it, buffers and all.
+	if n := waitTorrentGoroutines(t, 0, "swarm.(*Torrent).diskLoop"); n != 0 {
+		t.Fatalf("%d disk writers left once the download is done", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for seeder.t.Stats().UpRate == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no tick summed the seed's upload rate while its peer stayed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	leech.t.Close()
+	if err := leech.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for !seeder.t.atRest() {
+		if time.Now().After(deadline) {
+			t.Fatalf("seed not at rest 5s after its peer left: %+v", seeder.t.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := waitTorrentGoroutines(t, 0, "swarm.(*Torrent).", "swarm.(*peer)."); n != 0 {
+		var b strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&b, 1)
+		t.Fatalf("a seed back at rest keeps %d goroutines: %s", n, b.String())
+	}
+}
+
+// waitTorrentGoroutines waits up to 2s for the goroutines whose stacks
+// hold one of frames (a torrent's or a peer's code) to number at most n,
+// and returns how many there are.
+func waitTorrentGoroutines(t *testing.T, n int, frames ...string) int {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var b strings.Builder
+		if err := pprof.Lookup("goroutine").WriteTo(&b, 2); err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, g := range strings.Split(b.String(), "\n\n") {
+			for _, f := range frames {
+				if strings.Contains(g, f) {
+					got++
+					break
+				}
+			}
+		}
+		if got <= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -59,6 +59,9 @@ type serveState struct {
 	bad      *bitfield.Bitfield // pieces found not to match their hash; nil until one is
 	checked  *bitfield.Bitfield // pieces of suspect files checked since the change
 	verifyq  chan int           // pieces to check in the background; nil until needed
+	// verifying is set while verifyLoop runs: it ends once verifyq is
+	// drained, so that a seed at rest keeps no goroutine for it.
+	verifying bool
 }
 
 // fileFault is the trouble one file is in.

@@ -270,39 +270,51 @@ func (t *Torrent) queueVerify(pc int) {
 		return
 	}
 	if t.srv.verifyq == nil {
+		t.srv.verifyq = make(chan int, verifyQueue)
+	}
+	select {
+	case t.srv.verifyq <- pc:
+	default: // full: this trigger is dropped
+	}
+	if !t.srv.verifying {
 		// Added under t.mu, after the closing check, as addConn does.
-		q := make(chan int, verifyQueue)
-		t.srv.verifyq = q
+		t.srv.verifying = true
+		q := t.srv.verifyq
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
 			t.verifyLoop(q)
 		}()
 	}
-	select {
-	case t.srv.verifyq <- pc:
-	default: // full: this trigger is dropped
-	}
 }
 
-// verifyLoop checks queued pieces one at a time until the torrent closes.
+// verifyLoop checks queued pieces one at a time until the queue is empty
+// or the torrent closes; queueVerify starts it again for the next piece.
 func (t *Torrent) verifyLoop(q <-chan int) {
 	scratch := make([]piece.Hash, 0, 64)
 	for {
+		t.mu.Lock()
+		var pc int
 		select {
-		case <-t.ctx.Done():
+		case pc = <-q:
+		default:
+			t.srv.verifying = false
+			t.mu.Unlock()
 			return
-		case pc := <-q:
-			t.mu.Lock()
-			gen := t.genOfPiece(pc)
-			t.mu.Unlock()
-			ok, err := t.verifyStored(pc, scratch)
-			t.mu.Lock()
-			if t.genOfPiece(pc) == gen {
-				t.checked(pc, ok, err)
-			}
-			t.mu.Unlock()
 		}
+		if t.ctx.Err() != nil {
+			t.srv.verifying = false
+			t.mu.Unlock()
+			return
+		}
+		gen := t.genOfPiece(pc)
+		t.mu.Unlock()
+		ok, err := t.verifyStored(pc, scratch)
+		t.mu.Lock()
+		if t.genOfPiece(pc) == gen {
+			t.checked(pc, ok, err)
+		}
+		t.mu.Unlock()
 	}
 }
 

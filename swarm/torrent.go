@@ -42,11 +42,10 @@ const (
 	maxRedialBackoff = 5 * time.Minute
 	maxKnownPeers    = 2000
 	maxStrikeEntries = 10000
-	// diskQueue bounds blocks accepted but not yet written (4 MiB), and
-	// diskWriters is how many writes may be in flight at once: one, since
-	// two writers to one file contend on its inode lock and measured slower.
-	diskQueue   = 256
-	diskWriters = 1
+	// diskQueue bounds blocks accepted but not yet written (4 MiB). One
+	// disk writer takes them (diskRunning): two writers to one file
+	// contend on its inode lock and measured slower.
+	diskQueue = 256
 )
 
 // Torrent is one torrent being downloaded or seeded.
@@ -67,9 +66,11 @@ type Torrent struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	done   chan struct{}  // closed once every piece is verified
-	tick   chan time.Time // the client's ticks (Client.tickLoop)
-	failed chan struct{}  // closed when an error stops the download
+	done   chan struct{} // closed once every piece is verified
+	failed chan struct{} // closed when an error stops the download
+	// lastSave is when a tick last saved the resume record. Only the one
+	// tick under way touches it (ticking orders them).
+	lastSave time.Time
 
 	// Counters read without the lock. wasted counts payload received but
 	// discarded, whatever the reason: duplicates, bad pieces, blocks nobody
@@ -91,6 +92,12 @@ type Torrent struct {
 	mu      sync.Mutex
 	seeding bool
 	closing bool
+	// ticking is set while a tick of housekeeping runs (startTick): one
+	// at a time, in a goroutine that lives as long as the ticks, so that
+	// a torrent at rest has no goroutine at all; tickDue says another is
+	// to run after it, at nextTick.
+	ticking, tickDue bool
+	nextTick         time.Time
 
 	// Peers (peer.go, limits.go): who is connected. evicting counts peers
 	// closed to make room but not yet removed; speakers the peers that
@@ -120,11 +127,13 @@ type Torrent struct {
 	partial map[int]*partialPiece
 	scratch []piece.Hash
 	diskq   chan diskJob
-	// diskStart makes diskq and starts the disk writers with the first
-	// block: a seed never needs them, and a thousand idle seeds should
-	// not keep a thousand goroutines and queues for it.
-	diskStart sync.Once
-	diskErr   *DiskError // set once, with failed closed
+	// diskStart makes diskq with the first block, and diskRunning is set
+	// while its writer runs (diskLoop): a seed never needs them, and a
+	// thousand idle seeds should not keep a thousand goroutines and
+	// queues for it, nor a download once done keep its writer's buffers.
+	diskStart   sync.Once
+	diskRunning atomic.Bool
+	diskErr     *DiskError // set once, with failed closed
 	// stopErr is what stopped the download (diskErr, or an
 	// *InconsistentError), set once with failed closed.
 	stopErr   error
@@ -231,7 +240,7 @@ func (c *Client) AddWith(meta *piece.MetaInfo, st *storage.Storage, have []byte,
 		log:      c.log.With("torrent", info.Name),
 		hashes:   info.SwarmHashes(),
 		done:     make(chan struct{}),
-		tick:     make(chan time.Time, 1),
+		lastSave: time.Now(),
 		picker:   pk,
 		peers:    map[*peer]struct{}{},
 		byID:     map[picker.PeerID]*peer{},
@@ -292,14 +301,6 @@ func (c *Client) AddWith(meta *piece.MetaInfo, st *storage.Storage, have []byte,
 		c.torrents[ih] = t
 	}
 	c.mu.Unlock()
-	// Counted in the torrent's group, not the client's: Close must not
-	// return while a tick is still under way, with a resume save the
-	// caller's closing of the storage would race.
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		t.run()
-	}()
 	return t, nil
 }
 
@@ -329,7 +330,8 @@ func (t *Torrent) Done() <-chan struct{} { return t.done }
 func (t *Torrent) FirstPiece() <-chan struct{} { return t.firstPieceCh }
 
 // Close disconnects the torrent's peers and stops its goroutines, saving
-// the resume record last.
+// the resume record last if it changed since it was saved (a session of
+// a thousand idle seeds stops without a thousand writes and syncs).
 func (t *Torrent) Close() error {
 	t.c.mu.Lock()
 	for _, ih := range t.hashes {
@@ -348,6 +350,9 @@ func (t *Torrent) Close() error {
 	t.saveErrs.flush(t.log, time.Now(), true)
 	t.mu.Unlock()
 	t.wg.Wait()
+	if !t.st.Unsaved() {
+		return nil
+	}
 	return t.st.Save()
 }
 
@@ -467,52 +472,84 @@ func (t *Torrent) removePeer(p *peer) {
 	t.dialMore()
 }
 
-// run is the torrent's housekeeping loop: rates, choking, timeouts,
-// resume saves and redials.
-// Its ticks come from the client's one ticker (Client.tickLoop), which
-// skips a torrent at rest: a session of a thousand idle seeds then wakes
-// no goroutine of theirs.
-func (t *Torrent) run() {
-	lastSave := time.Now()
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case now := <-t.tick:
+// startTick runs a tick of the torrent's housekeeping (tick) in a
+// goroutine that ends with it, unless the torrent is closing. If the last
+// tick is still under way, this one runs right after it, in the same
+// goroutine, as a tick waited in a one-slot queue for the loop that once
+// ran them: one tick may wait, later ones are dropped. The client's one
+// ticker (Client.tickLoop) calls it for the torrents not at rest, so a
+// session of a thousand idle seeds has no goroutine of theirs, not even a
+// parked one: each took 8 KiB of stack.
+func (t *Torrent) startTick(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closing:
+		return
+	case t.ticking:
+		t.tickDue, t.nextTick = true, now
+		return
+	}
+	t.ticking = true
+	// Counted in the torrent's group, under t.mu after the closing check
+	// (as addConn does): Close must not return while a tick is still
+	// under way, with a resume save the caller's closing of the storage
+	// would race.
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		for {
+			t.tick(now)
 			t.mu.Lock()
-			for p := range t.peers {
-				p.tick(now)
-				p.maybeSendPex(now)
-				p.ssFill()
+			if !t.tickDue || t.closing {
+				t.ticking, t.tickDue = false, false
+				t.mu.Unlock()
+				return
 			}
-			t.sumRates()
-			t.dropUseless(now)
-			t.choker.Tick(now)
-			for piece, s := range t.suspects {
-				if now.After(s.deadline) {
-					t.log.Info("no leaf hashes for failed piece; blame unknown", "piece", piece)
-					delete(t.suspects, piece)
-					if s.asked.hashReqs > 0 {
-						s.asked.hashReqs--
-					}
-				}
-			}
-			t.askLayers(now)
-			t.dialMore()
-			t.writeErrs.flush(t.log, now, false)
-			t.saveErrs.flush(t.log, now, false)
+			now, t.tickDue = t.nextTick, false
 			t.mu.Unlock()
-			t.serveTick(now)
-			if now.Sub(lastSave) >= saveInterval && t.st.Unsaved() {
-				// A full disk fails every save: retried, logged once.
-				if err := t.st.Save(); err != nil {
-					t.mu.Lock()
-					t.saveErrs.add(t.log, now, "saving resume record", "err", err)
-					t.mu.Unlock()
-				}
-				lastSave = now
+		}
+	}()
+}
+
+// tick is the torrent's housekeeping: rates, choking, timeouts, resume
+// saves and redials.
+func (t *Torrent) tick(now time.Time) {
+	if t.ctx.Err() != nil {
+		return
+	}
+	t.mu.Lock()
+	for p := range t.peers {
+		p.tick(now)
+		p.maybeSendPex(now)
+		p.ssFill()
+	}
+	t.sumRates()
+	t.dropUseless(now)
+	t.choker.Tick(now)
+	for piece, s := range t.suspects {
+		if now.After(s.deadline) {
+			t.log.Info("no leaf hashes for failed piece; blame unknown", "piece", piece)
+			delete(t.suspects, piece)
+			if s.asked.hashReqs > 0 {
+				s.asked.hashReqs--
 			}
 		}
+	}
+	t.askLayers(now)
+	t.dialMore()
+	t.writeErrs.flush(t.log, now, false)
+	t.saveErrs.flush(t.log, now, false)
+	t.mu.Unlock()
+	t.serveTick(now)
+	if now.Sub(t.lastSave) >= saveInterval && t.st.Unsaved() {
+		// A full disk fails every save: retried, logged once.
+		if err := t.st.Save(); err != nil {
+			t.mu.Lock()
+			t.saveErrs.add(t.log, now, "saving resume record", "err", err)
+			t.mu.Unlock()
+		}
+		t.lastSave = now
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -48,28 +47,12 @@ func (h *gateHandler) state() (entered, released bool) {
 	return h.entered, h.released
 }
 
-// waitBlocked waits until a goroutine running fn is blocked on a mutex.
-func waitBlocked(t *testing.T, fn string) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			if strings.Contains(g, "[sync.Mutex.Lock") && strings.Contains(g, fn) {
-				return
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("no goroutine in %s blocked on a mutex after 5s", fn)
-}
-
-// TestCloseWaitsForRun closes a torrent while its housekeeping loop is in
-// the middle of a tick. Close must return only once that tick is over:
-// what the loop still does (a resume save above all) would otherwise race
-// whatever the caller does next, such as closing the storage, which is
-// what get does.
-func TestCloseWaitsForRun(t *testing.T) {
+// TestCloseWaitsForTick closes a torrent while a tick of its
+// housekeeping is under way. Close must return only once that tick is
+// over: what the tick still does (a resume save above all) would
+// otherwise race whatever the caller does next, such as closing the
+// storage, which is what get does. No tick starts after it either.
+func TestCloseWaitsForTick(t *testing.T) {
 	const line = "no leaf hashes for failed piece; blame unknown"
 	h := &gateHandler{msg: line, hold: 500 * time.Millisecond}
 	src := t.TempDir()
@@ -78,20 +61,25 @@ func TestCloseWaitsForRun(t *testing.T) {
 	tor := n.t
 
 	// A failed piece whose leaf hashes never came: the next tick logs it,
-	// under t.mu, and the handler holds the loop there.
+	// and the handler holds the tick there.
 	tor.mu.Lock()
 	tor.suspects[0] = &suspect{asked: &peer{}}
-	waitBlocked(t, "swarm.(*Torrent).run(")
-	// With one P the run loop, woken by the unlock, cannot take the lock
-	// before Close does: Close starts while the tick is still to come.
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	tor.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for entered, _ := h.state(); !entered; entered, _ = h.state() {
+		if time.Now().After(deadline) {
+			t.Fatal("no tick logged the failed piece after 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if err := tor.Close(); err != nil {
 		t.Fatal(err)
 	}
-	entered, released := h.state()
-	if !entered || !released {
-		t.Errorf("Close returned with the run loop's tick unfinished (tick reached the log line: %v, done with it: %v)", entered, released)
+	if _, released := h.state(); !released {
+		t.Error("Close returned with a tick unfinished")
+	}
+	if k := waitTorrentGoroutines(t, 0, "swarm.(*Torrent).tick("); k != 0 {
+		t.Errorf("%d ticks running after Close", k)
 	}
 }
 

@@ -152,7 +152,8 @@ func run(ctx context.Context, cfg *config, log func(string, ...any)) error {
 		defer os.RemoveAll(tmp)
 	}
 	if cfg.shoal == "" && slices.Contains(cfg.targets, "shoal") {
-		cfg.shoal = filepath.Join(tmp, "shoal")
+		// Not tmp/shoal: that is the shoal daemon's own folder.
+		cfg.shoal = filepath.Join(tmp, "shoal-bin")
 		log("building ./cmd/shoal")
 		if err := benchproc.BuildShoal(ctx, cfg.shoal); err != nil {
 			return err

@@ -55,6 +55,72 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
+// File is one file of WriteFilesAtomic: its name in the folder, its
+// contents and its permissions.
+type File struct {
+	Name string
+	Data []byte
+	Perm os.FileMode
+}
+
+// WriteFilesAtomic writes several files of folder dir, each atomically as
+// WriteFileAtomic does, but with one sync of the folder for all of their
+// renames rather than one each. The files are renamed into place in the
+// order given, so on a file system that keeps renames in order (ext4,
+// xfs, btrfs) a crash leaves a prefix of them new; once it returns nil,
+// all are durable. On an error, the files renamed already stay, new.
+func WriteFilesAtomic(dir string, files []File) error {
+	tmps := make([]string, 0, len(files))
+	defer func() {
+		for _, name := range tmps {
+			if name != "" {
+				os.Remove(name)
+			}
+		}
+	}()
+	for _, f := range files {
+		tmp, err := os.CreateTemp(dir, "."+f.Name+".tmp-*")
+		if err != nil {
+			return err
+		}
+		tmps = append(tmps, tmp.Name())
+		err = writeSynced(tmp, f.Data, f.Perm)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for i, f := range files {
+		if err := os.Rename(tmps[i], filepath.Join(dir, f.Name)); err != nil {
+			return err
+		}
+		tmps[i] = ""
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_ = d.Sync() // as in WriteFileAtomic
+	return nil
+}
+
+// writeSynced writes data to f with permissions perm and syncs it.
+func writeSynced(f *os.File, data []byte, perm os.FileMode) error {
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
 // WriteFileAtomicIn is WriteFileAtomic for name inside root: every step
 // goes through the os.Root, so a symbolic link planted on the way (a
 // state folder linked elsewhere, say) cannot lead the write out of root's

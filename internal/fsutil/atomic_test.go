@@ -35,6 +35,36 @@ func TestWriteFileAtomicFailsInMissingFolder(t *testing.T) {
 	}
 }
 
+func TestWriteFilesAtomicWritesAllAndLeavesNoTemp(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "b"), []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteFilesAtomic(dir, []File{{"a", []byte("one"), 0o600}, {"b", []byte("two"), 0o644}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"a": "one", "b": "two"} {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(got) != want {
+			t.Errorf("%s: read back %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if st, _ := os.Stat(filepath.Join(dir, "b")); st.Mode().Perm() != 0o644 {
+		t.Errorf("b: mode %v, want 0644", st.Mode().Perm())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("folder holds %v, want only a and b", ents)
+	}
+	// A name that cannot be created (its folder is missing): an error,
+	// and no temporary file left behind by the file before it.
+	if err := WriteFilesAtomic(dir, []File{{"c", []byte("x"), 0o600}, {filepath.Join("no", "d"), []byte("y"), 0o600}}); err == nil {
+		t.Fatal("want an error for a file in a missing folder")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("after a failed write the folder holds %v, want only a and b", ents)
+	}
+}
+
 func TestWriteFileAtomicInStaysInside(t *testing.T) {
 	dir, outside := t.TempDir(), t.TempDir()
 	root, err := os.OpenRoot(dir)

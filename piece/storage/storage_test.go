@@ -580,6 +580,43 @@ func TestResumeTrustsUnchangedFiles(t *testing.T) {
 	}
 }
 
+// TestCheckTrustedByRecordLeavesNothingUnsaved: a check the resume record
+// vouched for in full leaves nothing to save; one that had to look again
+// at a file (its stamp changed) does.
+func TestCheckTrustedByRecordLeavesNothingUnsaved(t *testing.T) {
+	m, src := makeTorrent(t, testFiles, 32<<10, 21)
+	s, dst := completeDownload(t, m, src, Options{})
+	if err := s.Save(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	recheck := func() *Storage {
+		t.Helper()
+		s := openT(t, dst, m.Info, Options{Logger: slog.New(slog.DiscardHandler)})
+		if _, err := s.Check(context.Background(), m, nil); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := recheck(); s.Unsaved() {
+		t.Error("Unsaved after a check the record vouched for in full")
+	}
+	var name string
+	for i, f := range m.Info.Files {
+		if !f.Pad {
+			name = filepath.Join(append([]string{dst}, m.Info.DiskPath(i)...)...)
+			break
+		}
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(name, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if s := recheck(); !s.Unsaved() {
+		t.Errorf("nothing unsaved after a check that hashed %s again", name)
+	}
+}
+
 func TestResumeTrustsRecordNotData(t *testing.T) {
 	// A piece the record does not list stays missing even though its data
 	// is good: that is what makes resume cheap, and proves it is used.

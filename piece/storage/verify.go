@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -225,9 +226,19 @@ func (s *Storage) Check(ctx context.Context, meta *piece.MetaInfo, hasher *piece
 		s.files[i].foreign = foreign[i]
 	}
 	s.mu.Unlock()
+	// A record that vouched for every file and for all that was found is
+	// what a save would write again: nothing to save (Unsaved), so that
+	// a session restarting a thousand seeds does not rewrite and sync a
+	// thousand records for nothing.
+	same := rec != nil && len(jobs) == 0 && bytes.Equal(have.Bytes(), rec.Have)
+	for i, f := range in.Files {
+		same = same && (f.Pad || state[i] == trusted)
+	}
 	s.haveMu.Lock()
 	s.have = have
-	s.changes++
+	if !same {
+		s.changes++
+	}
 	s.haveMu.Unlock()
 	return have.Bytes(), nil
 }
