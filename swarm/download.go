@@ -232,31 +232,50 @@ func (p *peer) handlePiece(m *wire.Message) error {
 	p.fill()
 	t.mu.Unlock()
 
-	// Disk writes happen on the torrent's disk goroutines, so this reader
-	// goes back to the socket at once: reading and hashing overlap with
-	// writing. The block is copied out of the reader's buffer into a pooled
-	// one; the queue is bounded, so a slow disk slows the peer down (TCP
-	// backpressure) instead of filling memory.
-	buf := blockPool.Get().(*[piece.BlockSize]byte)
-	copy(buf[:], m.Payload)
-	t.diskStart.Do(t.startDiskWriters)
-	select {
-	case t.diskq <- diskJob{pc: pc, begin: int(m.Begin), n: n, buf: buf, pp: pp}:
-	case <-t.ctx.Done():
-		blockPool.Put(buf)
-		t.wasted.Add(int64(n))
-		return t.ctx.Err()
+	// The block stays in the reader's buffer, where it was hashed, and
+	// joins the run of contiguous blocks that the reader writes with one
+	// positioned write before it reads the socket again (flushRun): no
+	// copy, no hand-off to another goroutine, and large writes.
+	r := &p.run
+	if len(r.bufs) > 0 && (r.pc != pc || r.pp != pp || r.begin+r.n != int(m.Begin)) {
+		p.flushRun()
 	}
+	if len(r.bufs) == 0 {
+		r.pc, r.begin, r.n, r.pp = pc, int(m.Begin), 0, pp
+	}
+	r.bufs = append(r.bufs, m.Payload)
+	r.n += n
 	return nil
 }
 
-// blockPool recycles block buffers between readers and disk writers.
-var blockPool = sync.Pool{New: func() any { return new([piece.BlockSize]byte) }}
+// blockRun is a run of accepted blocks, contiguous in one piece, that
+// still lie in the reader's buffer (wire.Reader.Ready keeps them valid),
+// waiting for their one write. Touched by the peer's reader only.
+type blockRun struct {
+	pc, begin, n int
+	pp           *partialPiece
+	bufs         [][]byte
+}
+
+// flushRun writes the reader's run of blocks, if any, and accounts for
+// them. The reader calls it before a read that may move its buffer, and
+// when a block does not continue the run. The reader is the one that
+// waits for the disk: a slow disk slows the peer down (TCP backpressure)
+// instead of filling memory.
+func (p *peer) flushRun() {
+	r := &p.run
+	if len(r.bufs) == 0 {
+		return
+	}
+	p.readBack = p.t.writeRun(r.pc, r.begin, r.bufs, r.pp, p.readBack)
+	clear(r.bufs) // the reader's buffer is not ours to keep
+	r.bufs = r.bufs[:0]
+	r.pp = nil
+}
 
 // diskJob is an accepted block on its way to disk.
 type diskJob struct {
 	pc, begin, n int
-	buf          *[piece.BlockSize]byte
 	pp           *partialPiece
 }
 
@@ -279,115 +298,56 @@ func (p *peer) padData(pc, begin int, data []byte) bool {
 	return false
 }
 
-// startDiskWriters starts the disk goroutines (diskStart). It runs on a
-// peer's reader, itself in t.wg, so Close's wait cannot have ended.
-func (t *Torrent) startDiskWriters() {
-	// Under t.mu for the status page, which reads its length.
-	t.mu.Lock()
-	t.diskq = make(chan diskJob, diskQueue)
-	t.mu.Unlock()
-	for range diskWriters {
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			t.diskLoop()
-		}()
-	}
-}
-
-// diskLoop writes accepted blocks and verifies pieces once their last block
-// is on disk. Once a disk error stopped the download, what is still queued
-// is dropped unwritten.
-//
-// Blocks queued one after another that are contiguous in their piece are
-// written with one positioned write (writeRun): a 16 KiB pwrite costs
-// about as much as a 1 MiB one on some file systems (ext4 here: 16 KiB
-// writes ran 35 times slower per byte), so the writer drains what the
-// readers queued and joins it. A writer that keeps up sees short runs,
-// one falling behind sees long ones: it catches up by writing larger.
-func (t *Torrent) diskLoop() {
-	var readBuf []byte // pieces read back for their SHA-1, reused
-	var stage []byte   // a run of blocks joined for one write, reused
-	batch := make([]diskJob, 0, diskQueue)
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case j := <-t.diskq:
-			batch = append(batch[:0], j)
-		drain:
-			for len(batch) < cap(batch) {
-				select {
-				case j := <-t.diskq:
-					batch = append(batch, j)
-				default:
-					break drain
-				}
+// writeRun writes bufs, contiguous blocks of piece pc from byte begin, with
+// one positioned write (Storage.WriteBlocks), and accounts for each block
+// as a lone write would: a 16 KiB pwrite costs about as much as a 1 MiB
+// one on some file systems (ext4 here: 16 KiB writes ran 35 times slower
+// per byte). readBuf, for pieces read back for their SHA-1, is returned
+// for reuse. Called by a peer's reader, without t.mu.
+func (t *Torrent) writeRun(pc, begin int, bufs [][]byte, pp *partialPiece, readBuf []byte) []byte {
+	if len(bufs) > 1 && !t.stopped() && t.st.WriteBlocks(pc, begin, bufs) == nil {
+		if t.info.HasV1() {
+			off := begin
+			for _, b := range bufs {
+				pp.feedV1(off, b)
+				off += len(b)
 			}
-			for i := 0; i < len(batch); {
-				n := runLen(batch[i:], maxRun)
-				stage = t.writeRun(batch[i:i+n], stage, &readBuf)
-				i += n
-			}
-			clear(batch) // drop the buffers' and pieces' references
 		}
-	}
-}
-
-// maxRun bounds the bytes joined into one write, and so the stage buffer.
-const maxRun = 1 << 20
-
-// runLen is how many jobs at the head of jobs are contiguous blocks of
-// one piece, at most limit bytes in all (at least one job).
-func runLen(jobs []diskJob, limit int) int {
-	n, size := 1, jobs[0].n
-	for n < len(jobs) {
-		prev, j := jobs[n-1], jobs[n]
-		if j.pc != prev.pc || j.begin != prev.begin+prev.n || size+j.n > limit {
-			break
+		// One lock for the run; at most its last block completes the
+		// piece, as the piece's blocks are all written once.
+		complete := false
+		off := begin
+		t.mu.Lock()
+		for _, b := range bufs {
+			_, c := t.blockWritten(diskJob{pc: pc, begin: off, n: len(b), pp: pp}, nil)
+			complete = complete || c
+			off += len(b)
 		}
-		size += j.n
-		n++
-	}
-	return n
-}
-
-// writeRun writes a run of contiguous blocks of one piece, with one write
-// through stage (grown as needed and returned for reuse) when there are
-// several, and accounts for each block in order as a lone write would.
-// Called by a disk writer, without t.mu.
-func (t *Torrent) writeRun(run []diskJob, stage []byte, readBuf *[]byte) []byte {
-	joined := false
-	if len(run) > 1 && !t.stopped() {
-		stage = stage[:0]
-		for _, j := range run {
-			stage = append(stage, j.buf[:j.n]...)
+		t.mu.Unlock()
+		if complete {
+			readBuf = t.finishV1(pc, pp, readBuf)
 		}
-		joined = t.st.WriteBlock(run[0].pc, run[0].begin, stage) == nil
+		return readBuf
 	}
-	for _, j := range run {
+	off := begin
+	for _, b := range bufs {
+		j := diskJob{pc: pc, begin: off, n: len(b), pp: pp}
+		off += len(b)
 		var werr error
-		if !joined && !t.stopped() {
+		if !t.stopped() {
 			// Alone, or again block by block after the joined write
 			// failed: the error is then the block's own and names its
 			// file, as the download's stop must.
-			werr = t.st.WriteBlock(j.pc, j.begin, j.buf[:j.n])
+			werr = t.st.WriteBlock(j.pc, j.begin, b)
 		}
 		if werr == nil && t.info.HasV1() {
-			j.pp.feedV1(j.begin, j.buf[:j.n])
+			pp.feedV1(j.begin, b)
 		}
-		blockPool.Put(j.buf)
 		t.mu.Lock()
 		stopped, complete := t.blockWritten(j, werr)
 		t.mu.Unlock()
 		if complete {
-			// The SHA-1 may need the piece read back: not under t.mu.
-			var ok bool
-			var rerr error
-			ok, *readBuf, rerr = t.checkV1(j.pc, j.pp, *readBuf)
-			t.mu.Lock()
-			t.pieceDone(j.pc, j.pp, ok, rerr)
-			t.mu.Unlock()
+			readBuf = t.finishV1(pc, pp, readBuf)
 		}
 		if stopped {
 			// Keep what was verified: the record may be all the next
@@ -399,7 +359,18 @@ func (t *Torrent) writeRun(run []diskJob, stage []byte, readBuf *[]byte) []byte 
 			}
 		}
 	}
-	return stage
+	return readBuf
+}
+
+// finishV1 checks piece pc, all of whose blocks are on disk, against its
+// SHA-1 and hands it to pieceDone. The SHA-1 may need the piece read
+// back: not under t.mu.
+func (t *Torrent) finishV1(pc int, pp *partialPiece, readBuf []byte) []byte {
+	ok, readBuf, rerr := t.checkV1(pc, pp, readBuf)
+	t.mu.Lock()
+	t.pieceDone(pc, pp, ok, rerr)
+	t.mu.Unlock()
+	return readBuf
 }
 
 // checkV1 completes the SHA-1 of piece pc, all of whose blocks are on disk,

@@ -42,11 +42,6 @@ const (
 	maxRedialBackoff = 5 * time.Minute
 	maxKnownPeers    = 2000
 	maxStrikeEntries = 10000
-	// diskQueue bounds blocks accepted but not yet written (4 MiB), and
-	// diskWriters is how many writes may be in flight at once: one, since
-	// two writers to one file contend on its inode lock and measured slower.
-	diskQueue   = 256
-	diskWriters = 1
 )
 
 // Torrent is one torrent being downloaded or seeded.
@@ -113,18 +108,13 @@ type Torrent struct {
 	// Choking (choke.go): every choke decision is the choker's.
 	choker *choker.Choker
 
-	// Download pipeline (download.go, diskerr.go): what to ask for, blocks
-	// on their way to disk, and what stopped the download.
+	// Download pipeline (download.go, diskerr.go): what to ask for, pieces
+	// partly in, and what stopped the download.
 	picker  *picker.Picker
 	pickBuf []picker.Request
 	partial map[int]*partialPiece
 	scratch []piece.Hash
-	diskq   chan diskJob
-	// diskStart makes diskq and starts the disk writers with the first
-	// block: a seed never needs them, and a thousand idle seeds should
-	// not keep a thousand goroutines and queues for it.
-	diskStart sync.Once
-	diskErr   *DiskError // set once, with failed closed
+	diskErr *DiskError // set once, with failed closed
 	// stopErr is what stopped the download (diskErr, or an
 	// *InconsistentError), set once with failed closed.
 	stopErr   error
