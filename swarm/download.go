@@ -1,9 +1,9 @@
 package swarm
 
 // The download pipeline: what to request of each peer, blocks received
-// and hashed as they arrive, the disk queue, and pieces verified against
-// their hashes before they are announced with have: the merkle root in
-// v2, the SHA-1 in v1, both in a hybrid.
+// and hashed as they arrive, runs of them written by each peer's reader,
+// and pieces verified against their hashes before they are announced
+// with have: the merkle root in v2, the SHA-1 in v1, both in a hybrid.
 
 import (
 	"crypto/sha256"
@@ -31,8 +31,8 @@ type partialPiece struct {
 	// writtenBytes is the payload on disk: wasted if the piece is given up.
 	writtenBytes int64
 
-	// v1 holds the piece's SHA-1 so far (v1 and hybrid), fed by the disk
-	// writers with the blocks that reach the disk in order, so that a
+	// v1 holds the piece's SHA-1 so far (v1 and hybrid), fed by the
+	// peers' readers with the blocks that reach the disk in order, so that a
 	// piece downloaded in order is never read back; nil until its first
 	// block does. Guarded by v1mu, not t.mu: hashing a block under the
 	// torrent's lock would stall every peer.
@@ -52,7 +52,7 @@ func (t *Torrent) blockSum(data []byte) uint64 { return maphash.Bytes(t.banSeed,
 var v1Hashers = sync.Pool{New: func() any { return new(piece.V1Hasher) }}
 
 // feedV1 adds a block just written to the piece's SHA-1 if it is the next
-// in order. Called by a disk writer, without t.mu.
+// in order. Called by a peer's reader after the write, without t.mu.
 func (pp *partialPiece) feedV1(begin int, data []byte) {
 	pp.v1mu.Lock()
 	defer pp.v1mu.Unlock()
@@ -377,7 +377,7 @@ func (t *Torrent) finishV1(pc int, pp *partialPiece, readBuf []byte) []byte {
 // and reports whether it is the torrent's: the blocks that reached the
 // disk in order were hashed then, the rest is read back into buf (grown
 // as needed and returned for reuse). An error is a failed read of our own
-// disk. Called by a disk writer, without t.mu.
+// disk. Called by a peer's reader, without t.mu.
 func (t *Torrent) checkV1(pc int, pp *partialPiece, buf []byte) (bool, []byte, error) {
 	pp.v1mu.Lock()
 	defer pp.v1mu.Unlock()
