@@ -130,6 +130,7 @@ type peer struct {
 	ctrl      []byte // encoded messages waiting to go out
 	uploads   []upload
 	upHead    int
+	runBufs   [][]byte // the writer's scratch for a run's reads (appendRun)
 	lastWrite time.Time
 	served    [4]uint32
 	servedN   uint

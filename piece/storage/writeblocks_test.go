@@ -2,11 +2,13 @@ package storage
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/shoal-p2p/shoal/piece"
 )
@@ -125,5 +127,81 @@ func TestWriteBlocksRefusals(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dst, "tor/z.bin")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("z.bin touched by a refused run: %v", err)
+	}
+}
+
+// ReadBlocks fills a run of buffers with what ReadBlock reads for each:
+// within one file (one preadv), across files, and padding as zeros.
+func TestReadBlocksAsEachBuffer(t *testing.T) {
+	tt := makeV1(t, v1Files, 3000, 6)
+	in := tt.m.Info
+	dst := t.TempDir()
+	s := openT(t, dst, in, Options{Logger: quiet()})
+	writeAll(t, s, tt, 1000)
+	for p := range in.NumPieces {
+		want := tt.pieceBytes(p)
+		got := make([]byte, len(want))
+		for i := range got {
+			got[i] = 0xee // padding must come back zeroed
+		}
+		bufs := splitRun(got[1:])
+		if err := s.ReadBlocks(p, 1, bufs); err != nil {
+			t.Fatalf("piece %d: %v", p, err)
+		}
+		if string(got[1:]) != string(want[1:]) {
+			t.Errorf("piece %d read as a run differs from the piece space", p)
+		}
+	}
+	if err := s.ReadBlocks(0, 2000, [][]byte{make([]byte, 500), make([]byte, 501)}); !errors.Is(err, ErrRange) {
+		t.Errorf("run past the end of piece 0: %v, want ErrRange", err)
+	}
+}
+
+// A run is refused with ErrChanged from a file changed behind our back,
+// as ReadBlock refuses a block, and a truncated file is an unexpected end.
+func TestReadBlocksRefusesChangedAndShortFiles(t *testing.T) {
+	// a/big.bin, the first file, has pieces of two blocks.
+	m, src := makeTorrent(t, testFiles, 2*piece.BlockSize, 11)
+	in := m.Info
+	s := seedStorage(t, m, src, Options{})
+	run := [][]byte{make([]byte, piece.BlockSize), make([]byte, piece.BlockSize)}
+	if err := s.ReadBlocks(1, 0, run); err != nil {
+		t.Fatal(err)
+	}
+	path := diskPath(src, in, 0)
+	data, _ := os.ReadFile(path)
+	if string(run[0]) != string(data[2*piece.BlockSize:3*piece.BlockSize]) || string(run[1]) != string(data[3*piece.BlockSize:4*piece.BlockSize]) {
+		t.Fatal("run of piece 1 read wrong bytes")
+	}
+	data[5] ^= 0xff
+	os.WriteFile(path, data, 0o644)
+	touch(t, path, time.Second)
+	s.ChangedFiles(nil)
+	if err := s.ReadBlocks(1, 0, run); !errors.Is(err, ErrChanged) {
+		t.Fatalf("run from a changed file: %v, want ErrChanged", err)
+	}
+}
+
+// preadv and pwritev move runs of buffers at an offset; preadv past the
+// end of the file is an unexpected end, not a short buffer left as it was.
+func TestPreadvPwritev(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data := make([]byte, 3000)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	if err := pwritev(f, splitRun(data[100:]), 100); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2900)
+	if err := preadv(f, splitRun(got), 100); err != nil || string(got) != string(data[100:]) {
+		t.Fatalf("read back: %v, same bytes %v", err, string(got) == string(data[100:]))
+	}
+	if err := preadv(f, [][]byte{make([]byte, 1000), make([]byte, 1000)}, 1500); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("run past the end of the file: %v, want io.ErrUnexpectedEOF", err)
 	}
 }
