@@ -267,7 +267,7 @@ func (p *peer) flushRun() {
 	if len(r.bufs) == 0 {
 		return
 	}
-	p.readBack = p.t.writeRun(r.pc, r.begin, r.bufs, r.pp, p.readBack)
+	p.t.writeRun(r.pc, r.begin, r.bufs, r.pp)
 	clear(r.bufs) // the reader's buffer is not ours to keep
 	r.bufs = r.bufs[:0]
 	r.pp = nil
@@ -302,9 +302,8 @@ func (p *peer) padData(pc, begin int, data []byte) bool {
 // one positioned write (Storage.WriteBlocks), and accounts for each block
 // as a lone write would: a 16 KiB pwrite costs about as much as a 1 MiB
 // one on some file systems (ext4 here: 16 KiB writes ran 35 times slower
-// per byte). readBuf, for pieces read back for their SHA-1, is returned
-// for reuse. Called by a peer's reader, without t.mu.
-func (t *Torrent) writeRun(pc, begin int, bufs [][]byte, pp *partialPiece, readBuf []byte) []byte {
+// per byte). Called by a peer's reader, without t.mu.
+func (t *Torrent) writeRun(pc, begin int, bufs [][]byte, pp *partialPiece) {
 	if len(bufs) > 1 && !t.stopped() && t.st.WriteBlocks(pc, begin, bufs) == nil {
 		if t.info.HasV1() {
 			off := begin
@@ -325,9 +324,9 @@ func (t *Torrent) writeRun(pc, begin int, bufs [][]byte, pp *partialPiece, readB
 		}
 		t.mu.Unlock()
 		if complete {
-			readBuf = t.finishV1(pc, pp, readBuf)
+			t.finishV1(pc, pp)
 		}
-		return readBuf
+		return
 	}
 	off := begin
 	for _, b := range bufs {
@@ -347,7 +346,7 @@ func (t *Torrent) writeRun(pc, begin int, bufs [][]byte, pp *partialPiece, readB
 		stopped, complete := t.blockWritten(j, werr)
 		t.mu.Unlock()
 		if complete {
-			readBuf = t.finishV1(pc, pp, readBuf)
+			t.finishV1(pc, pp)
 		}
 		if stopped {
 			// Keep what was verified: the record may be all the next
@@ -359,18 +358,25 @@ func (t *Torrent) writeRun(pc, begin int, bufs [][]byte, pp *partialPiece, readB
 			}
 		}
 	}
-	return readBuf
 }
+
+// readBacks recycles the buffers pieces are read back into for their
+// SHA-1 (checkV1): shared by every reader, so memory goes with the pieces
+// being read back at once, not with the peers.
+var readBacks = sync.Pool{New: func() any { return new([]byte) }}
 
 // finishV1 checks piece pc, all of whose blocks are on disk, against its
 // SHA-1 and hands it to pieceDone. The SHA-1 may need the piece read
 // back: not under t.mu.
-func (t *Torrent) finishV1(pc int, pp *partialPiece, readBuf []byte) []byte {
-	ok, readBuf, rerr := t.checkV1(pc, pp, readBuf)
+func (t *Torrent) finishV1(pc int, pp *partialPiece) {
+	buf := readBacks.Get().(*[]byte)
+	var ok bool
+	var rerr error
+	ok, *buf, rerr = t.checkV1(pc, pp, *buf)
+	readBacks.Put(buf)
 	t.mu.Lock()
 	t.pieceDone(pc, pp, ok, rerr)
 	t.mu.Unlock()
-	return readBuf
 }
 
 // checkV1 completes the SHA-1 of piece pc, all of whose blocks are on disk,

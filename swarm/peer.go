@@ -93,11 +93,9 @@ type peer struct {
 	noLayers  bool // it refused us a piece layer: not asked for one again
 	// spans is the reader's scratch for finding padding in a block
 	// (padData); run holds the blocks it accepted but has not written yet
-	// (flushRun), and readBack the pieces it read back for their SHA-1.
-	// Touched by the reader goroutine only.
-	spans    []piece.Span
-	run      blockRun
-	readBack []byte
+	// (flushRun). Touched by the reader goroutine only.
+	spans []piece.Span
+	run   blockRun
 
 	// Choking (choke.go): unchokedUs records that it ever unchoked us;
 	// snubbedUs that it kept us choked past the grace while it had what we

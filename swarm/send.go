@@ -42,7 +42,7 @@ func (p *peer) writeLoop() {
 		}
 		run = run[:0]
 		if has && unlimited {
-			run = p.takeRun(append(run, u))
+			run = p.takeRun(append(run, u), flushAt-len(out))
 		}
 		if p.upHead == len(p.uploads) {
 			p.uploads, p.upHead = p.uploads[:0], 0
@@ -124,8 +124,9 @@ func (p *peer) writeLoop() {
 // takeRun extends run, which holds the upload just taken from the queue,
 // with the uploads queued right after it that continue it in its piece,
 // within the piece's data (past it lie zeros, served block by block), up
-// to flushAt bytes, and takes them from the queue. Called with sendMu.
-func (p *peer) takeRun(run []upload) []upload {
+// to room bytes, and takes them from the queue: the output buffer then
+// never holds much more than flushAt. Called with sendMu.
+func (p *peer) takeRun(run []upload, room int) []upload {
 	u := run[0]
 	size := int64(p.t.info.PieceSize(int(u.piece)))
 	end := int64(u.begin) + int64(u.length)
@@ -137,7 +138,7 @@ func (p *peer) takeRun(run []upload) []upload {
 		v := p.uploads[p.upHead]
 		// A cancelled upload (length 0) ends the run, like any gap.
 		if v.length == 0 || v.piece != u.piece || int64(v.begin) != end ||
-			end+int64(v.length) > size || n+int64(v.length) > flushAt {
+			end+int64(v.length) > size || n+int64(v.length) > int64(room) {
 			break
 		}
 		run = append(run, v)
