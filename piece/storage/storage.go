@@ -353,8 +353,8 @@ func (s *Storage) writeAt(p, fi int, data []byte, off int64) error {
 		return fmt.Errorf("piece %d: %w", p, err)
 	}
 	_, err = h.f.WriteAt(data, off)
-	if err == nil && len(data) >= writebackMin {
-		startWriteback(h.f, off, int64(len(data)))
+	if err == nil {
+		writebackDone(h.f, off, int64(len(data)))
 	}
 	s.release(h)
 	s.wrote(fi)
@@ -397,8 +397,8 @@ func (s *Storage) WriteBlocks(p, begin int, bufs [][]byte) error {
 		return fmt.Errorf("piece %d: %w", p, err)
 	}
 	err = pwritev(h.f, bufs, x.Off)
-	if err == nil && n >= writebackMin {
-		startWriteback(h.f, x.Off, int64(n))
+	if err == nil {
+		writebackDone(h.f, x.Off, int64(n))
 	}
 	s.release(h)
 	s.wrote(x.File)
@@ -420,10 +420,24 @@ func (s *Storage) wrote(fi int) {
 	s.mu.Unlock()
 }
 
-// writebackMin is the least write whose writeback starts at once (see
-// startWriteback): the joined runs of a download in order. Lone blocks,
-// scattered by many peers, are left to the kernel and the next Sync.
-const writebackMin = 256 << 10
+// writebackChunk is the stretch of a file whose writeback starts at once
+// when a write reaches its end (writebackDone).
+const writebackChunk = 1 << 20
+
+// writebackDone starts the writeback (startWriteback) of every whole
+// writebackChunk of f that a write at [off, off+n) ended in or passed:
+// a download in order, whatever the size of its writes (a reader's runs
+// are up to its read buffer, 256 KiB), has its dirty data drain a chunk
+// at a time, one call per MiB, instead of piling up until the kernel
+// throttles every writer. Scattered blocks start a chunk now and then;
+// only its dirty pages are written, and what is missing is left alone.
+func writebackDone(f *os.File, off, n int64) {
+	lo := off &^ (writebackChunk - 1)
+	hi := (off + n) &^ (writebackChunk - 1)
+	if hi > lo {
+		startWriteback(f, lo, hi-lo)
+	}
+}
 
 // zeros is compared against, a block at a time, to tell padding is zeros.
 var zeros [piece.BlockSize]byte
