@@ -31,6 +31,14 @@ const (
 	// answered: a slow peer may have the block in its send buffer.
 	cancelledMemory = 3 * time.Minute
 	writeTimeout    = 60 * time.Second
+	// readAhead is how far a fast peer's read buffer may grow
+	// (wire.Limits.MaxReadAhead), and so how long a run of its blocks is
+	// written at once (flushRun). On a 1 GiB loopback download 256 KiB
+	// cost as little CPU as 1 MiB or less, as the blocks are still in
+	// the cache when they are copied to the page cache; at 64 KiB the
+	// reads and writes were 4 to 16 times as many. Only a peer that keeps
+	// the buffer full gets it: 50 such peers hold 12.5 MiB.
+	readAhead = 256 << 10
 )
 
 // peer is one connection. Protocol state is guarded by the torrent's mutex;
@@ -84,8 +92,10 @@ type peer struct {
 	hashReqs  int  // our hash requests outstanding at this peer
 	noLayers  bool // it refused us a piece layer: not asked for one again
 	// spans is the reader's scratch for finding padding in a block
-	// (padData); touched by the reader goroutine only.
+	// (padData); run holds the blocks it accepted but has not written yet
+	// (flushRun). Touched by the reader goroutine only.
 	spans []piece.Span
+	run   blockRun
 
 	// Choking (choke.go): unchokedUs records that it ever unchoked us;
 	// snubbedUs that it kept us choked past the grace while it had what we
@@ -118,6 +128,7 @@ type peer struct {
 	ctrl      []byte // encoded messages waiting to go out
 	uploads   []upload
 	upHead    int
+	runBufs   [][]byte // the writer's scratch for a run's reads (appendRun)
 	lastWrite time.Time
 	served    [4]uint32
 	servedN   uint
@@ -265,10 +276,15 @@ func (p *peer) tick(now time.Time) {
 // protocol violation drops the peer; then it unregisters the peer.
 func (p *peer) readLoop() {
 	t := p.t
-	r := wire.NewReader(p.conn, wire.Limits{NumPieces: t.info.NumPieces})
+	r := wire.NewReader(p.conn, wire.Limits{NumPieces: t.info.NumPieces, MaxReadAhead: readAhead})
 	var lastDeadline time.Time
 	var err error
 	for {
+		if !r.Ready() {
+			// The next read may move the buffer the run's blocks lie
+			// in, or wait for the peer: write them now.
+			p.flushRun()
+		}
 		now := time.Now()
 		if now.Sub(lastDeadline) > deadlineEvery {
 			p.conn.SetReadDeadline(now.Add(idleTimeout))
@@ -287,6 +303,9 @@ func (p *peer) readLoop() {
 			break
 		}
 	}
+	// Blocks accepted before the end are good data: written, not lost
+	// with their pieces' accounting pending.
+	p.flushRun()
 	select {
 	case <-p.closed:
 		if p.closeCause != nil {

@@ -14,9 +14,11 @@ import (
 )
 
 // A plaintext peer asking for every block of a v1 torrent whose pieces
-// cross files gets exactly the torrent's bytes: blocks inside one file go
-// by sendfile, those crossing a file boundary by the read into the output
-// buffer, in the order asked.
+// cross files gets exactly the torrent's bytes, in the order asked. Asked
+// for in order, contiguous blocks are served as runs, read with one call
+// (appendRun); asked for out of order, each block alone: those inside one
+// file by sendfile, those crossing a file boundary by the read into the
+// output buffer.
 func TestSendfileServesExactBytes(t *testing.T) {
 	src := t.TempDir()
 	// 32 KiB pieces of two 16 KiB blocks. a.bin ends 30000 bytes in, so
@@ -24,22 +26,18 @@ func TestSendfileServesExactBytes(t *testing.T) {
 	files := []tfile{{path: "a.bin", size: 30000}, {path: "b.bin", size: 90000}}
 	m := v1Content(t, src, "data", files, 32<<10)
 	seeder := startNode(t, m, src, Config{}, nil)
-	conn := rawPeer(t, seeder, swarmHash(seeder))
-	defer conn.Close()
-	conn.Write(wire.AppendInterested(nil))
-	r := wire.NewReader(conn, wire.Limits{NumPieces: m.Info.NumPieces})
-	readUntil(t, r, "unchoke", func(msg wire.Message) bool { return msg.ID != wire.Unchoke })
+	a, _ := os.ReadFile(filepath.Join(src, "data", "a.bin"))
+	b, _ := os.ReadFile(filepath.Join(src, "data", "b.bin"))
+	space := append(a, b...)
 
-	var reqs []byte
-	type block struct{ pc, begin uint32 }
-	var order []block
+	type block struct{ pc, begin, n uint32 }
+	var blocks []block
 	var crossing int64
 	for pc := 0; pc < m.Info.NumPieces; pc++ {
 		size := m.Info.V1PieceSize(pc)
 		for b := int64(0); b < size; b += piece.BlockSize {
 			n := min(piece.BlockSize, size-b)
-			reqs = wire.AppendRequest(reqs, uint32(pc), uint32(b), uint32(n))
-			order = append(order, block{uint32(pc), uint32(b)})
+			blocks = append(blocks, block{uint32(pc), uint32(b), uint32(n)})
 			if start := int64(pc)*m.Info.PieceLength + b; start < 30000 && start+n > 30000 {
 				crossing += n
 			}
@@ -48,29 +46,60 @@ func TestSendfileServesExactBytes(t *testing.T) {
 	if crossing == 0 {
 		t.Fatal("no block crosses a.bin's end: the test lays out nothing to fall back for")
 	}
-	conn.Write(reqs)
-	var got []byte
-	for i := 0; i < len(order); {
-		msg, err := r.ReadMessage()
-		if err != nil {
-			t.Fatalf("after %d blocks: %v", i, err)
+	// serve asks for blocks in the given order on a new connection and
+	// checks each block's bytes; it returns the bytes sent by sendfile.
+	serve := func(order []block) int64 {
+		t.Helper()
+		before := seeder.t.sentFromFile.Load()
+		conn := rawPeer(t, seeder, swarmHash(seeder))
+		defer conn.Close()
+		conn.Write(wire.AppendInterested(nil))
+		r := wire.NewReader(conn, wire.Limits{NumPieces: m.Info.NumPieces})
+		readUntil(t, r, "unchoke", func(msg wire.Message) bool { return msg.ID != wire.Unchoke })
+		var reqs []byte
+		for _, k := range order {
+			reqs = wire.AppendRequest(reqs, k.pc, k.begin, k.n)
 		}
-		if msg.ID != wire.Piece {
-			continue
+		conn.Write(reqs)
+		for i := 0; i < len(order); {
+			msg, err := r.ReadMessage()
+			if err != nil {
+				t.Fatalf("after %d blocks: %v", i, err)
+			}
+			if msg.ID != wire.Piece {
+				continue
+			}
+			k := order[i]
+			if msg.Index != k.pc || msg.Begin != k.begin {
+				t.Fatalf("block %d is %d+%d, want %d+%d", i, msg.Index, msg.Begin, k.pc, k.begin)
+			}
+			at := int64(k.pc)*m.Info.PieceLength + int64(k.begin)
+			if !bytes.Equal(msg.Payload, space[at:at+int64(k.n)]) {
+				t.Fatalf("block %d+%d: %d bytes, not the torrent's", k.pc, k.begin, len(msg.Payload))
+			}
+			i++
 		}
-		if (block{msg.Index, msg.Begin}) != order[i] {
-			t.Fatalf("block %d is %d+%d, want %d+%d", i, msg.Index, msg.Begin, order[i].pc, order[i].begin)
-		}
-		got = append(got, msg.Payload...)
-		i++
+		return seeder.t.sentFromFile.Load() - before
 	}
-	a, _ := os.ReadFile(filepath.Join(src, "data", "a.bin"))
-	b, _ := os.ReadFile(filepath.Join(src, "data", "b.bin"))
-	if want := append(a, b...); !bytes.Equal(got, want) {
-		t.Fatalf("served %d bytes, not the torrent's %d", len(got), len(want))
+
+	serve(blocks)
+	// Each piece's blocks last first: no two asked for in a row are
+	// contiguous, so none is part of a run.
+	var lone []block
+	for i := 0; i < len(blocks); i++ {
+		if i+1 < len(blocks) && blocks[i+1].pc == blocks[i].pc {
+			lone = append(lone, blocks[i+1])
+		}
+		lone = append(lone, blocks[i])
+		if i+1 < len(blocks) && blocks[i+1].pc == blocks[i].pc {
+			i++
+		}
 	}
-	sent, total := seeder.t.sentFromFile.Load(), int64(len(got))
-	if runtime.GOOS == "linux" && sent != total-crossing {
+	var total int64
+	for _, k := range blocks {
+		total += int64(k.n)
+	}
+	if sent := serve(lone); runtime.GOOS == "linux" && sent != total-crossing {
 		t.Fatalf("%d bytes went by sendfile, want %d: all but the %d crossing a.bin's end", sent, total-crossing, crossing)
 	}
 }

@@ -103,8 +103,12 @@ func (t *Torrent) writeStatus(b *bytes.Buffer, now time.Time) {
 	if !t.info.HasV2() {
 		awaiting, what = len(t.ban.failed), "remembered for smart ban"
 	}
+	queued := 0
+	for _, pp := range t.partial {
+		queued += pp.pending
+	}
 	fmt.Fprintf(w, "download: %d pieces partly in, %d blocks queued for disk, %d failed pieces %s, %d bad blocks proven, %d peers banned\n",
-		len(t.partial), len(t.diskq), awaiting, what, t.provenBlocks, t.addressBook.NumBans())
+		len(t.partial), queued, awaiting, what, t.provenBlocks, t.addressBook.NumBans())
 	t.picker.WriteStatus(w)
 	t.choker.WriteStatus(w, now)
 	t.addressBook.WriteStatus(w)

@@ -42,10 +42,6 @@ const (
 	maxRedialBackoff = 5 * time.Minute
 	maxKnownPeers    = 2000
 	maxStrikeEntries = 10000
-	// diskQueue bounds blocks accepted but not yet written (4 MiB). One
-	// disk writer takes them (diskRunning): two writers to one file
-	// contend on its inode lock and measured slower.
-	diskQueue = 256
 )
 
 // Torrent is one torrent being downloaded or seeded.
@@ -120,20 +116,13 @@ type Torrent struct {
 	// Choking (choke.go): every choke decision is the choker's.
 	choker *choker.Choker
 
-	// Download pipeline (download.go, diskerr.go): what to ask for, blocks
-	// on their way to disk, and what stopped the download.
+	// Download pipeline (download.go, diskerr.go): what to ask for, pieces
+	// partly in, and what stopped the download.
 	picker  *picker.Picker
 	pickBuf []picker.Request
 	partial map[int]*partialPiece
 	scratch []piece.Hash
-	diskq   chan diskJob
-	// diskStart makes diskq with the first block, and diskRunning is set
-	// while its writer runs (diskLoop): a seed never needs them, and a
-	// thousand idle seeds should not keep a thousand goroutines and
-	// queues for it, nor a download once done keep its writer's buffers.
-	diskStart   sync.Once
-	diskRunning atomic.Bool
-	diskErr     *DiskError // set once, with failed closed
+	diskErr *DiskError // set once, with failed closed
 	// stopErr is what stopped the download (diskErr, or an
 	// *InconsistentError), set once with failed closed.
 	stopErr   error

@@ -669,8 +669,8 @@ func TestV1WriteErrorNamesTheFile(t *testing.T) {
 }
 
 // What a v1 block costs the reader, looking for data in padding and
-// hashing it for smart ban, and feeding it to its piece's SHA-1 on the
-// disk writer, allocates nothing once warm.
+// hashing it for smart ban, and feeding it to its piece's SHA-1 after its
+// write, allocates nothing once warm.
 func TestV1BlockPathAllocatesNothing(t *testing.T) {
 	src := t.TempDir()
 	m := v1Content(t, src, "data", v1Files, 24<<10)

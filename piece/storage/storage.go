@@ -353,28 +353,91 @@ func (s *Storage) writeAt(p, fi int, data []byte, off int64) error {
 		return fmt.Errorf("piece %d: %w", p, err)
 	}
 	_, err = h.f.WriteAt(data, off)
-	if err == nil && len(data) >= writebackMin {
-		startWriteback(h.f, off, int64(len(data)))
+	if err == nil {
+		writebackDone(h.f, off, int64(len(data)))
 	}
 	s.release(h)
-	// Marked after the write, never before, so a Sync that clears the mark
-	// has necessarily seen the data.
-	s.mu.Lock()
-	s.files[fi].dirty = true
-	s.files[fi].stale = true
-	s.files[fi].wrote = true
-	s.files[fi].writing--
-	s.mu.Unlock()
+	s.wrote(fi)
 	if err != nil {
 		return fmt.Errorf("piece %d: write %s at %d: %w", p, s.paths[fi], off, err)
 	}
 	return nil
 }
 
-// writebackMin is the least write whose writeback starts at once (see
-// startWriteback): the joined runs of a download in order. Lone blocks,
-// scattered by many peers, are left to the kernel and the next Sync.
-const writebackMin = 256 << 10
+// WriteBlocks writes bufs one after another from byte begin of piece p,
+// as WriteBlock would write each at its offset, but with one positioned
+// write (pwritev where the platform has it) when they lie in one file:
+// a downloader's run of contiguous blocks, still in its read buffer, goes
+// to disk in one system call and no copy. A run across files or padding
+// is written block by block, each checked as WriteBlock checks it.
+func (s *Storage) WriteBlocks(p, begin int, bufs [][]byte) error {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	if err := s.checkRange(p, begin, n, false); err != nil {
+		return err
+	}
+	sp := spanPool.Get().(*[]piece.Span)
+	defer spanPool.Put(sp)
+	*sp = s.info.AppendSpans((*sp)[:0], p, int64(begin), int64(n))
+	if len(*sp) != 1 || (*sp)[0].File < 0 {
+		off := begin
+		for _, b := range bufs {
+			if err := s.WriteBlock(p, off, b); err != nil {
+				return err
+			}
+			off += len(b)
+		}
+		return nil
+	}
+	x := (*sp)[0]
+	h, err := s.acquire(x.File, true)
+	if err != nil {
+		return fmt.Errorf("piece %d: %w", p, err)
+	}
+	err = pwritev(h.f, bufs, x.Off)
+	if err == nil {
+		writebackDone(h.f, x.Off, int64(n))
+	}
+	s.release(h)
+	s.wrote(x.File)
+	if err != nil {
+		return fmt.Errorf("piece %d: write %s at %d: %w", p, s.paths[x.File], x.Off, err)
+	}
+	return nil
+}
+
+// wrote marks file fi written, after a write acquire counted (writing).
+// Marked after the write, never before, so a Sync that clears the mark
+// has necessarily seen the data.
+func (s *Storage) wrote(fi int) {
+	s.mu.Lock()
+	s.files[fi].dirty = true
+	s.files[fi].stale = true
+	s.files[fi].wrote = true
+	s.files[fi].writing--
+	s.mu.Unlock()
+}
+
+// writebackChunk is the stretch of a file whose writeback starts at once
+// when a write reaches its end (writebackDone).
+const writebackChunk = 1 << 20
+
+// writebackDone starts the writeback (startWriteback) of every whole
+// writebackChunk of f that a write at [off, off+n) ended in or passed:
+// a download in order, whatever the size of its writes (a reader's runs
+// are up to its read buffer, 256 KiB), has its dirty data drain a chunk
+// at a time, one call per MiB, instead of piling up until the kernel
+// throttles every writer. Scattered blocks start a chunk now and then;
+// only its dirty pages are written, and what is missing is left alone.
+func writebackDone(f *os.File, off, n int64) {
+	lo := off &^ (writebackChunk - 1)
+	hi := (off + n) &^ (writebackChunk - 1)
+	if hi > lo {
+		startWriteback(f, lo, hi-lo)
+	}
+}
 
 // zeros is compared against, a block at a time, to tell padding is zeros.
 var zeros [piece.BlockSize]byte
@@ -402,6 +465,42 @@ func (s *Storage) ReadBlock(p, begin int, buf []byte) (int, error) {
 		return 0, err
 	}
 	return s.readSpans(p, int64(begin), buf, true)
+}
+
+// ReadBlocks fills bufs one after another from byte begin of piece p, as
+// ReadBlock would fill each at its offset, with the same checks, but with
+// one positioned read (preadv where the platform has it) when they lie
+// in one file: an uploader's run of contiguous blocks comes in one system
+// call. A run across files or padding is read block by block.
+func (s *Storage) ReadBlocks(p, begin int, bufs [][]byte) error {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	if err := s.checkRange(p, begin, n, true); err != nil {
+		return err
+	}
+	off, fi, one := s.oneSpan(p, int64(begin), int64(n))
+	if !one {
+		at := begin
+		for _, b := range bufs {
+			if _, err := s.readSpans(p, int64(at), b, true); err != nil {
+				return err
+			}
+			at += len(b)
+		}
+		return nil
+	}
+	h, err := s.acquireFor(fi, false, true)
+	if err != nil {
+		return fmt.Errorf("piece %d: %w", p, err)
+	}
+	err = preadv(h.f, bufs, off)
+	s.release(h)
+	if err != nil {
+		return fmt.Errorf("piece %d: read %s at %d: %w", p, s.paths[fi], off, err)
+	}
+	return nil
 }
 
 // readSpans fills buf with bytes [begin, begin+len(buf)) of piece p, which

@@ -80,6 +80,10 @@ func AppendReject(dst []byte, index, begin, length uint32) []byte {
 	return appendBlockRef(dst, Reject, index, begin, length)
 }
 
+// PieceHeaderSize is how many bytes AppendPieceHeader appends: the length
+// prefix, the id, the index and the offset.
+const PieceHeaderSize = 4 + 1 + lenPieceHdr
+
 // AppendPieceHeader appends a piece message's prefix, id, index and begin
 // but not the block, for a sender that writes the block straight from
 // storage (writev, sendfile) instead of copying it into the queue. The

@@ -45,6 +45,13 @@ type Limits struct {
 	// MaxHashes caps the number of hashes in a hashes message; default
 	// DefaultMaxHashes.
 	MaxHashes int
+	// MaxReadAhead lets the read-ahead buffer grow, doubling from
+	// ReadBufferSize, up to this many bytes while the peer keeps it full
+	// (each read fills all the room there is, so more was waiting). A
+	// fast peer is then read in large chunks, with far fewer system calls
+	// per byte; a slow one keeps the small buffer. Default (and at most)
+	// ReadBufferSize: no growth.
+	MaxReadAhead int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -60,6 +67,7 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxHashes <= 0 {
 		l.MaxHashes = DefaultMaxHashes
 	}
+	l.MaxReadAhead = max(l.MaxReadAhead, ReadBufferSize)
 	return l
 }
 
@@ -88,6 +96,9 @@ type Reader struct {
 	buf        []byte
 	head, tail int
 	bits       int // NumPieces, copied so SetNumPieces need not touch lim
+	// full says the last read filled all the room in buf: the peer sends
+	// faster than we read, and the buffer may grow (MaxReadAhead).
+	full bool
 }
 
 // NewReader returns a Reader on r with the given limits (zero fields take
@@ -118,12 +129,25 @@ func (r *Reader) SetNumPieces(n int) {
 	r.setLimits(r.lim)
 }
 
+// Ready reports whether the next message is whole in the buffer, so that
+// the next ReadMessage neither reads nor moves the buffer: payloads
+// returned before stay valid through it. A caller holding payloads (blocks
+// gathered for one write) uses it to know when to be done with them.
+func (r *Reader) Ready() bool {
+	have := r.tail - r.head
+	if have < 4 {
+		return false
+	}
+	return uint64(binary.BigEndian.Uint32(r.buf[r.head:])) <= uint64(have-4)
+}
+
 // ReadMessage reads the next message.
 //
 // Payload (the block of a piece, the bits of a bitfield, the body of an
 // extended or hashes message) points into the reader's buffer and is only
-// valid until the next call to ReadMessage: copy what must outlive it. That
-// is the price of not allocating per block.
+// valid until the next call to ReadMessage, or, while Ready reports true
+// before each call, until the first call it does not: copy what must
+// outlive it. That is the price of not allocating per block.
 //
 // At a clean message boundary the end of the stream gives io.EOF; in the
 // middle of a message it gives io.ErrUnexpectedEOF. A message whose id the
@@ -172,10 +196,19 @@ func (r *Reader) fill(need int) error {
 	if have >= need {
 		return nil
 	}
-	if need > len(r.buf) {
+	size := len(r.buf)
+	if r.full && size < r.lim.MaxReadAhead {
+		// The last read found more waiting than there was room for:
+		// read this peer in larger chunks.
+		size = min(2*size, r.lim.MaxReadAhead)
+	}
+	if need > size {
 		// Grows only for bitfields, extended and hashes messages, once
 		// per size step, and never beyond the limits checked already.
-		nb := make([]byte, min(max(need, 2*len(r.buf)), int(r.max)))
+		size = min(max(need, 2*len(r.buf)), int(r.max))
+	}
+	if size > len(r.buf) {
+		nb := make([]byte, size)
 		r.tail = copy(nb, r.buf[r.head:r.tail])
 		r.head, r.buf = 0, nb
 	} else if r.head > 0 {
@@ -186,6 +219,7 @@ func (r *Reader) fill(need int) error {
 	}
 	n, err := io.ReadAtLeast(r.r, r.buf[r.tail:], need-have)
 	r.tail += n
+	r.full = r.tail == len(r.buf)
 	return err
 }
 

@@ -149,3 +149,80 @@ func TestReaderTruncatedAhead(t *testing.T) {
 		t.Errorf("cut in a length prefix: err = %v, want io.ErrUnexpectedEOF", err)
 	}
 }
+
+// TestReaderGrowsForFastPeer pins MaxReadAhead: a peer whose data always
+// fills the buffer has it doubled up to the limit, so a stream of blocks
+// costs a quarter of the reads at four times the size; one that trickles
+// keeps the small buffer; and the default never grows.
+func TestReaderGrowsForFastPeer(t *testing.T) {
+	var blocks []byte
+	const n = 256 // 4 MiB
+	for i := range uint32(n) {
+		blocks = AppendPiece(blocks, i, 0, make([]byte, BlockSize))
+	}
+	read := func(src io.Reader, lim Limits) *Reader {
+		t.Helper()
+		r := NewReader(src, lim)
+		for range n {
+			if _, err := r.ReadMessage(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return r
+	}
+	const ahead = 4 * ReadBufferSize
+	fast := &readCounter{r: bytes.NewReader(blocks)}
+	if r := read(fast, Limits{MaxReadAhead: ahead}); len(r.buf) != ahead {
+		t.Errorf("buffer of a fast peer: %d bytes, want %d", len(r.buf), ahead)
+	}
+	if max := len(blocks)/(ahead-(4+1+8+BlockSize)) + 4; fast.calls > max {
+		t.Errorf("%d blocks took %d reads with %d bytes of read-ahead, want at most %d", n, fast.calls, ahead, max)
+	}
+	slow := &chunked{r: bytes.NewReader(blocks), sizes: []int{ReadBufferSize / 4}}
+	if r := read(slow, Limits{MaxReadAhead: ahead}); len(r.buf) != ReadBufferSize {
+		t.Errorf("buffer of a peer that never fills it: %d bytes, want %d", len(r.buf), ReadBufferSize)
+	}
+	if r := read(bytes.NewReader(blocks), Limits{}); len(r.buf) != ReadBufferSize {
+		t.Errorf("buffer without MaxReadAhead: %d bytes, want %d", len(r.buf), ReadBufferSize)
+	}
+}
+
+// TestReaderReadyKeepsPayloads pins the contract the downloader's runs of
+// blocks rest on: while Ready reports true, ReadMessage neither reads nor
+// moves the buffer, so every payload since the last read is intact; Ready
+// is false when the next message is not whole yet.
+func TestReaderReadyKeepsPayloads(t *testing.T) {
+	var stream []byte
+	const n = 40
+	for i := range uint32(n) {
+		stream = AppendPiece(stream, i, 0, bytes.Repeat([]byte{byte(i)}, BlockSize))
+	}
+	src := &chunked{r: bytes.NewReader(stream), sizes: []int{3, 70000, 16397, 1, 100000}}
+	r := NewReader(src, Limits{MaxReadAhead: 4 * ReadBufferSize})
+	var held []Message
+	for i := range n {
+		if !r.Ready() {
+			held = held[:0] // about to read: the caller is done with them
+		}
+		m, err := r.ReadMessage()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		held = append(held, m)
+		for _, h := range held {
+			if !bytes.Equal(h.Payload, bytes.Repeat([]byte{byte(h.Index)}, BlockSize)) {
+				t.Fatalf("after message %d: the payload of block %d, held while Ready, was overwritten", i, h.Index)
+			}
+		}
+	}
+	if r.Ready() {
+		t.Error("Ready at the end of the stream")
+	}
+	part := NewReader(bytes.NewReader(stream[:4+1+8+100]), Limits{})
+	if part.Ready() {
+		t.Error("Ready before any read")
+	}
+	if _, err := part.ReadMessage(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated block: %v, want io.ErrUnexpectedEOF", err)
+	}
+}
