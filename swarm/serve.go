@@ -50,8 +50,9 @@ const (
 // serveState is what a torrent knows of faults in the data it serves.
 // Guarded by t.mu, save alert.
 type serveState struct {
-	// alert is set while some file is suspect: the writers then check a
-	// piece before reading it. Without it they take no lock.
+	// alert is set while some file is suspect or some piece bad
+	// (setAlert): the writers then check a piece before reading it.
+	// Without it they take no lock.
 	alert    atomic.Bool
 	files    map[int]*fileFault // nil while no file has had trouble
 	suspects int                // files with suspect set

@@ -458,3 +458,45 @@ func TestPeerLeavingRechecksServedPieces(t *testing.T) {
 		t.Error("the file of a piece gone bad unnoticed is not suspect")
 	}
 }
+
+// An upload a writer took from its queue before its piece was found bad
+// is refused, even when the check that found it bad was the last one its
+// file needed: the alert that makes writers look stays on while a piece
+// is bad, not only while a file is suspect.
+func TestBadPieceRefusedOnceFileChecked(t *testing.T) {
+	src := t.TempDir()
+	m := content(t, src, "data", map[string]int{"a.bin": 256 << 10, "b.bin": 64 << 10}, 64<<10)
+	n := startNode(t, m, src, Config{}, nil)
+	tor := n.t
+	lo, hi := tor.pieceRange(fileIndex(t, m, "a.bin"))
+	tor.mu.Lock()
+	tor.pieceBad(lo) // the file is suspect now
+	tor.mu.Unlock()
+	for pc := lo + 1; pc < hi; pc++ {
+		if !tor.checkBeforeServing(pc) {
+			t.Fatalf("piece %d fails its check", pc)
+		}
+	}
+	tor.mu.Lock()
+	suspect := tor.srv.files[fileIndex(t, m, "a.bin")].suspect
+	tor.mu.Unlock()
+	if suspect {
+		t.Fatal("file still suspect after all its pieces were checked")
+	}
+	if !tor.srv.alert.Load() {
+		t.Fatal("alert off while a piece is bad")
+	}
+	buf := make([]byte, 16<<10)
+	if tor.serveBlock(upload{piece: uint32(lo), begin: 0, length: 16 << 10}, buf) {
+		t.Fatal("a block of the bad piece was served")
+	}
+	if !tor.serveBlock(upload{piece: uint32(lo + 1), begin: 0, length: 16 << 10}, buf) {
+		t.Fatal("a block of a good piece was refused")
+	}
+	tor.mu.Lock()
+	tor.pieceGood(lo)
+	tor.mu.Unlock()
+	if tor.srv.alert.Load() {
+		t.Fatal("alert still on once no file is suspect and no piece bad")
+	}
+}

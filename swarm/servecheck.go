@@ -200,7 +200,15 @@ func (t *Torrent) setSuspect(f *fileFault, on bool) {
 	} else {
 		t.srv.suspects--
 	}
-	t.srv.alert.Store(t.srv.suspects > 0)
+	t.srv.setAlert()
+}
+
+// setAlert keeps alert set while a file is suspect or a piece is bad: a
+// writer that took an upload from its queue before pieceBad purged it
+// must still refuse the piece, even once the check that found it bad was
+// the last its file needed. Called with t.mu held.
+func (s *serveState) setAlert() {
+	s.alert.Store(s.suspects > 0 || s.bad != nil && s.bad.Count() > 0)
 }
 
 // markChecked records that piece pc was checked since its suspect files
@@ -240,6 +248,7 @@ func (t *Torrent) pieceBad(pc int) {
 	if !s.bad.Set(pc) {
 		return
 	}
+	s.setAlert()
 	f.bad++
 	f.newBad++
 	t.st.MarkMissing(pc) // so the resume record does not vouch for it
@@ -256,6 +265,7 @@ func (t *Torrent) pieceGood(pc int) {
 		return
 	}
 	if t.srv.bad != nil && t.srv.bad.Clear(pc) {
+		t.srv.setAlert()
 		f.bad--
 		f.newGood++
 		t.st.MarkVerified(pc)
