@@ -36,4 +36,5 @@ fuzz:
 		$(GO) test ./swarm/wire/ -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
 	$(GO) test ./swarm/lsd/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./tracker/ -run '^$$' -fuzz '^FuzzSwarmTable$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./tracker/ -run '^$$' -fuzz '^FuzzMemStoreArenas$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./daemon/rpc/ -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME)
