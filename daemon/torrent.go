@@ -237,7 +237,9 @@ func (s *Session) activate(t *torrent, recheck bool) {
 	t.act = a
 	t.state = CheckWait
 	s.lastStart = time.Now()
-	if t.meta == nil {
+	if t.meta == nil || needsLayers(t.meta) {
+		// Waiting for peers, as Transmission shows a magnet: nothing is
+		// checked before the metadata is whole.
 		t.state = Downloading
 	}
 	s.mu.Unlock()
@@ -394,6 +396,12 @@ func (s *Session) run(ctx context.Context, t *torrent, recheck bool) {
 	if meta == nil {
 		var ok bool
 		if meta, ok = s.fetchMeta(ctx, t); !ok {
+			return
+		}
+	}
+	if needsLayers(meta) {
+		var ok bool
+		if meta, ok = s.fetchLayers(ctx, t, meta); !ok {
 			return
 		}
 	}
@@ -609,6 +617,72 @@ func (s *Session) fetchMeta(ctx context.Context, t *torrent) (*piece.MetaInfo, b
 			return nil, false
 		}
 		s.log.Debug("metadata fetch found nothing; asking again later", "id", t.id, "err", err, "wait", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, false
+		}
+		wait = min(2*wait, maxFetchRetry)
+	}
+}
+
+// needsLayers reports whether m is a v2-only torrent whose piece layers
+// are missing: nothing of those files can be checked until peers send
+// them. A hybrid downloads by SHA-1 meanwhile (swarm's hybrid.go).
+func needsLayers(m *piece.MetaInfo) bool {
+	return len(m.MissingLayers()) > 0 && !m.Info.HasV1()
+}
+
+// fetchLayers gets the piece layers a v2 .torrent left out from the peers
+// the torrent would find (its trackers, the DHT unless private, local
+// discovery, a magnet's hints), as `shoal get` does, trying again with
+// back-off until they arrive or ctx ends, and keeps the completed
+// metainfo in the session folder so that a restart does not ask again.
+func (s *Session) fetchLayers(ctx context.Context, t *torrent, meta *piece.MetaInfo) (*piece.MetaInfo, bool) {
+	s.mu.Lock()
+	mg, extra := t.mg, t.rec.ExtraTrackers
+	s.mu.Unlock()
+	s.log.Info("the torrent lacks piece layers; fetching them from peers", "id", t.id, "files", len(meta.MissingLayers()))
+	wait := fetchRetry
+	for {
+		sources := []swarm.Source{swarm.FixedPeers(hintPeers(mg)...)}
+		for _, tier := range meta.Tiers(extra...) {
+			for _, u := range tier {
+				sources = append(sources, s.cl.TrackerLookup(u))
+			}
+		}
+		if !meta.Info.Private {
+			for _, n := range s.nodes {
+				sources = append(sources, swarm.DHTLookup(n))
+			}
+			if lf := s.lsdFinder(); lf != nil {
+				sources = append(sources, swarm.Source{Kind: swarm.SourceLSD, Finder: lf})
+			}
+		}
+		// A copy takes the layers: status reads t.meta meanwhile.
+		m := *meta
+		m.Layers = slices.Clone(meta.Layers)
+		err := s.cl.FetchLayersFrom(ctx, &m, sources, nil)
+		if err == nil {
+			data, err := m.Marshal()
+			if err == nil {
+				err = fsutil.WriteFileAtomic(s.metaPath(t.id), data, 0o600)
+			}
+			if err != nil {
+				// Kept in memory: this run downloads; a restart fetches
+				// them again.
+				s.log.Warn("saving the piece layers", "id", t.id, "err", err)
+			}
+			s.mu.Lock()
+			t.meta = &m
+			s.mu.Unlock()
+			s.log.Info("piece layers fetched", "id", t.id)
+			return &m, true
+		}
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		s.log.Debug("piece layers fetch found nothing; asking again later", "id", t.id, "err", err, "wait", wait)
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
