@@ -46,6 +46,8 @@ type torrent struct {
 	// sessDown and sessUp count this run's payload of past activations.
 	sessDown, sessUp int64
 	removed          bool
+	// dhtReannounced is when Reannounce last asked the DHT.
+	dhtReannounced time.Time
 
 	// hashed counts the bytes checked so far while Checking.
 	hashed atomic.Int64
@@ -542,15 +544,20 @@ func haveAny(have []byte) bool {
 // port, each torrent's first announce in its turn: stagger.go) and local
 // discovery.
 func (s *Session) sources(private bool, mg piece.Magnet) []swarm.Source {
-	port := 0
-	if ap, err := netip.ParseAddrPort(s.cl.Addr().String()); err == nil {
-		port = int(ap.Port())
-	}
+	port := s.peerPort()
 	var announcers []swarm.PeerFinder
 	for _, n := range s.nodes {
 		announcers = append(announcers, staggered{f: n.Announcer(port), g: &s.announces})
 	}
 	return swarm.RunningSources(private, hintPeers(mg), announcers, s.lsdFinder())
+}
+
+// peerPort is the peer listener's port, which DHT announces name.
+func (s *Session) peerPort() int {
+	if ap, err := netip.ParseAddrPort(s.cl.Addr().String()); err == nil {
+		return int(ap.Port())
+	}
+	return 0
 }
 
 // lsdFinder is local discovery as a PeerFinder, nil when it is off (a
