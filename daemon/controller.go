@@ -390,19 +390,45 @@ func (s *Session) Verify(ids []ID) error {
 	})
 }
 
-// Reannounce asks the torrents' trackers for peers now (not the DHT,
-// whose announces keep their own pace).
+// Reannounce asks the torrents' trackers for peers now and, for a torrent
+// not private, the DHT: each node of the session looks the torrent's
+// peers up and announces it at once, rather than at its next round a
+// quarter of an hour away (dht.DefaultAnnounceInterval).
 func (s *Session) Reannounce(ids []ID) error {
 	return s.each(ids, func(t *torrent) error {
 		s.mu.Lock()
 		sw := t.sw
+		private := t.meta != nil && t.meta.Info.Private
+		now := time.Now()
+		dhtNow := !private && len(s.nodes) > 0 && now.Sub(t.dhtReannounced) >= minDHTReannounce
+		if sw != nil && dhtNow {
+			t.dhtReannounced = now
+		}
 		s.mu.Unlock()
-		if sw != nil {
-			sw.Reannounce()
+		if sw == nil {
+			return nil
+		}
+		sw.Reannounce()
+		if dhtNow {
+			// A new announcer replaces the torrent's running one for
+			// each hash (dht.Announcer.FindPeers), whose source then
+			// ends: its round starts now, and the rounds after it keep
+			// the usual pace from here. It lives as long as the swarm
+			// torrent, as the one it replaces did.
+			var announcers []swarm.Source
+			for _, n := range s.nodes {
+				announcers = append(announcers, swarm.DHTAnnounce(n.Announcer(s.peerPort())))
+			}
+			sw.AddSources(announcers...)
 		}
 		return nil
 	})
 }
+
+// minDHTReannounce spaces a torrent's DHT announces on demand: each is a
+// traversal of some dozens of queries, which a client clicking away must
+// not multiply.
+const minDHTReannounce = 30 * time.Second
 
 // Set changes torrents' settings. A running torrent takes a new selection,
 // order or rate cap at once; one whose selection grows after it completed,

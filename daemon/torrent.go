@@ -46,6 +46,8 @@ type torrent struct {
 	// sessDown and sessUp count this run's payload of past activations.
 	sessDown, sessUp int64
 	removed          bool
+	// dhtReannounced is when Reannounce last asked the DHT.
+	dhtReannounced time.Time
 
 	// hashed counts the bytes checked so far while Checking.
 	hashed atomic.Int64
@@ -237,7 +239,9 @@ func (s *Session) activate(t *torrent, recheck bool) {
 	t.act = a
 	t.state = CheckWait
 	s.lastStart = time.Now()
-	if t.meta == nil {
+	if t.meta == nil || needsLayers(t.meta) {
+		// Waiting for peers, as Transmission shows a magnet: nothing is
+		// checked before the metadata is whole.
 		t.state = Downloading
 	}
 	s.mu.Unlock()
@@ -397,6 +401,12 @@ func (s *Session) run(ctx context.Context, t *torrent, recheck bool) {
 			return
 		}
 	}
+	if needsLayers(meta) {
+		var ok bool
+		if meta, ok = s.fetchLayers(ctx, t, meta); !ok {
+			return
+		}
+	}
 	select {
 	case s.checks <- struct{}{}:
 	case <-ctx.Done():
@@ -534,15 +544,20 @@ func haveAny(have []byte) bool {
 // port, each torrent's first announce in its turn: stagger.go) and local
 // discovery.
 func (s *Session) sources(private bool, mg piece.Magnet) []swarm.Source {
-	port := 0
-	if ap, err := netip.ParseAddrPort(s.cl.Addr().String()); err == nil {
-		port = int(ap.Port())
-	}
+	port := s.peerPort()
 	var announcers []swarm.PeerFinder
 	for _, n := range s.nodes {
 		announcers = append(announcers, staggered{f: n.Announcer(port), g: &s.announces})
 	}
 	return swarm.RunningSources(private, hintPeers(mg), announcers, s.lsdFinder())
+}
+
+// peerPort is the peer listener's port, which DHT announces name.
+func (s *Session) peerPort() int {
+	if ap, err := netip.ParseAddrPort(s.cl.Addr().String()); err == nil {
+		return int(ap.Port())
+	}
+	return 0
 }
 
 // lsdFinder is local discovery as a PeerFinder, nil when it is off (a
@@ -609,6 +624,72 @@ func (s *Session) fetchMeta(ctx context.Context, t *torrent) (*piece.MetaInfo, b
 			return nil, false
 		}
 		s.log.Debug("metadata fetch found nothing; asking again later", "id", t.id, "err", err, "wait", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, false
+		}
+		wait = min(2*wait, maxFetchRetry)
+	}
+}
+
+// needsLayers reports whether m is a v2-only torrent whose piece layers
+// are missing: nothing of those files can be checked until peers send
+// them. A hybrid downloads by SHA-1 meanwhile (swarm's hybrid.go).
+func needsLayers(m *piece.MetaInfo) bool {
+	return len(m.MissingLayers()) > 0 && !m.Info.HasV1()
+}
+
+// fetchLayers gets the piece layers a v2 .torrent left out from the peers
+// the torrent would find (its trackers, the DHT unless private, local
+// discovery, a magnet's hints), as `shoal get` does, trying again with
+// back-off until they arrive or ctx ends, and keeps the completed
+// metainfo in the session folder so that a restart does not ask again.
+func (s *Session) fetchLayers(ctx context.Context, t *torrent, meta *piece.MetaInfo) (*piece.MetaInfo, bool) {
+	s.mu.Lock()
+	mg, extra := t.mg, t.rec.ExtraTrackers
+	s.mu.Unlock()
+	s.log.Info("the torrent lacks piece layers; fetching them from peers", "id", t.id, "files", len(meta.MissingLayers()))
+	wait := fetchRetry
+	for {
+		sources := []swarm.Source{swarm.FixedPeers(hintPeers(mg)...)}
+		for _, tier := range meta.Tiers(extra...) {
+			for _, u := range tier {
+				sources = append(sources, s.cl.TrackerLookup(u))
+			}
+		}
+		if !meta.Info.Private {
+			for _, n := range s.nodes {
+				sources = append(sources, swarm.DHTLookup(n))
+			}
+			if lf := s.lsdFinder(); lf != nil {
+				sources = append(sources, swarm.Source{Kind: swarm.SourceLSD, Finder: lf})
+			}
+		}
+		// A copy takes the layers: status reads t.meta meanwhile.
+		m := *meta
+		m.Layers = slices.Clone(meta.Layers)
+		err := s.cl.FetchLayersFrom(ctx, &m, sources, nil)
+		if err == nil {
+			data, err := m.Marshal()
+			if err == nil {
+				err = fsutil.WriteFileAtomic(s.metaPath(t.id), data, 0o600)
+			}
+			if err != nil {
+				// Kept in memory: this run downloads; a restart fetches
+				// them again.
+				s.log.Warn("saving the piece layers", "id", t.id, "err", err)
+			}
+			s.mu.Lock()
+			t.meta = &m
+			s.mu.Unlock()
+			s.log.Info("piece layers fetched", "id", t.id)
+			return &m, true
+		}
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		s.log.Debug("piece layers fetch found nothing; asking again later", "id", t.id, "err", err, "wait", wait)
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():

@@ -35,9 +35,18 @@ type runningDaemon struct {
 // its RPC on a free loopback port, local sources only, and extra flags.
 func startDaemon(t *testing.T, session, dl string, extra ...string) *runningDaemon {
 	t.Helper()
+	return startDaemonEnv(t, nil, session, dl, extra...)
+}
+
+// startDaemonEnv is startDaemon with env added to the process's
+// environment (SHOAL_LOG_LEVEL, say).
+func startDaemonEnv(t *testing.T, env []string, session, dl string, extra ...string) *runningDaemon {
+	t.Helper()
 	args := append([]string{"daemon", "--session", session, "--download-dir", dl,
 		"--no-dht", "--no-lsd", "--no-port-map", "--rpc", "127.0.0.1:0"}, extra...)
-	p := start(t, t.TempDir(), args...)
+	cmd := exec.Command(shoalBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	p := startCmd(t, t.TempDir(), cmd)
 	u := p.field(t, "rpc")
 	pu, err := url.Parse(u)
 	if err != nil || pu.Path != rpc.Path || pu.Port() == "" || pu.Port() == "0" {
