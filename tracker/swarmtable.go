@@ -70,13 +70,15 @@ func (tb *swarmTable) insert(h InfoHash) int32 {
 		// torrent every eighth growth is cheap.
 		tb.realloc(n + max(8, n/8))
 	}
+	// The index grows before the header goes in: mapping may fail (a
+	// panic the front ends recover from), and must leave the table as it
+	// was, not holding a header no index or list knows.
+	if n := len(tb.slab) + 1; n*4 > len(tb.idx)*3 {
+		tb.reindex(n)
+	}
 	tb.slab = append(tb.slab, torrent{hash: h, older: noSlot, newer: noSlot})
 	i := int32(len(tb.slab) - 1)
-	if len(tb.slab)*4 > len(tb.idx)*3 {
-		tb.reindex()
-	} else {
-		tb.indexSlot(i)
-	}
+	tb.indexSlot(i)
 	tb.push(i)
 	return i
 }
@@ -114,7 +116,7 @@ func (tb *swarmTable) remove(i int32) (movedFrom int32) {
 		tb.realloc(len(tb.slab) + len(tb.slab)/4)
 	}
 	if len(tb.slab) == 0 || len(tb.idx) > 8 && len(tb.slab)*8 < len(tb.idx) {
-		tb.reindex()
+		tb.reindex(len(tb.slab))
 	}
 	return movedFrom
 }
@@ -135,18 +137,22 @@ func (tb *swarmTable) free() {
 	*tb = newSwarmTable()
 }
 
-// reindex rebuilds the index at a load between a quarter and a half.
-func (tb *swarmTable) reindex() {
-	freeRegion(tb.idx)
-	if len(tb.slab) == 0 {
+// reindex rebuilds the index of the slab's headers with room for n at a
+// load between a quarter and a half. The new index is mapped before the
+// old one is freed, so a failed mapping leaves the old one in use.
+func (tb *swarmTable) reindex(n int) {
+	old := tb.idx
+	if n == 0 {
 		tb.idx = nil
+		freeRegion(old)
 		return
 	}
 	size := 8
-	for size < 2*len(tb.slab) {
+	for size < 2*n {
 		size *= 2
 	}
 	tb.idx = allocRegion[uint32](size)[:size]
+	freeRegion(old)
 	for i := range tb.slab {
 		tb.indexSlot(int32(i))
 	}
