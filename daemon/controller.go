@@ -412,12 +412,15 @@ func (s *Session) Reannounce(ids []ID) error {
 		if dhtNow {
 			// A new announcer replaces the torrent's running one for
 			// each hash (dht.Announcer.FindPeers), whose source then
-			// ends: its round starts now, and the rounds after it keep
-			// the usual pace from here. It lives as long as the swarm
-			// torrent, as the one it replaces did.
+			// ends: its round starts in its turn of the session's
+			// stagger (at once for a lone reannounce; a reannounce of
+			// every torrent spreads them as a start does, and they stay
+			// spread), and the rounds after it keep the usual pace. It
+			// lives as long as the swarm torrent, as the one it
+			// replaces did.
 			var announcers []swarm.Source
 			for _, n := range s.nodes {
-				announcers = append(announcers, swarm.DHTAnnounce(n.Announcer(s.peerPort())))
+				announcers = append(announcers, swarm.DHTAnnounce(staggered{f: n.Announcer(s.peerPort()), g: &s.announces}))
 			}
 			sw.AddSources(announcers...)
 		}
