@@ -124,6 +124,15 @@ func (s *Session) Add(req AddRequest) (Status, bool, error) {
 	rec.ID = id
 	t := &torrent{id: id, rec: rec, meta: meta, mg: mg, state: Stopped}
 	files, err := s.addFilesLocked(t)
+	if err == nil && meta == nil {
+		// A crash between an earlier add's two renames can have left a
+		// stray .torrent under this ID, which no record counted: a magnet
+		// must not be paired with it at the next start. The folder sync
+		// below makes the removal durable with the record.
+		if rerr := os.Remove(s.metaPath(id)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = rerr
+		}
+	}
 	if err == nil {
 		// The metainfo first: a crash between the renames leaves a
 		// stray .torrent, never a record without its metainfo.
@@ -525,6 +534,10 @@ func (s *Session) Set(ids []ID, ch Change) error {
 			}
 			s.mu.Lock()
 			t.rec.Done = time.Time{}
+			// Saved with the record's next write even if nothing is
+			// fetched before a stop: a restart must not show the
+			// torrent done.
+			t.dirty = true
 			s.mu.Unlock()
 			s.activate(t, false)
 		}

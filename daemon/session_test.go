@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
@@ -695,5 +696,48 @@ func TestSeedRatioStopsSeeding(t *testing.T) {
 	got := waitFor(t, a, st.ID, 5*time.Second, "stopped at its seed ratio", func(s Status) bool { return s.State == Stopped })
 	if got.Uploaded < m.Info.TotalLength || got.Error != "" {
 		t.Fatalf("stopped after uploading %d of %d, error %q", got.Uploaded, m.Info.TotalLength, got.Error)
+	}
+}
+
+// TestStrayMetainfoNotPairedWithMagnet: a crash between the two renames of
+// an add leaves a .torrent with no record, and its ID is handed out again;
+// a magnet given that ID must not be paired with the stray metainfo when
+// the session next opens.
+func TestStrayMetainfoNotPairedWithMagnet(t *testing.T) {
+	src := t.TempDir()
+	m := makeContent(t, src, "one", map[string]int{"1": 1000}, 16<<10, piece.FormatV2)
+	dir := t.TempDir()
+	s := openSession(t, testConfig(t, dir))
+	st, _, err := s.Add(AddRequest{Metainfo: marshal(t, m), Paused: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As a crash between the renames leaves it: the record never made it.
+	stray, err := os.ReadFile(s.metaPath(st.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove([]ID{st.ID}, false); err != nil {
+		t.Fatal(err)
+	}
+	s.rec.NextID = st.ID // as Open counts it from the records left
+	if err := os.WriteFile(s.metaPath(st.ID), stray, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := "magnet:?xt=urn:btih:" + piece.V1Hash{7}.String()
+	mst, _, err := s.Add(AddRequest{Link: other, Paused: true})
+	if err != nil || mst.ID != st.ID {
+		t.Fatalf("magnet added as %d (%v), want the reused ID %d", mst.ID, err, st.ID)
+	}
+	if _, err := os.Stat(s.metaPath(st.ID)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the stray metainfo is still there (%v)", err)
+	}
+	s.Close()
+	again := openSession(t, testConfig(t, dir))
+	if errs := again.LoadErrors(); len(errs) != 0 {
+		t.Fatalf("load errors after the magnet took the stray's ID: %v", errs)
+	}
+	if sts := again.Torrents(nil, 0); len(sts) != 1 || sts[0].ID != st.ID {
+		t.Fatalf("torrents after reopening: %+v", sts)
 	}
 }
