@@ -37,7 +37,9 @@ const (
 	// cost as little CPU as 1 MiB or less, as the blocks are still in
 	// the cache when they are copied to the page cache; at 64 KiB the
 	// reads and writes were 4 to 16 times as many. Only a peer that keeps
-	// the buffer full gets it: 50 such peers hold 12.5 MiB.
+	// the buffer full gets it, and keeps it only while it does (the
+	// buffer shrinks back after a run of short reads): 50 such peers
+	// hold 12.5 MiB.
 	readAhead = 256 << 10
 )
 

@@ -71,6 +71,10 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// shrinkAfter is how many short reads in a row (under a quarter of the
+// buffer each) take a grown buffer back to its first size.
+const shrinkAfter = 16
+
 // ReadBufferSize is the read-ahead of a Reader: four piece messages, so
 // that one read(2) takes in several blocks and a burst of small messages
 // (haves, requests) costs one call instead of three each. Measured on a
@@ -97,8 +101,14 @@ type Reader struct {
 	head, tail int
 	bits       int // NumPieces, copied so SetNumPieces need not touch lim
 	// full says the last read filled all the room in buf: the peer sends
-	// faster than we read, and the buffer may grow (MaxReadAhead).
-	full bool
+	// faster than we read, and the buffer may grow (MaxReadAhead). small
+	// counts the reads in a row that brought under a quarter of the
+	// buffer.
+	full  bool
+	small int
+	// base is the buffer's first size, which it shrinks back to once the
+	// peer no longer fills a larger one.
+	base int
 }
 
 // NewReader returns a Reader on r with the given limits (zero fields take
@@ -106,7 +116,8 @@ type Reader struct {
 func NewReader(r io.Reader, lim Limits) *Reader {
 	rd := &Reader{r: r}
 	rd.setLimits(lim)
-	rd.buf = make([]byte, max(ReadBufferSize, 4+1+lenPieceHdr+rd.lim.MaxBlock))
+	rd.base = max(ReadBufferSize, 4+1+lenPieceHdr+rd.lim.MaxBlock)
+	rd.buf = make([]byte, rd.base)
 	return rd
 }
 
@@ -197,6 +208,17 @@ func (r *Reader) fill(need int) error {
 		return nil
 	}
 	size := len(r.buf)
+	if r.small >= shrinkAfter && size > r.base && max(need, have) <= r.base {
+		// Reads in a row brought less than a quarter of a buffer grown
+		// for a fast peer or one large message: the peer slowed down,
+		// and a connection should not keep that buffer while idle. A
+		// fast peer's odd short read does not count: growing back
+		// would cost a copy and garbage each time.
+		size = r.base
+		nb := make([]byte, size)
+		r.tail = copy(nb, r.buf[r.head:r.tail])
+		r.head, r.buf = 0, nb
+	}
 	if r.full && size < r.lim.MaxReadAhead {
 		// The last read found more waiting than there was room for:
 		// read this peer in larger chunks.
@@ -220,6 +242,11 @@ func (r *Reader) fill(need int) error {
 	n, err := io.ReadAtLeast(r.r, r.buf[r.tail:], need-have)
 	r.tail += n
 	r.full = r.tail == len(r.buf)
+	if n < len(r.buf)/4 {
+		r.small++
+	} else {
+		r.small = 0
+	}
 	return err
 }
 

@@ -185,6 +185,14 @@ func TestReaderGrowsForFastPeer(t *testing.T) {
 	if r := read(bytes.NewReader(blocks), Limits{}); len(r.buf) != ReadBufferSize {
 		t.Errorf("buffer without MaxReadAhead: %d bytes, want %d", len(r.buf), ReadBufferSize)
 	}
+	// A peer fast at first, then slow: the buffer it grew goes back to
+	// its first size rather than staying with the connection.
+	half := len(blocks) / 2
+	half -= half % (4 + 1 + 8 + BlockSize)
+	slowed := io.MultiReader(bytes.NewReader(blocks[:half]), &chunked{r: bytes.NewReader(blocks[half:]), sizes: []int{ReadBufferSize / 8}})
+	if r := read(slowed, Limits{MaxReadAhead: ahead}); len(r.buf) != ReadBufferSize {
+		t.Errorf("buffer of a peer that slowed down: %d bytes, want %d", len(r.buf), ReadBufferSize)
+	}
 }
 
 // TestReaderReadyKeepsPayloads pins the contract the downloader's runs of
