@@ -360,20 +360,20 @@ func (t *Torrent) writeRun(pc, begin int, bufs [][]byte, pp *partialPiece) {
 	}
 }
 
-// readBacks recycles the buffers pieces are read back into for their
-// SHA-1 (checkV1): shared by every reader, so memory goes with the pieces
-// being read back at once, not with the peers.
-var readBacks = sync.Pool{New: func() any { return new([]byte) }}
+// readBackChunk is how much of a piece checkV1 reads back at a time: the
+// buffer of a read-back is this, not the piece (up to 256 MiB), whatever
+// the number of readers completing pieces at once.
+const readBackChunk = 1 << 20
+
+// readBacks recycles the buffers of read-backs (checkV1), shared by every
+// reader.
+var readBacks = sync.Pool{New: func() any { return new([readBackChunk]byte) }}
 
 // finishV1 checks piece pc, all of whose blocks are on disk, against its
 // SHA-1 and hands it to pieceDone. The SHA-1 may need the piece read
 // back: not under t.mu.
 func (t *Torrent) finishV1(pc int, pp *partialPiece) {
-	buf := readBacks.Get().(*[]byte)
-	var ok bool
-	var rerr error
-	ok, *buf, rerr = t.checkV1(pc, pp, *buf)
-	readBacks.Put(buf)
+	ok, rerr := t.checkV1(pc, pp)
 	t.mu.Lock()
 	t.pieceDone(pc, pp, ok, rerr)
 	t.mu.Unlock()
@@ -381,10 +381,10 @@ func (t *Torrent) finishV1(pc int, pp *partialPiece) {
 
 // checkV1 completes the SHA-1 of piece pc, all of whose blocks are on disk,
 // and reports whether it is the torrent's: the blocks that reached the
-// disk in order were hashed then, the rest is read back into buf (grown
-// as needed and returned for reuse). An error is a failed read of our own
-// disk. Called by a peer's reader, without t.mu.
-func (t *Torrent) checkV1(pc int, pp *partialPiece, buf []byte) (bool, []byte, error) {
+// disk in order were hashed then, the rest is read back a chunk at a time
+// (readBackChunk). An error is a failed read of our own disk. Called by a
+// peer's reader, without t.mu.
+func (t *Torrent) checkV1(pc int, pp *partialPiece) (bool, error) {
 	pp.v1mu.Lock()
 	defer pp.v1mu.Unlock()
 	if pp.v1 == nil {
@@ -392,14 +392,18 @@ func (t *Torrent) checkV1(pc int, pp *partialPiece, buf []byte) (bool, []byte, e
 		pp.v1.Reset()
 	}
 	if size := t.info.PieceSize(pc); pp.v1.Len() < size {
-		data, err := t.st.ReadPiece(pc, buf)
-		if err != nil {
-			return false, buf, err
+		buf := readBacks.Get().(*[readBackChunk]byte)
+		defer readBacks.Put(buf)
+		for at := pp.v1.Len(); at < size; {
+			n := int(min(size-at, readBackChunk))
+			if err := t.st.ReadRange(pc, int(at), buf[:n]); err != nil {
+				return false, err
+			}
+			pp.v1.Write(buf[:n])
+			at += int64(n)
 		}
-		buf = data
-		pp.v1.Write(data[pp.v1.Len():size])
 	}
-	return pp.v1.Check(t.info, pc), buf, nil
+	return pp.v1.Check(t.info, pc), nil
 }
 
 // blockWritten accounts for a block on disk. It reports whether its write

@@ -564,6 +564,18 @@ func (s *Storage) ReadPiece(p int, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
+// ReadRange fills buf from byte begin of piece p (within its PieceSize),
+// padding as zeros. Like ReadPiece, and unlike ReadBlock, it reads a
+// changed file: it is for a caller that hashes what it reads, a part of a
+// piece at a time so that its buffer need not hold the whole piece.
+func (s *Storage) ReadRange(p, begin int, buf []byte) error {
+	if err := s.checkRange(p, begin, len(buf), false); err != nil {
+		return err
+	}
+	_, err := s.readSpans(p, int64(begin), buf, false)
+	return err
+}
+
 // acquire returns an open handle on file fi, writable if asked, opening the
 // file (and for writing creating and sizing it) when it is not open yet.
 // Files are opened outside the lock so that one slow open does not stall

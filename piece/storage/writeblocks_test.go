@@ -205,3 +205,32 @@ func TestPreadvPwritev(t *testing.T) {
 		t.Errorf("run past the end of the file: %v, want io.ErrUnexpectedEOF", err)
 	}
 }
+
+// ReadRange reads any part of a piece, across files and padding, as the
+// same bytes ReadPiece gives, and refuses a range past the piece.
+func TestReadRangeMatchesReadPiece(t *testing.T) {
+	tt := makeV1(t, v1Files, 3000, 7)
+	in := tt.m.Info
+	dst := t.TempDir()
+	s := openT(t, dst, in, Options{Logger: quiet()})
+	writeAll(t, s, tt, 1000)
+	for p := range in.NumPieces {
+		whole, err := s.ReadPiece(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(whole)
+		for _, r := range [][2]int{{0, n}, {1, n - 1}, {n / 3, n / 2}, {n, n}} {
+			buf := make([]byte, r[1]-r[0])
+			if err := s.ReadRange(p, r[0], buf); err != nil {
+				t.Fatalf("piece %d bytes %d-%d: %v", p, r[0], r[1], err)
+			}
+			if string(buf) != string(whole[r[0]:r[1]]) {
+				t.Fatalf("piece %d bytes %d-%d differ from ReadPiece's", p, r[0], r[1])
+			}
+		}
+		if err := s.ReadRange(p, n-1, make([]byte, 2)); !errors.Is(err, ErrRange) {
+			t.Fatalf("piece %d: a range past its end: %v, want ErrRange", p, err)
+		}
+	}
+}
