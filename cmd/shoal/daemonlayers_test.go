@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anacrolix/torrent/bencode"
-
 	"github.com/shoal-p2p/shoal/daemon/rpc"
 	"github.com/shoal-p2p/shoal/piece"
 )
@@ -29,22 +27,7 @@ func TestDaemonFetchesMissingPieceLayers(t *testing.T) {
 	if r := shoal(t, dir, nil, "create", "share", "-o", "share.torrent", "-t", url, "--piece-length", "64k"); r.code != 0 {
 		t.Fatalf("create: %d %s", r.code, r.stderr)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "share.torrent"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var top map[string]any
-	if err := bencode.Unmarshal(data, &top); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := top["piece layers"]; !ok {
-		t.Fatal("the created torrent has no piece layers to strip")
-	}
-	delete(top, "piece layers")
-	stripped, err := bencode.Marshal(top)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stripped := stripLayers(t, filepath.Join(dir, "share.torrent"))
 	if m, err := piece.Parse(stripped); err != nil || m.Info.HasV1() || len(m.MissingLayers()) != 2 {
 		t.Fatalf("stripped torrent: err %v, want v2-only lacking 2 layers", err)
 	}

@@ -19,22 +19,7 @@ func TestGetTorrentWithoutPieceLayers(t *testing.T) {
 	randomFiles(t, filepath.Join(dir, "share"), map[string]int{"big.bin": 1_000_000, "sub/odd.dat": 300_001, "small": 10})
 	seed := start(t, dir, "seed", "share", "--listen", "127.0.0.1:0", "--no-dht", "--save-torrent", "share.torrent", "--piece-length", "64k")
 	addr := seed.field(t, "listening")
-	data, err := os.ReadFile(filepath.Join(dir, "share.torrent"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var top map[string]any
-	if err := bencode.Unmarshal(data, &top); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := top["piece layers"]; !ok {
-		t.Fatal("the seeder's torrent has no piece layers to strip")
-	}
-	delete(top, "piece layers")
-	stripped, err := bencode.Marshal(top)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stripped := stripLayers(t, filepath.Join(dir, "share.torrent"))
 	// A trailing newline too, as a file passed through an editor has.
 	if err := os.WriteFile(filepath.Join(dir, "bare.torrent"), append(stripped, '\n'), 0o644); err != nil {
 		t.Fatal(err)
@@ -68,4 +53,27 @@ func TestGetTorrentWithoutPieceLayers(t *testing.T) {
 	if strings.Contains(again.errText(), "lacks the piece layers") {
 		t.Errorf("layers fetched again: %s", again.errText())
 	}
+}
+
+// stripLayers returns the .torrent at path without its piece layers, as a
+// v2 torrent from a site that drops them is.
+func stripLayers(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]any
+	if err := bencode.Unmarshal(data, &top); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := top["piece layers"]; !ok {
+		t.Fatalf("%s has no piece layers to strip", path)
+	}
+	delete(top, "piece layers")
+	stripped, err := bencode.Marshal(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stripped
 }
