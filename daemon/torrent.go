@@ -602,15 +602,7 @@ func (s *Session) fetchMeta(ctx context.Context, t *torrent) (*piece.MetaInfo, b
 			for _, tr := range mg.Trackers {
 				m.AnnounceList = append(m.AnnounceList, []string{tr})
 			}
-			data, err := m.Marshal()
-			if err == nil {
-				err = fsutil.WriteFileAtomic(s.metaPath(t.id), data, 0o600)
-			}
-			if err != nil {
-				// Kept in memory: this run downloads; a restart fetches
-				// it again.
-				s.log.Warn("saving fetched metainfo", "id", t.id, "err", err)
-			}
+			s.saveMeta(t.id, m, "saving fetched metainfo")
 			s.mu.Lock()
 			t.meta = m
 			t.mg.Hash, t.mg.V1Hash = m.Info.Hash, m.Info.V1Hash
@@ -671,15 +663,7 @@ func (s *Session) fetchLayers(ctx context.Context, t *torrent, meta *piece.MetaI
 		m.Layers = slices.Clone(meta.Layers)
 		err := s.cl.FetchLayersFrom(ctx, &m, sources, nil)
 		if err == nil {
-			data, err := m.Marshal()
-			if err == nil {
-				err = fsutil.WriteFileAtomic(s.metaPath(t.id), data, 0o600)
-			}
-			if err != nil {
-				// Kept in memory: this run downloads; a restart fetches
-				// them again.
-				s.log.Warn("saving the piece layers", "id", t.id, "err", err)
-			}
+			s.saveMeta(t.id, &m, "saving the piece layers")
 			s.mu.Lock()
 			t.meta = &m
 			s.mu.Unlock()
@@ -783,4 +767,18 @@ func removeFiles(dir string, info *piece.Info) error {
 		root.Remove(f) // fails, as it should, if something else is in it
 	}
 	return errors.Join(errs...)
+}
+
+// saveMeta writes what a torrent fetched (its metainfo, or the piece
+// layers it lacked) into its .torrent in the session folder. A failure
+// is logged as what, not returned: the metainfo is kept in memory, so
+// this run downloads, and a restart fetches it again.
+func (s *Session) saveMeta(id ID, m *piece.MetaInfo, what string) {
+	data, err := m.Marshal()
+	if err == nil {
+		err = fsutil.WriteFileAtomic(s.metaPath(id), data, 0o600)
+	}
+	if err != nil {
+		s.log.Warn(what, "id", id, "err", err)
+	}
 }
