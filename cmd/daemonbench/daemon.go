@@ -1,6 +1,8 @@
 package main
 
 import (
+	"maps"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +14,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/trsettings"
 
 	"github.com/shoal-p2p/shoal/daemon/rpc"
 	"github.com/shoal-p2p/shoal/internal/benchproc"
@@ -73,37 +77,22 @@ func newDaemon(name string, cfg *config, dir, data string, peerPort int) (*daemo
 // started and, its data being there, seeding with no ratio or idle limit
 // and no seed queue holding any back.
 func transmissionSettings(peerPort, rpcPort int, data string) map[string]any {
-	return map[string]any{
-		"dht-enabled":                  false,
-		"lpd-enabled":                  false,
-		"utp-enabled":                  false,
-		"pex-enabled":                  false,
-		"port-forwarding-enabled":      false,
-		"peer-port":                    peerPort,
-		"peer-port-random-on-start":    false,
-		"bind-address-ipv4":            "127.0.0.1",
-		"bind-address-ipv6":            "::1",
-		"blocklist-enabled":            false,
-		"speed-limit-down-enabled":     false,
-		"speed-limit-up-enabled":       false,
-		"alt-speed-enabled":            false,
-		"idle-seeding-limit-enabled":   false,
-		"ratio-limit-enabled":          false,
-		"seed-queue-enabled":           false,
-		"incomplete-dir-enabled":       false,
-		"watch-dir-enabled":            false,
-		"start-added-torrents":         true,
-		"trash-original-torrent-files": false,
-		"download-dir":                 data,
-		"rpc-enabled":                  true,
-		"rpc-bind-address":             "127.0.0.1",
-		"rpc-port":                     rpcPort,
-		"rpc-authentication-required":  false,
-		"rpc-whitelist-enabled":        true,
-		"rpc-whitelist":                "127.0.0.1",
-		"rpc-host-whitelist-enabled":   false,
-		"message-level":                1,
-	}
+	s := trsettings.Quiet(peerPort)
+	maps.Copy(s, map[string]any{
+		"idle-seeding-limit-enabled":  false,
+		"ratio-limit-enabled":         false,
+		"seed-queue-enabled":          false,
+		"download-dir":                data,
+		"rpc-enabled":                 true,
+		"rpc-bind-address":            "127.0.0.1",
+		"rpc-port":                    rpcPort,
+		"rpc-authentication-required": false,
+		"rpc-whitelist-enabled":       true,
+		"rpc-whitelist":               "127.0.0.1",
+		"rpc-host-whitelist-enabled":  false,
+		"message-level":               1,
+	})
+	return s
 }
 
 // start runs the daemon (again); its output goes to a log in its folder.

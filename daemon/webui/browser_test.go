@@ -1,6 +1,8 @@
 package webui
 
 import (
+	"maps"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -24,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/trsettings"
 
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
@@ -147,26 +151,10 @@ func startTransmission(t *testing.T) backend {
 		}
 	}
 	rpcPort, peerPort := freePort(t), freePort(t)
-	settings := map[string]any{
-		// Talks to nobody but the test.
-		"dht-enabled":                 false,
-		"lpd-enabled":                 false,
-		"utp-enabled":                 false,
-		"pex-enabled":                 false,
-		"port-forwarding-enabled":     false,
-		"blocklist-enabled":           false,
-		"peer-port":                   peerPort,
-		"peer-port-random-on-start":   false,
-		"bind-address-ipv4":           "127.0.0.1",
-		"bind-address-ipv6":           "::1",
+	settings := trsettings.Quiet(int(peerPort))
+	maps.Copy(settings, map[string]any{
 		"download-dir":                down,
-		"incomplete-dir-enabled":      false,
-		"watch-dir-enabled":           false,
-		"start-added-torrents":        true,
 		"ratio-limit-enabled":         false,
-		"speed-limit-down-enabled":    false,
-		"speed-limit-up-enabled":      false,
-		"alt-speed-enabled":           false,
 		"rpc-enabled":                 true,
 		"rpc-bind-address":            "127.0.0.1",
 		"rpc-port":                    rpcPort,
@@ -178,7 +166,7 @@ func startTransmission(t *testing.T) backend {
 		// a test run under another name does not trip on it.
 		"rpc-host-whitelist-enabled": false,
 		"message-level":              2,
-	}
+	})
 	js, err := json.MarshalIndent(settings, "", "\t")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,8 @@
 package v1test
 
 import (
+	"maps"
+
 	"bytes"
 	"fmt"
 	"net"
@@ -29,6 +31,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/trsettings"
 )
 
 // Client is a running transmission-cli or aria2c.
@@ -80,26 +84,10 @@ func freePort(t testing.TB) uint16 {
 // these, and its defaults would reach out to the DHT, LPD multicast and the
 // router.
 func transmissionSettings(port uint16, seed bool) map[string]any {
-	return map[string]any{
-		"dht-enabled":                  false,
-		"lpd-enabled":                  false,
-		"utp-enabled":                  false,
-		"pex-enabled":                  false,
-		"port-forwarding-enabled":      false,
-		"peer-port":                    port,
-		"peer-port-random-on-start":    false,
-		"bind-address-ipv4":            "127.0.0.1",
-		"bind-address-ipv6":            "::1",
-		"rpc-enabled":                  false,
-		"blocklist-enabled":            false,
-		"speed-limit-down-enabled":     false,
-		"speed-limit-up-enabled":       false,
-		"alt-speed-enabled":            false,
-		"idle-seeding-limit-enabled":   false,
-		"incomplete-dir-enabled":       false,
-		"watch-dir-enabled":            false,
-		"start-added-torrents":         true,
-		"trash-original-torrent-files": false,
+	s := trsettings.Quiet(int(port))
+	maps.Copy(s, map[string]any{
+		"rpc-enabled":                false,
+		"idle-seeding-limit-enabled": false,
 		// transmission-cli never exits by itself except when its torrent
 		// stops; a downloader with a seed ratio of 0 stops, and so exits,
 		// as soon as it is complete. A seeder has no limit.
@@ -108,7 +96,8 @@ func transmissionSettings(port uint16, seed bool) map[string]any {
 		// Debug level: the "Verification is done" and "Complete" lines the
 		// harness waits for are logged there.
 		"message-level": 3,
-	}
+	})
+	return s
 }
 
 // StartTransmission runs transmission-cli on torrent with download folder
