@@ -79,19 +79,13 @@ func newDaemon(name string, cfg *config, dir, data string, peerPort int) (*daemo
 func transmissionSettings(peerPort, rpcPort int, data string) map[string]any {
 	s := trsettings.Quiet(peerPort)
 	maps.Copy(s, map[string]any{
-		"idle-seeding-limit-enabled":  false,
-		"ratio-limit-enabled":         false,
-		"seed-queue-enabled":          false,
-		"download-dir":                data,
-		"rpc-enabled":                 true,
-		"rpc-bind-address":            "127.0.0.1",
-		"rpc-port":                    rpcPort,
-		"rpc-authentication-required": false,
-		"rpc-whitelist-enabled":       true,
-		"rpc-whitelist":               "127.0.0.1",
-		"rpc-host-whitelist-enabled":  false,
-		"message-level":               1,
+		"idle-seeding-limit-enabled": false,
+		"ratio-limit-enabled":        false,
+		"seed-queue-enabled":         false,
+		"download-dir":               data,
+		"message-level":              1,
 	})
+	maps.Copy(s, trsettings.LoopbackRPC(rpcPort))
 	return s
 }
 

@@ -153,20 +153,13 @@ func startTransmission(t *testing.T) backend {
 	rpcPort, peerPort := freePort(t), freePort(t)
 	settings := trsettings.Quiet(int(peerPort))
 	maps.Copy(settings, map[string]any{
-		"download-dir":                down,
-		"ratio-limit-enabled":         false,
-		"rpc-enabled":                 true,
-		"rpc-bind-address":            "127.0.0.1",
-		"rpc-port":                    rpcPort,
-		"rpc-authentication-required": false,
-		"rpc-whitelist-enabled":       true,
-		"rpc-whitelist":               "127.0.0.1",
-		// The proxy forwards the UI server's Host (127.0.0.1:port), which
-		// the host whitelist allows anyway, being an address; off so that
-		// a test run under another name does not trip on it.
-		"rpc-host-whitelist-enabled": false,
-		"message-level":              2,
+		"download-dir":        down,
+		"ratio-limit-enabled": false,
+		"message-level":       2,
 	})
+	// The proxy forwards the UI server's Host: LoopbackRPC has the host
+	// allow-list off.
+	maps.Copy(settings, trsettings.LoopbackRPC(int(rpcPort)))
 	js, err := json.MarshalIndent(settings, "", "\t")
 	if err != nil {
 		t.Fatal(err)

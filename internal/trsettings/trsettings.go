@@ -31,3 +31,19 @@ func Quiet(peerPort int) map[string]any {
 		"trash-original-torrent-files": false,
 	}
 }
+
+// LoopbackRPC returns the settings of a Transmission RPC on 127.0.0.1 at
+// rpcPort, answering loopback clients only, without auth. The host-name
+// allow-list is off: a client names the address, which Transmission
+// allows anyway, and a proxy in front may forward another Host.
+func LoopbackRPC(rpcPort int) map[string]any {
+	return map[string]any{
+		"rpc-enabled":                 true,
+		"rpc-bind-address":            "127.0.0.1",
+		"rpc-port":                    rpcPort,
+		"rpc-authentication-required": false,
+		"rpc-whitelist-enabled":       true,
+		"rpc-whitelist":               "127.0.0.1",
+		"rpc-host-whitelist-enabled":  false,
+	}
+}

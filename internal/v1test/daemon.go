@@ -3,6 +3,7 @@ package v1test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/trsettings"
 )
 
 // Daemon is a running transmission-daemon 3.00, for tests of Transmission
@@ -31,9 +34,8 @@ func StartTransmissionDaemon(t testing.TB, dir, user, password string) *Daemon {
 	cfg := t.TempDir()
 	peer, rpcPort := freePort(t), freePort(t)
 	settings := transmissionSettings(peer, true)
+	maps.Copy(settings, trsettings.LoopbackRPC(int(rpcPort)))
 	for k, v := range map[string]any{
-		"rpc-enabled": true, "rpc-bind-address": "127.0.0.1", "rpc-port": rpcPort,
-		"rpc-whitelist-enabled": true, "rpc-whitelist": "127.0.0.1",
 		"rpc-authentication-required": user != "", "rpc-username": user, "rpc-password": password,
 		"download-dir": dir, "ratio-limit-enabled": false,
 		// Nothing of its own added by the daemon: only what the test adds.
