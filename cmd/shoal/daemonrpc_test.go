@@ -351,15 +351,7 @@ func TestDaemonShoalRemote(t *testing.T) {
 		}
 		return r.stdout
 	}
-	list := func() []remoteTorrent {
-		t.Helper()
-		var ts []remoteTorrent
-		out := must("list", "--json")
-		if err := json.Unmarshal([]byte(out), &ts); err != nil {
-			t.Fatalf("list --json: %v\n%s", err, out)
-		}
-		return ts
-	}
+	list := func() []remoteTorrent { t.Helper(); return remoteList(t, must) }
 	out := must("add", torrent, "--only", "a.bin", "--only", "c")
 	shareHash := torrentHash(t, torrent)
 	if field(out, "id") != "1" || field(out, "name") != "share" || field(out, "hash") != shareHash {

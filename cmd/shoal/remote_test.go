@@ -47,15 +47,7 @@ func TestRemoteAgainstTransmissionDaemon(t *testing.T) {
 		}
 		return r.stdout
 	}
-	list := func() []remoteTorrent {
-		t.Helper()
-		var ts []remoteTorrent
-		out := must("list", "--json")
-		if err := json.Unmarshal([]byte(out), &ts); err != nil {
-			t.Fatalf("list --json: %v\n%s", err, out)
-		}
-		return ts
-	}
+	list := func() []remoteTorrent { t.Helper(); return remoteList(t, must) }
 	files := func(args ...string) string {
 		t.Helper()
 		return must(append([]string{"files", "1"}, args...)...)
@@ -189,4 +181,15 @@ func TestRemoteUnreachable(t *testing.T) {
 	if r := shoal(t, t.TempDir(), nil, "remote"); r.code != 2 || !strings.Contains(r.stderr, "missing subcommand") {
 		t.Errorf("remote alone: %d %q", r.code, r.stderr)
 	}
+}
+
+// remoteList is `shoal remote list --json`, run through must, decoded.
+func remoteList(t *testing.T, must func(...string) string) []remoteTorrent {
+	t.Helper()
+	var ts []remoteTorrent
+	out := must("list", "--json")
+	if err := json.Unmarshal([]byte(out), &ts); err != nil {
+		t.Fatalf("list --json: %v\n%s", err, out)
+	}
+	return ts
 }
