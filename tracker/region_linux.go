@@ -14,6 +14,12 @@ const pageSize = 4096
 // for tests.
 var regionMapped atomic.Int64
 
+// mapAnon maps length bytes of zeroed private memory; a test replaces it
+// to make mappings fail.
+var mapAnon = func(length int) ([]byte, error) {
+	return syscall.Mmap(-1, 0, length, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+}
+
 // allocRegion returns n zeroed elements of T, which must hold no pointers,
 // mapped straight from the kernel outside the Go heap: the collector
 // neither scans them nor paces itself by them, so the store's records cost
@@ -31,7 +37,7 @@ func allocRegion[T any](n int) []T {
 	}
 	size := int(unsafe.Sizeof(*new(T)))
 	length := (n*size + pageSize - 1) &^ (pageSize - 1)
-	b, err := syscall.Mmap(-1, 0, length, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	b, err := mapAnon(length)
 	if err != nil {
 		// Out of memory or address space, where the Go heap would
 		// end the process too.
